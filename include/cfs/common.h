@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * libcfs: common definitions shared by every public header.
+ *
+ * Conventions (as in libgit2):
+ *  - Fallible functions return 0 on success or a negative errno value.
+ *  - Constructors take the out-parameter first: cfs_x_new(cfs_x **out, ...).
+ *    What comes back through **out belongs to the caller.
+ *  - Getters borrow: the returned pointer lives as long as its owner.
+ *  - Every _free and _unref accepts NULL.
+ *  - The library never prints. On failure it records one line that says
+ *    what went wrong and where; read it with cfs_error_message().
+ */
+#ifndef CFS_COMMON_H
+#define CFS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CFS_BUILDING_LIBRARY) && defined(__GNUC__)
+#define CFS_EXPORT __attribute__((visibility("default")))
+#else
+#define CFS_EXPORT
+#endif
+
+/* Project version; independent of the library SOVERSION and of the
+ * on-disk format version (see image.h). */
+#define CFS_VERSION_MAJOR 0
+#define CFS_VERSION_MINOR 1
+#define CFS_VERSION_PATCH 0
+#define CFS_VERSION_STRING "0.1.0"
+
+/** Size of a SHA-256 digest in bytes. */
+#define CFS_DIGEST_SIZE 32
+/** Size of a SHA-256 digest as lower-case hex, without the NUL. */
+#define CFS_DIGEST_HEX_SIZE 64
+
+/**
+ * The message of the last error raised on this thread, or "" if none.
+ * The string is owned by the library and valid until the next libcfs call
+ * on this thread.
+ */
+CFS_EXPORT const char *cfs_error_message(void);
+
+/** Forget the last error of this thread. */
+CFS_EXPORT void cfs_error_clear(void);
+
+/** The project version string, e.g. "0.1.0". */
+CFS_EXPORT const char *cfs_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

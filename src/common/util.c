@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+int cfs_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int cfs_read_full(int fd, void *buf, size_t len, size_t *got)
+{
+	char *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, p + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*got = done;
+	return 0;
+}
+
+int cfs_atomic_open(struct cfs_atomic_file *af, int dirfd, mode_t mode)
+{
+	af->dirfd = dirfd;
+	af->tmpname[0] = '\0';
+	af->fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	if (af->fd >= 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -errno;
+
+	/* No O_TMPFILE here: a hidden name that gc/fsck can recognise. */
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t r;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			return -EIO;
+		snprintf(af->tmpname, sizeof(af->tmpname), ".tmp-%016llx",
+			 (unsigned long long)r);
+		af->fd = openat(dirfd, af->tmpname,
+				O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, mode);
+		if (af->fd >= 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int cfs_atomic_commit(struct cfs_atomic_file *af, const char *name,
+		      bool replace)
+{
+	int r = 0;
+
+	if (af->tmpname[0] == '\0') {
+		char proc[64];
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", af->fd);
+		if (linkat(AT_FDCWD, proc, af->dirfd, name, AT_SYMLINK_FOLLOW) <
+		    0) {
+			r = -errno;
+			if (r == -EEXIST && replace) {
+				/* linkat cannot replace: link under a
+				 * temporary name, then rename over. */
+				char tmp[64];
+				uint64_t rnd = 0;
+				if (getrandom(&rnd, sizeof(rnd), 0) < 0)
+					rnd = (uint64_t)getpid();
+				snprintf(tmp, sizeof(tmp), ".tmp-%016llx",
+					 (unsigned long long)rnd);
+				if (linkat(AT_FDCWD, proc, af->dirfd, tmp,
+					   AT_SYMLINK_FOLLOW) < 0) {
+					r = -errno;
+				} else if (renameat(af->dirfd, tmp, af->dirfd,
+						    name) < 0) {
+					r = -errno;
+					unlinkat(af->dirfd, tmp, 0);
+				} else {
+					r = 0;
+				}
+			}
+		}
+	} else if (replace) {
+		if (renameat(af->dirfd, af->tmpname, af->dirfd, name) < 0)
+			r = -errno;
+	} else {
+		if (renameat2(af->dirfd, af->tmpname, af->dirfd, name,
+			      RENAME_NOREPLACE) < 0)
+			r = -errno;
+	}
+	cfs_atomic_abort(af);
+	return r;
+}
+
+void cfs_atomic_abort(struct cfs_atomic_file *af)
+{
+	if (af->fd >= 0) {
+		close(af->fd);
+		af->fd = -1;
+	}
+	if (af->tmpname[0]) {
+		/* Harmless ENOENT after a successful rename. */
+		unlinkat(af->dirfd, af->tmpname, 0);
+		af->tmpname[0] = '\0';
+	}
+}
+
+int cfs_open_parent(const char *path, int *dirfd_out, const char **base_out)
+{
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	if (!slash) {
+		fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		*base_out = path;
+	} else {
+		_cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
+		if (!dir)
+			return -ENOMEM;
+		fd = open(dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		*base_out = slash + 1;
+	}
+	if (fd < 0)
+		return -errno;
+	if (!**base_out) {
+		close(fd);
+		return -EINVAL;
+	}
+	*dirfd_out = fd;
+	return 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/* Small internal helpers: I/O loops, atomic files, sizes. */
+#ifndef CFS_UTIL_H
+#define CFS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CFS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define CFS_ROUND_UP(x, y) ((((x) + (y)-1) / (y)) * (y))
+#define CFS_DIV_ROUND_UP(x, y) (((x) + (y)-1) / (y))
+#define CFS_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CFS_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Write all of @buf, retrying on short writes and EINTR. 0 or -errno. */
+int cfs_write_all(int fd, const void *buf, size_t len);
+/* Read until @len bytes or EOF; *got receives the count. 0 or -errno. */
+int cfs_read_full(int fd, void *buf, size_t len, size_t *got);
+
+/* A file created invisibly next to its final name and made visible with
+ * one atomic step: O_TMPFILE + linkat where the filesystem has it, else a
+ * hidden temporary name + rename. Never visible half-written. */
+struct cfs_atomic_file {
+	int dirfd; /* borrowed */
+	int fd;
+	char tmpname[64]; /* "" when O_TMPFILE is in use */
+};
+
+/* Open a new atomic file in directory @dirfd. */
+int cfs_atomic_open(struct cfs_atomic_file *af, int dirfd, mode_t mode);
+/* Give it @name. With @replace false an existing @name is kept and
+ * -EEXIST returned (the temporary is discarded either way). With @replace
+ * true an existing file is replaced. Closes the fd. */
+int cfs_atomic_commit(struct cfs_atomic_file *af, const char *name,
+		      bool replace);
+/* Discard (safe to call after commit or on a zeroed struct with fd -1). */
+void cfs_atomic_abort(struct cfs_atomic_file *af);
+
+/* Split @path into a directory fd (opened O_PATH|O_DIRECTORY) and a
+ * pointer to the last component. */
+int cfs_open_parent(const char *path, int *dirfd_out, const char **base_out);
+
+#endif

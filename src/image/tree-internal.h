@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/* The inode structure, shared by the tree, the writer and the reader. */
+#ifndef CFS_TREE_INTERNAL_H
+#define CFS_TREE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cfs/image.h>
+
+struct cfs_xattr {
+	char *name;
+	uint8_t *value;
+	uint32_t len;
+};
+
+struct cfs_dentry {
+	char *name;
+	cfs_inode *inode; /* owns one reference */
+	size_t index; /* position in dir->entries */
+};
+
+struct cfs_dir {
+	struct cfs_dentry **entries;
+	size_t count, cap;
+	void *index; /* tsearch tree of dentries by name */
+	bool sorted;
+	uint32_t n_subdirs;
+	cfs_inode *parent; /* borrowed; NULL for a root */
+};
+
+struct cfs_inode {
+	unsigned int refs;
+	uint32_t mode;
+	uint32_t uid, gid;
+	uint32_t nlink; /* entries naming this inode */
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	bool has_digest;
+	uint64_t rdev;
+	uint64_t size;
+	char *target; /* symlink */
+	uint8_t *content; /* inline regular file content */
+	char *payload;
+	uint8_t digest[CFS_DIGEST_SIZE];
+	struct cfs_xattr *xattrs; /* sorted by name */
+	size_t n_xattrs;
+	size_t xattrs_bytes; /* sum of entry sizes, for the limit */
+	struct cfs_dir *dir;
+
+	/* Scratch space for tree walkers (writer, dump); a walker owns it
+	 * for the duration of one call and resets what it uses. */
+	uint64_t walk_id;
+	void *walk_data;
+};
+
+/* EROFS xattr entry size of one xattr, used for the per-inode limit. */
+size_t cfs_xattr_entry_size(const char *name, size_t value_len);
+/* Validate an xattr name: known prefix, suffix 1..255 bytes. */
+int cfs_xattr_name_check(const char *name);
+/* Validate an entry name. */
+int cfs_name_check(const char *name);
+/* Sort a directory's entries (strcmp order) if needed. */
+void cfs_dir_sort(cfs_inode *dir);
+
+#endif
