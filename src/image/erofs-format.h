@@ -230,4 +230,26 @@ static inline const char *cfs_erofs_xattr_prefix(uint8_t index)
 	}
 }
 
+/*
+ * Device numbers are stored in 32 bits in the kernel's "new" encoding
+ * (new_encode_dev): minor bits 0-7, major bits 8-19, minor bits 20-31.
+ * The tree holds glibc dev_t values; only major < 4096 and minor < 2^20
+ * fit, as for any 32-bit dev_t.
+ */
+#include <sys/sysmacros.h>
+static inline int cfs_rdev_encode(uint64_t rdev, uint32_t *out)
+{
+	uint64_t ma = major(rdev), mi = minor(rdev);
+
+	if (ma > 0xfff || mi > 0xfffff)
+		return -1;
+	*out = (uint32_t)((mi & 0xff) | (ma << 8) | ((mi & ~0xffull) << 12));
+	return 0;
+}
+
+static inline uint64_t cfs_rdev_decode(uint32_t v)
+{
+	return makedev((v & 0xfff00) >> 8, (v & 0xff) | ((v >> 12) & 0xfff00));
+}
+
 #endif
