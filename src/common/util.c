@@ -141,13 +141,13 @@ int cfs_open_parent(const char *path, int *dirfd_out, const char **base_out)
 	int fd;
 
 	if (!slash) {
-		fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		*base_out = path;
 	} else {
 		_cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
 		if (!dir)
 			return -ENOMEM;
-		fd = open(dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		*base_out = slash + 1;
 	}
 	if (fd < 0)

@@ -38,7 +38,8 @@ int cfs_atomic_commit(struct cfs_atomic_file *af, const char *name,
 /* Discard (safe to call after commit or on a zeroed struct with fd -1). */
 void cfs_atomic_abort(struct cfs_atomic_file *af);
 
-/* Split @path into a directory fd (opened O_PATH|O_DIRECTORY) and a
+/* Split @path into a directory fd (opened O_RDONLY|O_DIRECTORY, so it can
+ * be fsync'ed) and a
  * pointer to the last component. */
 int cfs_open_parent(const char *path, int *dirfd_out, const char **base_out);
 

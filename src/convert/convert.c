@@ -1,1 +1,147 @@
-/* placeholder */
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "convert/convert-internal.h"
+
+static int check_options(const cfs_convert_options *opts)
+{
+	if (opts->version != CFS_CONVERT_OPTIONS_VERSION || opts->flags != 0)
+		return cfs_error(EINVAL, "invalid conversion options");
+	return 0;
+}
+
+static int load_source(cfs_inode **root_out, const char *source,
+		       struct cfs_objects *objs, cfs_convert_stats *stats)
+{
+	if (strncmp(source, "dir:", 4) == 0)
+		return cfs_dirsource_load(root_out, source + 4, objs, stats);
+	return cfs_error(EINVAL, "%s: unknown source type (supported: dir:PATH)",
+			 source);
+}
+
+static void add_object_stats(cfs_convert_stats *stats,
+			     const struct cfs_objects *objs)
+{
+	const struct cfs_objects_stats *os = cfs_objects_stats(objs);
+
+	stats->objects_new = os->new_objects;
+	stats->objects_reused = os->reused_objects;
+	stats->objects_new_bytes = os->new_bytes;
+	stats->objects_reused_bytes = os->reused_bytes;
+}
+
+static int convert_tree(cfs_inode **root_out, const char *source,
+			const cfs_convert_options *opts,
+			cfs_convert_stats *stats, struct cfs_objects **objs_out)
+{
+	struct cfs_objects *objs = NULL;
+	int r;
+
+	memset(stats, 0, sizeof(*stats));
+	r = check_options(opts);
+	if (r < 0)
+		return r;
+	if (opts->objects_dir) {
+		r = cfs_objects_open(&objs, opts->objects_dir);
+		if (r < 0)
+			return r;
+	}
+	r = load_source(root_out, source, objs, stats);
+	if (objs)
+		add_object_stats(stats, objs);
+	if (r < 0 || !objs_out)
+		cfs_objects_free(objs);
+	else
+		*objs_out = objs;
+	return r;
+}
+
+int cfs_convert_tree(cfs_inode **root_out, const char *source,
+		     const cfs_convert_options *opts, cfs_convert_stats *stats)
+{
+	cfs_convert_options defaults = CFS_CONVERT_OPTIONS_INIT;
+	cfs_convert_stats local;
+
+	return convert_tree(root_out, source, opts ? opts : &defaults,
+			    stats ? stats : &local, NULL);
+}
+
+int cfs_image_write_file(cfs_inode *root, const cfs_write_options *opts,
+			 const char *path, uint8_t digest_out[CFS_DIGEST_SIZE],
+			 uint64_t *image_size)
+{
+	struct cfs_atomic_file af = { .fd = -1 };
+	_cleanup_close_ int dirfd = -1;
+	const char *base;
+	struct stat st;
+	int r;
+
+	/* Only ever replace a regular file: renaming over a device or a
+	 * directory is not what anyone means by an output path. */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return cfs_error(EINVAL, "%s: exists and is not a regular file",
+				 path);
+	r = cfs_open_parent(path, &dirfd, &base);
+	if (r < 0)
+		return cfs_error_errno(-r, "%s", path);
+	r = cfs_atomic_open(&af, dirfd, 0644);
+	if (r < 0)
+		return cfs_error_errno(-r, "%s: creating temporary file", path);
+	r = cfs_image_write_fd(root, opts, af.fd, digest_out);
+	if (r == 0 && fsync(af.fd) < 0)
+		r = cfs_error_errno(errno, "%s: fsync", path);
+	if (r == 0 && image_size) {
+		struct stat ist;
+		if (fstat(af.fd, &ist) < 0)
+			r = cfs_error_errno(errno, "%s", path);
+		else
+			*image_size = (uint64_t)ist.st_size;
+	}
+	if (r == 0 && fchmod(af.fd, 0644) < 0)
+		r = cfs_error_errno(errno, "%s", path);
+	if (r < 0) {
+		cfs_atomic_abort(&af);
+		return cfs_error_prefix(-r, "%s", path);
+	}
+	r = cfs_atomic_commit(&af, base, true);
+	if (r < 0)
+		return cfs_error_errno(-r, "%s: renaming into place", path);
+	/* The rename itself must survive a crash too. */
+	if (fsync(dirfd) < 0 && errno != EINVAL && errno != EBADF)
+		return cfs_error_errno(errno, "%s: fsync of directory", path);
+	return 0;
+}
+
+int cfs_convert(const char *source, const char *output,
+		const cfs_convert_options *opts, cfs_convert_stats *stats,
+		uint8_t digest_out[CFS_DIGEST_SIZE], uint64_t *image_size)
+{
+	cfs_convert_options defaults = CFS_CONVERT_OPTIONS_INIT;
+	cfs_convert_stats local;
+	struct cfs_objects *objs = NULL;
+	cfs_inode *root = NULL;
+	int r;
+
+	r = convert_tree(&root, source, opts ? opts : &defaults,
+			 stats ? stats : &local, &objs);
+	if (r < 0)
+		return r;
+	/* Objects first: an image must never point at content that a crash
+	 * could still lose. */
+	if (objs)
+		r = cfs_objects_sync(objs);
+	if (r == 0)
+		r = cfs_image_write_file(root, NULL, output, digest_out,
+					 image_size);
+	cfs_objects_free(objs);
+	cfs_inode_unref(root);
+	return r;
+}

@@ -1,1 +1,391 @@
-/* placeholder */
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * The dir: source: a directory tree read into a cfs tree, hardlinks kept
+ * (unlike mkcomposefs, which gives each name its own inode).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "convert/convert-internal.h"
+
+/* Directory nesting deeper than this is refused: each level holds one
+ * open descriptor, and Linux paths stop resolving long before it. */
+#define CFS_DIR_DEPTH_MAX 2048
+
+#define READ_BUF_SIZE (1024 * 1024)
+
+struct hardlink {
+	dev_t dev;
+	ino_t ino;
+	cfs_inode *inode; /* borrowed: the tree holds it */
+};
+
+struct dirsource {
+	struct cfs_objects *objs;
+	cfs_convert_stats *stats;
+	void *hardlinks; /* tsearch tree of struct hardlink */
+	uint8_t *buf;
+};
+
+static int hardlink_cmp(const void *a, const void *b)
+{
+	const struct hardlink *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return 0;
+}
+
+void cfs_stats_count_inode(cfs_convert_stats *stats, const cfs_inode *inode)
+{
+	switch (cfs_inode_type(inode)) {
+	case S_IFDIR:
+		stats->dirs++;
+		break;
+	case S_IFREG:
+		stats->files++;
+		stats->file_bytes += cfs_inode_size(inode);
+		if (cfs_inode_content(inode))
+			stats->inline_files++;
+		break;
+	case S_IFLNK:
+		stats->symlinks++;
+		break;
+	case S_IFCHR:
+		stats->chardevs++;
+		break;
+	case S_IFBLK:
+		stats->blockdevs++;
+		break;
+	case S_IFIFO:
+		stats->fifos++;
+		break;
+	case S_IFSOCK:
+		stats->sockets++;
+		break;
+	}
+}
+
+static int read_xattrs(cfs_inode *inode, int dirfd, const char *name,
+		       const char *path)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *list = NULL;
+	char proc[64];
+	ssize_t len;
+
+	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cfs_error_errno(errno, "%s", path);
+	/* The /proc link reaches the inode itself, symlinks included. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	len = listxattr(proc, NULL, 0);
+	if (len < 0) {
+		if (errno == ENOTSUP)
+			return 0;
+		return cfs_error_errno(errno, "%s: listing xattrs", path);
+	}
+	if (len == 0)
+		return 0;
+	list = malloc((size_t)len);
+	if (!list)
+		return -ENOMEM;
+	len = listxattr(proc, list, (size_t)len);
+	if (len < 0)
+		return cfs_error_errno(errno, "%s: listing xattrs", path);
+	for (char *k = list; k < list + len; k += strlen(k) + 1) {
+		_cleanup_free_ char *value = NULL;
+		ssize_t vlen = getxattr(proc, k, NULL, 0);
+		int r;
+
+		if (vlen < 0)
+			return cfs_error_errno(errno, "%s: xattr %s", path, k);
+		value = malloc((size_t)vlen + 1);
+		if (!value)
+			return -ENOMEM;
+		vlen = getxattr(proc, k, value, (size_t)vlen);
+		if (vlen < 0)
+			return cfs_error_errno(errno, "%s: xattr %s", path, k);
+		r = cfs_inode_set_xattr(inode, k, value, (size_t)vlen);
+		if (r < 0)
+			return cfs_error_prefix(-r, "%s", path);
+	}
+	return 0;
+}
+
+/* Hash a whole file, checking it still has the size stat() saw. */
+static int hash_fd(struct dirsource *ds, int fd, uint64_t size,
+		   uint8_t digest[CFS_DIGEST_SIZE], const char *path)
+{
+	cfs_verity *v = NULL;
+	uint64_t off = 0;
+	int r;
+
+	r = cfs_verity_new(&v);
+	while (r == 0) {
+		ssize_t n = pread(fd, ds->buf, READ_BUF_SIZE, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = cfs_error_errno(errno, "%s: read", path);
+			break;
+		}
+		if (n == 0)
+			break;
+		off += (uint64_t)n;
+		r = cfs_verity_update(v, ds->buf, (size_t)n);
+	}
+	if (r == 0)
+		r = cfs_verity_final(v, digest);
+	cfs_verity_free(v);
+	if (r == 0 && off != size)
+		r = cfs_error(EIO, "%s: changed while it was being read", path);
+	return r;
+}
+
+static int load_regular(struct dirsource *ds, cfs_inode *inode, int dirfd,
+			const char *name, const struct stat *st,
+			const char *path)
+{
+	_cleanup_close_ int fd = -1;
+	uint64_t size = (uint64_t)st->st_size;
+	uint8_t digest[CFS_DIGEST_SIZE];
+	int r;
+
+	if (size == 0)
+		return 0;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cfs_error_errno(errno, "%s", path);
+	if (size <= CFS_INLINE_DEFAULT) {
+		uint8_t small[CFS_INLINE_DEFAULT + 1];
+		size_t got;
+
+		r = cfs_read_full(fd, small, sizeof(small), &got);
+		if (r < 0)
+			return cfs_error_errno(-r, "%s: read", path);
+		if (got != size)
+			return cfs_error(EIO, "%s: changed while it was being read",
+					 path);
+		return cfs_inode_set_content(inode, small, got);
+	}
+	r = hash_fd(ds, fd, size, digest, path);
+	if (r == 0 && ds->objs)
+		r = cfs_objects_add_fd(ds->objs, fd, size, digest, path);
+	if (r == 0)
+		r = cfs_inode_set_size(inode, size);
+	if (r == 0)
+		r = cfs_inode_set_object(inode, digest);
+	return r;
+}
+
+static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
+		    const char *path, int depth);
+
+/* Create the inode for @name (in @dirfd), fully loaded. */
+static int load_entry(struct dirsource *ds, cfs_inode *parent, int dirfd,
+		      const char *name, const char *path, int depth)
+{
+	struct stat st;
+	cfs_inode *inode = NULL;
+	struct hardlink key, *hl = NULL;
+	int r;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return cfs_error_errno(errno, "%s", path);
+
+	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+		void *slot;
+		key = (struct hardlink){ st.st_dev, st.st_ino, NULL };
+		slot = tfind(&key, &ds->hardlinks, hardlink_cmp);
+		if (slot) {
+			hl = *(struct hardlink **)slot;
+			ds->stats->hardlinks++;
+			r = cfs_dir_link(parent, name, hl->inode);
+			return r < 0 ? cfs_error_prefix(-r, "%s", path) : 0;
+		}
+	}
+
+	r = cfs_inode_new(&inode, st.st_mode & (S_IFMT | 07777));
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s", path);
+	cfs_inode_set_owner(inode, st.st_uid, st.st_gid);
+	cfs_inode_set_mtime(inode, st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec);
+	r = read_xattrs(inode, dirfd, name, path);
+	if (r < 0)
+		goto out;
+
+	switch (st.st_mode & S_IFMT) {
+	case S_IFREG:
+		r = load_regular(ds, inode, dirfd, name, &st, path);
+		break;
+	case S_IFLNK: {
+		char target[CFS_TARGET_MAX + 2];
+		ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+		if (n < 0) {
+			r = cfs_error_errno(errno, "%s", path);
+			break;
+		}
+		target[n] = '\0';
+		r = cfs_inode_set_target(inode, target);
+		break;
+	}
+	case S_IFCHR:
+	case S_IFBLK:
+		r = cfs_inode_set_rdev(inode, st.st_rdev);
+		break;
+	case S_IFDIR: {
+		_cleanup_close_ int fd = openat(
+			dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			r = cfs_error_errno(errno, "%s", path);
+			break;
+		}
+		r = load_dir(ds, inode, fd, path, depth + 1);
+		break;
+	}
+	}
+	if (r < 0)
+		goto out;
+	cfs_stats_count_inode(ds->stats, inode);
+	r = cfs_dir_link(parent, name, inode);
+	if (r < 0) {
+		r = cfs_error_prefix(-r, "%s", path);
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+		hl = malloc(sizeof(*hl));
+		if (!hl) {
+			r = -ENOMEM;
+			goto out;
+		}
+		*hl = (struct hardlink){ st.st_dev, st.st_ino, inode };
+		if (!tsearch(hl, &ds->hardlinks, hardlink_cmp)) {
+			free(hl);
+			r = -ENOMEM;
+		}
+	}
+out:
+	if (r < 0 && !cfs_error_message()[0])
+		cfs_error_errno(-r, "%s", path);
+	cfs_inode_unref(inode);
+	return r;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
+		    const char *path, int depth)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int r = 0, fd;
+
+	if (depth > CFS_DIR_DEPTH_MAX)
+		return cfs_error(ELOOP, "%s: more than %d nested directories",
+				 path, CFS_DIR_DEPTH_MAX);
+	fd = dup(dirfd);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "%s", path);
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			char **nn;
+			cap = cap ? cap * 2 : 64;
+			nn = reallocarray(names, cap, sizeof(*nn));
+			if (!nn) {
+				r = -ENOMEM;
+				break;
+			}
+			names = nn;
+		}
+		names[n] = strdup(de->d_name);
+		if (!names[n]) {
+			r = -ENOMEM;
+			break;
+		}
+		n++;
+		errno = 0;
+	}
+	if (r == 0 && errno)
+		r = cfs_error_errno(errno, "%s: reading directory", path);
+	closedir(d);
+	/* Sorted so that errors and object writes do not depend on readdir
+	 * order. */
+	if (r == 0)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		_cleanup_free_ char *child = NULL;
+		if (asprintf(&child, "%s/%s", path, names[i]) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		r = load_entry(ds, dir, dirfd, names[i], child, depth);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return r;
+}
+
+int cfs_dirsource_load(cfs_inode **root_out, const char *path,
+		       struct cfs_objects *objs, cfs_convert_stats *stats)
+{
+	struct dirsource ds = { .objs = objs, .stats = stats };
+	_cleanup_close_ int fd = -1;
+	cfs_inode *root = NULL;
+	struct stat st;
+	int r;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return cfs_error_errno(errno, "dir:%s", path);
+	if (fstat(fd, &st) < 0)
+		return cfs_error_errno(errno, "dir:%s", path);
+	ds.buf = malloc(READ_BUF_SIZE);
+	if (!ds.buf)
+		return -ENOMEM;
+	r = cfs_inode_new(&root, st.st_mode & (S_IFMT | 07777));
+	if (r == 0) {
+		cfs_inode_set_owner(root, st.st_uid, st.st_gid);
+		cfs_inode_set_mtime(root, st.st_mtim.tv_sec,
+				    (uint32_t)st.st_mtim.tv_nsec);
+		r = read_xattrs(root, fd, ".", path);
+	}
+	if (r == 0)
+		r = load_dir(&ds, root, fd, path, 0);
+	if (r == 0)
+		cfs_stats_count_inode(stats, root);
+	tdestroy(ds.hardlinks, free);
+	free(ds.buf);
+	if (r < 0) {
+		cfs_inode_unref(root);
+		return r;
+	}
+	*root_out = root;
+	return 0;
+}

@@ -1,1 +1,211 @@
-/* placeholder */
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+#include "convert/objects.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cfs/image.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/util.h"
+
+#define COPY_BUF_SIZE (1024 * 1024)
+
+struct cfs_objects {
+	char *path;
+	int dirfd;
+	struct cfs_objects_stats stats;
+	bool subdir_ok[256]; /* XX directories known to exist */
+	uint8_t *buf;
+};
+
+int cfs_objects_open(struct cfs_objects **out, const char *path)
+{
+	struct cfs_objects *objs;
+
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return cfs_error_errno(errno, "object directory %s", path);
+	objs = calloc(1, sizeof(*objs));
+	if (!objs)
+		return -ENOMEM;
+	objs->path = strdup(path);
+	objs->buf = malloc(COPY_BUF_SIZE);
+	objs->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!objs->path || !objs->buf || objs->dirfd < 0) {
+		int r = objs->dirfd < 0 ? cfs_error_errno(errno, "object directory %s",
+							  path) :
+					  -ENOMEM;
+		cfs_objects_free(objs);
+		return r;
+	}
+	*out = objs;
+	return 0;
+}
+
+void cfs_objects_free(struct cfs_objects *objs)
+{
+	if (!objs)
+		return;
+	if (objs->dirfd >= 0)
+		close(objs->dirfd);
+	free(objs->buf);
+	free(objs->path);
+	free(objs);
+}
+
+const struct cfs_objects_stats *cfs_objects_stats(const struct cfs_objects *objs)
+{
+	return &objs->stats;
+}
+
+bool cfs_objects_has(struct cfs_objects *objs,
+		     const uint8_t digest[CFS_DIGEST_SIZE])
+{
+	char path[CFS_DIGEST_HEX_SIZE + 2];
+	struct stat st;
+
+	cfs_digest_to_object_path(digest, path);
+	return fstatat(objs->dirfd, path, &st, 0) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Open the XX directory of a digest, creating it on first use. */
+static int open_subdir(struct cfs_objects *objs, const uint8_t *digest)
+{
+	char name[3];
+	int fd;
+
+	snprintf(name, sizeof(name), "%02x", digest[0]);
+	if (!objs->subdir_ok[digest[0]]) {
+		if (mkdirat(objs->dirfd, name, 0755) < 0 && errno != EEXIST)
+			return cfs_error_errno(errno, "%s/%s", objs->path, name);
+		objs->subdir_ok[digest[0]] = true;
+	}
+	fd = openat(objs->dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return cfs_error_errno(errno, "%s/%s", objs->path, name);
+	return fd;
+}
+
+/* Name a finished temporary object; an object that appeared meanwhile
+ * (another writer) wins, which is fine: same name, same content. */
+static int commit(struct cfs_objects *objs, struct cfs_atomic_file *af,
+		  const uint8_t *digest, uint64_t size)
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	int r;
+
+	cfs_digest_to_hex(digest, hex);
+	if (fchmod(af->fd, 0644) < 0) {
+		r = cfs_error_errno(errno, "object %s", hex);
+		cfs_atomic_abort(af);
+		return r;
+	}
+	r = cfs_atomic_commit(af, hex + 2, false);
+	if (r == -EEXIST) {
+		objs->stats.reused_objects++;
+		objs->stats.reused_bytes += size;
+		return 0;
+	}
+	if (r < 0)
+		return cfs_error_errno(-r, "storing object %s in %s", hex,
+				       objs->path);
+	objs->stats.new_objects++;
+	objs->stats.new_bytes += size;
+	return 0;
+}
+
+static int reuse(struct cfs_objects *objs, uint64_t size)
+{
+	objs->stats.reused_objects++;
+	objs->stats.reused_bytes += size;
+	return 0;
+}
+
+int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
+		       const uint8_t digest[CFS_DIGEST_SIZE], const char *what)
+{
+	struct cfs_atomic_file af = { .fd = -1 };
+	_cleanup_close_ int subfd = -1;
+	cfs_verity *v = NULL;
+	uint8_t check[CFS_DIGEST_SIZE];
+	uint64_t off = 0;
+	int r;
+
+	if (cfs_objects_has(objs, digest))
+		return reuse(objs, size);
+	subfd = open_subdir(objs, digest);
+	if (subfd < 0)
+		return subfd;
+	r = cfs_atomic_open(&af, subfd, 0600);
+	if (r < 0)
+		return cfs_error_errno(-r, "temporary object in %s", objs->path);
+	r = cfs_verity_new(&v);
+	while (r == 0) {
+		ssize_t n = pread(fd, objs->buf, COPY_BUF_SIZE, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = cfs_error_errno(errno, "%s: read", what);
+			break;
+		}
+		if (n == 0)
+			break;
+		r = cfs_verity_update(v, objs->buf, (size_t)n);
+		if (r == 0) {
+			r = cfs_write_all(af.fd, objs->buf, (size_t)n);
+			if (r < 0)
+				r = cfs_error_errno(-r, "writing object for %s into %s",
+						    what, objs->path);
+		}
+		off += (uint64_t)n;
+	}
+	if (r == 0)
+		r = cfs_verity_final(v, check);
+	cfs_verity_free(v);
+	if (r == 0 && (off != size || memcmp(check, digest, CFS_DIGEST_SIZE)))
+		r = cfs_error(EIO, "%s: changed while it was being read", what);
+	if (r < 0) {
+		cfs_atomic_abort(&af);
+		return r;
+	}
+	return commit(objs, &af, digest, size);
+}
+
+int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
+			   size_t len, uint8_t digest[CFS_DIGEST_SIZE])
+{
+	struct cfs_atomic_file af = { .fd = -1 };
+	_cleanup_close_ int subfd = -1;
+	int r;
+
+	r = cfs_verity_digest_buffer(data, len, digest);
+	if (r < 0)
+		return r;
+	if (cfs_objects_has(objs, digest))
+		return reuse(objs, len);
+	subfd = open_subdir(objs, digest);
+	if (subfd < 0)
+		return subfd;
+	r = cfs_atomic_open(&af, subfd, 0600);
+	if (r < 0)
+		return cfs_error_errno(-r, "temporary object in %s", objs->path);
+	r = cfs_write_all(af.fd, data, len);
+	if (r < 0) {
+		cfs_atomic_abort(&af);
+		return cfs_error_errno(-r, "writing object into %s", objs->path);
+	}
+	return commit(objs, &af, digest, len);
+}
+
+int cfs_objects_sync(struct cfs_objects *objs)
+{
+	if (syncfs(objs->dirfd) < 0)
+		return cfs_error_errno(errno, "syncing objects in %s", objs->path);
+	return 0;
+}

@@ -1,4 +1,242 @@
-int main(void)
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/* oci2cfs: convert a source into a composefs image and an object store. */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cfs/cfs.h>
+
+#define PROG "oci2cfs"
+
+enum {
+	OPT_OBJECTS = 0x100,
+	OPT_DUMP,
+	OPT_PRINT_DIGEST,
+	OPT_JSON,
+	OPT_THREADS,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "objects", required_argument, NULL, OPT_OBJECTS },
+	{ "dump", required_argument, NULL, OPT_DUMP },
+	{ "print-digest", no_argument, NULL, OPT_PRINT_DIGEST },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *out)
 {
+	fprintf(out,
+		"Usage: " PROG " [OPTION]... SOURCE OUTPUT\n"
+		"Convert SOURCE into the composefs image OUTPUT ('-' for stdout).\n"
+		"\n"
+		"Sources:\n"
+		"  dir:PATH           a directory tree (hardlinks kept)\n"
+		"\n"
+		"Options:\n"
+		"  --objects DIR      store file contents in DIR as XX/<62 hex>,\n"
+		"                     named by their fs-verity digest\n"
+		"  --dump FILE        also write the tree as composefs-dump(5) text\n"
+		"                     ('-' for stdout)\n"
+		"  --print-digest     print the image's fs-verity digest (image id)\n"
+		"  --json             print a JSON report on stdout\n"
+		"  --threads N        worker threads (default: number of CPUs)\n"
+		"  --help             show this help and exit\n"
+		"  --version          show the version and exit\n");
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
+								...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
+	return 2;
+}
+
+static void raise_fd_limit(void)
+{
+	/* Deep trees hold one descriptor per level. */
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int write_dump(cfs_inode *root, const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "we");
+	int r;
+
+	if (!f) {
+		fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	r = cfs_dump_write(root, f);
+	if (f != stdout && fclose(f) != 0 && r == 0)
+		r = -errno;
+	else if (f == stdout && fflush(f) != 0 && r == 0)
+		r = -errno;
+	if (r < 0)
+		fprintf(stderr, PROG ": %s: %s\n", path,
+			cfs_error_message()[0] ? cfs_error_message() :
+						 strerror(-r));
+	return r;
+}
+
+static void print_json(const char *source, const char *output,
+		       const cfs_convert_stats *s, const char *digest_hex,
+		       uint64_t image_size, double seconds)
+{
+	json_object *o = json_object_new_object();
+	json_object *inodes = json_object_new_object();
+	json_object *objects = json_object_new_object();
+
+	json_object_object_add(o, "source", json_object_new_string(source));
+	json_object_object_add(o, "output", json_object_new_string(output));
+	json_object_object_add(inodes, "directories", json_object_new_int64((int64_t)s->dirs));
+	json_object_object_add(inodes, "files", json_object_new_int64((int64_t)s->files));
+	json_object_object_add(inodes, "symlinks", json_object_new_int64((int64_t)s->symlinks));
+	json_object_object_add(inodes, "chardevs", json_object_new_int64((int64_t)s->chardevs));
+	json_object_object_add(inodes, "blockdevs", json_object_new_int64((int64_t)s->blockdevs));
+	json_object_object_add(inodes, "fifos", json_object_new_int64((int64_t)s->fifos));
+	json_object_object_add(inodes, "sockets", json_object_new_int64((int64_t)s->sockets));
+	json_object_object_add(o, "inodes", inodes);
+	json_object_object_add(o, "hardlinks", json_object_new_int64((int64_t)s->hardlinks));
+	json_object_object_add(o, "file_bytes", json_object_new_int64((int64_t)s->file_bytes));
+	json_object_object_add(o, "inline_files", json_object_new_int64((int64_t)s->inline_files));
+	json_object_object_add(objects, "new", json_object_new_int64((int64_t)s->objects_new));
+	json_object_object_add(objects, "reused", json_object_new_int64((int64_t)s->objects_reused));
+	json_object_object_add(objects, "new_bytes", json_object_new_int64((int64_t)s->objects_new_bytes));
+	json_object_object_add(objects, "reused_bytes", json_object_new_int64((int64_t)s->objects_reused_bytes));
+	json_object_object_add(o, "objects", objects);
+	json_object_object_add(o, "image_size", json_object_new_int64((int64_t)image_size));
+	json_object_object_add(o, "image_digest", json_object_new_string(digest_hex));
+	json_object_object_add(o, "seconds", json_object_new_double(seconds));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+int main(int argc, char **argv)
+{
+	cfs_convert_options opts = CFS_CONVERT_OPTIONS_INIT;
+	cfs_convert_stats stats = { 0 };
+	const char *dump_path = NULL, *source, *output;
+	bool print_digest = false, json = false;
+	uint8_t digest[CFS_DIGEST_SIZE];
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	uint64_t image_size = 0;
+	struct timespec t0, t1;
+	cfs_inode *root = NULL;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_OBJECTS:
+			opts.objects_dir = optarg;
+			break;
+		case OPT_DUMP:
+			dump_path = optarg;
+			break;
+		case OPT_PRINT_DIGEST:
+			print_digest = true;
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_THREADS: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end || n < 1 || n > 1024)
+				return usage_error("invalid thread count '%s'", optarg);
+			opts.threads = (unsigned int)n;
+			break;
+		}
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf(PROG " %s\n", cfs_version());
+			return 0;
+		default:
+			fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+			return 2;
+		}
+	}
+	if (argc - optind != 2)
+		return usage_error("%s", argc - optind < 2 ? "missing SOURCE or OUTPUT" :
+							  "too many arguments");
+	source = argv[optind];
+	output = argv[optind + 1];
+	if (strcmp(output, "-") == 0 && isatty(STDOUT_FILENO)) {
+		fprintf(stderr, PROG ": refusing to write a binary image to a terminal\n");
+		return 1;
+	}
+	if (strcmp(output, "-") == 0 && (json || print_digest ||
+					 (dump_path && strcmp(dump_path, "-") == 0)))
+		return usage_error("%s", "OUTPUT '-' cannot share stdout with "
+					 "--json, --print-digest or --dump -");
+	raise_fd_limit();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+
+	if (strcmp(output, "-") == 0) {
+		r = cfs_convert_tree(&root, source, &opts, &stats);
+		if (r == 0 && opts.objects_dir)
+			fprintf(stderr, PROG ": note: objects are not synced when writing to stdout\n");
+		if (r == 0)
+			r = cfs_image_write_fd(root, NULL, STDOUT_FILENO, digest);
+	} else if (dump_path) {
+		/* The tree is needed twice: convert once, write both. */
+		r = cfs_convert_tree(&root, source, &opts, &stats);
+		if (r == 0)
+			r = cfs_image_write_file(root, NULL, output, digest,
+						 &image_size);
+	} else {
+		r = cfs_convert(source, output, &opts, &stats, digest,
+				&image_size);
+	}
+	if (r < 0) {
+		fprintf(stderr, PROG ": %s\n",
+			cfs_error_message()[0] ? cfs_error_message() : strerror(-r));
+		cfs_inode_unref(root);
+		return 1;
+	}
+	if (dump_path && write_dump(root, dump_path) < 0) {
+		cfs_inode_unref(root);
+		return 1;
+	}
+	cfs_inode_unref(root);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+
+	cfs_digest_to_hex(digest, hex);
+	if (print_digest)
+		printf("%s\n", hex);
+	if (json)
+		print_json(source, output, &stats, hex, image_size,
+			   (double)(t1.tv_sec - t0.tv_sec) +
+				   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
+		return 1;
+	}
 	return 0;
 }

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * libcfs: converting a source (for now a directory, "dir:PATH") into a
+ * composefs image and a content-addressed object directory.
+ */
+#ifndef CFS_CONVERT_H
+#define CFS_CONVERT_H
+
+#include "image.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cfs_convert_options {
+	unsigned int version; /**< CFS_CONVERT_OPTIONS_VERSION */
+	unsigned int flags; /**< none defined yet; must be 0 */
+	/** Object directory to store external file content in, created if
+	 * missing; NULL computes digests without storing anything. */
+	const char *objects_dir;
+	/** Worker threads; 0 picks a default. */
+	unsigned int threads;
+} cfs_convert_options;
+
+#define CFS_CONVERT_OPTIONS_VERSION 1
+#define CFS_CONVERT_OPTIONS_INIT                                               \
+	{                                                                      \
+		CFS_CONVERT_OPTIONS_VERSION, 0, NULL, 0                        \
+	}
+
+/** What a conversion saw and did. */
+typedef struct cfs_convert_stats {
+	uint64_t dirs, files, symlinks, chardevs, blockdevs, fifos, sockets;
+	uint64_t hardlinks; /**< names beyond the first of an inode */
+	uint64_t file_bytes; /**< content bytes of regular files */
+	uint64_t inline_files; /**< files small enough to live in the image */
+	uint64_t objects_new, objects_reused;
+	uint64_t objects_new_bytes, objects_reused_bytes;
+} cfs_convert_stats;
+
+/**
+ * Build the tree of @source ("dir:PATH"). Regular files larger than
+ * CFS_INLINE_DEFAULT bytes are referenced by fs-verity digest and, with an
+ * object directory, stored there. @stats (nullable) is filled in.
+ */
+CFS_EXPORT int cfs_convert_tree(cfs_inode **root_out, const char *source,
+				const cfs_convert_options *opts,
+				cfs_convert_stats *stats);
+
+/**
+ * Convert @source into the composefs image file @output: the image is
+ * written under a temporary name, fsync'ed after the objects are durable,
+ * and renamed into place, so a failure never leaves a partial image.
+ * @digest_out (nullable) receives the image's fs-verity digest and
+ * @image_size (nullable) its size in bytes.
+ */
+CFS_EXPORT int cfs_convert(const char *source, const char *output,
+			   const cfs_convert_options *opts,
+			   cfs_convert_stats *stats,
+			   uint8_t digest_out[CFS_DIGEST_SIZE],
+			   uint64_t *image_size);
+
+/**
+ * Write the image of @root atomically to @path (temporary file, fsync,
+ * rename). Same out-parameters as cfs_convert().
+ */
+CFS_EXPORT int cfs_image_write_file(cfs_inode *root,
+				    const cfs_write_options *opts,
+				    const char *path,
+				    uint8_t digest_out[CFS_DIGEST_SIZE],
+				    uint64_t *image_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+#ifndef CFS_CONVERT_INTERNAL_H
+#define CFS_CONVERT_INTERNAL_H
+
+#include <cfs/convert.h>
+
+#include "convert/objects.h"
+
+/* Build a tree from the directory @path (dir: source). */
+int cfs_dirsource_load(cfs_inode **root_out, const char *path,
+		       struct cfs_objects *objs, cfs_convert_stats *stats);
+
+/* Count an inode in the per-type statistics. */
+void cfs_stats_count_inode(cfs_convert_stats *stats, const cfs_inode *inode);
+
+#endif

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * The content-addressed object directory: DIR/XX/<62 hex>, named by the
+ * fs-verity SHA-256 digest of the content. An object appears atomically
+ * (never half-written) and an existing one is never rewritten.
+ */
+#ifndef CFS_OBJECTS_H
+#define CFS_OBJECTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cfs/common.h>
+
+struct cfs_objects;
+
+struct cfs_objects_stats {
+	uint64_t new_objects, reused_objects;
+	uint64_t new_bytes, reused_bytes;
+};
+
+/* Open (creating it if needed) the object directory @path. */
+int cfs_objects_open(struct cfs_objects **out, const char *path);
+void cfs_objects_free(struct cfs_objects *objs);
+const struct cfs_objects_stats *cfs_objects_stats(const struct cfs_objects *objs);
+
+/* Does the object exist? */
+bool cfs_objects_has(struct cfs_objects *objs,
+		     const uint8_t digest[CFS_DIGEST_SIZE]);
+
+/*
+ * Store the @size bytes of @fd (read from offset 0) whose digest is
+ * already known as @digest, unless the object exists. The content is
+ * hashed again while copying; a mismatch (the file changed) is -EIO.
+ * @what names the source in error messages.
+ */
+int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
+		       const uint8_t digest[CFS_DIGEST_SIZE], const char *what);
+
+/* Store a buffer (digest computed here unless @digest is given). */
+int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
+			   size_t len, uint8_t digest[CFS_DIGEST_SIZE]);
+
+/* Make every object written so far durable (syncfs). */
+int cfs_objects_sync(struct cfs_objects *objs);
+
+#endif
