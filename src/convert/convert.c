@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
 #include <errno.h>
+#include <search.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,79 @@ static int check_options(const cfs_convert_options *opts)
 	return 0;
 }
 
+static int ptr_cmp(const void *a, const void *b)
+{
+	return a < b ? -1 : a > b;
+}
+
+/* Count what a finished tree holds (for sources that do not count as
+ * they go); @seen is a tsearch set of hardlinked inodes already counted. */
+static int count_tree(cfs_inode *dir, cfs_convert_stats *stats, void **seen)
+{
+	for (size_t i = 0; i < cfs_dir_count(dir); i++) {
+		const char *name;
+		cfs_inode *child;
+
+		cfs_dir_entry_at(dir, i, &name, &child);
+		if (cfs_inode_type(child) != S_IFDIR &&
+		    cfs_inode_nlink(child) > 1) {
+			if (tfind(child, seen, ptr_cmp)) {
+				stats->hardlinks++;
+				continue;
+			}
+			if (!tsearch(child, seen, ptr_cmp))
+				return -ENOMEM;
+		}
+		cfs_stats_count_inode(stats, child);
+		if (cfs_inode_type(child) == S_IFDIR) {
+			int r = count_tree(child, stats, seen);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static void noop_free(void *p)
+{
+	(void)p;
+}
+
+static int count_all(cfs_inode *root, cfs_convert_stats *stats)
+{
+	void *seen = NULL;
+	int r;
+
+	cfs_stats_count_inode(stats, root);
+	r = count_tree(root, stats, &seen);
+	tdestroy(seen, noop_free);
+	return r;
+}
+
+static int load_dump(cfs_inode **root_out, const char *path,
+		     cfs_convert_stats *stats)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	int r;
+
+	if (!f)
+		return cfs_error_errno(errno, "dump:%s", path);
+	r = cfs_dump_read(root_out, f);
+	if (r < 0)
+		return cfs_error_prefix(-r, "dump:%s", path);
+	return count_all(*root_out, stats);
+}
+
 static int load_source(cfs_inode **root_out, const char *source,
 		       struct cfs_objects *objs, cfs_convert_stats *stats)
 {
 	if (strncmp(source, "dir:", 4) == 0)
 		return cfs_dirsource_load(root_out, source + 4, objs, stats);
-	return cfs_error(EINVAL, "%s: unknown source type (supported: dir:PATH)",
+	if (strncmp(source, "dump:", 5) == 0)
+		return load_dump(root_out, source + 5, stats);
+	return cfs_error(EINVAL,
+			 "%s: unknown source type (supported: dir:PATH, "
+			 "dump:FILE)",
 			 source);
 }
 

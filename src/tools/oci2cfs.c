@@ -44,6 +44,7 @@ static void usage(FILE *out)
 		"\n"
 		"Sources:\n"
 		"  dir:PATH           a directory tree (hardlinks kept)\n"
+		"  dump:FILE          a composefs-dump(5) text file\n"
 		"\n"
 		"Options:\n"
 		"  --objects DIR      store file contents in DIR as XX/<62 hex>,\n"

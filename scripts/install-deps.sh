@@ -1,0 +1,35 @@
+#!/bin/bash
+# Install every build and test dependency on Debian 12 (bookworm).
+# Idempotent; needs root (uses sudo when run as a normal user).
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential cmake pkg-config clang
+	libssl-dev libxxhash-dev libjson-c-dev
+	libarchive-dev libzstd-dev zlib1g-dev libmount-dev
+	# tests: image checks, fs-verity reference, xattr tools, scripting
+	erofs-utils fsverity attr python3 util-linux
+)
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+	echo "install-deps: all ${#PACKAGES[@]} packages present"
+	exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

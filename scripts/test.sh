@@ -1,0 +1,24 @@
+#!/bin/bash
+# Build with -Werror and run the whole test suite, then build again with
+# AddressSanitizer + UndefinedBehaviorSanitizer and run it once more.
+# Tests that mount filesystems need root (CI runs as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=$(nproc)
+
+run_suite() {
+	local dir=$1
+	shift
+	cmake -S . -B "$dir" -DENABLE_WERROR=ON "$@" >/dev/null
+	cmake --build "$dir" -j"$jobs"
+	(cd "$dir" && ctest --output-on-failure -j"$jobs")
+}
+
+echo "== build and test (-Werror)"
+run_suite build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+echo "== build and test (ASan + UBSan)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DENABLE_ASAN=ON
