@@ -1,0 +1,60 @@
+#!/bin/bash
+# cmake --install lays out binaries, libcfs.so with its SONAME, headers and
+# libcfs.pc; a program builds against the installed copy through pkg-config
+# and runs; the library exports nothing but cfs_* symbols.
+set -euo pipefail
+build=$(dirname "$CFS_BIN")
+tmp=$(mktemp -d "$CFS_TEST_TMP/install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+libdir=$(find "$tmp/prefix" -name 'libcfs.so.0' -printf '%h\n' | head -1)
+for f in "$tmp/prefix/bin/oci2cfs" "$libdir/libcfs.so" "$libdir/libcfs.so.0" \
+	"$tmp/prefix/include/cfs/cfs.h" "$tmp/prefix/include/cfs/image.h" \
+	"$tmp/prefix/include/cfs/convert.h" "$libdir/pkgconfig/libcfs.pc"; do
+	[ -e "$f" ] || { echo "missing after install: $f"; exit 1; }
+done
+soname=$(objdump -p "$libdir/libcfs.so" | awk '/SONAME/ {print $2}')
+[ "$soname" = "libcfs.so.0" ] || { echo "SONAME is '$soname'"; exit 1; }
+
+bad=$(nm -D --defined-only "$libdir/libcfs.so" | awk '{print $3}' | grep -v '^cfs_' || true)
+if [ -n "$bad" ]; then
+	echo "exported symbols without the cfs_ prefix:"; echo "$bad"; exit 1
+fi
+
+cat > "$tmp/user.c" <<'C'
+#include <cfs/cfs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+int main(void)
+{
+	cfs_inode *root, *file;
+	uint8_t digest[CFS_DIGEST_SIZE];
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	FILE *f = fopen("/dev/null", "w");
+	int fd = fileno(f);
+
+	if (cfs_inode_new(&root, S_IFDIR | 0755) || cfs_inode_new(&file, S_IFREG | 0644))
+		return 1;
+	if (cfs_inode_set_content(file, "hi\n", 3) || cfs_dir_link(root, "hello", file))
+		return 1;
+	if (cfs_image_write_fd(root, NULL, fd, digest) < 0) {
+		fprintf(stderr, "%s\n", cfs_error_message());
+		return 1;
+	}
+	cfs_digest_to_hex(digest, hex);
+	printf("%s %s\n", cfs_version(), hex);
+	cfs_inode_unref(file);
+	cfs_inode_unref(root);
+	return 0;
+}
+C
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+# shellcheck disable=SC2046
+cc -Wall -Werror -o "$tmp/user" "$tmp/user.c" $(pkg-config --cflags --libs libcfs)
+out=$(LD_LIBRARY_PATH="$libdir" "$tmp/user")
+echo "$out" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+ [0-9a-f]{64}$' || { echo "unexpected output: $out"; exit 1; }
+# the installed tool finds its library through its relative RPATH
+"$tmp/prefix/bin/oci2cfs" --version | grep -q '^oci2cfs '
+echo "install: ok ($out)"
