@@ -18,6 +18,7 @@ struct cfs_dentry {
 	char *name;
 	cfs_inode *inode; /* owns one reference */
 	size_t index; /* position in dir->entries */
+	uint32_t tag; /* free for the builder of the tree (layer number) */
 };
 
 struct cfs_dir {
@@ -62,5 +63,10 @@ int cfs_xattr_name_check(const char *name);
 int cfs_name_check(const char *name);
 /* Sort a directory's entries (strcmp order) if needed. */
 void cfs_dir_sort(cfs_inode *dir);
+/* The tag of entry @name (0 for new entries); -ENOENT if absent. */
+int cfs_dir_get_tag(const cfs_inode *dir, const char *name, uint32_t *tag);
+int cfs_dir_set_tag(cfs_inode *dir, const char *name, uint32_t tag);
+/* The parent of a directory (NULL for a root). */
+cfs_inode *cfs_dir_parent(const cfs_inode *dir);
 
 #endif

@@ -556,6 +556,31 @@ int cfs_dir_unlink(cfs_inode *dir, const char *name)
 	return 0;
 }
 
+int cfs_dir_get_tag(const cfs_inode *dir, const char *name, uint32_t *tag)
+{
+	struct cfs_dentry *de = dir_find(dir, name);
+
+	if (!de)
+		return -ENOENT;
+	*tag = de->tag;
+	return 0;
+}
+
+int cfs_dir_set_tag(cfs_inode *dir, const char *name, uint32_t tag)
+{
+	struct cfs_dentry *de = dir_find(dir, name);
+
+	if (!de)
+		return -ENOENT;
+	de->tag = tag;
+	return 0;
+}
+
+cfs_inode *cfs_dir_parent(const cfs_inode *dir)
+{
+	return dir->dir ? dir->dir->parent : NULL;
+}
+
 cfs_inode *cfs_dir_lookup(const cfs_inode *dir, const char *name)
 {
 	struct cfs_dentry *de = dir_find(dir, name);
