@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
 /*
- * libcfs: converting a source (for now a directory, "dir:PATH") into a
- * composefs image and a content-addressed object directory.
+ * libcfs: converting a source into a composefs image and a
+ * content-addressed object directory. Sources: "dir:PATH", "dump:FILE",
+ * "cfs:IMAGE", "oci:PATH[:REF]", "oci-archive:FILE[:REF]",
+ * "docker-archive:FILE[:REF]".
  */
 #ifndef CFS_CONVERT_H
 #define CFS_CONVERT_H
@@ -20,13 +22,24 @@ typedef struct cfs_convert_options {
 	const char *objects_dir;
 	/** Worker threads; 0 picks a default. */
 	unsigned int threads;
+	/** OCI sources: platform "OS/ARCH[/VARIANT]" to pick from an image
+	 * index; NULL for the host's. */
+	const char *platform;
 } cfs_convert_options;
 
 #define CFS_CONVERT_OPTIONS_VERSION 1
 #define CFS_CONVERT_OPTIONS_INIT                                               \
 	{                                                                      \
-		CFS_CONVERT_OPTIONS_VERSION, 0, NULL, 0                        \
+		CFS_CONVERT_OPTIONS_VERSION, 0, NULL, 0, NULL                  \
 	}
+
+/** One layer of an OCI source, as converted. */
+typedef struct cfs_layer_info {
+	char digest[80]; /**< "sha256:<hex>" of the blob */
+	char media_type[128];
+	uint64_t compressed_bytes, uncompressed_bytes;
+	uint64_t entries; /**< tar entries */
+} cfs_layer_info;
 
 /** What a conversion saw and did. */
 typedef struct cfs_convert_stats {
@@ -36,7 +49,15 @@ typedef struct cfs_convert_stats {
 	uint64_t inline_files; /**< files small enough to live in the image */
 	uint64_t objects_new, objects_reused;
 	uint64_t objects_new_bytes, objects_reused_bytes;
+	/** OCI sources: "sha256:<hex>", empty when not known */
+	char manifest_digest[80], config_digest[80];
+	/** OCI sources: the layers, owned; see cfs_convert_stats_clear() */
+	cfs_layer_info *layers;
+	size_t n_layers;
 } cfs_convert_stats;
+
+/** Free what a filled-in cfs_convert_stats owns and zero it. */
+CFS_EXPORT void cfs_convert_stats_clear(cfs_convert_stats *stats);
 
 /**
  * Build the tree of @source ("dir:PATH"). Regular files larger than

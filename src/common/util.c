@@ -80,14 +80,19 @@ int cfs_atomic_open(struct cfs_atomic_file *af, int dirfd, mode_t mode)
 int cfs_atomic_commit(struct cfs_atomic_file *af, const char *name,
 		      bool replace)
 {
+	return cfs_atomic_commit_to(af, af->dirfd, name, replace);
+}
+
+int cfs_atomic_commit_to(struct cfs_atomic_file *af, int todir,
+			 const char *name, bool replace)
+{
 	int r = 0;
 
 	if (af->tmpname[0] == '\0') {
 		char proc[64];
 
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", af->fd);
-		if (linkat(AT_FDCWD, proc, af->dirfd, name, AT_SYMLINK_FOLLOW) <
-		    0) {
+		if (linkat(AT_FDCWD, proc, todir, name, AT_SYMLINK_FOLLOW) < 0) {
 			r = -errno;
 			if (r == -EEXIST && replace) {
 				/* linkat cannot replace: link under a
@@ -98,25 +103,20 @@ int cfs_atomic_commit(struct cfs_atomic_file *af, const char *name,
 					rnd = (uint64_t)getpid();
 				snprintf(tmp, sizeof(tmp), ".tmp-%016llx",
 					 (unsigned long long)rnd);
-				if (linkat(AT_FDCWD, proc, af->dirfd, tmp,
+				if (linkat(AT_FDCWD, proc, todir, tmp,
 					   AT_SYMLINK_FOLLOW) < 0) {
 					r = -errno;
-				} else if (renameat(af->dirfd, tmp, af->dirfd,
-						    name) < 0) {
+				} else if (renameat(todir, tmp, todir, name) < 0) {
 					r = -errno;
-					unlinkat(af->dirfd, tmp, 0);
+					unlinkat(todir, tmp, 0);
 				} else {
 					r = 0;
 				}
 			}
 		}
-	} else if (replace) {
-		if (renameat(af->dirfd, af->tmpname, af->dirfd, name) < 0)
-			r = -errno;
-	} else {
-		if (renameat2(af->dirfd, af->tmpname, af->dirfd, name,
-			      RENAME_NOREPLACE) < 0)
-			r = -errno;
+	} else if (renameat2(af->dirfd, af->tmpname, todir, name,
+			     replace ? 0 : RENAME_NOREPLACE) < 0) {
+		r = -errno;
 	}
 	cfs_atomic_abort(af);
 	return r;

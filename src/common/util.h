@@ -35,6 +35,9 @@ int cfs_atomic_open(struct cfs_atomic_file *af, int dirfd, mode_t mode);
  * true an existing file is replaced. Closes the fd. */
 int cfs_atomic_commit(struct cfs_atomic_file *af, const char *name,
 		      bool replace);
+/* Same, naming it in another directory of the same filesystem. */
+int cfs_atomic_commit_to(struct cfs_atomic_file *af, int todir,
+			 const char *name, bool replace);
 /* Discard (safe to call after commit or on a zeroed struct with fd -1). */
 void cfs_atomic_abort(struct cfs_atomic_file *af);
 

@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "convert/convert-internal.h"
+#include "convert/oci.h"
 
 static int check_options(const cfs_convert_options *opts)
 {
@@ -57,7 +58,7 @@ static void noop_free(void *p)
 	(void)p;
 }
 
-static int count_all(cfs_inode *root, cfs_convert_stats *stats)
+int cfs_stats_count_tree(cfs_inode *root, cfs_convert_stats *stats)
 {
 	void *seen = NULL;
 	int r;
@@ -79,19 +80,30 @@ static int load_dump(cfs_inode **root_out, const char *path,
 	r = cfs_dump_read(root_out, f);
 	if (r < 0)
 		return cfs_error_prefix(-r, "dump:%s", path);
-	return count_all(*root_out, stats);
+	return cfs_stats_count_tree(*root_out, stats);
+}
+
+void cfs_convert_stats_clear(cfs_convert_stats *stats)
+{
+	free(stats->layers);
+	memset(stats, 0, sizeof(*stats));
 }
 
 static int load_source(cfs_inode **root_out, const char *source,
+		       const cfs_convert_options *opts,
 		       struct cfs_objects *objs, cfs_convert_stats *stats)
 {
+	if (cfs_oci_is_source(source))
+		return cfs_oci_load(root_out, source, opts->platform, objs,
+				    stats);
 	if (strncmp(source, "dir:", 4) == 0)
 		return cfs_dirsource_load(root_out, source + 4, objs, stats);
 	if (strncmp(source, "dump:", 5) == 0)
 		return load_dump(root_out, source + 5, stats);
 	return cfs_error(EINVAL,
 			 "%s: unknown source type (supported: dir:PATH, "
-			 "dump:FILE)",
+			 "dump:FILE, oci:PATH[:REF], oci-archive:FILE[:REF], "
+			 "docker-archive:FILE[:REF])",
 			 source);
 }
 
@@ -122,7 +134,7 @@ static int convert_tree(cfs_inode **root_out, const char *source,
 		if (r < 0)
 			return r;
 	}
-	r = load_source(root_out, source, objs, stats);
+	r = load_source(root_out, source, opts, objs, stats);
 	if (objs)
 		add_object_stats(stats, objs);
 	if (r < 0 || !objs_out)

@@ -92,10 +92,18 @@ static int open_subdir(struct cfs_objects *objs, const uint8_t *digest)
 	return fd;
 }
 
+static int reuse(struct cfs_objects *objs, uint64_t size)
+{
+	objs->stats.reused_objects++;
+	objs->stats.reused_bytes += size;
+	return 0;
+}
+
 /* Name a finished temporary object; an object that appeared meanwhile
  * (another writer) wins, which is fine: same name, same content. */
-static int commit(struct cfs_objects *objs, struct cfs_atomic_file *af,
-		  const uint8_t *digest, uint64_t size)
+static int commit_at(struct cfs_objects *objs, struct cfs_atomic_file *af,
+		     int subfd, const char *name, const uint8_t *digest,
+		     uint64_t size)
 {
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	int r;
@@ -106,12 +114,9 @@ static int commit(struct cfs_objects *objs, struct cfs_atomic_file *af,
 		cfs_atomic_abort(af);
 		return r;
 	}
-	r = cfs_atomic_commit(af, hex + 2, false);
-	if (r == -EEXIST) {
-		objs->stats.reused_objects++;
-		objs->stats.reused_bytes += size;
-		return 0;
-	}
+	r = cfs_atomic_commit_to(af, subfd, name, false);
+	if (r == -EEXIST)
+		return reuse(objs, size);
 	if (r < 0)
 		return cfs_error_errno(-r, "storing object %s in %s", hex,
 				       objs->path);
@@ -120,11 +125,13 @@ static int commit(struct cfs_objects *objs, struct cfs_atomic_file *af,
 	return 0;
 }
 
-static int reuse(struct cfs_objects *objs, uint64_t size)
+static int commit(struct cfs_objects *objs, struct cfs_atomic_file *af,
+		  const uint8_t *digest, uint64_t size)
 {
-	objs->stats.reused_objects++;
-	objs->stats.reused_bytes += size;
-	return 0;
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+	cfs_digest_to_hex(digest, hex);
+	return commit_at(objs, af, af->dirfd, hex + 2, digest, size);
 }
 
 int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
@@ -208,4 +215,141 @@ int cfs_objects_sync(struct cfs_objects *objs)
 	if (syncfs(objs->dirfd) < 0)
 		return cfs_error_errno(errno, "syncing objects in %s", objs->path);
 	return 0;
+}
+
+/* ---- streaming writer ------------------------------------------------ */
+
+struct cfs_object_writer {
+	struct cfs_objects *objs;
+	cfs_verity *verity;
+	uint8_t *mem;
+	size_t mem_len, mem_cap;
+	uint64_t size;
+	int spill_fd; /* O_TMPFILE in the object directory, or -1 */
+	struct cfs_atomic_file spill;
+};
+
+int cfs_object_writer_new(struct cfs_object_writer **out,
+			  struct cfs_objects *objs)
+{
+	struct cfs_object_writer *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	w->objs = objs;
+	w->spill.fd = -1;
+	r = cfs_verity_new(&w->verity);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+void cfs_object_writer_free(struct cfs_object_writer *w)
+{
+	if (!w)
+		return;
+	cfs_atomic_abort(&w->spill);
+	cfs_verity_free(w->verity);
+	free(w->mem);
+	free(w);
+}
+
+void cfs_object_writer_begin(struct cfs_object_writer *w)
+{
+	cfs_atomic_abort(&w->spill);
+	w->spill.fd = -1;
+	cfs_verity_reset(w->verity);
+	w->mem_len = 0;
+	w->size = 0;
+}
+
+static int spill(struct cfs_object_writer *w)
+{
+	int r;
+
+	/* A temporary in the top directory: same filesystem as the objects,
+	 * so linking it into XX/ later is one atomic step. */
+	r = cfs_atomic_open(&w->spill, w->objs->dirfd, 0600);
+	if (r < 0)
+		return cfs_error_errno(-r, "temporary object in %s",
+				       w->objs->path);
+	r = cfs_write_all(w->spill.fd, w->mem, w->mem_len);
+	if (r < 0)
+		return cfs_error_errno(-r, "writing temporary object in %s",
+				       w->objs->path);
+	w->mem_len = 0;
+	return 0;
+}
+
+int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
+			    size_t len)
+{
+	int r = cfs_verity_update(w->verity, data, len);
+
+	if (r < 0)
+		return r;
+	w->size += len;
+	if (!w->objs)
+		return 0;
+	if (w->spill.fd < 0 && w->mem_len + len > CFS_OBJECT_MEM_MAX) {
+		r = spill(w);
+		if (r < 0)
+			return r;
+	}
+	if (w->spill.fd >= 0) {
+		r = cfs_write_all(w->spill.fd, data, len);
+		if (r < 0)
+			return cfs_error_errno(-r, "writing temporary object in %s",
+					       w->objs->path);
+		return 0;
+	}
+	if (w->mem_len + len > w->mem_cap) {
+		size_t cap = w->mem_cap ? w->mem_cap : 64 * 1024;
+		uint8_t *n;
+		while (cap < w->mem_len + len)
+			cap *= 2;
+		n = realloc(w->mem, cap);
+		if (!n)
+			return -ENOMEM;
+		w->mem = n;
+		w->mem_cap = cap;
+	}
+	memcpy(w->mem + w->mem_len, data, len);
+	w->mem_len += len;
+	return 0;
+}
+
+int cfs_object_writer_commit(struct cfs_object_writer *w,
+			     uint8_t digest[CFS_DIGEST_SIZE])
+{
+	char path[CFS_DIGEST_HEX_SIZE + 2];
+	_cleanup_close_ int subfd = -1;
+	int r;
+
+	r = cfs_verity_final(w->verity, digest);
+	if (r < 0 || !w->objs)
+		return r;
+	if (cfs_objects_has(w->objs, digest)) {
+		cfs_atomic_abort(&w->spill);
+		return reuse(w->objs, w->size);
+	}
+	if (w->spill.fd < 0) {
+		r = spill(w);
+		if (r < 0)
+			return r;
+	}
+	/* The temporary lives in the top directory; name it XX/<rest>. */
+	cfs_digest_to_object_path(digest, path);
+	subfd = open_subdir(w->objs, digest);
+	if (subfd < 0) {
+		cfs_atomic_abort(&w->spill);
+		return subfd;
+	}
+	path[2] = '\0';
+	r = commit_at(w->objs, &w->spill, subfd, path + 3, digest, w->size);
+	return r;
 }

@@ -41,6 +41,28 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
 			   size_t len, uint8_t digest[CFS_DIGEST_SIZE]);
 
+/*
+ * Streaming: content arrives once (from a tar stream) and its digest is
+ * known only at the end. Up to CFS_OBJECT_MEM_MAX bytes are held in memory
+ * so that an existing object costs no write at all; larger content spills
+ * to an anonymous temporary file in the object directory.
+ * With @objs NULL only the digest is computed.
+ */
+#define CFS_OBJECT_MEM_MAX (64 * 1024 * 1024)
+
+struct cfs_object_writer;
+
+int cfs_object_writer_new(struct cfs_object_writer **out,
+			  struct cfs_objects *objs);
+void cfs_object_writer_free(struct cfs_object_writer *w);
+/* Begin a new object (discarding any unfinished one). */
+void cfs_object_writer_begin(struct cfs_object_writer *w);
+int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
+			    size_t len);
+/* Finish: compute the digest and store the object unless it exists. */
+int cfs_object_writer_commit(struct cfs_object_writer *w,
+			     uint8_t digest[CFS_DIGEST_SIZE]);
+
 /* Make every object written so far durable (syncfs). */
 int cfs_objects_sync(struct cfs_objects *objs);
 

@@ -204,9 +204,11 @@ def expect(path, want):
     if type(v) is not type(want) or v != want:
         errors.append(f"{path} = {v!r}, expected {want!r}")
 keys = {"source", "output", "inodes", "hardlinks", "file_bytes", "inline_files",
-        "objects", "image_size", "image_digest", "seconds"}
+        "objects", "image_size", "image_digest", "seconds", "io"}
 if set(r) != keys:
     errors.append(f"top-level keys {sorted(r)}, expected {sorted(keys)}")
+if set(r.get("io", {})) != {"read_bytes", "write_bytes", "cancelled_write_bytes"}:
+    errors.append(f"io keys {sorted(r.get('io', {}))}")
 if set(r.get("objects", {})) != {"new", "reused", "new_bytes", "reused_bytes"}:
     errors.append(f"objects keys {sorted(r.get('objects', {}))}")
 expect("source", source)

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * Reading one layer blob as a tar stream, once.
+ *
+ * A producer thread reads the blob, hashes the compressed bytes,
+ * decompresses (zlib for gzip, libzstd) and hashes the uncompressed
+ * stream; the caller's thread parses tar with libarchive from those
+ * buffers and hashes and stores file contents. The two overlap on two
+ * cores. libarchive never sees a compressed byte: it only parses tar, so
+ * the uncompressed digest (the diff_id) is computed on exactly the bytes
+ * it parsed.
+ */
+#ifndef CFS_LAYER_H
+#define CFS_LAYER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "convert/oci.h"
+
+struct archive;
+struct cfs_layer_stream;
+
+struct cfs_layer_digests {
+	uint8_t compressed[32]; /* sha256 of the blob as stored */
+	uint64_t compressed_size;
+	uint8_t uncompressed[32]; /* sha256 of the tar stream */
+	uint64_t uncompressed_size;
+};
+
+/* Start reading @blob. @what names the layer in messages. */
+int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
+		   enum cfs_layer_compression compression, const char *what);
+/* The libarchive reader over the tar stream (owned by the stream). */
+struct archive *cfs_layer_archive(struct cfs_layer_stream *s);
+/* After libarchive reached the end of the archive: read what is left of
+ * the stream and return the digests. Errors of the producer (corrupt or
+ * truncated compressed data) come back here, or from libarchive reads,
+ * in which case cfs_layer_error() has the producer's message. */
+int cfs_layer_finish(struct cfs_layer_stream *s, struct cfs_layer_digests *d);
+/* The producer's error message if it failed, else NULL. */
+const char *cfs_layer_error(struct cfs_layer_stream *s);
+/* Stop the producer and free everything. Accepts NULL. */
+void cfs_layer_close(struct cfs_layer_stream *s);
+
+/* "sha256:<hex>" parsing helper: -EINVAL unless exactly that form. */
+int cfs_parse_sha256(const char *s, uint8_t digest[32]);
+
+#endif

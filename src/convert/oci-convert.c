@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * OCI sources: stream each layer once, apply its entries to the tree,
+ * store file contents as objects, and check every digest on the way.
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "convert/apply.h"
+#include "convert/convert-internal.h"
+#include "convert/layer.h"
+#include "convert/oci.h"
+
+/* xattrs on one tar entry: more would not fit in an inode anyway. */
+#define CFS_ENTRY_XATTRS_MAX 4096
+
+struct oci_conv {
+	struct cfs_oci_image *img;
+	struct cfs_applier applier;
+	struct cfs_object_writer *writer;
+	struct cfs_entry_xattr *xattrs;
+	char where[256];
+};
+
+static void digest_str(const uint8_t d[32], char out[80])
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+	cfs_digest_to_hex(d, hex);
+	snprintf(out, 80, "sha256:%s", hex);
+}
+
+/* Read a regular file's data from the tar stream into its inode. */
+static int read_content(struct oci_conv *c, struct archive *a,
+			struct archive_entry *ae, cfs_inode *file,
+			const char *path)
+{
+	int64_t size = archive_entry_size(ae);
+	uint8_t digest[CFS_DIGEST_SIZE];
+	uint8_t small[CFS_INLINE_DEFAULT];
+	static const uint8_t zeros[4096];
+	bool inline_ = size <= CFS_INLINE_DEFAULT;
+	int64_t pos = 0;
+	int r;
+
+	if (size < 0)
+		return cfs_error(EINVAL, "%s: %s: negative size", c->where, path);
+	if (size == 0)
+		return 0;
+	if (!inline_)
+		cfs_object_writer_begin(c->writer);
+
+	for (;;) {
+		const void *buf;
+		size_t len;
+		la_int64_t off;
+		int ar = archive_read_data_block(a, &buf, &len, &off);
+
+		if (ar == ARCHIVE_EOF)
+			break;
+		if (ar != ARCHIVE_OK)
+			return cfs_error(EIO, "%s: %s: reading data: %s", c->where,
+					 path, archive_error_string(a));
+		if (off < pos || off + (int64_t)len > size)
+			return cfs_error(EINVAL, "%s: %s: data block at %lld beyond size %lld",
+					 c->where, path, (long long)off,
+					 (long long)size);
+		/* Sparse files: holes read as zeros. */
+		while (pos < off) {
+			size_t n = (size_t)CFS_MIN((int64_t)sizeof(zeros), off - pos);
+			if (inline_)
+				memcpy(small + pos, zeros, n);
+			else if ((r = cfs_object_writer_write(c->writer, zeros, n)) < 0)
+				return r;
+			pos += (int64_t)n;
+		}
+		if (inline_)
+			memcpy(small + pos, buf, len);
+		else if ((r = cfs_object_writer_write(c->writer, buf, len)) < 0)
+			return cfs_error_prefix(-r, "%s: %s", c->where, path);
+		pos += (int64_t)len;
+	}
+	while (pos < size) {
+		size_t n = (size_t)CFS_MIN((int64_t)sizeof(zeros), size - pos);
+		if (inline_)
+			memcpy(small + pos, zeros, n);
+		else if ((r = cfs_object_writer_write(c->writer, zeros, n)) < 0)
+			return r;
+		pos += (int64_t)n;
+	}
+	if (inline_)
+		return cfs_inode_set_content(file, small, (size_t)size);
+	r = cfs_object_writer_commit(c->writer, digest);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: %s", c->where, path);
+	r = cfs_inode_set_size(file, (uint64_t)size);
+	if (r == 0)
+		r = cfs_inode_set_object(file, digest);
+	return r;
+}
+
+static int convert_entry(struct oci_conv *c, struct archive *a,
+			 struct archive_entry *ae)
+{
+	struct cfs_layer_entry e = { 0 };
+	const char *path = archive_entry_pathname(ae);
+	const char *name;
+	const void *value;
+	size_t len, n = 0;
+	cfs_inode *file;
+	int64_t uid, gid;
+	int r;
+
+	if (!path)
+		return cfs_error(EINVAL, "%s: entry at tar offset %lld has no usable name",
+				 c->where,
+				 (long long)archive_read_header_position(a));
+	e.path = path;
+	e.mode = archive_entry_mode(ae);
+	e.hardlink = archive_entry_hardlink(ae) != NULL;
+	if (e.hardlink)
+		e.link = archive_entry_hardlink(ae);
+	else if (archive_entry_filetype(ae) == AE_IFLNK)
+		e.link = archive_entry_symlink(ae);
+	if (!e.hardlink) {
+		switch (e.mode & S_IFMT) {
+		case S_IFREG:
+		case S_IFDIR:
+		case S_IFLNK:
+		case S_IFCHR:
+		case S_IFBLK:
+		case S_IFIFO:
+			break;
+		default:
+			return cfs_error(EINVAL, "%s: %s: unsupported tar entry type (mode 0%o)",
+					 c->where, path, e.mode);
+		}
+	}
+	uid = archive_entry_uid(ae);
+	gid = archive_entry_gid(ae);
+	if (uid < 0 || uid > UINT32_MAX || gid < 0 || gid > UINT32_MAX)
+		return cfs_error(ERANGE, "%s: %s: uid/gid %lld/%lld out of range",
+				 c->where, path, (long long)uid, (long long)gid);
+	e.uid = (uint32_t)uid;
+	e.gid = (uint32_t)gid;
+	if (archive_entry_mtime_is_set(ae)) {
+		e.mtime_sec = archive_entry_mtime(ae);
+		e.mtime_nsec = (uint32_t)archive_entry_mtime_nsec(ae);
+	}
+	e.rdev = makedev(archive_entry_rdevmajor(ae), archive_entry_rdevminor(ae));
+
+	archive_entry_xattr_reset(ae);
+	while (archive_entry_xattr_next(ae, &name, &value, &len) == ARCHIVE_OK) {
+		if (n == CFS_ENTRY_XATTRS_MAX)
+			return cfs_error(E2BIG, "%s: %s: more than %d xattrs",
+					 c->where, path, CFS_ENTRY_XATTRS_MAX);
+		c->xattrs[n++] = (struct cfs_entry_xattr){ name, value, len };
+	}
+	e.xattrs = c->xattrs;
+	e.n_xattrs = n;
+
+	r = cfs_applier_apply(&c->applier, &e, &file);
+	if (r < 0)
+		return r;
+	if (file)
+		return read_content(c, a, ae, file, path);
+	return 0;
+}
+
+static int check_digest(struct oci_conv *c, const char *what, const char *want,
+			const uint8_t got[32])
+{
+	uint8_t d[32];
+	char gots[80];
+
+	if (cfs_parse_sha256(want, d) < 0)
+		return cfs_error(EINVAL, "%s: unsupported digest %s", c->where, want);
+	if (memcmp(d, got, 32) == 0)
+		return 0;
+	digest_str(got, gots);
+	return cfs_error(EINVAL, "%s: %s mismatch: expected %s, got %s", c->where,
+			 what, want, gots);
+}
+
+static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
+{
+	struct cfs_oci_layer *l = &c->img->layers[i];
+	struct cfs_layer_stream *s = NULL;
+	struct cfs_layer_digests d;
+	struct cfs_blob blob;
+	struct archive *a;
+	struct archive_entry *ae;
+	int r;
+
+	snprintf(c->where, sizeof(c->where), "%s: layer %s", c->img->source,
+		 l->digest);
+	snprintf(info->digest, sizeof(info->digest), "%s", l->digest);
+	snprintf(info->media_type, sizeof(info->media_type), "%s", l->media_type);
+	cfs_applier_begin_layer(&c->applier, (uint32_t)i + 1, c->where);
+
+	r = cfs_oci_layer_blob(c->img, i, &blob);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s", c->where);
+	if (l->verify_blob && l->size >= 0 && blob.length != (uint64_t)l->size)
+		return cfs_error(EINVAL, "%s: blob has %llu bytes, descriptor says %lld",
+				 c->where, (unsigned long long)blob.length,
+				 (long long)l->size);
+	r = cfs_layer_open(&s, &blob, l->compression, c->where);
+	if (r < 0)
+		return r;
+	a = cfs_layer_archive(s);
+	for (;;) {
+		int ar = archive_read_next_header(a, &ae);
+
+		if (ar == ARCHIVE_EOF)
+			break;
+		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
+			const char *why = cfs_layer_error(s);
+			r = why ? cfs_error(EINVAL, "%s", why) :
+				  cfs_error(EINVAL, "%s: tar offset %lld: %s",
+					    c->where,
+					    (long long)archive_read_header_position(a),
+					    archive_error_string(a));
+			goto out;
+		}
+		info->entries++;
+		r = convert_entry(c, a, ae);
+		if (r < 0) {
+			/* a producer failure surfaces as a read error */
+			if (cfs_layer_error(s))
+				r = cfs_error(EINVAL, "%s", cfs_layer_error(s));
+			goto out;
+		}
+	}
+	r = cfs_layer_finish(s, &d);
+	if (r < 0)
+		goto out;
+	info->compressed_bytes = d.compressed_size;
+	info->uncompressed_bytes = d.uncompressed_size;
+	if (l->verify_blob)
+		r = check_digest(c, "blob digest", l->digest, d.compressed);
+	if (r == 0 && l->diff_id)
+		r = check_digest(c, "diff_id", l->diff_id, d.uncompressed);
+out:
+	cfs_layer_close(s);
+	return r;
+}
+
+int cfs_oci_load(cfs_inode **root_out, const char *source, const char *platform,
+		 struct cfs_objects *objs, cfs_convert_stats *stats)
+{
+	struct oci_conv c = { 0 };
+	int r;
+
+	r = cfs_oci_open(&c.img, source, platform);
+	if (r < 0)
+		return r;
+	snprintf(stats->manifest_digest, sizeof(stats->manifest_digest), "%s",
+		 c.img->manifest_digest ? c.img->manifest_digest : "");
+	snprintf(stats->config_digest, sizeof(stats->config_digest), "%s",
+		 c.img->config_digest ? c.img->config_digest : "");
+	stats->layers = calloc(c.img->n_layers ? c.img->n_layers : 1,
+			       sizeof(*stats->layers));
+	c.xattrs = calloc(CFS_ENTRY_XATTRS_MAX, sizeof(*c.xattrs));
+	if (!stats->layers || !c.xattrs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	stats->n_layers = c.img->n_layers;
+	r = cfs_applier_init(&c.applier);
+	if (r == 0)
+		r = cfs_object_writer_new(&c.writer, objs);
+	for (size_t i = 0; r == 0 && i < c.img->n_layers; i++)
+		r = convert_layer(&c, i, &stats->layers[i]);
+	if (r == 0) {
+		*root_out = cfs_inode_ref(c.applier.root);
+		r = cfs_stats_count_tree(*root_out, stats);
+		if (r < 0) {
+			cfs_inode_unref(*root_out);
+			*root_out = NULL;
+		}
+	}
+out:
+	cfs_object_writer_free(c.writer);
+	cfs_applier_fini(&c.applier);
+	free(c.xattrs);
+	cfs_oci_free(c.img);
+	return r;
+}

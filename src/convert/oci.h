@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * OCI image sources: finding an image's manifest, config and layers in an
+ * OCI layout directory (oci:), an OCI layout inside a tar (oci-archive:)
+ * or a docker save archive (docker-archive:), and reading blobs from them
+ * without extracting anything to disk.
+ *
+ * Every JSON document is read with a size limit, checked against the
+ * digest and size of the descriptor that named it, and parsed with json-c.
+ */
+#ifndef CFS_OCI_H
+#define CFS_OCI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cfs/common.h>
+
+/* Largest JSON document (index, manifest, config, manifest.json) read.
+ * Real configs are a few KiB; a history of thousands of layers stays far
+ * below this, and the limit keeps a hostile blob from exhausting memory. */
+#define CFS_OCI_JSON_MAX (4 * 1024 * 1024)
+/* Layers per image (containers/storage allows 127 stacked layers in
+ * practice; registries cap at 128-ish). */
+#define CFS_OCI_LAYERS_MAX 1024
+/* Image indexes nested inside indexes (index.json itself not counted):
+ * real layouts nest one or two; more is a loop or an attack. */
+#define CFS_OCI_INDEX_DEPTH_MAX 8
+/* "OS/ARCH/VARIANT" with its NUL, each part at most 31 bytes. */
+#define CFS_OCI_PLATFORM_MAX 96
+
+enum cfs_layer_compression {
+	CFS_LAYER_TAR,
+	CFS_LAYER_GZIP,
+	CFS_LAYER_ZSTD,
+};
+
+struct cfs_oci_layer {
+	/* "sha256:<hex>" of the blob as stored; for docker-archive layers,
+	 * which have no descriptor, the diff_id (the blob is uncompressed
+	 * or its compression is sniffed). */
+	char *digest;
+	char *media_type; /* as in the manifest (docker-archive: invented) */
+	enum cfs_layer_compression compression;
+	int64_t size;  /* from the descriptor (docker-archive: member size) */
+	char *diff_id; /* "sha256:<hex>" of the uncompressed tar (config) */
+	bool verify_blob; /* check digest+size of the stored bytes */
+};
+
+struct cfs_oci_image {
+	char *source;	       /* as given, for messages */
+	char *manifest_digest; /* "sha256:<hex>"; NULL for docker-archive */
+	char *config_digest;   /* "sha256:<hex>" */
+	uint8_t *config;       /* raw config JSON */
+	size_t config_len;
+	struct cfs_oci_layer *layers;
+	size_t n_layers;
+	/* private: where blobs come from */
+	struct cfs_oci_store *store;
+};
+
+/* A readable range of bytes: [offset, offset + length) of fd. */
+struct cfs_blob {
+	int fd; /* borrowed from the image */
+	uint64_t offset;
+	uint64_t length;
+};
+
+/*
+ * Resolve @source ("oci:PATH[:REF]", "oci-archive:FILE[:REF]",
+ * "docker-archive:FILE[:REF]"). @platform is "OS/ARCH[/VARIANT]" or NULL
+ * for the host's. The result owns everything it points to.
+ *
+ * PATH may contain ':'. REF starts after the rightmost ':' whose prefix
+ * exists (a directory for oci:, anything else for the archives), so
+ * "oci:/a:b:sha256:<hex>" and "docker-archive:/x.tar:reg:5000/n:tag"
+ * split as meant; without such a ':' the whole string is PATH.
+ * REF is, for oci: and oci-archive:, a tag (the annotation
+ * org.opencontainers.image.ref.name, matched exactly) or a manifest or
+ * index digest "sha256:<hex>" (also "@sha256:<hex>"), which may name any
+ * manifest blob of the layout, not only those in index.json; for
+ * docker-archive: a RepoTags entry ("name:tag", also matched after docker
+ * normalisation: "debian" == "docker.io/library/debian:latest") or "@N",
+ * the 0-based position in manifest.json. Without REF the source must
+ * hold exactly one image (entries of index.json that differ only in
+ * platform count as one and are chosen by platform).
+ *
+ * Image indexes are followed, choosing the entry whose platform matches
+ * best; a single manifest is taken whatever its platform.
+ *
+ * Errors: a one-line message naming the source and what is wrong
+ * ("oci:/x: manifest sha256:ab..: size 100, descriptor in index.json
+ * says 99"), and
+ *   -ENOENT      missing file, blob or member; unknown REF; no image for
+ *                the platform
+ *   -EINVAL      malformed source string, platform or JSON; wrong JSON
+ *                types; REF missing where several images exist;
+ *                diff_ids not matching the layers
+ *   -EBADMSG     content not matching its digest or size
+ *   -EFBIG       JSON document over CFS_OCI_JSON_MAX
+ *   -E2BIG       more layers, nested indexes, archive members or JSON
+ *                objects than allowed
+ *   -ELOOP       a symlink loop inside an archive
+ *   -EOPNOTSUPP  unsupported digest algorithm, media type, layout
+ *                version, compressed archive
+ *   other -errno from the system.
+ */
+int cfs_oci_open(struct cfs_oci_image **out, const char *source,
+		 const char *platform);
+void cfs_oci_free(struct cfs_oci_image *img);
+
+/*
+ * Locate layer @i's blob (-ENOENT with a message if it is missing). The
+ * fd stays owned by @img (layout directories: opened on first use and
+ * kept until cfs_oci_free; archives: the archive's fd). length is what is
+ * stored (file size or tar member size); comparing it with the layer's
+ * size and digest is the caller's job.
+ */
+int cfs_oci_layer_blob(struct cfs_oci_image *img, size_t i,
+		       struct cfs_blob *blob);
+
+/* True when @source names an OCI source this module handles (prefix
+ * "oci:", "oci-archive:" or "docker-archive:"). */
+bool cfs_oci_is_source(const char *source);
+
+/* The platform used when cfs_oci_open gets NULL: "linux/" and uname's
+ * machine in Go naming ("linux/amd64", "linux/arm64/v8", "linux/arm/v7").
+ * On arm64 the v8 variant also matches entries without a variant. */
+void cfs_oci_host_platform(char buf[CFS_OCI_PLATFORM_MAX]);
+
+#endif
