@@ -21,6 +21,7 @@ enum {
 	OPT_PRINT_DIGEST,
 	OPT_JSON,
 	OPT_THREADS,
+	OPT_PLATFORM,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -31,6 +32,7 @@ static const struct option long_options[] = {
 	{ "print-digest", no_argument, NULL, OPT_PRINT_DIGEST },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "platform", required_argument, NULL, OPT_PLATFORM },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -45,6 +47,9 @@ static void usage(FILE *out)
 		"Sources:\n"
 		"  dir:PATH           a directory tree (hardlinks kept)\n"
 		"  dump:FILE          a composefs-dump(5) text file\n"
+		"  oci:PATH[:REF]     an OCI image layout (REF: tag or manifest digest)\n"
+		"  oci-archive:FILE[:REF]     an OCI image layout in a tar file\n"
+		"  docker-archive:FILE[:REF]  'docker save' output (REF: name:tag or @N)\n"
 		"\n"
 		"Options:\n"
 		"  --objects DIR      store file contents in DIR as XX/<62 hex>,\n"
@@ -54,6 +59,8 @@ static void usage(FILE *out)
 		"  --print-digest     print the image's fs-verity digest (image id)\n"
 		"  --json             print a JSON report on stdout\n"
 		"  --threads N        worker threads (default: number of CPUs)\n"
+		"  --platform OS/ARCH[/VARIANT]  image to pick from an index\n"
+		"                     (default: the host's)\n"
 		"  --help             show this help and exit\n"
 		"  --version          show the version and exit\n");
 }
@@ -103,6 +110,24 @@ static int write_dump(cfs_inode *root, const char *path)
 	return r;
 }
 
+/* This process's own I/O, as the kernel counts it (/proc/self/io), so
+ * that benchmarks can tell what a conversion really wrote. */
+static json_object *io_report(void)
+{
+	json_object *io = json_object_new_object();
+	FILE *f = fopen("/proc/self/io", "re");
+	char key[64];
+	long long v;
+
+	while (f && fscanf(f, "%63[^:]: %lld\n", key, &v) == 2)
+		if (strcmp(key, "read_bytes") == 0 || strcmp(key, "write_bytes") == 0 ||
+		    strcmp(key, "cancelled_write_bytes") == 0)
+			json_object_object_add(io, key, json_object_new_int64(v));
+	if (f)
+		fclose(f);
+	return io;
+}
+
 static void print_json(const char *source, const char *output,
 		       const cfs_convert_stats *s, const char *digest_hex,
 		       uint64_t image_size, double seconds)
@@ -111,8 +136,30 @@ static void print_json(const char *source, const char *output,
 	json_object *inodes = json_object_new_object();
 	json_object *objects = json_object_new_object();
 
+	json_object *layers = json_object_new_array();
+
 	json_object_object_add(o, "source", json_object_new_string(source));
 	json_object_object_add(o, "output", json_object_new_string(output));
+	if (s->manifest_digest[0])
+		json_object_object_add(o, "manifest_digest",
+				       json_object_new_string(s->manifest_digest));
+	if (s->config_digest[0])
+		json_object_object_add(o, "config_digest",
+				       json_object_new_string(s->config_digest));
+	for (size_t i = 0; i < s->n_layers; i++) {
+		const cfs_layer_info *l = &s->layers[i];
+		json_object *lo = json_object_new_object();
+		json_object_object_add(lo, "digest", json_object_new_string(l->digest));
+		json_object_object_add(lo, "media_type", json_object_new_string(l->media_type));
+		json_object_object_add(lo, "compressed_bytes", json_object_new_int64((int64_t)l->compressed_bytes));
+		json_object_object_add(lo, "uncompressed_bytes", json_object_new_int64((int64_t)l->uncompressed_bytes));
+		json_object_object_add(lo, "entries", json_object_new_int64((int64_t)l->entries));
+		json_object_array_add(layers, lo);
+	}
+	if (s->n_layers)
+		json_object_object_add(o, "layers", layers);
+	else
+		json_object_put(layers);
 	json_object_object_add(inodes, "directories", json_object_new_int64((int64_t)s->dirs));
 	json_object_object_add(inodes, "files", json_object_new_int64((int64_t)s->files));
 	json_object_object_add(inodes, "symlinks", json_object_new_int64((int64_t)s->symlinks));
@@ -132,6 +179,7 @@ static void print_json(const char *source, const char *output,
 	json_object_object_add(o, "image_size", json_object_new_int64((int64_t)image_size));
 	json_object_object_add(o, "image_digest", json_object_new_string(digest_hex));
 	json_object_object_add(o, "seconds", json_object_new_double(seconds));
+	json_object_object_add(o, "io", io_report());
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 								 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -172,6 +220,9 @@ int main(int argc, char **argv)
 			opts.threads = (unsigned int)n;
 			break;
 		}
+		case OPT_PLATFORM:
+			opts.platform = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -219,10 +270,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": %s\n",
 			cfs_error_message()[0] ? cfs_error_message() : strerror(-r));
 		cfs_inode_unref(root);
+		cfs_convert_stats_clear(&stats);
 		return 1;
 	}
 	if (dump_path && write_dump(root, dump_path) < 0) {
 		cfs_inode_unref(root);
+		cfs_convert_stats_clear(&stats);
 		return 1;
 	}
 	cfs_inode_unref(root);
@@ -235,6 +288,7 @@ int main(int argc, char **argv)
 		print_json(source, output, &stats, hex, image_size,
 			   (double)(t1.tv_sec - t0.tv_sec) +
 				   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	cfs_convert_stats_clear(&stats);
 	if (fflush(stdout) != 0) {
 		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
 		return 1;
