@@ -14,6 +14,20 @@
 extern "C" {
 #endif
 
+/** Progress of a conversion, for a progress bar. */
+typedef struct cfs_progress {
+	uint64_t input_bytes; /**< compressed layer bytes read so far */
+	uint64_t input_total; /**< compressed bytes of all layers, 0 if unknown */
+	uint64_t objects; /**< files stored or found as objects so far */
+	size_t layer; /**< 1-based layer being read, 0 before the first */
+	size_t n_layers;
+	int done; /**< 1 on the last call */
+} cfs_progress;
+
+/** Called from the converting thread, at most about ten times a second
+ * and once more at the end. */
+typedef void (*cfs_progress_fn)(void *opaque, const cfs_progress *p);
+
 typedef struct cfs_convert_options {
 	unsigned int version; /**< CFS_CONVERT_OPTIONS_VERSION */
 	unsigned int flags; /**< none defined yet; must be 0 */
@@ -25,12 +39,15 @@ typedef struct cfs_convert_options {
 	/** OCI sources: platform "OS/ARCH[/VARIANT]" to pick from an image
 	 * index; NULL for the host's. */
 	const char *platform;
+	/** Optional progress callback and its argument. */
+	cfs_progress_fn progress;
+	void *progress_opaque;
 } cfs_convert_options;
 
 #define CFS_CONVERT_OPTIONS_VERSION 1
 #define CFS_CONVERT_OPTIONS_INIT                                               \
 	{                                                                      \
-		CFS_CONVERT_OPTIONS_VERSION, 0, NULL, 0, NULL                  \
+		CFS_CONVERT_OPTIONS_VERSION, 0, NULL, 0, NULL, NULL, NULL      \
 	}
 
 /** One layer of an OCI source, as converted. */

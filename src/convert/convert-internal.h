@@ -11,8 +11,9 @@ int cfs_dirsource_load(cfs_inode **root_out, const char *path,
 		       struct cfs_objects *objs, cfs_convert_stats *stats);
 
 /* Build a tree from an OCI source (oci:, oci-archive:, docker-archive:). */
-int cfs_oci_load(cfs_inode **root_out, const char *source, const char *platform,
-		 struct cfs_objects *objs, cfs_convert_stats *stats);
+int cfs_oci_load(cfs_inode **root_out, const char *source,
+		 const cfs_convert_options *opts, struct cfs_objects *objs,
+		 cfs_convert_stats *stats);
 
 /* Count every inode of a finished tree (hardlinks once). */
 int cfs_stats_count_tree(cfs_inode *root, cfs_convert_stats *stats);

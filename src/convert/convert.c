@@ -94,8 +94,7 @@ static int load_source(cfs_inode **root_out, const char *source,
 		       struct cfs_objects *objs, cfs_convert_stats *stats)
 {
 	if (cfs_oci_is_source(source))
-		return cfs_oci_load(root_out, source, opts->platform, objs,
-				    stats);
+		return cfs_oci_load(root_out, source, opts, objs, stats);
 	if (strncmp(source, "dir:", 4) == 0)
 		return cfs_dirsource_load(root_out, source + 4, objs, stats);
 	if (strncmp(source, "dump:", 5) == 0)

@@ -133,7 +133,9 @@ static ssize_t read_input(struct cfs_layer_stream *s)
 			    (unsigned long long)s->length);
 	if (EVP_DigestUpdate(s->sha_c, s->in, (size_t)n) != 1)
 		return fail(s, EIO, "%s: sha256 failed", s->what);
-	s->digests.compressed_size += (uint64_t)n;
+	/* read by the consumer thread for progress reports */
+	__atomic_add_fetch(&s->digests.compressed_size, (uint64_t)n,
+			   __ATOMIC_RELAXED);
 	return n;
 }
 
@@ -367,6 +369,11 @@ static la_ssize_t archive_read_cb(struct archive *a, void *client,
 		return -1;
 	}
 	return n;
+}
+
+uint64_t cfs_layer_bytes_read(struct cfs_layer_stream *s)
+{
+	return __atomic_load_n(&s->digests.compressed_size, __ATOMIC_RELAXED);
 }
 
 struct archive *cfs_layer_archive(struct cfs_layer_stream *s)

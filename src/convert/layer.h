@@ -38,6 +38,8 @@ struct archive *cfs_layer_archive(struct cfs_layer_stream *s);
  * truncated compressed data) come back here, or from libarchive reads,
  * in which case cfs_layer_error() has the producer's message. */
 int cfs_layer_finish(struct cfs_layer_stream *s, struct cfs_layer_digests *d);
+/* Compressed bytes read so far (safe to call from the consumer). */
+uint64_t cfs_layer_bytes_read(struct cfs_layer_stream *s);
 /* The producer's error message if it failed, else NULL. */
 const char *cfs_layer_error(struct cfs_layer_stream *s);
 /* Stop the producer and free everything. Accepts NULL. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -24,6 +25,12 @@
 #define CFS_ENTRY_XATTRS_MAX 4096
 
 struct oci_conv {
+	const cfs_convert_options *opts;
+	struct cfs_objects *objs;
+	cfs_progress progress;
+	struct timespec last_report;
+	uint64_t input_done; /* bytes of finished layers */
+	uint64_t objects; /* objects stored or found */
 	struct cfs_oci_image *img;
 	struct cfs_applier applier;
 	struct cfs_object_writer *writer;
@@ -37,6 +44,25 @@ static void digest_str(const uint8_t d[32], char out[80])
 
 	cfs_digest_to_hex(d, hex);
 	snprintf(out, 80, "sha256:%s", hex);
+}
+
+/* Report progress at most every 100 ms (and always when @force). */
+static void report(struct oci_conv *c, struct cfs_layer_stream *s, bool force)
+{
+	struct timespec now;
+	int64_t ms;
+
+	if (!c->opts->progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (now.tv_sec - c->last_report.tv_sec) * 1000 +
+	     (now.tv_nsec - c->last_report.tv_nsec) / 1000000;
+	if (!force && ms < 100)
+		return;
+	c->last_report = now;
+	c->progress.input_bytes = c->input_done + (s ? cfs_layer_bytes_read(s) : 0);
+	c->progress.objects = c->objects;
+	c->opts->progress(c->opts->progress_opaque, &c->progress);
 }
 
 /* Read a regular file's data from the tar stream into its inode. */
@@ -102,6 +128,7 @@ static int read_content(struct oci_conv *c, struct archive *a,
 	r = cfs_object_writer_commit(c->writer, digest);
 	if (r < 0)
 		return cfs_error_prefix(-r, "%s: %s", c->where, path);
+	c->objects++;
 	r = cfs_inode_set_size(file, (uint64_t)size);
 	if (r == 0)
 		r = cfs_inode_set_object(file, digest);
@@ -206,6 +233,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	snprintf(info->digest, sizeof(info->digest), "%s", l->digest);
 	snprintf(info->media_type, sizeof(info->media_type), "%s", l->media_type);
 	cfs_applier_begin_layer(&c->applier, (uint32_t)i + 1, c->where);
+	c->progress.layer = i + 1;
 
 	r = cfs_oci_layer_blob(c->img, i, &blob);
 	if (r < 0)
@@ -233,6 +261,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 			goto out;
 		}
 		info->entries++;
+		report(c, s, false);
 		r = convert_entry(c, a, ae);
 		if (r < 0) {
 			/* a producer failure surfaces as a read error */
@@ -244,6 +273,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	r = cfs_layer_finish(s, &d);
 	if (r < 0)
 		goto out;
+	c->input_done += d.compressed_size;
 	info->compressed_bytes = d.compressed_size;
 	info->uncompressed_bytes = d.uncompressed_size;
 	if (l->verify_blob)
@@ -255,15 +285,22 @@ out:
 	return r;
 }
 
-int cfs_oci_load(cfs_inode **root_out, const char *source, const char *platform,
-		 struct cfs_objects *objs, cfs_convert_stats *stats)
+int cfs_oci_load(cfs_inode **root_out, const char *source,
+		 const cfs_convert_options *opts, struct cfs_objects *objs,
+		 cfs_convert_stats *stats)
 {
-	struct oci_conv c = { 0 };
+	struct oci_conv c = { .opts = opts, .objs = objs };
 	int r;
 
-	r = cfs_oci_open(&c.img, source, platform);
+	r = cfs_oci_open(&c.img, source, opts->platform);
 	if (r < 0)
 		return r;
+	c.progress.n_layers = c.img->n_layers;
+	for (size_t i = 0; i < c.img->n_layers; i++) {
+		struct cfs_blob b;
+		if (cfs_oci_layer_blob(c.img, i, &b) == 0)
+			c.progress.input_total += b.length;
+	}
 	snprintf(stats->manifest_digest, sizeof(stats->manifest_digest), "%s",
 		 c.img->manifest_digest ? c.img->manifest_digest : "");
 	snprintf(stats->config_digest, sizeof(stats->config_digest), "%s",
@@ -282,6 +319,8 @@ int cfs_oci_load(cfs_inode **root_out, const char *source, const char *platform,
 	for (size_t i = 0; r == 0 && i < c.img->n_layers; i++)
 		r = convert_layer(&c, i, &stats->layers[i]);
 	if (r == 0) {
+		c.progress.done = 1;
+		report(&c, NULL, true);
 		*root_out = cfs_inode_ref(c.applier.root);
 		r = cfs_stats_count_tree(*root_out, stats);
 		if (r < 0) {

@@ -78,6 +78,42 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
 	return 2;
 }
 
+struct progress_state {
+	struct timespec start;
+	bool shown;
+};
+
+/* One line, redrawn in place: only ever called when stderr is a tty. */
+static void show_progress(void *opaque, const cfs_progress *p)
+{
+	struct progress_state *ps = opaque;
+	struct timespec now;
+	double secs, frac = 0;
+	char bar[31];
+	int filled;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	secs = (double)(now.tv_sec - ps->start.tv_sec) +
+	       (double)(now.tv_nsec - ps->start.tv_nsec) / 1e9;
+	if (p->input_total)
+		frac = (double)p->input_bytes / (double)p->input_total;
+	if (frac > 1)
+		frac = 1;
+	filled = (int)(frac * 30);
+	memset(bar, '#', (size_t)filled);
+	memset(bar + filled, '.', (size_t)(30 - filled));
+	bar[30] = '\0';
+	fprintf(stderr, "\r[%s] layer %zu/%zu  %.1f/%.1f MiB  %llu objects  %.1f MiB/s ",
+		bar, p->layer, p->n_layers, (double)p->input_bytes / 1048576.0,
+		(double)p->input_total / 1048576.0,
+		(unsigned long long)p->objects,
+		secs > 0 ? (double)p->input_bytes / 1048576.0 / secs : 0.0);
+	if (p->done)
+		fputc('\n', stderr);
+	fflush(stderr);
+	ps->shown = !p->done;
+}
+
 static void raise_fd_limit(void)
 {
 	/* Deep trees hold one descriptor per level. */
@@ -249,6 +285,12 @@ int main(int argc, char **argv)
 					 "--json, --print-digest or --dump -");
 	raise_fd_limit();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* A progress bar only for a person watching, never in logs. */
+	struct progress_state ps = { .start = t0 };
+	if (isatty(STDERR_FILENO)) {
+		opts.progress = show_progress;
+		opts.progress_opaque = &ps;
+	}
 
 	if (strcmp(output, "-") == 0) {
 		r = cfs_convert_tree(&root, source, &opts, &stats);
@@ -267,6 +309,8 @@ int main(int argc, char **argv)
 				&image_size);
 	}
 	if (r < 0) {
+		if (ps.shown)
+			fputc('\n', stderr);
 		fprintf(stderr, PROG ": %s\n",
 			cfs_error_message()[0] ? cfs_error_message() : strerror(-r));
 		cfs_inode_unref(root);
