@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 jobs=$(nproc)
+# The Debian image corpus is built once (needs root and the Debian mirror,
+# a few minutes) and shared by both runs.
+export CFS_CORPUS=${CFS_CORPUS:-$PWD/build-corpus}
 
 run_suite() {
 	local dir=$1

@@ -336,7 +336,7 @@ static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
 	closedir(d);
 	/* Sorted so that errors and object writes do not depend on readdir
 	 * order. */
-	if (r == 0)
+	if (r == 0 && n > 1)
 		qsort(names, n, sizeof(*names), name_cmp);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		_cleanup_free_ char *child = NULL;

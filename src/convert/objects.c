@@ -288,8 +288,11 @@ static int spill(struct cfs_object_writer *w)
 int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
 			    size_t len)
 {
-	int r = cfs_verity_update(w->verity, data, len);
+	int r;
 
+	if (len == 0)
+		return 0;
+	r = cfs_verity_update(w->verity, data, len);
 	if (r < 0)
 		return r;
 	w->size += len;

@@ -542,7 +542,9 @@ static int order_nodes(struct writer *w)
 			}
 		}
 		/* Canonical xattr order */
-		qsort(n->xattrs, n->n_xattrs, sizeof(*n->xattrs), xattr_cmp);
+		if (n->n_xattrs > 1)
+			qsort(n->xattrs, n->n_xattrs, sizeof(*n->xattrs),
+			      xattr_cmp);
 		if (n->mtime_sec < w->min_mtime_sec ||
 		    (n->mtime_sec == w->min_mtime_sec &&
 		     n->mtime_nsec < w->min_mtime_nsec)) {

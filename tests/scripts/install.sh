@@ -51,8 +51,13 @@ int main(void)
 }
 C
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
+# A sanitizer build of the library needs a sanitizer build of its user.
+san=
+if ldd "$libdir/libcfs.so" | grep -q libasan; then
+	san="-fsanitize=address,undefined"
+fi
 # shellcheck disable=SC2046
-cc -Wall -Werror -o "$tmp/user" "$tmp/user.c" $(pkg-config --cflags --libs libcfs)
+cc -Wall -Werror $san -o "$tmp/user" "$tmp/user.c" $(pkg-config --cflags --libs libcfs)
 out=$(LD_LIBRARY_PATH="$libdir" "$tmp/user")
 echo "$out" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+ [0-9a-f]{64}$' || { echo "unexpected output: $out"; exit 1; }
 # the installed tool finds its library through its relative RPATH
