@@ -8,8 +8,9 @@ PACKAGES=(
 	build-essential cmake pkg-config clang
 	libssl-dev libxxhash-dev libjson-c-dev
 	libarchive-dev libzstd-dev zlib1g-dev libmount-dev
-	# tests: image checks, fs-verity reference, xattr tools, scripting
-	erofs-utils fsverity attr python3 util-linux
+	# tests: image checks, fs-verity reference, xattr tools, scripting,
+	# zstd layers for the OCI fixtures
+	erofs-utils fsverity attr python3 util-linux zstd
 )
 
 SUDO=

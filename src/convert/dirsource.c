@@ -246,6 +246,8 @@ static int load_entry(struct dirsource *ds, cfs_inode *parent, int dirfd,
 	case S_IFCHR:
 	case S_IFBLK:
 		r = cfs_inode_set_rdev(inode, st.st_rdev);
+		if (r < 0)
+			r = cfs_error_prefix(-r, "%s", path);
 		break;
 	case S_IFDIR: {
 		_cleanup_close_ int fd = openat(

@@ -48,6 +48,7 @@ struct cfs_layer_stream {
 	size_t head, count;
 	bool has_current;
 	bool eof, stop;
+	bool empty; /* the stream had no bytes at all */
 	int err; /* negative errno of the producer */
 	char msg[512];
 
@@ -378,7 +379,26 @@ uint64_t cfs_layer_bytes_read(struct cfs_layer_stream *s)
 
 struct archive *cfs_layer_archive(struct cfs_layer_stream *s)
 {
-	return s->archive;
+	return s->empty ? NULL : s->archive;
+}
+
+/* Wait until the producer has output or has finished; an error before
+ * any output is reported here with the producer's message. */
+static int wait_first(struct cfs_layer_stream *s)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->count == 0 && !s->eof)
+		pthread_cond_wait(&s->cond, &s->lock);
+	if (s->count == 0 && s->err < 0)
+		r = s->err;
+	else if (s->count == 0)
+		s->empty = true;
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		return cfs_error(-r, "%s", s->msg[0] ? s->msg : s->what);
+	return 0;
 }
 
 const char *cfs_layer_error(struct cfs_layer_stream *s)
@@ -447,12 +467,20 @@ int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
 		else
 			s->thread_started = true;
 	}
-	if (r == 0 && (archive_read_support_format_tar(s->archive) != ARCHIVE_OK ||
-		       archive_read_open(s->archive, s, NULL, archive_read_cb,
-					 NULL) != ARCHIVE_OK))
-		r = cfs_error(EINVAL, "%s: %s", what,
-			      cfs_layer_error(s) ? cfs_layer_error(s) :
-						   archive_error_string(s->archive));
+	if (r == 0)
+		r = wait_first(s);
+	/* An empty stream is an empty layer (Docker writes them for
+	 * metadata-only steps); libarchive would call it unrecognised. */
+	if (r == 0 && !s->empty &&
+	    (archive_read_support_format_tar(s->archive) != ARCHIVE_OK ||
+	     archive_read_open(s->archive, s, NULL, archive_read_cb, NULL) !=
+		     ARCHIVE_OK)) {
+		if (cfs_layer_error(s))
+			r = cfs_error(EINVAL, "%s", cfs_layer_error(s));
+		else
+			r = cfs_error(EINVAL, "%s: %s", what,
+				      archive_error_string(s->archive));
+	}
 	if (r < 0) {
 		cfs_layer_close(s);
 		return r;

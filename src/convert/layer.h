@@ -31,7 +31,8 @@ struct cfs_layer_digests {
 /* Start reading @blob. @what names the layer in messages. */
 int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
 		   enum cfs_layer_compression compression, const char *what);
-/* The libarchive reader over the tar stream (owned by the stream). */
+/* The libarchive reader over the tar stream (owned by the stream), or
+ * NULL when the layer is empty (zero bytes once decompressed). */
 struct archive *cfs_layer_archive(struct cfs_layer_stream *s);
 /* After libarchive reached the end of the archive: read what is left of
  * the stream and return the digests. Errors of the producer (corrupt or

@@ -237,7 +237,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 
 	r = cfs_oci_layer_blob(c->img, i, &blob);
 	if (r < 0)
-		return cfs_error_prefix(-r, "%s", c->where);
+		return r; /* the message names the source and the layer */
 	if (l->verify_blob && l->size >= 0 && blob.length != (uint64_t)l->size)
 		return cfs_error(EINVAL, "%s: blob has %llu bytes, descriptor says %lld",
 				 c->where, (unsigned long long)blob.length,
@@ -246,7 +246,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	if (r < 0)
 		return r;
 	a = cfs_layer_archive(s);
-	for (;;) {
+	while (a) {
 		int ar = archive_read_next_header(a, &ae);
 
 		if (ar == ARCHIVE_EOF)

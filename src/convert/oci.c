@@ -2141,7 +2141,7 @@ int cfs_oci_layer_blob(struct cfs_oci_image *img, size_t i,
 	int r;
 
 	assert(i < img->n_layers);
-	snprintf(label, sizeof(label), "layer %zu %s", i,
+	snprintf(label, sizeof(label), "layer %s",
 		 img->layers[i].digest);
 	if (st->kind == STORE_TAR) {
 		r = archive_resolve(&c, label, st->layer_paths[i], &m);

@@ -165,8 +165,15 @@ uint64_t cfs_inode_rdev(const cfs_inode *inode)
 
 int cfs_inode_set_rdev(cfs_inode *inode, uint64_t rdev)
 {
+	uint32_t enc;
+
 	if (!S_ISCHR(inode->mode) && !S_ISBLK(inode->mode))
 		return cfs_error(EINVAL, "device number on a non-device");
+	/* composefs images store device numbers in 32 bits */
+	if (cfs_rdev_encode(rdev, &enc) < 0)
+		return cfs_error(EOVERFLOW,
+				 "device number %u:%u does not fit in 32 bits",
+				 major(rdev), minor(rdev));
 	inode->rdev = rdev;
 	return 0;
 }

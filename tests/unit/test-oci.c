@@ -1147,7 +1147,7 @@ static void test_bad_layouts(void)
 		cfs_error_clear();
 		CHECK_ERR(cfs_oci_layer_blob(img, 1, &b), ENOENT);
 		snprintf(msg, sizeof(msg),
-			 "layer 1 %s: blobs/sha256/%s: No such", x.layer[1],
+			 "layer %s: blobs/sha256/%s: No such", x.layer[1],
 			 x.layer[1] + 7);
 		CHECK(strstr(cfs_error_message(), msg) != NULL);
 		CHECK(strstr(cfs_error_message(), dir) != NULL);
