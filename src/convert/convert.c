@@ -89,6 +89,20 @@ void cfs_convert_stats_clear(cfs_convert_stats *stats)
 	memset(stats, 0, sizeof(*stats));
 }
 
+static int load_image(cfs_inode **root_out, const char *path,
+		      cfs_convert_stats *stats)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return cfs_error_errno(errno, "cfs:%s", path);
+	r = cfs_image_read_fd(root_out, fd, NULL);
+	if (r < 0)
+		return cfs_error_prefix(-r, "cfs:%s", path);
+	return cfs_stats_count_tree(*root_out, stats);
+}
+
 static int load_source(cfs_inode **root_out, const char *source,
 		       const cfs_convert_options *opts,
 		       struct cfs_objects *objs, cfs_convert_stats *stats)
@@ -99,9 +113,11 @@ static int load_source(cfs_inode **root_out, const char *source,
 		return cfs_dirsource_load(root_out, source + 4, objs, stats);
 	if (strncmp(source, "dump:", 5) == 0)
 		return load_dump(root_out, source + 5, stats);
+	if (strncmp(source, "cfs:", 4) == 0)
+		return load_image(root_out, source + 4, stats);
 	return cfs_error(EINVAL,
 			 "%s: unknown source type (supported: dir:PATH, "
-			 "dump:FILE, oci:PATH[:REF], oci-archive:FILE[:REF], "
+			 "dump:FILE, cfs:IMAGE, oci:PATH[:REF], oci-archive:FILE[:REF], "
 			 "docker-archive:FILE[:REF])",
 			 source);
 }

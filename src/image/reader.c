@@ -766,13 +766,34 @@ static int set_flat_data(const struct reader *rd, const struct raw_inode *ri,
 	return 0;
 }
 
+static bool empty_xattr(const struct xattr_list *xl, const char *name)
+{
+	const struct raw_xattr *x = xattr_find(xl, name);
+
+	return x && x->len == 0;
+}
+
+/*
+ * The writer stores a source whiteout as an empty regular file with both
+ * whiteout markers empty. A source file that merely carries an escaped
+ * trusted.overlay.whiteout (with content, or without the user.* twin)
+ * stays a regular file with that xattr.
+ */
+static bool is_escaped_whiteout(const struct raw_inode *ri,
+				const struct xattr_list *xl)
+{
+	return S_ISREG(ri->mode) && ri->size == 0 &&
+	       ri->layout != EROFS_INODE_CHUNK_BASED &&
+	       empty_xattr(xl, OVL_XATTR_ESC_WHITEOUT) &&
+	       empty_xattr(xl, OVL_XATTR_USER_WHITEOUT);
+}
+
 /* A new cfs_inode for @ri: attributes, data and xattrs (not entries). */
 static int make_inode(const struct reader *rd, const struct raw_inode *ri,
 		      struct xattr_list *xl, cfs_inode **out)
 {
 	struct overlay_marks m = {
-	    .whiteout =
-		S_ISREG(ri->mode) && xattr_find(xl, OVL_XATTR_ESC_WHITEOUT),
+	    .whiteout = is_escaped_whiteout(ri, xl),
 	    .has_whiteouts =
 		S_ISDIR(ri->mode) && xattr_find(xl, OVL_XATTR_ESC_WHITEOUTS),
 	};
@@ -780,14 +801,8 @@ static int make_inode(const struct reader *rd, const struct raw_inode *ri,
 	cfs_inode *inode = NULL;
 	int r;
 
-	if (m.whiteout) {
-		/* An escaped whiteout: a character device 0:0 in the source */
-		if (ri->size != 0 || ri->layout == EROFS_INODE_CHUNK_BASED)
-			return image_invalid(
-			    ri->off, "nid %" PRIu64 ": whiteout with content",
-			    ri->nid);
+	if (m.whiteout) /* a character device 0:0 in the source */
 		mode = S_IFCHR | (mode & 07777);
-	}
 	r = cfs_inode_new(&inode, mode);
 	if (r < 0)
 		return tree_refused(r, ri->off, "nid %" PRIu64, ri->nid);

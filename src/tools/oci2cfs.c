@@ -47,6 +47,7 @@ static void usage(FILE *out)
 		"Sources:\n"
 		"  dir:PATH           a directory tree (hardlinks kept)\n"
 		"  dump:FILE          a composefs-dump(5) text file\n"
+		"  cfs:IMAGE          an existing composefs image (e.g. to --dump it)\n"
 		"  oci:PATH[:REF]     an OCI image layout (REF: tag or manifest digest)\n"
 		"  oci-archive:FILE[:REF]     an OCI image layout in a tar file\n"
 		"  docker-archive:FILE[:REF]  'docker save' output (REF: name:tag or @N)\n"
