@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
 	# build
-	build-essential cmake pkg-config clang
+	build-essential cmake pkg-config clang clang-format git
 	libssl-dev libxxhash-dev libjson-c-dev
 	libarchive-dev libzstd-dev zlib1g-dev libmount-dev
 	# tests: image checks, fs-verity reference, xattr tools, scripting,

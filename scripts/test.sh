@@ -18,6 +18,9 @@ run_suite() {
 	(cd "$dir" && ctest --output-on-failure -j"$jobs")
 }
 
+echo "== format check (clang-format, .clang-format)"
+git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+
 echo "== build and test (-Werror)"
 run_suite build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo
 

@@ -62,11 +62,13 @@ CFS_EXPORT uint32_t cfs_inode_type(const cfs_inode *inode);
 CFS_EXPORT int cfs_inode_set_mode(cfs_inode *inode, uint32_t mode);
 CFS_EXPORT uint32_t cfs_inode_uid(const cfs_inode *inode);
 CFS_EXPORT uint32_t cfs_inode_gid(const cfs_inode *inode);
-CFS_EXPORT void cfs_inode_set_owner(cfs_inode *inode, uint32_t uid, uint32_t gid);
+CFS_EXPORT void cfs_inode_set_owner(cfs_inode *inode, uint32_t uid,
+				    uint32_t gid);
 CFS_EXPORT void cfs_inode_mtime(const cfs_inode *inode, int64_t *sec,
 				uint32_t *nsec);
 /** @nsec must be below 1e9 (-EINVAL otherwise). */
-CFS_EXPORT int cfs_inode_set_mtime(cfs_inode *inode, int64_t sec, uint32_t nsec);
+CFS_EXPORT int cfs_inode_set_mtime(cfs_inode *inode, int64_t sec,
+				   uint32_t nsec);
 /** Device number (glibc dev_t encoding) of a device node. */
 CFS_EXPORT uint64_t cfs_inode_rdev(const cfs_inode *inode);
 CFS_EXPORT int cfs_inode_set_rdev(cfs_inode *inode, uint64_t rdev);
@@ -169,8 +171,9 @@ CFS_EXPORT int cfs_image_write(cfs_inode *root, const cfs_write_options *opts,
 			       cfs_write_fn write, void *opaque,
 			       uint8_t digest_out[CFS_DIGEST_SIZE]);
 /** Same, writing to a file descriptor. */
-CFS_EXPORT int cfs_image_write_fd(cfs_inode *root, const cfs_write_options *opts,
-				  int fd, uint8_t digest_out[CFS_DIGEST_SIZE]);
+CFS_EXPORT int cfs_image_write_fd(cfs_inode *root,
+				  const cfs_write_options *opts, int fd,
+				  uint8_t digest_out[CFS_DIGEST_SIZE]);
 
 /* ---- composefs image reader ------------------------------------------ */
 

@@ -19,9 +19,8 @@ __attribute__((format(printf, 2, 3))) int cfs_error(int err, const char *fmt,
 __attribute__((format(printf, 2, 3))) int cfs_error_errno(int err,
 							  const char *fmt, ...);
 /* Put "PREFIX: " in front of the current message; returns -err. */
-__attribute__((format(printf, 2, 3))) int cfs_error_prefix(int err,
-							   const char *fmt,
-							   ...);
+__attribute__((format(printf, 2, 3))) int
+cfs_error_prefix(int err, const char *fmt, ...);
 /* Set a message only if none is set yet (for generic fallbacks). */
 int cfs_error_default(int err, const char *what);
 

@@ -42,16 +42,16 @@ static_assert(16 + VERITY_ROOT_HASH_FIELD + 32 + 144 == VERITY_DESCRIPTOR_SIZE,
 
 struct verity_level {
 	uint8_t block[VERITY_BLOCK_SIZE]; /* pending hashes of this level */
-	size_t fill;			  /* bytes used in block */
-	uint64_t count;			  /* hashes ever added to this level */
+	size_t fill; /* bytes used in block */
+	uint64_t count; /* hashes ever added to this level */
 };
 
 struct cfs_verity {
 	EVP_MD *md;
 	EVP_MD_CTX *ctx;
-	uint64_t size;			 /* data bytes seen */
-	int err;			 /* first failure, sticky until reset */
-	size_t fill;			 /* bytes used in data */
+	uint64_t size; /* data bytes seen */
+	int err; /* first failure, sticky until reset */
+	size_t fill; /* bytes used in data */
 	uint8_t data[VERITY_BLOCK_SIZE]; /* partial data block */
 	struct verity_level levels[VERITY_MAX_LEVELS];
 };
@@ -250,7 +250,7 @@ static int verity_root(cfs_verity *v, uint8_t root[CFS_DIGEST_SIZE])
 
 int cfs_verity_final(cfs_verity *v, uint8_t digest[CFS_DIGEST_SIZE])
 {
-	uint8_t desc[VERITY_DESCRIPTOR_SIZE] = {0};
+	uint8_t desc[VERITY_DESCRIPTOR_SIZE] = { 0 };
 	uint64_t size = v->size;
 	int r;
 

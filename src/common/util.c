@@ -92,7 +92,8 @@ int cfs_atomic_commit_to(struct cfs_atomic_file *af, int todir,
 		char proc[64];
 
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", af->fd);
-		if (linkat(AT_FDCWD, proc, todir, name, AT_SYMLINK_FOLLOW) < 0) {
+		if (linkat(AT_FDCWD, proc, todir, name, AT_SYMLINK_FOLLOW) <
+		    0) {
 			r = -errno;
 			if (r == -EEXIST && replace) {
 				/* linkat cannot replace: link under a
@@ -106,7 +107,8 @@ int cfs_atomic_commit_to(struct cfs_atomic_file *af, int todir,
 				if (linkat(AT_FDCWD, proc, todir, tmp,
 					   AT_SYMLINK_FOLLOW) < 0) {
 					r = -errno;
-				} else if (renameat(todir, tmp, todir, name) < 0) {
+				} else if (renameat(todir, tmp, todir, name) <
+					   0) {
 					r = -errno;
 					unlinkat(todir, tmp, 0);
 				} else {
@@ -144,10 +146,12 @@ int cfs_open_parent(const char *path, int *dirfd_out, const char **base_out)
 		fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		*base_out = path;
 	} else {
-		_cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
+		_cleanup_free_ char *dir =
+			strndup(path, (size_t)(slash - path));
 		if (!dir)
 			return -ENOMEM;
-		fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = open(dir[0] ? dir : "/",
+			  O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		*base_out = slash + 1;
 	}
 	if (fd < 0)

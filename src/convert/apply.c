@@ -60,8 +60,9 @@ static int split_path(struct cfs_applier *a, const char *raw, struct path *p)
 	char *s;
 
 	if (len > CFS_LAYER_PATH_MAX)
-		return cfs_error(ENAMETOOLONG, "%s: path of %zu bytes (limit %d)",
-				 a->where, len, CFS_LAYER_PATH_MAX);
+		return cfs_error(ENAMETOOLONG,
+				 "%s: path of %zu bytes (limit %d)", a->where,
+				 len, CFS_LAYER_PATH_MAX);
 	memcpy(p->buf, raw, len + 1);
 	p->n = 0;
 	s = p->buf;
@@ -81,7 +82,8 @@ static int split_path(struct cfs_applier *a, const char *raw, struct path *p)
 		if (strlen(s) > CFS_NAME_MAX)
 			return cfs_error(ENAMETOOLONG,
 					 "%s: %s: name of %zu bytes (limit %d)",
-					 a->where, raw, strlen(s), CFS_NAME_MAX);
+					 a->where, raw, strlen(s),
+					 CFS_NAME_MAX);
 		if (strcmp(s, ".") != 0)
 			p->comp[p->n++] = s;
 		if (!end)
@@ -125,7 +127,8 @@ static int follow(struct cfs_applier *a, const char *raw, cfs_inode *dir,
 	int r = 0;
 
 	if (--(*budget) < 0)
-		return cfs_error(ELOOP, "%s: %s: too many levels of symbolic links",
+		return cfs_error(ELOOP,
+				 "%s: %s: too many levels of symbolic links",
 				 a->where, raw);
 	p = malloc(sizeof(*p));
 	if (!p)
@@ -159,8 +162,7 @@ static int follow(struct cfs_applier *a, const char *raw, cfs_inode *dir,
 /* Walk @n components from @start, creating missing directories and
  * following symlinks; the result must be a directory. */
 static int walk(struct cfs_applier *a, const char *raw, cfs_inode *start,
-		const char *const *comp, size_t n, int *budget,
-		cfs_inode **out)
+		const char *const *comp, size_t n, int *budget, cfs_inode **out)
 {
 	cfs_inode *cur = start;
 	int r;
@@ -178,7 +180,8 @@ static int walk(struct cfs_applier *a, const char *raw, cfs_inode *start,
 				return r;
 		}
 		if (cfs_inode_type(child) != S_IFDIR)
-			return cfs_error(ENOTDIR, "%s: %s: '%s' is not a directory",
+			return cfs_error(ENOTDIR,
+					 "%s: %s: '%s' is not a directory",
 					 a->where, raw, comp[i]);
 		cur = child;
 	}
@@ -264,8 +267,8 @@ static int opaque(struct cfs_applier *a, cfs_inode *dir)
 	return r;
 }
 
-static int apply_whiteout(struct cfs_applier *a, const struct cfs_layer_entry *e,
-			  const struct path *p)
+static int apply_whiteout(struct cfs_applier *a,
+			  const struct cfs_layer_entry *e, const struct path *p)
 {
 	const char *base = p->comp[p->n - 1];
 	const char *target = base + strlen(WHITEOUT_PREFIX);
@@ -276,7 +279,8 @@ static int apply_whiteout(struct cfs_applier *a, const struct cfs_layer_entry *e
 		r = parent_of(a, e->path, p, &dir);
 		return r < 0 ? r : opaque(a, dir);
 	}
-	if (strncmp(base, WHITEOUT_META_PREFIX, strlen(WHITEOUT_META_PREFIX)) == 0)
+	if (strncmp(base, WHITEOUT_META_PREFIX, strlen(WHITEOUT_META_PREFIX)) ==
+	    0)
 		return 0;
 	if (!*target || strcmp(target, ".") == 0 || strcmp(target, "..") == 0)
 		return cfs_error(EINVAL, "%s: %s: whiteout of '%s'", a->where,
@@ -287,8 +291,9 @@ static int apply_whiteout(struct cfs_applier *a, const struct cfs_layer_entry *e
 	return whiteout(a, dir, target);
 }
 
-static int apply_hardlink(struct cfs_applier *a, const struct cfs_layer_entry *e,
-			  const struct path *p, cfs_inode *dir)
+static int apply_hardlink(struct cfs_applier *a,
+			  const struct cfs_layer_entry *e, const struct path *p,
+			  cfs_inode *dir)
 {
 	const char *name = p->comp[p->n - 1];
 	struct path *tp;
@@ -304,7 +309,8 @@ static int apply_hardlink(struct cfs_applier *a, const struct cfs_layer_entry *e
 			      e->path);
 	if (r == 0) {
 		int budget = CFS_SYMLINK_FOLLOW_MAX;
-		r = walk(a, e->path, a->root, tp->comp, tp->n - 1, &budget, &tdir);
+		r = walk(a, e->path, a->root, tp->comp, tp->n - 1, &budget,
+			 &tdir);
 	}
 	if (r < 0) {
 		free(tp);
@@ -313,8 +319,10 @@ static int apply_hardlink(struct cfs_applier *a, const struct cfs_layer_entry *e
 	target = cfs_dir_lookup(tdir, tp->comp[tp->n - 1]);
 	free(tp);
 	if (!target)
-		return cfs_error(ENOENT, "%s: %s: hardlink to '%s', which does not exist",
-				 a->where, e->path, e->link);
+		return cfs_error(
+			ENOENT,
+			"%s: %s: hardlink to '%s', which does not exist",
+			a->where, e->path, e->link);
 	if (cfs_inode_type(target) == S_IFDIR)
 		return cfs_error(EPERM, "%s: %s: hardlink to directory '%s'",
 				 a->where, e->path, e->link);
@@ -354,7 +362,8 @@ int cfs_applier_apply(struct cfs_applier *a, const struct cfs_layer_entry *e,
 	if (p->n == 0) {
 		/* the root itself */
 		if (e->hardlink || type != S_IFDIR)
-			r = cfs_error(EINVAL, "%s: %s: the root must be a directory",
+			r = cfs_error(EINVAL,
+				      "%s: %s: the root must be a directory",
 				      a->where, e->path);
 		else
 			r = set_meta(a, a->root, e);
@@ -379,7 +388,8 @@ int cfs_applier_apply(struct cfs_applier *a, const struct cfs_layer_entry *e,
 	}
 
 	existing = cfs_dir_lookup(dir, name);
-	if (type == S_IFDIR && existing && cfs_inode_type(existing) == S_IFDIR) {
+	if (type == S_IFDIR && existing &&
+	    cfs_inode_type(existing) == S_IFDIR) {
 		r = set_meta(a, existing, e);
 		if (r == 0)
 			r = cfs_dir_set_tag(dir, name, a->layer);

@@ -115,11 +115,12 @@ static int load_source(cfs_inode **root_out, const char *source,
 		return load_dump(root_out, source + 5, stats);
 	if (strncmp(source, "cfs:", 4) == 0)
 		return load_image(root_out, source + 4, stats);
-	return cfs_error(EINVAL,
-			 "%s: unknown source type (supported: dir:PATH, "
-			 "dump:FILE, cfs:IMAGE, oci:PATH[:REF], oci-archive:FILE[:REF], "
-			 "docker-archive:FILE[:REF])",
-			 source);
+	return cfs_error(
+		EINVAL,
+		"%s: unknown source type (supported: dir:PATH, "
+		"dump:FILE, cfs:IMAGE, oci:PATH[:REF], oci-archive:FILE[:REF], "
+		"docker-archive:FILE[:REF])",
+		source);
 }
 
 static void add_object_stats(cfs_convert_stats *stats,

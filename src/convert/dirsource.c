@@ -178,7 +178,8 @@ static int load_regular(struct dirsource *ds, cfs_inode *inode, int dirfd,
 		if (r < 0)
 			return cfs_error_errno(-r, "%s: read", path);
 		if (got != size)
-			return cfs_error(EIO, "%s: changed while it was being read",
+			return cfs_error(EIO,
+					 "%s: changed while it was being read",
 					 path);
 		return cfs_inode_set_content(inode, small, got);
 	}
@@ -223,7 +224,8 @@ static int load_entry(struct dirsource *ds, cfs_inode *parent, int dirfd,
 	if (r < 0)
 		return cfs_error_prefix(-r, "%s", path);
 	cfs_inode_set_owner(inode, st.st_uid, st.st_gid);
-	cfs_inode_set_mtime(inode, st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec);
+	cfs_inode_set_mtime(inode, st.st_mtim.tv_sec,
+			    (uint32_t)st.st_mtim.tv_nsec);
 	r = read_xattrs(inode, dirfd, name, path);
 	if (r < 0)
 		goto out;
@@ -250,8 +252,9 @@ static int load_entry(struct dirsource *ds, cfs_inode *parent, int dirfd,
 			r = cfs_error_prefix(-r, "%s", path);
 		break;
 	case S_IFDIR: {
-		_cleanup_close_ int fd = openat(
-			dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int fd =
+			openat(dirfd, name,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			r = cfs_error_errno(errno, "%s", path);
 			break;
@@ -313,7 +316,8 @@ static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
 	}
 	errno = 0;
 	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
 			continue;
 		if (n == cap) {
 			char **nn;

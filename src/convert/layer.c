@@ -70,9 +70,8 @@ int cfs_parse_sha256(const char *s, uint8_t digest[32])
 
 /* ---- producer -------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static int fail(struct cfs_layer_stream *s,
-						      int err, const char *fmt,
-						      ...)
+__attribute__((format(printf, 3, 4))) static int
+fail(struct cfs_layer_stream *s, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -128,7 +127,8 @@ static ssize_t read_input(struct cfs_layer_stream *s)
 			    (unsigned long long)s->digests.compressed_size,
 			    strerror(errno));
 	if (n == 0)
-		return fail(s, EIO, "%s: blob ends at %llu bytes, expected %llu",
+		return fail(s, EIO,
+			    "%s: blob ends at %llu bytes, expected %llu",
 			    s->what,
 			    (unsigned long long)s->digests.compressed_size,
 			    (unsigned long long)s->length);
@@ -183,10 +183,12 @@ static int produce_gzip(struct cfs_layer_stream *s)
 			}
 			if (n == 0) {
 				if (!member_done)
-					r = fail(s, EINVAL,
-						 "%s: truncated gzip stream (ends at compressed offset %llu)",
-						 s->what,
-						 (unsigned long long)s->digests.compressed_size);
+					r = fail(
+						s, EINVAL,
+						"%s: truncated gzip stream (ends at compressed offset %llu)",
+						s->what,
+						(unsigned long long)s->digests
+							.compressed_size);
 				break;
 			}
 			zs.next_in = s->in;
@@ -213,12 +215,13 @@ static int produce_gzip(struct cfs_layer_stream *s)
 		if (zr == Z_STREAM_END) {
 			member_done = true;
 		} else if (zr != Z_OK && zr != Z_BUF_ERROR) {
-			r = fail(s, EINVAL,
-				 "%s: corrupt gzip data near compressed offset %llu: %s",
-				 s->what,
-				 (unsigned long long)(s->digests.compressed_size -
-						      zs.avail_in),
-				 zs.msg ? zs.msg : "inflate failed");
+			r = fail(
+				s, EINVAL,
+				"%s: corrupt gzip data near compressed offset %llu: %s",
+				s->what,
+				(unsigned long long)(s->digests.compressed_size -
+						     zs.avail_in),
+				zs.msg ? zs.msg : "inflate failed");
 			break;
 		}
 		if (s->fill == LAYER_BUF_SIZE) {
@@ -256,10 +259,12 @@ static int produce_zstd(struct cfs_layer_stream *s)
 			}
 			if (n == 0) {
 				if (last != 0)
-					r = fail(s, EINVAL,
-						 "%s: truncated zstd stream (ends at compressed offset %llu)",
-						 s->what,
-						 (unsigned long long)s->digests.compressed_size);
+					r = fail(
+						s, EINVAL,
+						"%s: truncated zstd stream (ends at compressed offset %llu)",
+						s->what,
+						(unsigned long long)s->digests
+							.compressed_size);
 				break;
 			}
 			in.src = s->in;
@@ -280,12 +285,13 @@ static int produce_zstd(struct cfs_layer_stream *s)
 		zr = ZSTD_decompressStream(dctx, &out, &in);
 		s->fill = out.pos;
 		if (ZSTD_isError(zr)) {
-			r = fail(s, EINVAL,
-				 "%s: corrupt zstd data near compressed offset %llu: %s",
-				 s->what,
-				 (unsigned long long)(s->digests.compressed_size -
-						      (in.size - in.pos)),
-				 ZSTD_getErrorName(zr));
+			r = fail(
+				s, EINVAL,
+				"%s: corrupt zstd data near compressed offset %llu: %s",
+				s->what,
+				(unsigned long long)(s->digests.compressed_size -
+						     (in.size - in.pos)),
+				ZSTD_getErrorName(zr));
 			break;
 		}
 		last = zr;
@@ -319,8 +325,10 @@ static void *producer(void *arg)
 	}
 	if (r == 0) {
 		unsigned int len;
-		if (EVP_DigestFinal_ex(s->sha_c, s->digests.compressed, &len) != 1 ||
-		    EVP_DigestFinal_ex(s->sha_u, s->digests.uncompressed, &len) != 1)
+		if (EVP_DigestFinal_ex(s->sha_c, s->digests.compressed, &len) !=
+			    1 ||
+		    EVP_DigestFinal_ex(s->sha_u, s->digests.uncompressed,
+				       &len) != 1)
 			r = fail(s, EIO, "%s: sha256 failed", s->what);
 	}
 	pthread_mutex_lock(&s->lock);
@@ -462,7 +470,8 @@ int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
 	if (r == 0) {
 		int pr = pthread_create(&s->thread, NULL, producer, s);
 		if (pr != 0)
-			r = cfs_error(pr, "%s: starting the decompression thread",
+			r = cfs_error(pr,
+				      "%s: starting the decompression thread",
 				      what);
 		else
 			s->thread_started = true;

@@ -38,9 +38,10 @@ int cfs_objects_open(struct cfs_objects **out, const char *path)
 	objs->buf = malloc(COPY_BUF_SIZE);
 	objs->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (!objs->path || !objs->buf || objs->dirfd < 0) {
-		int r = objs->dirfd < 0 ? cfs_error_errno(errno, "object directory %s",
-							  path) :
-					  -ENOMEM;
+		int r = objs->dirfd < 0 ?
+				cfs_error_errno(errno, "object directory %s",
+						path) :
+				-ENOMEM;
 		cfs_objects_free(objs);
 		return r;
 	}
@@ -59,7 +60,8 @@ void cfs_objects_free(struct cfs_objects *objs)
 	free(objs);
 }
 
-const struct cfs_objects_stats *cfs_objects_stats(const struct cfs_objects *objs)
+const struct cfs_objects_stats *
+cfs_objects_stats(const struct cfs_objects *objs)
 {
 	return &objs->stats;
 }
@@ -83,7 +85,8 @@ static int open_subdir(struct cfs_objects *objs, const uint8_t *digest)
 	snprintf(name, sizeof(name), "%02x", digest[0]);
 	if (!objs->subdir_ok[digest[0]]) {
 		if (mkdirat(objs->dirfd, name, 0755) < 0 && errno != EEXIST)
-			return cfs_error_errno(errno, "%s/%s", objs->path, name);
+			return cfs_error_errno(errno, "%s/%s", objs->path,
+					       name);
 		objs->subdir_ok[digest[0]] = true;
 	}
 	fd = openat(objs->dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -151,7 +154,8 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 		return subfd;
 	r = cfs_atomic_open(&af, subfd, 0600);
 	if (r < 0)
-		return cfs_error_errno(-r, "temporary object in %s", objs->path);
+		return cfs_error_errno(-r, "temporary object in %s",
+				       objs->path);
 	r = cfs_verity_new(&v);
 	while (r == 0) {
 		ssize_t n = pread(fd, objs->buf, COPY_BUF_SIZE, (off_t)off);
@@ -167,8 +171,9 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 		if (r == 0) {
 			r = cfs_write_all(af.fd, objs->buf, (size_t)n);
 			if (r < 0)
-				r = cfs_error_errno(-r, "writing object for %s into %s",
-						    what, objs->path);
+				r = cfs_error_errno(
+					-r, "writing object for %s into %s",
+					what, objs->path);
 		}
 		off += (uint64_t)n;
 	}
@@ -201,11 +206,13 @@ int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
 		return subfd;
 	r = cfs_atomic_open(&af, subfd, 0600);
 	if (r < 0)
-		return cfs_error_errno(-r, "temporary object in %s", objs->path);
+		return cfs_error_errno(-r, "temporary object in %s",
+				       objs->path);
 	r = cfs_write_all(af.fd, data, len);
 	if (r < 0) {
 		cfs_atomic_abort(&af);
-		return cfs_error_errno(-r, "writing object into %s", objs->path);
+		return cfs_error_errno(-r, "writing object into %s",
+				       objs->path);
 	}
 	return commit(objs, &af, digest, len);
 }
@@ -213,7 +220,8 @@ int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
 int cfs_objects_sync(struct cfs_objects *objs)
 {
 	if (syncfs(objs->dirfd) < 0)
-		return cfs_error_errno(errno, "syncing objects in %s", objs->path);
+		return cfs_error_errno(errno, "syncing objects in %s",
+				       objs->path);
 	return 0;
 }
 
@@ -306,7 +314,8 @@ int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
 	if (w->spill.fd >= 0) {
 		r = cfs_write_all(w->spill.fd, data, len);
 		if (r < 0)
-			return cfs_error_errno(-r, "writing temporary object in %s",
+			return cfs_error_errno(-r,
+					       "writing temporary object in %s",
 					       w->objs->path);
 		return 0;
 	}

@@ -22,7 +22,8 @@ struct cfs_objects_stats {
 /* Open (creating it if needed) the object directory @path. */
 int cfs_objects_open(struct cfs_objects **out, const char *path);
 void cfs_objects_free(struct cfs_objects *objs);
-const struct cfs_objects_stats *cfs_objects_stats(const struct cfs_objects *objs);
+const struct cfs_objects_stats *
+cfs_objects_stats(const struct cfs_objects *objs);
 
 /* Does the object exist? */
 bool cfs_objects_has(struct cfs_objects *objs,

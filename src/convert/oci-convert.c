@@ -60,7 +60,8 @@ static void report(struct oci_conv *c, struct cfs_layer_stream *s, bool force)
 	if (!force && ms < 100)
 		return;
 	c->last_report = now;
-	c->progress.input_bytes = c->input_done + (s ? cfs_layer_bytes_read(s) : 0);
+	c->progress.input_bytes =
+		c->input_done + (s ? cfs_layer_bytes_read(s) : 0);
 	c->progress.objects = c->objects;
 	c->opts->progress(c->opts->progress_opaque, &c->progress);
 }
@@ -79,7 +80,8 @@ static int read_content(struct oci_conv *c, struct archive *a,
 	int r;
 
 	if (size < 0)
-		return cfs_error(EINVAL, "%s: %s: negative size", c->where, path);
+		return cfs_error(EINVAL, "%s: %s: negative size", c->where,
+				 path);
 	if (size == 0)
 		return 0;
 	if (!inline_)
@@ -94,18 +96,23 @@ static int read_content(struct oci_conv *c, struct archive *a,
 		if (ar == ARCHIVE_EOF)
 			break;
 		if (ar != ARCHIVE_OK)
-			return cfs_error(EIO, "%s: %s: reading data: %s", c->where,
-					 path, archive_error_string(a));
+			return cfs_error(EIO, "%s: %s: reading data: %s",
+					 c->where, path,
+					 archive_error_string(a));
 		if (off < pos || off + (int64_t)len > size)
-			return cfs_error(EINVAL, "%s: %s: data block at %lld beyond size %lld",
-					 c->where, path, (long long)off,
-					 (long long)size);
+			return cfs_error(
+				EINVAL,
+				"%s: %s: data block at %lld beyond size %lld",
+				c->where, path, (long long)off,
+				(long long)size);
 		/* Sparse files: holes read as zeros. */
 		while (pos < off) {
-			size_t n = (size_t)CFS_MIN((int64_t)sizeof(zeros), off - pos);
+			size_t n = (size_t)CFS_MIN((int64_t)sizeof(zeros),
+						   off - pos);
 			if (inline_)
 				memcpy(small + pos, zeros, n);
-			else if ((r = cfs_object_writer_write(c->writer, zeros, n)) < 0)
+			else if ((r = cfs_object_writer_write(c->writer, zeros,
+							      n)) < 0)
 				return r;
 			pos += (int64_t)n;
 		}
@@ -148,9 +155,10 @@ static int convert_entry(struct oci_conv *c, struct archive *a,
 	int r;
 
 	if (!path)
-		return cfs_error(EINVAL, "%s: entry at tar offset %lld has no usable name",
-				 c->where,
-				 (long long)archive_read_header_position(a));
+		return cfs_error(
+			EINVAL,
+			"%s: entry at tar offset %lld has no usable name",
+			c->where, (long long)archive_read_header_position(a));
 	e.path = path;
 	e.mode = archive_entry_mode(ae);
 	e.hardlink = archive_entry_hardlink(ae) != NULL;
@@ -168,25 +176,31 @@ static int convert_entry(struct oci_conv *c, struct archive *a,
 		case S_IFIFO:
 			break;
 		default:
-			return cfs_error(EINVAL, "%s: %s: unsupported tar entry type (mode 0%o)",
-					 c->where, path, e.mode);
+			return cfs_error(
+				EINVAL,
+				"%s: %s: unsupported tar entry type (mode 0%o)",
+				c->where, path, e.mode);
 		}
 	}
 	uid = archive_entry_uid(ae);
 	gid = archive_entry_gid(ae);
 	if (uid < 0 || uid > UINT32_MAX || gid < 0 || gid > UINT32_MAX)
-		return cfs_error(ERANGE, "%s: %s: uid/gid %lld/%lld out of range",
-				 c->where, path, (long long)uid, (long long)gid);
+		return cfs_error(ERANGE,
+				 "%s: %s: uid/gid %lld/%lld out of range",
+				 c->where, path, (long long)uid,
+				 (long long)gid);
 	e.uid = (uint32_t)uid;
 	e.gid = (uint32_t)gid;
 	if (archive_entry_mtime_is_set(ae)) {
 		e.mtime_sec = archive_entry_mtime(ae);
 		e.mtime_nsec = (uint32_t)archive_entry_mtime_nsec(ae);
 	}
-	e.rdev = makedev(archive_entry_rdevmajor(ae), archive_entry_rdevminor(ae));
+	e.rdev = makedev(archive_entry_rdevmajor(ae),
+			 archive_entry_rdevminor(ae));
 
 	archive_entry_xattr_reset(ae);
-	while (archive_entry_xattr_next(ae, &name, &value, &len) == ARCHIVE_OK) {
+	while (archive_entry_xattr_next(ae, &name, &value, &len) ==
+	       ARCHIVE_OK) {
 		if (n == CFS_ENTRY_XATTRS_MAX)
 			return cfs_error(E2BIG, "%s: %s: more than %d xattrs",
 					 c->where, path, CFS_ENTRY_XATTRS_MAX);
@@ -210,12 +224,13 @@ static int check_digest(struct oci_conv *c, const char *what, const char *want,
 	char gots[80];
 
 	if (cfs_parse_sha256(want, d) < 0)
-		return cfs_error(EINVAL, "%s: unsupported digest %s", c->where, want);
+		return cfs_error(EINVAL, "%s: unsupported digest %s", c->where,
+				 want);
 	if (memcmp(d, got, 32) == 0)
 		return 0;
 	digest_str(got, gots);
-	return cfs_error(EINVAL, "%s: %s mismatch: expected %s, got %s", c->where,
-			 what, want, gots);
+	return cfs_error(EINVAL, "%s: %s mismatch: expected %s, got %s",
+			 c->where, what, want, gots);
 }
 
 static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
@@ -231,7 +246,8 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	snprintf(c->where, sizeof(c->where), "%s: layer %s", c->img->source,
 		 l->digest);
 	snprintf(info->digest, sizeof(info->digest), "%s", l->digest);
-	snprintf(info->media_type, sizeof(info->media_type), "%s", l->media_type);
+	snprintf(info->media_type, sizeof(info->media_type), "%s",
+		 l->media_type);
 	cfs_applier_begin_layer(&c->applier, (uint32_t)i + 1, c->where);
 	c->progress.layer = i + 1;
 
@@ -239,9 +255,10 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	if (r < 0)
 		return r; /* the message names the source and the layer */
 	if (l->verify_blob && l->size >= 0 && blob.length != (uint64_t)l->size)
-		return cfs_error(EINVAL, "%s: blob has %llu bytes, descriptor says %lld",
-				 c->where, (unsigned long long)blob.length,
-				 (long long)l->size);
+		return cfs_error(
+			EINVAL, "%s: blob has %llu bytes, descriptor says %lld",
+			c->where, (unsigned long long)blob.length,
+			(long long)l->size);
 	r = cfs_layer_open(&s, &blob, l->compression, c->where);
 	if (r < 0)
 		return r;
@@ -254,10 +271,13 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
 			const char *why = cfs_layer_error(s);
 			r = why ? cfs_error(EINVAL, "%s", why) :
-				  cfs_error(EINVAL, "%s: tar offset %lld: %s",
-					    c->where,
-					    (long long)archive_read_header_position(a),
-					    archive_error_string(a));
+				  cfs_error(
+					  EINVAL, "%s: tar offset %lld: %s",
+					  c->where,
+					  (long long)
+						  archive_read_header_position(
+							  a),
+					  archive_error_string(a));
 			goto out;
 		}
 		info->entries++;

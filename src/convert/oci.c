@@ -87,8 +87,8 @@ enum member_kind {
 };
 
 struct oci_member {
-	char *name;	 /* normalised: no "./", no leading or trailing '/' */
-	char *link;	 /* symlink or hardlink target as stored */
+	char *name; /* normalised: no "./", no leading or trailing '/' */
+	char *link; /* symlink or hardlink target as stored */
 	uint64_t offset; /* of the data in the file */
 	uint64_t size;
 	enum member_kind kind;
@@ -98,12 +98,12 @@ struct oci_member {
 
 struct cfs_oci_store {
 	enum store_kind kind;
-	int fd;			    /* layout directory, or the archive file */
-	uint64_t file_size;	    /* STORE_TAR */
+	int fd; /* layout directory, or the archive file */
+	uint64_t file_size; /* STORE_TAR */
 	struct oci_member *members; /* sorted by name, unique */
 	size_t n_members;
 	char **layer_paths; /* per layer: path in the directory or archive */
-	int *layer_fds;	    /* STORE_DIR: opened on first use, else -1 */
+	int *layer_fds; /* STORE_DIR: opened on first use, else -1 */
 	size_t n_layers;
 };
 
@@ -133,7 +133,7 @@ struct oci_desc {
 	const char *media_type; /* NULL if absent */
 	const char *digest;
 	int64_t size;
-	const char *ref_name;		 /* org.opencontainers.image.ref.name */
+	const char *ref_name; /* org.opencontainers.image.ref.name */
 	const char *os, *arch, *variant; /* NULL if there is no platform */
 };
 
@@ -141,7 +141,7 @@ struct oci_desc {
 struct oci_target {
 	char digest[OCI_DIGEST_STR];
 	char media_type[128]; /* "" if unknown */
-	int64_t size;	/* -1 if unknown (a digest REF not in index.json) */
+	int64_t size; /* -1 if unknown (a digest REF not in index.json) */
 	char from[128]; /* who named it: "descriptor in index.json" */
 };
 
@@ -197,9 +197,9 @@ static int check_digest(const char *d)
 	enc_len = strlen(colon + 1);
 	if (alg_len == 6 && !memcmp(d, "sha256", 6))
 		return enc_len == CFS_DIGEST_HEX_SIZE &&
-			       is_hex_lower(colon + 1, enc_len)
-			   ? 0
-			   : -EINVAL;
+				       is_hex_lower(colon + 1, enc_len) ?
+			       0 :
+			       -EINVAL;
 	if (!alg_len || !enc_len || !is_alg_char(d[0]) ||
 	    !is_alg_char(d[alg_len - 1]))
 		return -EINVAL;
@@ -543,10 +543,11 @@ static int parse_desc(struct oci_ctx *c, struct json_object *o,
 static const char *norm_arch(const char *a)
 {
 	static const char *const map[][2] = {
-	    {"x86_64", "amd64"},    {"x86-64", "amd64"}, {"aarch64", "arm64"},
-	    {"i386", "386"},	    {"i486", "386"},	 {"i586", "386"},
-	    {"i686", "386"},	    {"armhf", "arm"},	 {"armel", "arm"},
-	    {"ppc64el", "ppc64le"},
+		{ "x86_64", "amd64" },	{ "x86-64", "amd64" },
+		{ "aarch64", "arm64" }, { "i386", "386" },
+		{ "i486", "386" },	{ "i586", "386" },
+		{ "i686", "386" },	{ "armhf", "arm" },
+		{ "armel", "arm" },	{ "ppc64el", "ppc64le" },
 	};
 
 	for (size_t i = 0; i < CFS_ARRAY_SIZE(map); i++)
@@ -558,23 +559,23 @@ static const char *norm_arch(const char *a)
 void cfs_oci_host_platform(char buf[CFS_OCI_PLATFORM_MAX])
 {
 	static const char *const map[][2] = {
-	    {"x86_64", "amd64"},
-	    {"aarch64", "arm64/v8"},
-	    {"arm64", "arm64/v8"},
-	    {"armv8l", "arm/v8"},
-	    {"armv7l", "arm/v7"},
-	    {"armv7", "arm/v7"},
-	    {"armv6l", "arm/v6"},
-	    {"armv5tel", "arm/v5"},
-	    {"i386", "386"},
-	    {"i486", "386"},
-	    {"i586", "386"},
-	    {"i686", "386"},
-	    {"ppc64le", "ppc64le"},
-	    {"s390x", "s390x"},
-	    {"riscv64", "riscv64"},
-	    {"mips64", "mips64"},
-	    {"loongarch64", "loong64"},
+		{ "x86_64", "amd64" },
+		{ "aarch64", "arm64/v8" },
+		{ "arm64", "arm64/v8" },
+		{ "armv8l", "arm/v8" },
+		{ "armv7l", "arm/v7" },
+		{ "armv7", "arm/v7" },
+		{ "armv6l", "arm/v6" },
+		{ "armv5tel", "arm/v5" },
+		{ "i386", "386" },
+		{ "i486", "386" },
+		{ "i586", "386" },
+		{ "i686", "386" },
+		{ "ppc64le", "ppc64le" },
+		{ "s390x", "s390x" },
+		{ "riscv64", "riscv64" },
+		{ "mips64", "mips64" },
+		{ "loongarch64", "loong64" },
 	};
 	struct utsname u;
 	const char *arch = "unknown";
@@ -602,7 +603,7 @@ static bool platform_part_ok(const char *s, size_t n)
 static int parse_platform(struct oci_ctx *c, const char *s)
 {
 	char q[OCI_QUOTE_MAX + 4];
-	char *parts[3] = {c->want.os, c->want.arch, c->want.variant};
+	char *parts[3] = { c->want.os, c->want.arch, c->want.variant };
 	const char *p = s;
 	size_t n = 0;
 
@@ -673,7 +674,7 @@ static int platform_score(const struct oci_platform *w,
 static void format_platform(char *buf, size_t size, const struct oci_desc *d)
 {
 	char q1[OCI_QUOTE_MAX + 4], q2[OCI_QUOTE_MAX + 4],
-	    q3[OCI_QUOTE_MAX + 4];
+		q3[OCI_QUOTE_MAX + 4];
 
 	if (!d->os)
 		snprintf(buf, size, "(none)");
@@ -755,7 +756,7 @@ static int add_member(struct oci_ctx *c, struct archive_entry *e, int64_t off,
 	if (st->n_members == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 64;
 		struct oci_member *n =
-		    reallocarray(st->members, ncap, sizeof(*n));
+			reallocarray(st->members, ncap, sizeof(*n));
 		if (!n)
 			return cfs_error(ENOMEM, "%s: out of memory", c->src);
 		st->members = n;
@@ -826,9 +827,10 @@ static int archive_scan(struct oci_ctx *c)
 		off = archive_filter_bytes(a, -1);
 		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
 			const char *why = archive_error_string(a);
-			r = cfs_error(
-			    EINVAL, "%s: tar archive at byte %lld: %s", c->src,
-			    (long long)off, why ? why : "truncated or damaged");
+			r = cfs_error(EINVAL,
+				      "%s: tar archive at byte %lld: %s",
+				      c->src, (long long)off,
+				      why ? why : "truncated or damaged");
 			goto out;
 		}
 		if (off < 0) {
@@ -988,7 +990,7 @@ static int read_json(struct oci_ctx *c, const char *label, const char *name,
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
 	char got[OCI_DIGEST_STR];
-	struct cfs_blob b = {.fd = -1};
+	struct cfs_blob b = { .fd = -1 };
 	int r;
 
 	*out = NULL;
@@ -1052,12 +1054,14 @@ static int layer_compression(const char *mt, enum cfs_layer_compression *out)
 		const char *mt;
 		enum cfs_layer_compression comp;
 	} map[] = {
-	    {"application/vnd.oci.image.layer.v1.tar", CFS_LAYER_TAR},
-	    {"application/vnd.oci.image.layer.v1.tar+gzip", CFS_LAYER_GZIP},
-	    {"application/vnd.oci.image.layer.v1.tar+zstd", CFS_LAYER_ZSTD},
-	    {MT_DOCKER_LAYER, CFS_LAYER_TAR},
-	    {MT_DOCKER_LAYER ".gzip", CFS_LAYER_GZIP},
-	    {MT_DOCKER_LAYER ".zstd", CFS_LAYER_ZSTD},
+		{ "application/vnd.oci.image.layer.v1.tar", CFS_LAYER_TAR },
+		{ "application/vnd.oci.image.layer.v1.tar+gzip",
+		  CFS_LAYER_GZIP },
+		{ "application/vnd.oci.image.layer.v1.tar+zstd",
+		  CFS_LAYER_ZSTD },
+		{ MT_DOCKER_LAYER, CFS_LAYER_TAR },
+		{ MT_DOCKER_LAYER ".gzip", CFS_LAYER_GZIP },
+		{ MT_DOCKER_LAYER ".zstd", CFS_LAYER_ZSTD },
 	};
 
 	for (size_t i = 0; i < CFS_ARRAY_SIZE(map); i++) {
@@ -1326,7 +1330,7 @@ static int select_platform(struct oci_ctx *c, struct json_object *idx,
 			   const char *label, struct oci_target *t)
 {
 	struct json_object *list;
-	struct oci_desc d, best_d = {0}, only_d = {0};
+	struct oci_desc d, best_d = { 0 }, only_d = { 0 };
 	char key[64], plats[512] = "", p[128];
 	size_t n, best = SIZE_MAX, usable = 0, only = 0;
 	int best_score = -1, r;
@@ -1370,9 +1374,10 @@ static int select_platform(struct oci_ctx *c, struct json_object *idx,
 		best_d = only_d;
 	}
 	if (best == SIZE_MAX)
-		return cfs_error(
-		    ENOENT, "%s: %s: no image for %s (platforms: %s)", c->src,
-		    label, c->want_str, plats[0] ? plats : "none");
+		return cfs_error(ENOENT,
+				 "%s: %s: no image for %s (platforms: %s)",
+				 c->src, label, c->want_str,
+				 plats[0] ? plats : "none");
 	snprintf(key, sizeof(key), "manifests[%zu].digest", best);
 	return set_target(c, t, &best_d, label, key);
 }
@@ -1464,8 +1469,8 @@ static int select_top(struct oci_ctx *c, struct json_object *idx,
 		else if (digest)
 			cand[i] = !strcmp(ds[i].digest, digest);
 		else
-			cand[i] =
-			    ds[i].ref_name && !strcmp(ds[i].ref_name, c->ref);
+			cand[i] = ds[i].ref_name &&
+				  !strcmp(ds[i].ref_name, c->ref);
 		if (!cand[i])
 			continue;
 		if (!n_cand++) {
@@ -1530,8 +1535,8 @@ static int select_top(struct oci_ctx *c, struct json_object *idx,
 			 "%s: index.json lists %zu images; choose one with "
 			 "%s:REF (tags: %s)",
 			 c->src, n_cand,
-			 strncmp(c->src, "oci:", 4) ? "oci-archive:FILE"
-						    : "oci:PATH",
+			 strncmp(c->src, "oci:", 4) ? "oci-archive:FILE" :
+						      "oci:PATH",
 			 tags[0] ? tags : "none");
 }
 
@@ -1584,9 +1589,9 @@ static int open_layout(struct oci_ctx *c)
 				 "%s: no oci-layout in the archive: "
 				 "not an OCI image layout%s",
 				 c->src,
-				 member_find(c->st, "manifest.json")
-				     ? " (a docker-archive?)"
-				     : "");
+				 member_find(c->st, "manifest.json") ?
+					 " (a docker-archive?)" :
+					 "");
 	r = read_json(c, "oci-layout", "oci-layout", NULL, -1, NULL, NULL, NULL,
 		      &layout);
 	if (r == -ENOENT)
@@ -1683,7 +1688,7 @@ static void docker_tags(struct json_object *list, char *buf, size_t size)
 			size_t m = json_object_array_length(tags);
 			for (size_t j = 0; j < m; j++) {
 				struct json_object *s =
-				    json_object_array_get_idx(tags, j);
+					json_object_array_get_idx(tags, j);
 				if (json_object_is_type(s, json_type_string)) {
 					list_add(buf, size,
 						 json_object_get_string(s));
@@ -1747,7 +1752,7 @@ static int docker_select(struct oci_ctx *c, struct json_object *list,
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < n; i++) {
 			struct json_object *e =
-			    json_object_array_get_idx(list, i);
+				json_object_array_get_idx(list, i);
 			struct json_object *rt;
 			const char *s;
 			char label[48];
@@ -1765,12 +1770,12 @@ static int docker_select(struct oci_ctx *c, struct json_object *list,
 				snprintf(key, sizeof(key), "%s.RepoTags[%zu]",
 					 label, j);
 				r = json_elem_string(
-				    c, json_object_array_get_idx(rt, j),
-				    "manifest.json", key, &s);
+					c, json_object_array_get_idx(rt, j),
+					"manifest.json", key, &s);
 				if (r < 0)
 					return r;
-				if (pass == 0 ? !strcmp(s, c->ref)
-					      : repo_tag_matches(s, c->ref)) {
+				if (pass == 0 ? !strcmp(s, c->ref) :
+						repo_tag_matches(s, c->ref)) {
 					*out = i;
 					return 0;
 				}
@@ -1778,8 +1783,9 @@ static int docker_select(struct oci_ctx *c, struct json_object *list,
 		}
 	}
 	return cfs_error(
-	    ENOENT, "%s: no image tagged \"%s\" in manifest.json (tags: %s)",
-	    c->src, quote(c->ref, q), tags);
+		ENOENT,
+		"%s: no image tagged \"%s\" in manifest.json (tags: %s)",
+		c->src, quote(c->ref, q), tags);
 }
 
 /* The digest a docker-archive config's name promises: "<hex>.json" or
@@ -1817,9 +1823,9 @@ static int open_docker_archive(struct oci_ctx *c)
 				 "%s: no manifest.json in the archive: not a "
 				 "docker-archive%s",
 				 c->src,
-				 member_find(c->st, "oci-layout")
-				     ? " (an oci-archive?)"
-				     : "");
+				 member_find(c->st, "oci-layout") ?
+					 " (an oci-archive?)" :
+					 "");
 	r = read_json(c, "manifest.json", "manifest.json", NULL, -1, NULL, NULL,
 		      NULL, &list);
 	if (r < 0)
@@ -1869,7 +1875,7 @@ static int open_docker_archive(struct oci_ctx *c)
 
 	for (size_t i = 0; i < img->n_layers; i++) {
 		struct cfs_oci_layer *l = &img->layers[i];
-		uint8_t magic[4] = {0};
+		uint8_t magic[4] = { 0 };
 		char llabel[OCI_QUOTE_MAX + 32];
 
 		snprintf(key, sizeof(key), "%s.Layers[%zu]", label, i);
@@ -1897,10 +1903,11 @@ static int open_docker_archive(struct oci_ctx *c)
 			l->compression = CFS_LAYER_ZSTD;
 		else
 			l->compression = CFS_LAYER_TAR;
-		l->media_type = strdup(
-		    l->compression == CFS_LAYER_GZIP   ? MT_DOCKER_LAYER ".gzip"
-		    : l->compression == CFS_LAYER_ZSTD ? MT_DOCKER_LAYER ".zstd"
-						       : MT_DOCKER_LAYER);
+		l->media_type = strdup(l->compression == CFS_LAYER_GZIP ?
+					       MT_DOCKER_LAYER ".gzip" :
+				       l->compression == CFS_LAYER_ZSTD ?
+					       MT_DOCKER_LAYER ".zstd" :
+					       MT_DOCKER_LAYER);
 		c->st->layer_paths[i] = strdup(m->name);
 		if (!l->media_type || !c->st->layer_paths[i])
 			return cfs_error(ENOMEM, "%s: out of memory", c->src);
@@ -1925,9 +1932,9 @@ static const struct {
 	const char *prefix;
 	enum oci_source_kind kind;
 } source_kinds[] = {
-    {"oci:", SRC_OCI},
-    {"oci-archive:", SRC_OCI_ARCHIVE},
-    {"docker-archive:", SRC_DOCKER_ARCHIVE},
+	{ "oci:", SRC_OCI },
+	{ "oci-archive:", SRC_OCI_ARCHIVE },
+	{ "docker-archive:", SRC_DOCKER_ARCHIVE },
 };
 
 bool cfs_oci_is_source(const char *source)
@@ -1976,7 +1983,7 @@ static int open_store(struct oci_ctx *c, enum oci_source_kind kind,
 		      const char *path)
 {
 	struct cfs_oci_store *st = c->st;
-	uint8_t magic[6] = {0};
+	uint8_t magic[6] = { 0 };
 	struct stat sb;
 	ssize_t n;
 
@@ -2020,7 +2027,7 @@ static int open_store(struct oci_ctx *c, enum oci_source_kind kind,
 int cfs_oci_open(struct cfs_oci_image **out, const char *source,
 		 const char *platform)
 {
-	struct oci_ctx c = {0};
+	struct oci_ctx c = { 0 };
 	struct cfs_oci_image *img;
 	_cleanup_free_ char *path = NULL, *ref = NULL;
 	char host[CFS_OCI_PLATFORM_MAX];
@@ -2134,15 +2141,14 @@ int cfs_oci_layer_blob(struct cfs_oci_image *img, size_t i,
 		       struct cfs_blob *blob)
 {
 	struct cfs_oci_store *st = img->store;
-	struct oci_ctx c = {.img = img, .st = st, .src = img->source};
+	struct oci_ctx c = { .img = img, .st = st, .src = img->source };
 	const struct oci_member *m;
 	char label[OCI_DIGEST_STR + 32];
 	struct stat sb;
 	int r;
 
 	assert(i < img->n_layers);
-	snprintf(label, sizeof(label), "layer %s",
-		 img->layers[i].digest);
+	snprintf(label, sizeof(label), "layer %s", img->layers[i].digest);
 	if (st->kind == STORE_TAR) {
 		r = archive_resolve(&c, label, st->layer_paths[i], &m);
 		if (r < 0)

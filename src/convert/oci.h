@@ -44,16 +44,16 @@ struct cfs_oci_layer {
 	char *digest;
 	char *media_type; /* as in the manifest (docker-archive: invented) */
 	enum cfs_layer_compression compression;
-	int64_t size;  /* from the descriptor (docker-archive: member size) */
+	int64_t size; /* from the descriptor (docker-archive: member size) */
 	char *diff_id; /* "sha256:<hex>" of the uncompressed tar (config) */
 	bool verify_blob; /* check digest+size of the stored bytes */
 };
 
 struct cfs_oci_image {
-	char *source;	       /* as given, for messages */
+	char *source; /* as given, for messages */
 	char *manifest_digest; /* "sha256:<hex>"; NULL for docker-archive */
-	char *config_digest;   /* "sha256:<hex>" */
-	uint8_t *config;       /* raw config JSON */
+	char *config_digest; /* "sha256:<hex>" */
+	uint8_t *config; /* raw config JSON */
 	size_t config_len;
 	struct cfs_oci_layer *layers;
 	size_t n_layers;

@@ -165,8 +165,8 @@ static int sb_add(struct strbuf *sb, const void *data, size_t len)
 	return 0;
 }
 
-static __attribute__((format(printf, 2, 3))) int
-sb_addf(struct strbuf *sb, const char *fmt, ...)
+static __attribute__((format(printf, 2, 3))) int sb_addf(struct strbuf *sb,
+							 const char *fmt, ...)
 {
 	va_list ap;
 	int n, r;
@@ -578,9 +578,10 @@ static int unescape(struct dump_reader *r, const char *what, struct field *f)
 			hi = i + 1 < len ? hexval(s[i + 1]) : -1;
 			lo = i + 2 < len ? hexval(s[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
-				return fail(r, EINVAL,
-					    "%s: \\x not followed by two hex digits",
-					    what);
+				return fail(
+					r, EINVAL,
+					"%s: \\x not followed by two hex digits",
+					what);
 			*out++ = (char)(hi << 4 | lo);
 			i += 2;
 			break;
@@ -674,8 +675,8 @@ static int parse_mtime(struct dump_reader *r, struct field *f, int64_t *sec,
 	if (ret < 0)
 		return ret;
 	if (unsec >= 1000000000u)
-		return fail(r, EINVAL, "MTIME: nanoseconds %" PRIu64
-				       " out of range",
+		return fail(r, EINVAL,
+			    "MTIME: nanoseconds %" PRIu64 " out of range",
 			    unsec);
 	/* Down to -(INT64_MAX + 1) without overflowing on the way. */
 	*sec = neg && usec > 0 ? -(int64_t)(usec - 1) - 1 : (int64_t)usec;
@@ -749,8 +750,8 @@ static int walk_path(struct dump_reader *r, const char *what, char *path,
 	return 0;
 }
 
-static int add_fixup(struct dump_reader *r, cfs_inode *parent,
-		     const char *name, const char *target)
+static int add_fixup(struct dump_reader *r, cfs_inode *parent, const char *name,
+		     const char *target)
 {
 	struct fixup *f;
 
@@ -789,9 +790,10 @@ static int set_regular(struct dump_reader *r, cfs_inode *inode, uint64_t size,
 				    "CONTENT of %zu bytes but SIZE %" PRIu64,
 				    content->len, size);
 		if (content->len > CFS_INLINE_MAX)
-			return fail(r, EINVAL,
-				    "CONTENT of %zu bytes, over the %d inline limit",
-				    content->len, CFS_INLINE_MAX);
+			return fail(
+				r, EINVAL,
+				"CONTENT of %zu bytes, over the %d inline limit",
+				content->len, CFS_INLINE_MAX);
 		ret = cfs_inode_set_content(inode, content->data, content->len);
 	} else {
 		ret = cfs_inode_set_size(inode, size);
@@ -855,7 +857,8 @@ static int parse_line(struct dump_reader *r)
 	if (memchr(r->line, '\0', r->len))
 		return fail(r, EINVAL, "NUL byte at column %zu",
 			    (size_t)((char *)memchr(r->line, '\0', r->len) -
-				     r->line) + 1);
+				     r->line) +
+				    1);
 	for (int i = 0; i < FIELD_COUNT; i++) {
 		char *sp;
 
@@ -875,9 +878,10 @@ static int parse_line(struct dump_reader *r)
 	if (f[FIELD_PATH].len == 0)
 		return fail(r, EINVAL, "empty PATH");
 	if (!r->root && strcmp(f[FIELD_PATH].data, "/") != 0)
-		return fail(r, EINVAL,
-			    "the first entry must be the root directory /, not %s",
-			    show(buf, f[FIELD_PATH].data, f[FIELD_PATH].len));
+		return fail(
+			r, EINVAL,
+			"the first entry must be the root directory /, not %s",
+			show(buf, f[FIELD_PATH].data, f[FIELD_PATH].len));
 	ret = walk_path(r, "", f[FIELD_PATH].data, f[FIELD_PATH].len, &parent,
 			&name);
 	if (ret < 0)

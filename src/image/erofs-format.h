@@ -191,7 +191,8 @@ static inline uint8_t cfs_erofs_xattr_index(const char *name,
 		uint8_t index;
 	} prefixes[] = {
 		{ "user.", EROFS_XATTR_INDEX_USER },
-		{ "system.posix_acl_access", EROFS_XATTR_INDEX_POSIX_ACL_ACCESS },
+		{ "system.posix_acl_access",
+		  EROFS_XATTR_INDEX_POSIX_ACL_ACCESS },
 		{ "system.posix_acl_default",
 		  EROFS_XATTR_INDEX_POSIX_ACL_DEFAULT },
 		{ "trusted.", EROFS_XATTR_INDEX_TRUSTED },

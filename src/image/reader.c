@@ -45,7 +45,7 @@
 struct reader {
 	const uint8_t *data;
 	size_t len;
-	uint64_t meta_off;  /* meta_blkaddr in bytes: nids count from here */
+	uint64_t meta_off; /* meta_blkaddr in bytes: nids count from here */
 	uint64_t xattr_off; /* xattr_blkaddr in bytes: shared xattr ids too */
 	int64_t build_time; /* mtime of compact inodes */
 	uint32_t build_time_nsec;
@@ -55,7 +55,7 @@ struct reader {
 /* An inode already read, for hardlinks and for catching directory loops. */
 struct nid_entry {
 	uint64_t nid;
-	cfs_inode *inode;  /* owns one reference; NULL: free slot */
+	cfs_inode *inode; /* owns one reference; NULL: free slot */
 	uint32_t raw_type; /* file type stored in the image (S_IFMT bits) */
 };
 
@@ -69,7 +69,7 @@ struct nid_table {
 /* One inode as stored, before it becomes a cfs_inode. */
 struct raw_inode {
 	uint64_t nid;
-	uint64_t off;	     /* image offset of the inode */
+	uint64_t off; /* image offset of the inode */
 	unsigned int layout; /* EROFS_INODE_FLAT_PLAIN, _FLAT_INLINE, ... */
 	uint32_t mode;
 	uint64_t size;
@@ -108,10 +108,10 @@ struct xattr_list {
 /* A tree function refused what the image holds: keep its message (it says
  * what), prefix where. */
 #define tree_refused(r, off, fmt, ...)                                         \
-	((r) == -ENOMEM                                                        \
-	     ? no_memory()                                                     \
-	     : cfs_error_prefix(EINVAL, "image offset %" PRIu64 ": " fmt,      \
-				(uint64_t)(off), ##__VA_ARGS__))
+	((r) == -ENOMEM ?                                                      \
+		 no_memory() :                                                 \
+		 cfs_error_prefix(EINVAL, "image offset %" PRIu64 ": " fmt,    \
+				  (uint64_t)(off), ##__VA_ARGS__))
 
 static int no_memory(void)
 {
@@ -184,8 +184,8 @@ static int read_header(struct reader *rd, unsigned int *format)
 	*format = le32toh(h.composefs_version);
 	if (*format > CFS_FORMAT_MAX)
 		return image_error(
-		    ENOTSUP, offsetof(struct cfs_header, composefs_version),
-		    "composefs format version %u not supported", *format);
+			ENOTSUP, offsetof(struct cfs_header, composefs_version),
+			"composefs format version %u not supported", *format);
 	return 0;
 }
 
@@ -204,26 +204,27 @@ static int read_superblock(struct reader *rd, uint16_t *root_nid)
 				     le32toh(sb.magic));
 	if (sb.blkszbits != EROFS_BLKSIZ_BITS)
 		return image_error(
-		    ENOTSUP,
-		    off + offsetof(struct erofs_super_block, blkszbits),
-		    "EROFS block size 2^%u not supported", sb.blkszbits);
+			ENOTSUP,
+			off + offsetof(struct erofs_super_block, blkszbits),
+			"EROFS block size 2^%u not supported", sb.blkszbits);
 	/* composefs uses no incompatible feature; any would change how the
 	 * structures below are to be read. */
 	if (le32toh(sb.feature_incompat) != 0)
 		return image_error(
-		    ENOTSUP,
-		    off + offsetof(struct erofs_super_block, feature_incompat),
-		    "EROFS incompatible features 0x%x not supported",
-		    le32toh(sb.feature_incompat));
+			ENOTSUP,
+			off + offsetof(struct erofs_super_block,
+				       feature_incompat),
+			"EROFS incompatible features 0x%x not supported",
+			le32toh(sb.feature_incompat));
 	rd->meta_off = (uint64_t)le32toh(sb.meta_blkaddr) * EROFS_BLKSIZ;
 	rd->xattr_off = (uint64_t)le32toh(sb.xattr_blkaddr) * EROFS_BLKSIZ;
 	rd->build_time = (int64_t)le64toh(sb.build_time);
 	rd->build_time_nsec = le32toh(sb.build_time_nsec);
 	if (rd->build_time_nsec >= 1000000000u)
-		return image_invalid(
-		    off + offsetof(struct erofs_super_block, build_time_nsec),
-		    "build time nanoseconds %u out of range",
-		    rd->build_time_nsec);
+		return image_invalid(off + offsetof(struct erofs_super_block,
+						    build_time_nsec),
+				     "build time nanoseconds %u out of range",
+				     rd->build_time_nsec);
 	*root_nid = le16toh(sb.root_nid);
 	return 0;
 }
@@ -240,9 +241,10 @@ static int parse_inode(const struct reader *rd, uint64_t nid, uint64_t ref_off,
 
 	/* Keeps nid * 32 from overflowing; the real bound is image_at's. */
 	if (nid > rd->len / EROFS_SLOTSIZE)
-		return image_invalid(
-		    ref_off, "nid %" PRIu64 " beyond the end of the image",
-		    nid);
+		return image_invalid(ref_off,
+				     "nid %" PRIu64
+				     " beyond the end of the image",
+				     nid);
 	memset(ri, 0, sizeof(*ri));
 	ri->nid = nid;
 	ri->off = rd->meta_off + nid * EROFS_SLOTSIZE;
@@ -251,16 +253,18 @@ static int parse_inode(const struct reader *rd, uint64_t nid, uint64_t ref_off,
 		return -EINVAL;
 	format = get_le16(p);
 	if (format & I_FORMAT_UNKNOWN_BITS)
-		return image_invalid(
-		    ri->off, "nid %" PRIu64 ": unknown i_format bits 0x%x", nid,
-		    format);
+		return image_invalid(ri->off,
+				     "nid %" PRIu64
+				     ": unknown i_format bits 0x%x",
+				     nid, format);
 	ri->layout = (format >> EROFS_I_DATALAYOUT_BIT) & 7;
 	if (ri->layout != EROFS_INODE_FLAT_PLAIN &&
 	    ri->layout != EROFS_INODE_FLAT_INLINE &&
 	    ri->layout != EROFS_INODE_CHUNK_BASED)
-		return image_invalid(
-		    ri->off, "nid %" PRIu64 ": data layout %u not supported",
-		    nid, ri->layout);
+		return image_invalid(ri->off,
+				     "nid %" PRIu64
+				     ": data layout %u not supported",
+				     nid, ri->layout);
 
 	if (format & (1u << EROFS_I_VERSION_BIT)) {
 		struct erofs_inode_extended e;
@@ -299,8 +303,8 @@ static int parse_inode(const struct reader *rd, uint64_t nid, uint64_t ref_off,
 	/* The xattr body: a 12-byte header, then icount - 1 more words. */
 	ri->xattr_off = ri->off + isize;
 	ri->xattr_size = icount ? sizeof(struct erofs_xattr_ibody_header) +
-				      4u * (icount - 1u)
-				: 0;
+					  4u * (icount - 1u) :
+				  0;
 	if (!image_at(rd, ri->xattr_off, ri->xattr_size,
 		      "xattrs of nid %" PRIu64, nid))
 		return -EINVAL;
@@ -347,10 +351,10 @@ static int check_data(const struct reader *rd, struct raw_inode *ri)
 			return -EINVAL;
 		if (ri->tail_off % EROFS_BLKSIZ + ri->tail_len > EROFS_BLKSIZ)
 			return image_invalid(
-			    ri->tail_off,
-			    "inline data of nid %" PRIu64
-			    " (%u bytes) crosses a block boundary",
-			    ri->nid, ri->tail_len);
+				ri->tail_off,
+				"inline data of nid %" PRIu64
+				" (%u bytes) crosses a block boundary",
+				ri->nid, ri->tail_len);
 	}
 	return 0;
 }
@@ -364,16 +368,17 @@ static int check_chunks(const struct reader *rd, const struct raw_inode *ri)
 {
 	const uint16_t format = (uint16_t)ri->i_u; /* i_u.c.format */
 	const unsigned int bits =
-	    EROFS_BLKSIZ_BITS + (format & EROFS_CHUNK_FORMAT_BLKBITS_MASK);
+		EROFS_BLKSIZ_BITS + (format & EROFS_CHUNK_FORMAT_BLKBITS_MASK);
 	const uint64_t unit = format & EROFS_CHUNK_FORMAT_INDEXES ? 8 : 4;
 	const uint64_t count =
-	    (ri->size >> bits) + ((ri->size & ((1ull << bits) - 1)) != 0);
+		(ri->size >> bits) + ((ri->size & ((1ull << bits) - 1)) != 0);
 
 	if (format &
 	    ~(EROFS_CHUNK_FORMAT_BLKBITS_MASK | EROFS_CHUNK_FORMAT_INDEXES))
-		return image_invalid(
-		    ri->off, "nid %" PRIu64 ": unknown chunk format 0x%x",
-		    ri->nid, format);
+		return image_invalid(ri->off,
+				     "nid %" PRIu64
+				     ": unknown chunk format 0x%x",
+				     ri->nid, format);
 	if (!image_at(rd, CFS_ROUND_UP(ri->xattr_off + ri->xattr_size, unit),
 		      count * unit, "chunk indexes of nid %" PRIu64, ri->nid))
 		return -EINVAL;
@@ -388,10 +393,10 @@ static int check_layout(const struct reader *rd, struct raw_inode *ri)
 	if (ri->layout == EROFS_INODE_CHUNK_BASED) {
 		if (type != S_IFREG)
 			return image_invalid(
-			    ri->off,
-			    "nid %" PRIu64
-			    ": chunk-based layout on a mode 0%o inode",
-			    ri->nid, ri->mode);
+				ri->off,
+				"nid %" PRIu64
+				": chunk-based layout on a mode 0%o inode",
+				ri->nid, ri->mode);
 		return check_chunks(rd, ri);
 	}
 	switch (type) {
@@ -481,16 +486,18 @@ static int parse_xattr_entry(const struct reader *rd,
 	size_t plen;
 
 	if (off > end || end - off < sizeof(e))
-		return image_invalid(
-		    off, "xattr entry of nid %" PRIu64 " beyond the xattr area",
-		    ri->nid);
+		return image_invalid(off,
+				     "xattr entry of nid %" PRIu64
+				     " beyond the xattr area",
+				     ri->nid);
 	p = image_at(rd, off, sizeof(e), "xattr entry of nid %" PRIu64,
 		     ri->nid);
 	if (!p)
 		return -EINVAL;
 	memcpy(&e, p, sizeof(e));
-	*entry_size = CFS_ROUND_UP(
-	    sizeof(e) + e.e_name_len + (uint64_t)le16toh(e.e_value_size), 4);
+	*entry_size = CFS_ROUND_UP(sizeof(e) + e.e_name_len +
+					   (uint64_t)le16toh(e.e_value_size),
+				   4);
 	if (*entry_size > end - off)
 		return image_invalid(off,
 				     "xattr entry of nid %" PRIu64 " (%" PRIu64
@@ -502,13 +509,16 @@ static int parse_xattr_entry(const struct reader *rd,
 		return -EINVAL;
 	prefix = cfs_erofs_xattr_prefix(e.e_name_index);
 	if (!prefix)
-		return image_invalid(
-		    off, "nid %" PRIu64 ": unknown xattr name index %u",
-		    ri->nid, e.e_name_index);
+		return image_invalid(off,
+				     "nid %" PRIu64
+				     ": unknown xattr name index %u",
+				     ri->nid, e.e_name_index);
 	suffix = p + sizeof(e);
 	if (memchr(suffix, '\0', e.e_name_len))
-		return image_invalid(
-		    off, "nid %" PRIu64 ": NUL byte in an xattr name", ri->nid);
+		return image_invalid(off,
+				     "nid %" PRIu64
+				     ": NUL byte in an xattr name",
+				     ri->nid);
 
 	if (xl->n == xl->cap) {
 		size_t cap = xl->cap ? xl->cap * 2 : 8;
@@ -558,12 +568,13 @@ static int parse_xattrs(const struct reader *rd, const struct raw_inode *ri,
 	pos = ri->xattr_off + sizeof(h);
 	if ((uint64_t)h.h_shared_count * 4 > end - pos)
 		return image_invalid(
-		    ri->xattr_off,
-		    "nid %" PRIu64 ": %u shared xattrs do not fit in %u bytes",
-		    ri->nid, h.h_shared_count, ri->xattr_size);
+			ri->xattr_off,
+			"nid %" PRIu64
+			": %u shared xattrs do not fit in %u bytes",
+			ri->nid, h.h_shared_count, ri->xattr_size);
 	for (unsigned int i = 0; i < h.h_shared_count; i++, pos += 4) {
 		uint64_t off =
-		    rd->xattr_off + (uint64_t)get_le32(rd->data + pos) * 4;
+			rd->xattr_off + (uint64_t)get_le32(rd->data + pos) * 4;
 
 		r = parse_xattr_entry(rd, ri, off, rd->len, xl, &entry_size);
 		if (r < 0)
@@ -599,7 +610,7 @@ static const struct raw_xattr *xattr_find(const struct xattr_list *xl,
 
 /* What the writer added for the whiteouts of the source tree. */
 struct overlay_marks {
-	bool whiteout;	    /* a regular file standing for a whiteout */
+	bool whiteout; /* a regular file standing for a whiteout */
 	bool has_whiteouts; /* a directory holding whiteouts */
 };
 
@@ -614,21 +625,24 @@ static int apply_metacopy(const struct raw_inode *ri, const struct raw_xattr *x,
 			  cfs_inode *inode)
 {
 	static const uint8_t header[OVL_METACOPY_HEADER_SIZE] = {
-	    0, OVL_METACOPY_HEADER_SIZE + CFS_DIGEST_SIZE, 0,
-	    OVL_METACOPY_ALG_SHA256};
+		0, OVL_METACOPY_HEADER_SIZE + CFS_DIGEST_SIZE, 0,
+		OVL_METACOPY_ALG_SHA256
+	};
 
 	if (!is_external(ri))
 		return image_invalid(
-		    x->off,
-		    "nid %" PRIu64 ": metacopy xattr without external content",
-		    ri->nid);
+			x->off,
+			"nid %" PRIu64
+			": metacopy xattr without external content",
+			ri->nid);
 	if (x->len == 0)
 		return 0;
 	if (x->len != sizeof(header) + CFS_DIGEST_SIZE ||
 	    memcmp(x->value, header, sizeof(header)) != 0)
-		return image_invalid(
-		    x->off, "nid %" PRIu64 ": bad metacopy xattr of %u bytes",
-		    ri->nid, x->len);
+		return image_invalid(x->off,
+				     "nid %" PRIu64
+				     ": bad metacopy xattr of %u bytes",
+				     ri->nid, x->len);
 	return cfs_inode_set_digest(inode, x->value + sizeof(header));
 }
 
@@ -643,17 +657,19 @@ static int apply_redirect(const struct raw_inode *ri, const struct raw_xattr *x,
 
 	if (!is_external(ri))
 		return image_invalid(
-		    x->off,
-		    "nid %" PRIu64 ": redirect xattr without external content",
-		    ri->nid);
+			x->off,
+			"nid %" PRIu64
+			": redirect xattr without external content",
+			ri->nid);
 	if (len > 0 && v[0] == '/') {
 		v++;
 		len--;
 	}
 	if (len == 0 || len > CFS_TARGET_MAX || memchr(v, '\0', len))
-		return image_invalid(
-		    x->off, "nid %" PRIu64 ": bad redirect xattr of %u bytes",
-		    ri->nid, x->len);
+		return image_invalid(x->off,
+				     "nid %" PRIu64
+				     ": bad redirect xattr of %u bytes",
+				     ri->nid, x->len);
 	payload = strndup((const char *)v, len);
 	if (!payload)
 		return no_memory();
@@ -793,9 +809,9 @@ static int make_inode(const struct reader *rd, const struct raw_inode *ri,
 		      struct xattr_list *xl, cfs_inode **out)
 {
 	struct overlay_marks m = {
-	    .whiteout = is_escaped_whiteout(ri, xl),
-	    .has_whiteouts =
-		S_ISDIR(ri->mode) && xattr_find(xl, OVL_XATTR_ESC_WHITEOUTS),
+		.whiteout = is_escaped_whiteout(ri, xl),
+		.has_whiteouts = S_ISDIR(ri->mode) &&
+				 xattr_find(xl, OVL_XATTR_ESC_WHITEOUTS),
 	};
 	uint32_t mode = ri->mode;
 	cfs_inode *inode = NULL;
@@ -860,7 +876,7 @@ static bool nid_lookup(const struct nid_table *t, uint64_t nid,
 
 static int nid_grow(struct nid_table *t)
 {
-	struct nid_table n = {.cap = t->cap ? t->cap * 2 : 64};
+	struct nid_table n = { .cap = t->cap ? t->cap * 2 : 64 };
 
 	n.slots = calloc(n.cap, sizeof(*n.slots));
 	if (!n.slots)
@@ -888,7 +904,7 @@ static int nid_insert(struct nid_table *t, uint64_t nid, cfs_inode *inode,
 			return r;
 		}
 	}
-	t->slots[nid_slot(t, nid)] = (struct nid_entry){nid, inode, raw_type};
+	t->slots[nid_slot(t, nid)] = (struct nid_entry){ nid, inode, raw_type };
 	t->count++;
 	return 0;
 }
@@ -966,10 +982,11 @@ static int read_entry(struct dir_reader *dr, const uint8_t *dirent,
 		/* A second name for a directory, or a loop */
 		if (S_ISDIR(e.raw_type))
 			return image_invalid(
-			    off,
-			    "directory nid %" PRIu64
-			    ": entry for directory nid %" PRIu64 " met before",
-			    dr->ri->nid, nid);
+				off,
+				"directory nid %" PRIu64
+				": entry for directory nid %" PRIu64
+				" met before",
+				dr->ri->nid, nid);
 	} else {
 		r = read_inode(dr->rd, nid, off, dr->depth + 1, &e);
 		if (r < 0)
@@ -977,10 +994,10 @@ static int read_entry(struct dir_reader *dr, const uint8_t *dirent,
 	}
 	if (de.file_type != erofs_file_type(e.raw_type))
 		return image_invalid(
-		    off + offsetof(struct erofs_dirent, file_type),
-		    "directory nid %" PRIu64 ": file type %u for nid %" PRIu64
-		    " of mode 0%o",
-		    dr->ri->nid, de.file_type, nid, e.raw_type);
+			off + offsetof(struct erofs_dirent, file_type),
+			"directory nid %" PRIu64
+			": file type %u for nid %" PRIu64 " of mode 0%o",
+			dr->ri->nid, de.file_type, nid, e.raw_type);
 	if (!e.inode)
 		return 0; /* an overlay whiteout */
 	return link_entry(dr, name, len, e.inode, off);
@@ -993,13 +1010,15 @@ static int check_name(struct dir_reader *dr, const uint8_t *name, size_t len,
 	int c;
 
 	if (len == 0 || len > CFS_NAME_MAX)
-		return image_invalid(
-		    off, "directory nid %" PRIu64 ": name of %zu bytes",
-		    dr->ri->nid, len);
+		return image_invalid(off,
+				     "directory nid %" PRIu64
+				     ": name of %zu bytes",
+				     dr->ri->nid, len);
 	if (memchr(name, '/', len) || memchr(name, '\0', len))
-		return image_invalid(
-		    off, "directory nid %" PRIu64 ": '/' or NUL in a name",
-		    dr->ri->nid);
+		return image_invalid(off,
+				     "directory nid %" PRIu64
+				     ": '/' or NUL in a name",
+				     dr->ri->nid);
 	/* Lookups binary-search the entries: they must be in strcmp order,
 	 * which also rules out duplicates. */
 	if (dr->prev) {
@@ -1045,7 +1064,7 @@ static int read_dir_block(struct dir_reader *dr, const uint8_t *block,
 	for (size_t i = 0; i < count; i++) {
 		const uint8_t *dirent = block + i * sizeof(struct erofs_dirent);
 		const uint64_t off =
-		    block_off + i * sizeof(struct erofs_dirent);
+			block_off + i * sizeof(struct erofs_dirent);
 		const uint8_t *name = block + nameoff;
 		size_t name_len;
 
@@ -1054,11 +1073,11 @@ static int read_dir_block(struct dir_reader *dr, const uint8_t *block,
 					offsetof(struct erofs_dirent, nameoff));
 			if (next <= nameoff || next > len)
 				return image_invalid(
-				    off + sizeof(struct erofs_dirent),
-				    "directory block of nid %" PRIu64
-				    ": name offset %zu out of order or beyond "
-				    "block",
-				    nid, next);
+					off + sizeof(struct erofs_dirent),
+					"directory block of nid %" PRIu64
+					": name offset %zu out of order or beyond "
+					"block",
+					nid, next);
 			name_len = next - nameoff;
 		} else {
 			next = len;
@@ -1082,10 +1101,10 @@ static int read_dir(struct reader *rd, const struct raw_inode *ri,
 		    cfs_inode *dir, unsigned int depth)
 {
 	struct dir_reader dr = {
-	    .rd = rd,
-	    .ri = ri,
-	    .dir = dir,
-	    .depth = depth,
+		.rd = rd,
+		.ri = ri,
+		.dir = dir,
+		.depth = depth,
 	};
 	uint64_t nblocks = CFS_DIV_ROUND_UP(ri->size, EROFS_BLKSIZ);
 	int r;
@@ -1110,7 +1129,7 @@ static int read_dir(struct reader *rd, const struct raw_inode *ri,
 static int read_inode(struct reader *rd, uint64_t nid, uint64_t ref_off,
 		      unsigned int depth, struct nid_entry *out)
 {
-	_cleanup_(xattr_list_free) struct xattr_list xl = {0};
+	_cleanup_(xattr_list_free) struct xattr_list xl = { 0 };
 	cfs_inode *inode = NULL;
 	struct raw_inode ri;
 	int r;
@@ -1118,7 +1137,7 @@ static int read_inode(struct reader *rd, uint64_t nid, uint64_t ref_off,
 	r = parse_inode(rd, nid, ref_off, &ri);
 	if (r < 0)
 		return r;
-	*out = (struct nid_entry){.nid = nid, .raw_type = ri.mode & S_IFMT};
+	*out = (struct nid_entry){ .nid = nid, .raw_type = ri.mode & S_IFMT };
 	if (S_ISCHR(ri.mode) && ri.i_u == 0)
 		return 0;
 	if (S_ISDIR(ri.mode) && depth > READER_DEPTH_MAX)
@@ -1154,11 +1173,11 @@ static int read_inode(struct reader *rd, uint64_t nid, uint64_t ref_off,
 int cfs_image_read(cfs_inode **root_out, const void *data, size_t len,
 		   unsigned int *format_out)
 {
-	struct nid_table nids = {0};
-	struct reader rd = {.data = data, .len = len, .nids = &nids};
-	const uint64_t root_ref =
-	    EROFS_SUPER_OFFSET + offsetof(struct erofs_super_block, root_nid);
-	struct nid_entry root = {0};
+	struct nid_table nids = { 0 };
+	struct reader rd = { .data = data, .len = len, .nids = &nids };
+	const uint64_t root_ref = EROFS_SUPER_OFFSET +
+				  offsetof(struct erofs_super_block, root_nid);
+	struct nid_entry root = { 0 };
 	unsigned int format = 0;
 	uint16_t root_nid = 0;
 	int r;

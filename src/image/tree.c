@@ -119,7 +119,8 @@ uint32_t cfs_inode_type(const cfs_inode *inode)
 
 int cfs_inode_set_mode(cfs_inode *inode, uint32_t mode)
 {
-	if ((mode & S_IFMT) != (inode->mode & S_IFMT) || (mode & ~(S_IFMT | 07777)))
+	if ((mode & S_IFMT) != (inode->mode & S_IFMT) ||
+	    (mode & ~(S_IFMT | 07777)))
 		return cfs_error(EINVAL, "cannot change mode 0%o to 0%o",
 				 inode->mode, mode);
 	inode->mode = mode;
@@ -254,7 +255,8 @@ const void *cfs_inode_content(const cfs_inode *inode)
 	return inode->content;
 }
 
-int cfs_inode_set_digest(cfs_inode *inode, const uint8_t digest[CFS_DIGEST_SIZE])
+int cfs_inode_set_digest(cfs_inode *inode,
+			 const uint8_t digest[CFS_DIGEST_SIZE])
 {
 	if (!S_ISREG(inode->mode))
 		return cfs_error(EINVAL, "digest on a non-regular file");
@@ -294,7 +296,8 @@ const char *cfs_inode_payload(const cfs_inode *inode)
 	return inode->payload;
 }
 
-int cfs_inode_set_object(cfs_inode *inode, const uint8_t digest[CFS_DIGEST_SIZE])
+int cfs_inode_set_object(cfs_inode *inode,
+			 const uint8_t digest[CFS_DIGEST_SIZE])
 {
 	char path[CFS_DIGEST_HEX_SIZE + 2];
 	int r;
@@ -373,8 +376,9 @@ int cfs_inode_set_xattr(cfs_inode *inode, const char *name, const void *value,
 	if (at >= 0)
 		newsize -= cfs_xattr_entry_size(name, inode->xattrs[at].len);
 	if (newsize > CFS_XATTRS_INODE_MAX)
-		return cfs_error(ERANGE, "xattr %s: more than %d bytes of xattrs",
-				 name, CFS_XATTRS_INODE_MAX);
+		return cfs_error(ERANGE,
+				 "xattr %s: more than %d bytes of xattrs", name,
+				 CFS_XATTRS_INODE_MAX);
 	v = malloc(len ? len : 1);
 	if (!v)
 		return -ENOMEM;
@@ -391,7 +395,8 @@ int cfs_inode_set_xattr(cfs_inode *inode, const char *name, const void *value,
 			free(v);
 			return -ENOMEM;
 		}
-		n = reallocarray(inode->xattrs, inode->n_xattrs + 1, sizeof(*n));
+		n = reallocarray(inode->xattrs, inode->n_xattrs + 1,
+				 sizeof(*n));
 		if (!n) {
 			free(v);
 			free(dup);
@@ -474,7 +479,8 @@ int cfs_dir_link(cfs_inode *dir, const char *name, cfs_inode *child)
 	int r;
 
 	if (!d)
-		return cfs_error(ENOTDIR, "%s: parent is not a directory", name);
+		return cfs_error(ENOTDIR, "%s: parent is not a directory",
+				 name);
 	r = cfs_name_check(name);
 	if (r < 0)
 		return cfs_error(-r, "invalid file name of %zu bytes",

@@ -239,9 +239,10 @@ static int node_init(struct writer *w, struct wnode *n, cfs_inode *inode)
 	if (type == S_IFCHR || type == S_IFBLK) {
 		uint32_t enc;
 		if (cfs_rdev_encode(inode->rdev, &enc) < 0)
-			return cfs_error(EOVERFLOW,
-					 "device number %u:%u does not fit in 32 bits",
-					 major(inode->rdev), minor(inode->rdev));
+			return cfs_error(
+				EOVERFLOW,
+				"device number %u:%u does not fit in 32 bits",
+				major(inode->rdev), minor(inode->rdev));
 	}
 	if (type == S_IFLNK && !inode->target)
 		return cfs_error(EINVAL, "symlink without target");
@@ -434,7 +435,8 @@ static int add_root_whiteouts(struct writer *w)
 	w->whiteouts = calloc(256, sizeof(*w->whiteouts));
 	if (!w->whiteouts)
 		return -ENOMEM;
-	selinux = cfs_inode_xattr(root->inode, "security.selinux", &selinux_len);
+	selinux =
+		cfs_inode_xattr(root->inode, "security.selinux", &selinux_len);
 	for (int i = 0; i < 256; i++) {
 		struct wnode *n = &w->whiteouts[i];
 
@@ -473,7 +475,8 @@ static void init_hex_names(void)
 
 /* Directory entries of a node as stored: the tree's entries, "." and "..",
  * and at the root the whiteouts whose names are free, in strcmp order. */
-static int build_dirents(struct writer *w, struct wnode *n, struct wnode *parent)
+static int build_dirents(struct writer *w, struct wnode *n,
+			 struct wnode *parent)
 {
 	cfs_inode *dir = n->inode;
 	size_t count = cfs_dir_count(dir) + 2;
@@ -498,9 +501,9 @@ static int build_dirents(struct writer *w, struct wnode *n, struct wnode *parent
 		init_hex_names();
 		for (int i = 0; i < 256; i++)
 			if (!cfs_dir_lookup(dir, hex_names[i]))
-				n->dirents[k++] = (struct wdirent){
-					hex_names[i], &w->whiteouts[i]
-				};
+				n->dirents[k++] =
+					(struct wdirent){ hex_names[i],
+							  &w->whiteouts[i] };
 	}
 	n->n_dirents = k;
 	qsort(n->dirents, k, sizeof(*n->dirents), dirent_cmp);
@@ -523,9 +526,8 @@ static int order_nodes(struct writer *w)
 	append(w, w->root);
 	for (struct wnode *n = w->root; n; n = n->next) {
 		if (n->inode && n->inode->dir) {
-			struct wnode *parent = n == w->root ?
-						       n :
-						       n->primary_parent->walk_data;
+			struct wnode *parent =
+				n == w->root ? n : n->primary_parent->walk_data;
 			r = build_dirents(w, n, parent);
 			if (r < 0)
 				return r;
@@ -608,7 +610,8 @@ static int compute_shared_xattrs(struct writer *w)
 	 * out in the descending order composefs uses. */
 	for (size_t end = total; end > 0;) {
 		size_t start = end - 1;
-		while (start > 0 && xattr_kv_cmp(&all[start - 1], &all[end - 1]) == 0)
+		while (start > 0 &&
+		       xattr_kv_cmp(&all[start - 1], &all[end - 1]) == 0)
 			start--;
 		if (end - start > 1) {
 			for (size_t i = start; i < end; i++)
@@ -668,7 +671,8 @@ static void dir_size(struct wnode *n)
 	size_t used = 0;
 
 	for (size_t i = 0; i < n->n_dirents; i++) {
-		size_t len = sizeof(struct erofs_dirent) + strlen(n->dirents[i].name);
+		size_t len = sizeof(struct erofs_dirent) +
+			     strlen(n->dirents[i].name);
 		if (used + len > EROFS_BLKSIZ) {
 			blocks++;
 			used = 0;
@@ -707,8 +711,10 @@ static int data_size(struct wnode *n)
 		} else {
 			uint64_t chunks = chunk_count(n->size);
 			if (chunks > CFS_MAX_CHUNKS)
-				return cfs_error(EFBIG, "file of %llu bytes is too large",
-						 (unsigned long long)n->size);
+				return cfs_error(
+					EFBIG,
+					"file of %llu bytes is too large",
+					(unsigned long long)n->size);
 			n->n_blocks = 0;
 			n->tailsize = (uint32_t)chunks * 4;
 		}
@@ -732,7 +738,8 @@ static uint64_t stored_size(const struct wnode *n)
 
 static bool fits_compact(const struct writer *w, const struct wnode *n)
 {
-	if (n->mtime_sec != w->min_mtime_sec || n->mtime_nsec != w->min_mtime_nsec)
+	if (n->mtime_sec != w->min_mtime_sec ||
+	    n->mtime_nsec != w->min_mtime_nsec)
 		return false;
 	if (n->nlink > UINT16_MAX || n->uid > UINT16_MAX || n->gid > UINT16_MAX)
 		return false;
@@ -823,10 +830,12 @@ static int compute_layout(struct writer *w)
 					  sizeof(struct erofs_inode_extended);
 		n->xattr_size = xattr_body_size(n);
 		if (n->xattr_size &&
-		    (n->xattr_size - sizeof(struct erofs_xattr_ibody_header)) / 4 +
+		    (n->xattr_size - sizeof(struct erofs_xattr_ibody_header)) /
+					    4 +
 				    1 >
 			    UINT16_MAX)
-			return cfs_error(ERANGE, "too many xattrs on one inode");
+			return cfs_error(ERANGE,
+					 "too many xattrs on one inode");
 
 		aligned = CFS_ROUND_UP(pos, EROFS_SLOTSIZE);
 		n->ipad = (uint32_t)(aligned - pos);
@@ -873,7 +882,8 @@ static uint32_t name_filter(const struct wnode *n)
 
 	for (size_t i = 0; i < n->n_xattrs; i++) {
 		const char *suffix;
-		uint8_t index = cfs_erofs_xattr_index(n->xattrs[i].name, &suffix);
+		uint8_t index =
+			cfs_erofs_xattr_index(n->xattrs[i].name, &suffix);
 		uint32_t bit = XXH32(suffix, strlen(suffix),
 				     EROFS_XATTR_FILTER_SEED + index) &
 			       (EROFS_XATTR_FILTER_BITS - 1);
@@ -938,7 +948,8 @@ static int emit_dirents(struct writer *w, const struct wnode *n, bool blocks)
 	int r;
 
 	for (size_t i = 0; i < n->n_dirents; i++) {
-		size_t len = sizeof(struct erofs_dirent) + strlen(n->dirents[i].name);
+		size_t len = sizeof(struct erofs_dirent) +
+			     strlen(n->dirents[i].name);
 		if (used + len > EROFS_BLKSIZ) {
 			if (blocks) {
 				r = emit_dirent_chunk(w, n, first, i - first,
@@ -1017,7 +1028,8 @@ static int emit_inode(struct writer *w, struct wnode *n)
 	if (n->compact) {
 		struct erofs_inode_compact i = { 0 };
 
-		i.i_format = htole16((uint16_t)(layout << EROFS_I_DATALAYOUT_BIT));
+		i.i_format =
+			htole16((uint16_t)(layout << EROFS_I_DATALAYOUT_BIT));
 		i.i_xattr_icount = htole16(icount);
 		i.i_mode = htole16((uint16_t)n->mode);
 		i.i_nlink = htole16((uint16_t)n->nlink);
@@ -1030,8 +1042,9 @@ static int emit_inode(struct writer *w, struct wnode *n)
 	} else {
 		struct erofs_inode_extended i = { 0 };
 
-		i.i_format = htole16((uint16_t)(layout << EROFS_I_DATALAYOUT_BIT |
-						1 << EROFS_I_VERSION_BIT));
+		i.i_format =
+			htole16((uint16_t)(layout << EROFS_I_DATALAYOUT_BIT |
+					   1 << EROFS_I_VERSION_BIT));
 		i.i_xattr_icount = htole16(icount);
 		i.i_mode = htole16((uint16_t)n->mode);
 		i.i_size = htole64(size);
@@ -1056,8 +1069,9 @@ static int emit_inode(struct writer *w, struct wnode *n)
 		r = emit(w, &h, sizeof(h));
 		for (size_t i = 0; r == 0 && i < n->n_xattrs; i++) {
 			if (n->xattrs[i].shared_off >= 0) {
-				uint64_t off = w->inodes_end % EROFS_BLKSIZ +
-					       (uint64_t)n->xattrs[i].shared_off;
+				uint64_t off =
+					w->inodes_end % EROFS_BLKSIZ +
+					(uint64_t)n->xattrs[i].shared_off;
 				uint32_t id = htole32((uint32_t)(off / 4));
 				r = emit(w, &id, sizeof(id));
 			}
@@ -1101,7 +1115,9 @@ static int emit_data_blocks(struct writer *w, const struct wnode *n)
 		return 0;
 	for (uint32_t b = 0; b < n->n_blocks; b++) {
 		uint64_t off = (uint64_t)b * EROFS_BLKSIZ;
-		uint64_t len = off < n->size ? CFS_MIN(n->size - off, EROFS_BLKSIZ) : 0;
+		uint64_t len = off < n->size ?
+				       CFS_MIN(n->size - off, EROFS_BLKSIZ) :
+				       0;
 		r = emit(w, src + off, len);
 		if (r == 0)
 			r = emit_align(w, EROFS_BLKSIZ);
@@ -1134,8 +1150,10 @@ static int emit_image(struct writer *w)
 	sb.inos = htole64(w->n_nodes);
 	sb.build_time = htole64((uint64_t)w->min_mtime_sec);
 	sb.build_time_nsec = htole32(w->min_mtime_nsec);
-	sb.blocks = htole32((uint32_t)(data_start / EROFS_BLKSIZ + w->n_data_blocks));
-	sb.meta_blkaddr = htole32((EROFS_SUPER_OFFSET + sizeof(sb)) / EROFS_BLKSIZ);
+	sb.blocks = htole32(
+		(uint32_t)(data_start / EROFS_BLKSIZ + w->n_data_blocks));
+	sb.meta_blkaddr =
+		htole32((EROFS_SUPER_OFFSET + sizeof(sb)) / EROFS_BLKSIZ);
 	sb.xattr_blkaddr = htole32((uint32_t)(w->inodes_end / EROFS_BLKSIZ));
 
 	r = emit(w, &h, sizeof(h));

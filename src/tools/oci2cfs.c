@@ -67,7 +67,7 @@ static void usage(FILE *out)
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-								...)
+							     ...)
 {
 	va_list ap;
 
@@ -104,7 +104,8 @@ static void show_progress(void *opaque, const cfs_progress *p)
 	memset(bar, '#', (size_t)filled);
 	memset(bar + filled, '.', (size_t)(30 - filled));
 	bar[30] = '\0';
-	fprintf(stderr, "\r[%s] layer %zu/%zu  %.1f/%.1f MiB  %llu objects  %.1f MiB/s ",
+	fprintf(stderr,
+		"\r[%s] layer %zu/%zu  %.1f/%.1f MiB  %llu objects  %.1f MiB/s ",
 		bar, p->layer, p->n_layers, (double)p->input_bytes / 1048576.0,
 		(double)p->input_total / 1048576.0,
 		(unsigned long long)p->objects,
@@ -157,9 +158,11 @@ static json_object *io_report(void)
 	long long v;
 
 	while (f && fscanf(f, "%63[^:]: %lld\n", key, &v) == 2)
-		if (strcmp(key, "read_bytes") == 0 || strcmp(key, "write_bytes") == 0 ||
+		if (strcmp(key, "read_bytes") == 0 ||
+		    strcmp(key, "write_bytes") == 0 ||
 		    strcmp(key, "cancelled_write_bytes") == 0)
-			json_object_object_add(io, key, json_object_new_int64(v));
+			json_object_object_add(io, key,
+					       json_object_new_int64(v));
 	if (f)
 		fclose(f);
 	return io;
@@ -178,47 +181,77 @@ static void print_json(const char *source, const char *output,
 	json_object_object_add(o, "source", json_object_new_string(source));
 	json_object_object_add(o, "output", json_object_new_string(output));
 	if (s->manifest_digest[0])
-		json_object_object_add(o, "manifest_digest",
-				       json_object_new_string(s->manifest_digest));
+		json_object_object_add(
+			o, "manifest_digest",
+			json_object_new_string(s->manifest_digest));
 	if (s->config_digest[0])
-		json_object_object_add(o, "config_digest",
-				       json_object_new_string(s->config_digest));
+		json_object_object_add(
+			o, "config_digest",
+			json_object_new_string(s->config_digest));
 	for (size_t i = 0; i < s->n_layers; i++) {
 		const cfs_layer_info *l = &s->layers[i];
 		json_object *lo = json_object_new_object();
-		json_object_object_add(lo, "digest", json_object_new_string(l->digest));
-		json_object_object_add(lo, "media_type", json_object_new_string(l->media_type));
-		json_object_object_add(lo, "compressed_bytes", json_object_new_int64((int64_t)l->compressed_bytes));
-		json_object_object_add(lo, "uncompressed_bytes", json_object_new_int64((int64_t)l->uncompressed_bytes));
-		json_object_object_add(lo, "entries", json_object_new_int64((int64_t)l->entries));
+		json_object_object_add(lo, "digest",
+				       json_object_new_string(l->digest));
+		json_object_object_add(lo, "media_type",
+				       json_object_new_string(l->media_type));
+		json_object_object_add(
+			lo, "compressed_bytes",
+			json_object_new_int64((int64_t)l->compressed_bytes));
+		json_object_object_add(
+			lo, "uncompressed_bytes",
+			json_object_new_int64((int64_t)l->uncompressed_bytes));
+		json_object_object_add(
+			lo, "entries",
+			json_object_new_int64((int64_t)l->entries));
 		json_object_array_add(layers, lo);
 	}
 	if (s->n_layers)
 		json_object_object_add(o, "layers", layers);
 	else
 		json_object_put(layers);
-	json_object_object_add(inodes, "directories", json_object_new_int64((int64_t)s->dirs));
-	json_object_object_add(inodes, "files", json_object_new_int64((int64_t)s->files));
-	json_object_object_add(inodes, "symlinks", json_object_new_int64((int64_t)s->symlinks));
-	json_object_object_add(inodes, "chardevs", json_object_new_int64((int64_t)s->chardevs));
-	json_object_object_add(inodes, "blockdevs", json_object_new_int64((int64_t)s->blockdevs));
-	json_object_object_add(inodes, "fifos", json_object_new_int64((int64_t)s->fifos));
-	json_object_object_add(inodes, "sockets", json_object_new_int64((int64_t)s->sockets));
+	json_object_object_add(inodes, "directories",
+			       json_object_new_int64((int64_t)s->dirs));
+	json_object_object_add(inodes, "files",
+			       json_object_new_int64((int64_t)s->files));
+	json_object_object_add(inodes, "symlinks",
+			       json_object_new_int64((int64_t)s->symlinks));
+	json_object_object_add(inodes, "chardevs",
+			       json_object_new_int64((int64_t)s->chardevs));
+	json_object_object_add(inodes, "blockdevs",
+			       json_object_new_int64((int64_t)s->blockdevs));
+	json_object_object_add(inodes, "fifos",
+			       json_object_new_int64((int64_t)s->fifos));
+	json_object_object_add(inodes, "sockets",
+			       json_object_new_int64((int64_t)s->sockets));
 	json_object_object_add(o, "inodes", inodes);
-	json_object_object_add(o, "hardlinks", json_object_new_int64((int64_t)s->hardlinks));
-	json_object_object_add(o, "file_bytes", json_object_new_int64((int64_t)s->file_bytes));
-	json_object_object_add(o, "inline_files", json_object_new_int64((int64_t)s->inline_files));
-	json_object_object_add(objects, "new", json_object_new_int64((int64_t)s->objects_new));
-	json_object_object_add(objects, "reused", json_object_new_int64((int64_t)s->objects_reused));
-	json_object_object_add(objects, "new_bytes", json_object_new_int64((int64_t)s->objects_new_bytes));
-	json_object_object_add(objects, "reused_bytes", json_object_new_int64((int64_t)s->objects_reused_bytes));
+	json_object_object_add(o, "hardlinks",
+			       json_object_new_int64((int64_t)s->hardlinks));
+	json_object_object_add(o, "file_bytes",
+			       json_object_new_int64((int64_t)s->file_bytes));
+	json_object_object_add(o, "inline_files",
+			       json_object_new_int64((int64_t)s->inline_files));
+	json_object_object_add(objects, "new",
+			       json_object_new_int64((int64_t)s->objects_new));
+	json_object_object_add(
+		objects, "reused",
+		json_object_new_int64((int64_t)s->objects_reused));
+	json_object_object_add(
+		objects, "new_bytes",
+		json_object_new_int64((int64_t)s->objects_new_bytes));
+	json_object_object_add(
+		objects, "reused_bytes",
+		json_object_new_int64((int64_t)s->objects_reused_bytes));
 	json_object_object_add(o, "objects", objects);
-	json_object_object_add(o, "image_size", json_object_new_int64((int64_t)image_size));
-	json_object_object_add(o, "image_digest", json_object_new_string(digest_hex));
+	json_object_object_add(o, "image_size",
+			       json_object_new_int64((int64_t)image_size));
+	json_object_object_add(o, "image_digest",
+			       json_object_new_string(digest_hex));
 	json_object_object_add(o, "seconds", json_object_new_double(seconds));
 	json_object_object_add(o, "io", io_report());
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								 JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n", json_object_to_json_string_ext(
+			       o, JSON_C_TO_STRING_PRETTY |
+					  JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
@@ -253,7 +286,8 @@ int main(int argc, char **argv)
 			char *end;
 			long n = strtol(optarg, &end, 10);
 			if (*optarg == '\0' || *end || n < 1 || n > 1024)
-				return usage_error("invalid thread count '%s'", optarg);
+				return usage_error("invalid thread count '%s'",
+						   optarg);
 			opts.threads = (unsigned int)n;
 			break;
 		}
@@ -267,21 +301,25 @@ int main(int argc, char **argv)
 			printf(PROG " %s\n", cfs_version());
 			return 0;
 		default:
-			fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+			fprintf(stderr, "Try '" PROG
+					" --help' for more information.\n");
 			return 2;
 		}
 	}
 	if (argc - optind != 2)
-		return usage_error("%s", argc - optind < 2 ? "missing SOURCE or OUTPUT" :
-							  "too many arguments");
+		return usage_error("%s", argc - optind < 2 ?
+						 "missing SOURCE or OUTPUT" :
+						 "too many arguments");
 	source = argv[optind];
 	output = argv[optind + 1];
 	if (strcmp(output, "-") == 0 && isatty(STDOUT_FILENO)) {
-		fprintf(stderr, PROG ": refusing to write a binary image to a terminal\n");
+		fprintf(stderr, PROG
+			": refusing to write a binary image to a terminal\n");
 		return 1;
 	}
-	if (strcmp(output, "-") == 0 && (json || print_digest ||
-					 (dump_path && strcmp(dump_path, "-") == 0)))
+	if (strcmp(output, "-") == 0 &&
+	    (json || print_digest ||
+	     (dump_path && strcmp(dump_path, "-") == 0)))
 		return usage_error("%s", "OUTPUT '-' cannot share stdout with "
 					 "--json, --print-digest or --dump -");
 	raise_fd_limit();
@@ -296,9 +334,11 @@ int main(int argc, char **argv)
 	if (strcmp(output, "-") == 0) {
 		r = cfs_convert_tree(&root, source, &opts, &stats);
 		if (r == 0 && opts.objects_dir)
-			fprintf(stderr, PROG ": note: objects are not synced when writing to stdout\n");
+			fprintf(stderr, PROG
+				": note: objects are not synced when writing to stdout\n");
 		if (r == 0)
-			r = cfs_image_write_fd(root, NULL, STDOUT_FILENO, digest);
+			r = cfs_image_write_fd(root, NULL, STDOUT_FILENO,
+					       digest);
 	} else if (dump_path) {
 		/* The tree is needed twice: convert once, write both. */
 		r = cfs_convert_tree(&root, source, &opts, &stats);
@@ -313,7 +353,8 @@ int main(int argc, char **argv)
 		if (ps.shown)
 			fputc('\n', stderr);
 		fprintf(stderr, PROG ": %s\n",
-			cfs_error_message()[0] ? cfs_error_message() : strerror(-r));
+			cfs_error_message()[0] ? cfs_error_message() :
+						 strerror(-r));
 		cfs_inode_unref(root);
 		cfs_convert_stats_clear(&stats);
 		return 1;

@@ -99,7 +99,8 @@ int main(void)
 	CHECK_OK(DIR_("f2d"));
 	CHECK(cfs_inode_type(at("/f2d")) == S_IFDIR);
 	CHECK_OK(FILE_("d2f"));
-	CHECK(cfs_inode_type(at("/d2f")) == S_IFREG && at("/d2f/child") == NULL);
+	CHECK(cfs_inode_type(at("/d2f")) == S_IFREG &&
+	      at("/d2f/child") == NULL);
 	/* a hardlink keeps the inode when its target is replaced later */
 	{
 		cfs_inode *old = at("/orig");

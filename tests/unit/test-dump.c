@@ -31,7 +31,8 @@ static const uint8_t digest[CFS_DIGEST_SIZE] = {
 	0x1b, 0xab, 0xa6, 0x55, 0xbc, 0x9b, 0xf8, 0xa8, 0x91, 0xab, 0x26,
 	0x11, 0x9a, 0x41, 0xc5, 0x0f, 0xa0, 0x3d, 0xdf, 0xb4, 0x08,
 };
-#define DIGEST_HEX "35d02f81325122d77ec1d11baba655bc9bf8a891ab26119a41c50fa03ddfb408"
+#define DIGEST_HEX                                                             \
+	"35d02f81325122d77ec1d11baba655bc9bf8a891ab26119a41c50fa03ddfb408"
 
 /* A tree with every file type and every awkward byte. */
 static cfs_inode *build_tree(void)
@@ -43,7 +44,8 @@ static cfs_inode *build_tree(void)
 
 	CHECK_OK(cfs_inode_set_mtime(root, 1695372970, 944925700));
 	CHECK_OK(cfs_inode_set_xattr(root, "security.selinux",
-				     "unconfined_u:object_r:unlabeled_t:s0", 37));
+				     "unconfined_u:object_r:unlabeled_t:s0",
+				     37));
 	cfs_inode_set_owner(root, 1000, 1000);
 
 	dir = add(root, "a dir", S_IFDIR | 0750);
@@ -163,36 +165,52 @@ static void test_write(void)
 
 	if (!text)
 		return;
-	check_line(text, "/ 0 40755 4 1000 1000 0 1695372970.944925700 - - - "
-			 "security.selinux=unconfined_u:object_r:unlabeled_t:s0\\x00");
+	check_line(
+		text,
+		"/ 0 40755 4 1000 1000 0 1695372970.944925700 - - - "
+		"security.selinux=unconfined_u:object_r:unlabeled_t:s0\\x00");
 	check_line(text, "/a\\x20dir 0 40750 2 0 0 0 1.1 - - -");
-	check_line(text, "/a\\x20dir/file\\nnl 6 100644 1 0 0 0 0.0 - hello\\n -");
+	check_line(text,
+		   "/a\\x20dir/file\\nnl 6 100644 1 0 0 0 0.0 - hello\\n -");
 	/* The first name met in the walk is the plain line. */
-	check_line(text, "/a\\x20dir/hard 1234 100600 3 1000 100 0 -5.7 "
-			 "35/d02f81325122d77ec1d11baba655bc9bf8a891ab26119a41c50fa03ddfb408 - " DIGEST_HEX
-			 " trusted.a=2 user.z=1");
-	check_line(text, "/ext 1234 @100600 3 1000 100 0 -5.7 /a\\x20dir/hard - " DIGEST_HEX
-			 " trusted.a=2 user.z=1");
-	check_line(text, "/zdir/h2 1234 @100600 3 1000 100 0 -5.7 /a\\x20dir/hard - " DIGEST_HEX
-			 " trusted.a=2 user.z=1");
-	check_line(text, "/lnk 19 120777 1 0 0 0 0.0 target\\x20with\\x20space/- - -");
+	check_line(
+		text,
+		"/a\\x20dir/hard 1234 100600 3 1000 100 0 -5.7 "
+		"35/d02f81325122d77ec1d11baba655bc9bf8a891ab26119a41c50fa03ddfb408 - " DIGEST_HEX
+		" trusted.a=2 user.z=1");
+	check_line(
+		text,
+		"/ext 1234 @100600 3 1000 100 0 -5.7 /a\\x20dir/hard - " DIGEST_HEX
+		" trusted.a=2 user.z=1");
+	check_line(
+		text,
+		"/zdir/h2 1234 @100600 3 1000 100 0 -5.7 /a\\x20dir/hard - " DIGEST_HEX
+		" trusted.a=2 user.z=1");
+	check_line(
+		text,
+		"/lnk 19 120777 1 0 0 0 0.0 target\\x20with\\x20space/- - -");
 	check_line(text, "/dashlink 1 120777 1 0 0 0 0.0 \\x2d - -");
 	check_line(text, "/chr 0 20644 1 0 0 259 0.0 - - -");
 	check_line(text, "/blk 0 60660 1 0 0 1050668 0.0 - - -");
 	check_line(text, "/whiteout 0 20000 1 0 0 0 0.0 - - -");
 	check_line(text, "/fifo 0 10644 1 0 0 0 0.0 - - -");
 	check_line(text, "/sock 0 140755 1 0 0 0 0.0 - - -");
-	check_line(text, "/back\\\\slash\\ttab\\rcr 0 104755 1 0 0 0 0.0 - - -");
-	check_line(text, "/eq=name 0 100644 1 0 0 0 0.0 - - - "
-			 "user.bin=\\x00\\x01\\xff\\x3d\\x20\\\\ user.empty= user.k\\x3dey=v\\x3dw");
-	check_line(text, "/\\xff\\xfe\\x7f 2 100644 1 0 0 0 0.0 - \\x00\\x80 -");
+	check_line(text,
+		   "/back\\\\slash\\ttab\\rcr 0 104755 1 0 0 0 0.0 - - -");
+	check_line(
+		text,
+		"/eq=name 0 100644 1 0 0 0 0.0 - - - "
+		"user.bin=\\x00\\x01\\xff\\x3d\\x20\\\\ user.empty= user.k\\x3dey=v\\x3dw");
+	check_line(text,
+		   "/\\xff\\xfe\\x7f 2 100644 1 0 0 0 0.0 - \\x00\\x80 -");
 	check_line(text, "/dash 1 100644 1 0 0 0 0.0 - \\x2d -");
 	check_line(text, "/dashpayload 7 100644 1 0 0 0 0.0 \\x2d - -");
 	check_line(text, "/empty 0 100644 1 0 0 0 0.0 - - -");
 
 	/* Entries in strcmp order, preorder: the order of first bytes. */
 	CHECK(strncmp(text, "/ ", 2) == 0);
-	CHECK(strstr(text, "\n/a\\x20dir ") < strstr(text, "\n/a\\x20dir/file"));
+	CHECK(strstr(text, "\n/a\\x20dir ") <
+	      strstr(text, "\n/a\\x20dir/file"));
 	CHECK(strstr(text, "\n/zdir/h2 ") < strstr(text, "\n/\\xff"));
 
 	/* The scratch fields are given back: a second dump is the same. */
@@ -241,7 +259,8 @@ static void check_fail_len(const char *text, size_t len, int line,
 	if (r != -EINVAL || strncmp(msg, prefix, strlen(prefix)) != 0 ||
 	    !strstr(msg, want)) {
 		test_failures++;
-		fprintf(stderr, "input %.60s...: got %d \"%s\", want \"%s...%s\"\n",
+		fprintf(stderr,
+			"input %.60s...: got %d \"%s\", want \"%s...%s\"\n",
 			text, r, msg, prefix, want);
 	}
 	CHECK(root == NULL);
@@ -298,10 +317,10 @@ static void test_fail(void)
 	check_fail(ROOT "/d 0 @40755 1 0 0 0 0.0 /f - -\n" REG("/f"), 2,
 		   "a directory cannot be a hardlink");
 	check_fail(ROOT REG("/f") "/h1 0 @100644 1 0 0 0 0.0 /f - -\n"
-			"/h2 0 @100644 1 0 0 0 0.0 /h1 - -\n",
+				  "/h2 0 @100644 1 0 0 0 0.0 /h1 - -\n",
 		   4, "hardlink target /h1 is itself a hardlink");
-	check_fail(ROOT "/h2 0 @100644 1 0 0 0 0.0 /h1 - -\n" REG("/f")
-			"/h1 0 @100644 1 0 0 0 0.0 /f - -\n",
+	check_fail(ROOT "/h2 0 @100644 1 0 0 0 0.0 /h1 - -\n" REG(
+			   "/f") "/h1 0 @100644 1 0 0 0 0.0 /f - -\n",
 		   2, "hardlink target /h1 is itself a hardlink");
 	check_fail(ROOT "/h 0 @100644 1 0 0 0 0.0 /h - -\n", 2,
 		   "itself a hardlink");
@@ -312,9 +331,11 @@ static void test_fail(void)
 	check_fail(ROOT "/a 0 100644 1 0 0 0 0.0 - - 12zz\n", 2, "DIGEST");
 	check_fail(ROOT "/a 0 100644 1 0 0 0 0.0 - - " DIGEST_HEX "0\n", 2,
 		   "DIGEST");
-	check_fail(ROOT "/a 0 100644 1 0 0 0 0.0 - - "
-			"35d02f81325122d77ec1d11baba655bc9bf8a891ab26119a41c50fa03ddfb40g\n",
-		   2, "DIGEST");
+	check_fail(
+		ROOT
+		"/a 0 100644 1 0 0 0 0.0 - - "
+		"35d02f81325122d77ec1d11baba655bc9bf8a891ab26119a41c50fa03ddfb40g\n",
+		2, "DIGEST");
 	check_fail(ROOT REG("/./a"), 2, "'.' or '..'");
 	check_fail(ROOT REG("/.."), 2, "'.' or '..'");
 	check_fail(ROOT "/d 0 40755 2 0 0 0 0.0 - - -\n" REG("/d/../a"), 3,

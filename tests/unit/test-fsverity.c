@@ -22,11 +22,11 @@
 /* fs-verity digest of an empty file (descriptor with size 0 and a zero
  * root hash), as printed by `fsverity digest`. */
 static const char empty_digest[] =
-    "3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95";
+	"3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95";
 
 /* Chunk sizes for update(): odd, below, at either side of a block, and
  * across many blocks. */
-static const size_t chunks[] = {1, 7, 4095, 4097, 65537};
+static const size_t chunks[] = { 1, 7, 4095, 4097, 65537 };
 
 static uint64_t prng_state;
 
@@ -238,7 +238,7 @@ int main(void)
 	/* Around block boundaries, a two-level tree, and 16385 blocks: more
 	 * than 128 * 128, so three levels. */
 	static const size_t sizes[] = {
-	    0, 1, 4095, 4096, 4097, 1 << 20, (1 << 20) + 1, (64 << 20) + 1,
+		0, 1, 4095, 4096, 4097, 1 << 20, (1 << 20) + 1, (64 << 20) + 1,
 	};
 	const char *base = getenv("CFS_TEST_TMP");
 	char dir[1024], hex[CFS_DIGEST_HEX_SIZE + 1];

@@ -138,7 +138,7 @@ static size_t make_tar(uint8_t *buf, size_t cap, const char *name,
 	archive_entry_set_mtime(e, 0, 0);
 	if (archive_write_header(a, e) != ARCHIVE_OK ||
 	    archive_write_data(a, content, strlen(content)) !=
-		(la_ssize_t)strlen(content) ||
+		    (la_ssize_t)strlen(content) ||
 	    archive_write_close(a) != ARCHIVE_OK)
 		die(archive_error_string(a));
 	archive_entry_free(e);
@@ -308,7 +308,7 @@ static void open_fail_impl(int line, const char *source, const char *platform,
 
 #define OPEN_FAIL(src, plat, err, ...)                                         \
 	open_fail_impl(__LINE__, src, plat, err,                               \
-		       (const char *const[]){__VA_ARGS__, NULL})
+		       (const char *const[]){ __VA_ARGS__, NULL })
 
 static char *src_of(char *buf, const char *kind, const char *path,
 		    const char *ref)
@@ -413,15 +413,15 @@ static void tar_dir(struct archive *a, const char *root, const char *rel,
 			die(p);
 		snprintf(name, sizeof(name), "%s%s", prefix, sub);
 		if (S_ISDIR(sb.st_mode)) {
-			struct member m = {.name = name, .dir = true};
+			struct member m = { .name = name, .dir = true };
 			tar_add(a, &m, pax_hdr);
 			tar_dir(a, root, sub, prefix, pax_hdr);
 		} else {
 			uint8_t *buf = malloc((size_t)sb.st_size + 1);
 			int fd = open(p, O_RDONLY);
-			struct member m = {.name = name,
-					   .data = buf,
-					   .len = (size_t)sb.st_size};
+			struct member m = { .name = name,
+					    .data = buf,
+					    .len = (size_t)sb.st_size };
 
 			if (!buf || fd < 0 ||
 			    read(fd, buf, m.len) != (ssize_t)m.len)
@@ -445,14 +445,14 @@ static void test_layout(void)
 	layout(dir, "simple");
 	fx_image(dir, "amd64", &x);
 	snprintf(
-	    json, sizeof(json),
-	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
-	    "\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
-	    "{\"org.opencontainers.image.ref.name\":\"latest\"}},"
-	    "{\"mediaType\":\"" MT_MANIFEST "\",\"digest\":\"%s\","
-	    "\"size\":%zu,\"annotations\":"
-	    "{\"org.opencontainers.image.ref.name\":\"v1\"}}]}",
-	    x.manifest, x.manifest_size, x.manifest, x.manifest_size);
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
+		"{\"org.opencontainers.image.ref.name\":\"latest\"}},"
+		"{\"mediaType\":\"" MT_MANIFEST "\",\"digest\":\"%s\","
+		"\"size\":%zu,\"annotations\":"
+		"{\"org.opencontainers.image.ref.name\":\"v1\"}}]}",
+		x.manifest, x.manifest_size, x.manifest, x.manifest_size);
 	index_json(dir, json);
 
 	/* two tags, one image: no REF needed */
@@ -513,11 +513,11 @@ static void test_layout(void)
 	layout(dir, "lay:out:x");
 	fx_image(dir, "colon", &y);
 	snprintf(
-	    json, sizeof(json),
-	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
-	    "\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
-	    "{\"org.opencontainers.image.ref.name\":\"latest\"}}]}",
-	    y.manifest, y.manifest_size);
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
+		"{\"org.opencontainers.image.ref.name\":\"latest\"}}]}",
+		y.manifest, y.manifest_size);
 	index_json(dir, json);
 	img = OPEN_OK(src_of(src, "oci", dir, NULL), NULL);
 	check_image(img, &y, false);
@@ -534,14 +534,14 @@ static void test_layout(void)
 	fx_image(dir, "one", &x);
 	fx_image(dir, "two", &y);
 	snprintf(
-	    json, sizeof(json),
-	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
-	    "\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
-	    "{\"org.opencontainers.image.ref.name\":\"one\"}},"
-	    "{\"mediaType\":\"" MT_MANIFEST "\",\"digest\":\"%s\","
-	    "\"size\":%zu,\"annotations\":"
-	    "{\"org.opencontainers.image.ref.name\":\"two\"}}]}",
-	    x.manifest, x.manifest_size, y.manifest, y.manifest_size);
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
+		"{\"org.opencontainers.image.ref.name\":\"one\"}},"
+		"{\"mediaType\":\"" MT_MANIFEST "\",\"digest\":\"%s\","
+		"\"size\":%zu,\"annotations\":"
+		"{\"org.opencontainers.image.ref.name\":\"two\"}}]}",
+		x.manifest, x.manifest_size, y.manifest, y.manifest_size);
 	index_json(dir, json);
 	OPEN_FAIL(src_of(src, "oci", dir, NULL), NULL, EINVAL, "lists 2 images",
 		  "one, two", "oci:PATH:REF");
@@ -567,10 +567,10 @@ static const char *plat_json(const char *arch, const char *variant)
 	char *b = buf[n++ % 4];
 
 	snprintf(
-	    b, 128,
-	    ",\"platform\":{\"architecture\":\"%s\",\"os\":\"linux\"%s%s%s}",
-	    arch, variant ? ",\"variant\":\"" : "", variant ? variant : "",
-	    variant ? "\"" : "");
+		b, 128,
+		",\"platform\":{\"architecture\":\"%s\",\"os\":\"linux\"%s%s%s}",
+		arch, variant ? ",\"variant\":\"" : "", variant ? variant : "",
+		variant ? "\"" : "");
 	return b;
 }
 
@@ -590,31 +590,31 @@ static void test_platforms(void)
 	/* index.json -> outer index -> { inner index -> {amd64, arm64/v8},
 	 * arm/v7 }, with an attestation-like entry that never matches */
 	snprintf(
-	    json, sizeof(json),
-	    "{\"schemaVersion\":2,\"mediaType\":\"" MT_INDEX "\","
-	    "\"manifests\":[{\"mediaType\":\"" MT_MANIFEST "\",\"digest\":"
-	    "\"%s\",\"size\":%zu%s},{\"mediaType\":\"" MT_MANIFEST "\","
-	    "\"digest\":\"%s\",\"size\":%zu%s},{\"mediaType\":\"" MT_MANIFEST
-	    "\",\"digest\":\"%s\",\"size\":%zu,\"platform\":"
-	    "{\"architecture\":\"unknown\",\"os\":\"unknown\"}}]}",
-	    amd.manifest, amd.manifest_size, plat_json("amd64", NULL),
-	    arm64.manifest, arm64.manifest_size, plat_json("arm64", "v8"),
-	    amd.config, amd.config_size);
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"mediaType\":\"" MT_INDEX "\","
+		"\"manifests\":[{\"mediaType\":\"" MT_MANIFEST "\",\"digest\":"
+		"\"%s\",\"size\":%zu%s},{\"mediaType\":\"" MT_MANIFEST "\","
+		"\"digest\":\"%s\",\"size\":%zu%s},{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%zu,\"platform\":"
+		"{\"architecture\":\"unknown\",\"os\":\"unknown\"}}]}",
+		amd.manifest, amd.manifest_size, plat_json("amd64", NULL),
+		arm64.manifest, arm64.manifest_size, plat_json("arm64", "v8"),
+		amd.config, amd.config_size);
 	inner_size = blob_str(dir, json, inner);
 	snprintf(
-	    json, sizeof(json),
-	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_INDEX
-	    "\",\"digest\":\"%s\",\"size\":%zu},{\"mediaType\":\"" MT_MANIFEST
-	    "\",\"digest\":\"%s\",\"size\":%zu%s}]}",
-	    inner, inner_size, arm7.manifest, arm7.manifest_size,
-	    plat_json("arm", "v7"));
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_INDEX
+		"\",\"digest\":\"%s\",\"size\":%zu},{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%zu%s}]}",
+		inner, inner_size, arm7.manifest, arm7.manifest_size,
+		plat_json("arm", "v7"));
 	outer_size = blob_str(dir, json, outer);
 	snprintf(
-	    json, sizeof(json),
-	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_INDEX
-	    "\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
-	    "{\"org.opencontainers.image.ref.name\":\"multi\"}}]}",
-	    outer, outer_size);
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_INDEX
+		"\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
+		"{\"org.opencontainers.image.ref.name\":\"multi\"}}]}",
+		outer, outer_size);
 	index_json(dir, json);
 
 	img = OPEN_OK(src_of(src, "oci", dir, NULL), "linux/amd64");
@@ -675,12 +675,12 @@ static void test_platforms(void)
 	fx_image(dir, "arm64", &arm64);
 	snprintf(flat, sizeof(flat), "%s", dir);
 	snprintf(
-	    json, sizeof(json),
-	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
-	    "\",\"digest\":\"%s\",\"size\":%zu%s},{\"mediaType\":\"" MT_MANIFEST
-	    "\",\"digest\":\"%s\",\"size\":%zu%s}]}",
-	    amd.manifest, amd.manifest_size, plat_json("amd64", NULL),
-	    arm64.manifest, arm64.manifest_size, plat_json("arm64", NULL));
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%zu%s},{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%zu%s}]}",
+		amd.manifest, amd.manifest_size, plat_json("amd64", NULL),
+		arm64.manifest, arm64.manifest_size, plat_json("arm64", NULL));
 	index_json(dir, json);
 	img = OPEN_OK(src_of(src, "oci", flat, NULL), "linux/arm64");
 	check_image(img, &arm64, false);
@@ -745,10 +745,10 @@ static size_t set_manifest(const char *dir, const char *man, char d[DIGEST_LEN],
 	size_t n = blob_str(dir, man, d);
 
 	snprintf(
-	    json, sizeof(json),
-	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
-	    "\",\"digest\":\"%s\",\"size\":%ld}]}",
-	    d, (long)n + size_delta);
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%ld}]}",
+		d, (long)n + size_delta);
 	index_json(dir, json);
 	return n;
 }
@@ -872,10 +872,10 @@ static void test_bad_layouts(void)
 		  "invalid JSON at byte 21");
 	blob(dir, "{\"a\": \"\0\"}", 10, d);
 	snprintf(
-	    p, sizeof(p),
-	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
-	    "\",\"digest\":\"%s\",\"size\":10}]}",
-	    d);
+		p, sizeof(p),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":10}]}",
+		d);
 	index_json(dir, p);
 	OPEN_FAIL(src_of(src, "oci", dir, NULL), NULL, EINVAL,
 		  "invalid JSON at byte 7: NUL byte");
@@ -1010,11 +1010,11 @@ static void test_bad_layouts(void)
 	index_json(dir, "{\"manifests\":[{\"digest\":\"sha256:../../../x\","
 			"\"size\":1}]}");
 	OPEN_FAIL(
-	    src_of(src, "oci", dir, NULL), NULL, EINVAL,
-	    "manifests[0].digest: malformed digest \"sha256:../../../x\"");
+		src_of(src, "oci", dir, NULL), NULL, EINVAL,
+		"manifests[0].digest: malformed digest \"sha256:../../../x\"");
 	/* config types */
 	x.config_size =
-	    blob_str(dir, "{\"rootfs\":{\"diff_ids\":\"a\"}}", x.config);
+		blob_str(dir, "{\"rootfs\":{\"diff_ids\":\"a\"}}", x.config);
 	manifest_with(man, sizeof(man), &x, MT_TAR, NULL);
 	set_manifest(dir, man, d, 0);
 	snprintf(msg, sizeof(msg),
@@ -1034,10 +1034,10 @@ static void test_bad_layouts(void)
 	/* the document's mediaType against the descriptor's */
 	fresh(dir, "mtmismatch", &x);
 	snprintf(
-	    p, sizeof(p),
-	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_INDEX
-	    "\",\"digest\":\"%s\",\"size\":%zu}]}",
-	    x.manifest, x.manifest_size);
+		p, sizeof(p),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_INDEX
+		"\",\"digest\":\"%s\",\"size\":%zu}]}",
+		x.manifest, x.manifest_size);
 	index_json(dir, p);
 	OPEN_FAIL(src_of(src, "oci", dir, NULL), NULL, EINVAL,
 		  "mediaType " MT_MANIFEST
@@ -1083,8 +1083,9 @@ static void test_bad_layouts(void)
 	OPEN_FAIL(src_of(src, "oci", dir, NULL), NULL, EOPNOTSUPP, x.layer[0],
 		  MT_GZIP "+encrypted");
 	manifest_with(
-	    man, sizeof(man), &x,
-	    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", NULL);
+		man, sizeof(man), &x,
+		"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+		NULL);
 	set_manifest(dir, man, d, 0);
 	OPEN_FAIL(src_of(src, "oci", dir, NULL), NULL, EOPNOTSUPP, x.layer[0],
 		  "foreign");
@@ -1146,9 +1147,8 @@ static void test_bad_layouts(void)
 		CHECK_OK(cfs_oci_layer_blob(img, 0, &b));
 		cfs_error_clear();
 		CHECK_ERR(cfs_oci_layer_blob(img, 1, &b), ENOENT);
-		snprintf(msg, sizeof(msg),
-			 "layer %s: blobs/sha256/%s: No such", x.layer[1],
-			 x.layer[1] + 7);
+		snprintf(msg, sizeof(msg), "layer %s: blobs/sha256/%s: No such",
+			 x.layer[1], x.layer[1] + 7);
 		CHECK(strstr(cfs_error_message(), msg) != NULL);
 		CHECK(strstr(cfs_error_message(), dir) != NULL);
 		/* a layer blob that is a directory */
@@ -1219,7 +1219,7 @@ static void test_oci_archive(void)
 	a = tar_open(tarp, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE);
 	memset(longname, 'n', 250);
 	longname[250] = '\0';
-	m = (struct member){.name = longname, .data = "pad", .len = 3};
+	m = (struct member){ .name = longname, .data = "pad", .len = 3 };
 	tar_add(a, &m, true);
 	tar_dir(a, dir, "", "", true);
 	tar_close(a);
@@ -1244,7 +1244,7 @@ static void test_oci_archive(void)
 	path_in(tarp, T, "multi-gnu.tar");
 	path_in(dir, T, "multi");
 	a = tar_open(tarp, ARCHIVE_FORMAT_TAR_GNUTAR);
-	m = (struct member){.name = longname, .data = "pad", .len = 3};
+	m = (struct member){ .name = longname, .data = "pad", .len = 3 };
 	tar_add(a, &m, false);
 	tar_dir(a, dir, "", "./", false);
 	tar_close(a);
@@ -1274,7 +1274,7 @@ static void test_oci_archive(void)
 	path_in(tarp, T, "dup.tar");
 	a = tar_open(tarp, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
 	tar_dir(a, dir, "", "", false);
-	m = (struct member){.name = "index.json", .data = "{\"x\"", .len = 4};
+	m = (struct member){ .name = "index.json", .data = "{\"x\"", .len = 4 };
 	tar_add(a, &m, false);
 	tar_close(a);
 	OPEN_FAIL(src_of(src, "oci-archive", tarp, NULL), NULL, EINVAL,
@@ -1284,7 +1284,7 @@ static void test_oci_archive(void)
 	a = tar_open(tarp, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
 	tar_dir(a, dir, "", "", false);
 	snprintf(p, sizeof(p), "blobs/sha256/%s", x.config + 7);
-	m = (struct member){.name = p, .dir = true};
+	m = (struct member){ .name = p, .dir = true };
 	tar_add(a, &m, false);
 	tar_close(a);
 	OPEN_FAIL(src_of(src, "oci-archive", tarp, NULL), NULL, EINVAL,
@@ -1293,7 +1293,7 @@ static void test_oci_archive(void)
 	path_in(tarp, T, "linkblob.tar");
 	a = tar_open(tarp, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
 	tar_dir(a, dir, "", "", false);
-	m = (struct member){.name = p, .symlink = "../../../etc/passwd"};
+	m = (struct member){ .name = p, .symlink = "../../../etc/passwd" };
 	tar_add(a, &m, false);
 	tar_close(a);
 	OPEN_FAIL(src_of(src, "oci-archive", tarp, NULL), NULL, EINVAL,
@@ -1302,9 +1302,9 @@ static void test_oci_archive(void)
 	path_in(tarp, T, "loopblob.tar");
 	a = tar_open(tarp, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
 	tar_dir(a, dir, "", "", false);
-	m = (struct member){.name = p, .symlink = "loop"};
+	m = (struct member){ .name = p, .symlink = "loop" };
 	tar_add(a, &m, false);
-	m = (struct member){.name = "blobs/sha256/loop", .symlink = p + 13};
+	m = (struct member){ .name = "blobs/sha256/loop", .symlink = p + 13 };
 	tar_add(a, &m, false);
 	tar_close(a);
 	OPEN_FAIL(src_of(src, "oci-archive", tarp, NULL), NULL, ELOOP,
@@ -1358,16 +1358,18 @@ static void docker_tar(const char *path, const struct fx *x,
 	char l0[128], cfg[128];
 	struct archive *a = tar_open(path, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
 	struct member ms[] = {
-	    {.name = l0, .data = x->tar0, .len = x->layer_size[0]},
-	    {.name = "aaa", .dir = true},
-	    {.name = "aaa/layer.tar", .symlink = NULL},
-	    {.name = "aaa/VERSION", .data = "1.0", .len = 3},
-	    {.name = "bbb/layer.tar", .data = x->gz1, .len = x->layer_size[1]},
-	    {.name = cfg, .data = x->cfg_json, .len = x->config_size},
-	    {.name = "manifest.json",
-	     .data = manifest_json,
-	     .len = strlen(manifest_json)},
-	    {.name = "repositories", .data = "{}", .len = 2},
+		{ .name = l0, .data = x->tar0, .len = x->layer_size[0] },
+		{ .name = "aaa", .dir = true },
+		{ .name = "aaa/layer.tar", .symlink = NULL },
+		{ .name = "aaa/VERSION", .data = "1.0", .len = 3 },
+		{ .name = "bbb/layer.tar",
+		  .data = x->gz1,
+		  .len = x->layer_size[1] },
+		{ .name = cfg, .data = x->cfg_json, .len = x->config_size },
+		{ .name = "manifest.json",
+		  .data = manifest_json,
+		  .len = strlen(manifest_json) },
+		{ .name = "repositories", .data = "{}", .len = 2 },
 	};
 	char target[160];
 
@@ -1399,19 +1401,19 @@ static void test_docker_archive(void)
 	img = OPEN_OK(src_of(src, "docker-archive", tarp, NULL), NULL);
 	check_image(img, &x, true);
 	cfs_oci_free(img);
-	img = OPEN_OK(
-	    src_of(src, "docker-archive", tarp, "example.com/test/app:v1"),
-	    NULL);
+	img = OPEN_OK(src_of(src, "docker-archive", tarp,
+			     "example.com/test/app:v1"),
+		      NULL);
 	check_image(img, &x, true);
 	cfs_oci_free(img);
 	img = OPEN_OK(src_of(src, "docker-archive", tarp, "@0"), NULL);
 	check_image(img, &x, true);
 	cfs_oci_free(img);
 	OPEN_FAIL(
-	    src_of(src, "docker-archive", tarp, "example.com/test/app:v2"),
-	    NULL, ENOENT,
-	    "no image tagged \"example.com/test/app:v2\" in manifest.json",
-	    "example.com/test/app:v1");
+		src_of(src, "docker-archive", tarp, "example.com/test/app:v2"),
+		NULL, ENOENT,
+		"no image tagged \"example.com/test/app:v2\" in manifest.json",
+		"example.com/test/app:v1");
 	OPEN_FAIL(src_of(src, "docker-archive", tarp, "@1"), NULL, ENOENT,
 		  "no image @1");
 	OPEN_FAIL(src_of(src, "oci-archive", tarp, NULL), NULL, ENOENT,
@@ -1419,15 +1421,15 @@ static void test_docker_archive(void)
 
 	/* two images: REF needed */
 	snprintf(
-	    man, sizeof(man),
-	    "[{\"Config\":\"%s.json\",\"RepoTags\":"
-	    "[\"docker.io/library/busybox:latest\"],\"Layers\":["
-	    "\"aaa/layer.tar\",\"bbb/layer.tar\"]},"
-	    "{\"Config\":\"%s.json\",\"RepoTags\":[\"example.com/x:1\","
-	    "\"example.com/x:2\"],\"Layers\":[\"aaa/layer.tar\","
-	    "\"bbb/layer.tar\"]},{\"Config\":\"%s.json\",\"RepoTags\":null,"
-	    "\"Layers\":[\"bbb/layer.tar\"]}]",
-	    x.config + 7, x.config + 7, x.config + 7);
+		man, sizeof(man),
+		"[{\"Config\":\"%s.json\",\"RepoTags\":"
+		"[\"docker.io/library/busybox:latest\"],\"Layers\":["
+		"\"aaa/layer.tar\",\"bbb/layer.tar\"]},"
+		"{\"Config\":\"%s.json\",\"RepoTags\":[\"example.com/x:1\","
+		"\"example.com/x:2\"],\"Layers\":[\"aaa/layer.tar\","
+		"\"bbb/layer.tar\"]},{\"Config\":\"%s.json\",\"RepoTags\":null,"
+		"\"Layers\":[\"bbb/layer.tar\"]}]",
+		x.config + 7, x.config + 7, x.config + 7);
 	path_in(tarp, T, "two-images.tar");
 	docker_tar(tarp, &x, man, NULL);
 	OPEN_FAIL(src_of(src, "docker-archive", tarp, NULL), NULL, EINVAL,
@@ -1525,7 +1527,7 @@ int main(void)
 	if (!base || !*base)
 		base = "/tmp";
 	if ((size_t)snprintf(T, sizeof(T), "%s/test-oci-XXXXXX", base) >=
-		sizeof(T) ||
+		    sizeof(T) ||
 	    !mkdtemp(T)) {
 		fprintf(stderr, "mkdtemp(%s): %s\n", T, strerror(errno));
 		return 1;

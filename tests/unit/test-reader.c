@@ -75,8 +75,8 @@ static void add_inline(cfs_inode *dir, const char *name, size_t len)
 	for (size_t i = 0; i < len; i++)
 		data[i] = (uint8_t)rng(&content_rng);
 	CHECK_OK(cfs_inode_set_content(f, data, len));
-	CHECK_OK(
-	    cfs_inode_set_mtime(f, 1700000000 + (int64_t)len, (uint32_t)len));
+	CHECK_OK(cfs_inode_set_mtime(f, 1700000000 + (int64_t)len,
+				     (uint32_t)len));
 	free(data);
 }
 
@@ -159,14 +159,14 @@ static void build_files(cfs_inode *root, cfs_inode *a)
 
 static void build_names(cfs_inode *root, int big_entries)
 {
-	static const char *const odd[] = {"\x01"
-					  "ctl",
-					  "\xff-high",
-					  "-dash",
-					  "with space",
-					  "new\nline",
-					  "=eq",
-					  "back\\slash"};
+	static const char *const odd[] = { "\x01"
+					   "ctl",
+					   "\xff-high",
+					   "-dash",
+					   "with space",
+					   "new\nline",
+					   "=eq",
+					   "back\\slash" };
 	char name[CFS_NAME_MAX + 1];
 	cfs_inode *big, *f, *d;
 
@@ -374,11 +374,11 @@ static uint8_t *search_block(uint8_t *block, size_t len, const char *name)
 
 	for (size_t i = 0; i < count; i++) {
 		size_t off =
-		    (size_t)(block[12 * i + 8] | block[12 * i + 9] << 8);
-		size_t end =
-		    i + 1 < count
-			? (size_t)(block[12 * i + 20] | block[12 * i + 21] << 8)
-			: off + strnlen((char *)block + off, len - off);
+			(size_t)(block[12 * i + 8] | block[12 * i + 9] << 8);
+		size_t end = i + 1 < count ? (size_t)(block[12 * i + 20] |
+						      block[12 * i + 21] << 8) :
+					     off + strnlen((char *)block + off,
+							   len - off);
 
 		if (end - off == strlen(name) &&
 		    memcmp(block + off, name, end - off) == 0)
@@ -405,11 +405,11 @@ static uint8_t *find_dirent(uint8_t *img, size_t len, uint64_t nid,
 	tail = ino + isize + (icount ? 12 + 4 * (icount - 1) : 0);
 	for (uint64_t pos = 0; pos < size; pos += EROFS_BLKSIZ) {
 		size_t blen =
-		    size - pos < EROFS_BLKSIZ ? size - pos : EROFS_BLKSIZ;
+			size - pos < EROFS_BLKSIZ ? size - pos : EROFS_BLKSIZ;
 		uint8_t *block = layout == EROFS_INODE_FLAT_INLINE &&
-					 pos + EROFS_BLKSIZ > size
-				     ? tail
-				     : img + blocks + pos;
+						 pos + EROFS_BLKSIZ > size ?
+					 tail :
+					 img + blocks + pos;
 
 		if (block + blen > img + len)
 			return NULL;
@@ -479,7 +479,7 @@ static void test_crafted(void)
 	CHECK(de != NULL);
 	if (de) {
 		uint64_t meta =
-		    (uint64_t)le32_at(m.data + 1024 + 40) * EROFS_BLKSIZ;
+			(uint64_t)le32_at(m.data + 1024 + 40) * EROFS_BLKSIZ;
 		uint8_t *ino = m.data + meta + dirent_nid(de) * EROFS_SLOTSIZE;
 		/* the entry of "trusted." "overlay.metacopy" */
 		uint8_t *mc = memmem(ino, 256, "overlay.metacopy", 16);
@@ -635,8 +635,8 @@ static void *damage_worker(void *arg)
 			uint64_t rs = 0xdecafbad00000000ull + i;
 			size_t pos[8];
 			uint8_t saved[8];
-			int n =
-			    mutate(&rs, buf, len, job->meta_end, pos, saved);
+			int n = mutate(&rs, buf, len, job->meta_end, pos,
+				       saved);
 
 			read_damaged(job, buf, len, i);
 			/* in reverse, in case a byte was hit twice */
@@ -657,18 +657,18 @@ static void run_damaged(const char *what, const struct membuf *img,
 	pthread_t threads[8];
 	size_t n = (size_t)sysconf(_SC_NPROCESSORS_ONLN), trees = 0, errors = 0;
 	size_t meta_end =
-	    (size_t)le32_at(img->data + 1024 + 44) * EROFS_BLKSIZ +
-	    EROFS_BLKSIZ;
+		(size_t)le32_at(img->data + 1024 + 44) * EROFS_BLKSIZ +
+		EROFS_BLKSIZ;
 
 	n = n < 1 ? 1 : n > 8 ? 8 : n;
 	for (size_t t = 0; t < n; t++) {
 		jobs[t] = (struct damage_job){
-		    .img = img,
-		    .meta_end = meta_end < img->len ? meta_end : img->len,
-		    .lengths = lengths,
-		    .count = count,
-		    .first = t,
-		    .step = n,
+			.img = img,
+			.meta_end = meta_end < img->len ? meta_end : img->len,
+			.lengths = lengths,
+			.count = count,
+			.first = t,
+			.step = n,
 		};
 		CHECK(pthread_create(&threads[t], NULL, damage_worker,
 				     &jobs[t]) == 0);

@@ -105,7 +105,8 @@ int main(void)
 	CHECK_OK(cfs_inode_xattr_at(file, 0, &name, &val, &len));
 	CHECK(strcmp(name, "security.capability") == 0 && len == 3);
 	CHECK_OK(cfs_inode_xattr_at(file, 2, &name, &val, &len));
-	CHECK(strcmp(name, "user.b") == 0 && len == 2 && memcmp(val, "22", 2) == 0);
+	CHECK(strcmp(name, "user.b") == 0 && len == 2 &&
+	      memcmp(val, "22", 2) == 0);
 	val = cfs_inode_xattr(file, "user.a", &len);
 	CHECK(val != NULL && len == 0);
 	CHECK_OK(cfs_inode_remove_xattr(file, "user.a"));
@@ -113,9 +114,11 @@ int main(void)
 	CHECK_ERR(cfs_inode_set_xattr(file, "", "x", 1), EINVAL);
 	{
 		static char big[70000];
-		CHECK_ERR(cfs_inode_set_xattr(file, "user.big", big, 65536), ERANGE);
+		CHECK_ERR(cfs_inode_set_xattr(file, "user.big", big, 65536),
+			  ERANGE);
 		CHECK_OK(cfs_inode_set_xattr(file, "user.big", big, 60000));
-		CHECK_ERR(cfs_inode_set_xattr(file, "user.big2", big, 6000), ERANGE);
+		CHECK_ERR(cfs_inode_set_xattr(file, "user.big2", big, 6000),
+			  ERANGE);
 	}
 
 	/* content / object */

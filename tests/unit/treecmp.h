@@ -197,7 +197,7 @@ static inline void treecmp_node(struct treecmp *tc, const char *path,
 /* Compare two trees; returns the number of differences (0: equal). */
 static inline int treecmp(cfs_inode *a, cfs_inode *b)
 {
-	struct treecmp tc = {0};
+	struct treecmp tc = { 0 };
 
 	treecmp_node(&tc, "", a, b);
 	tdestroy(tc.a_to_b, free);
