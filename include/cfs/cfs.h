@@ -6,5 +6,6 @@
 #include "common.h"
 #include "image.h"
 #include "convert.h"
+#include "mount.h"
 
 #endif
