@@ -1,0 +1,71 @@
+#!/bin/bash
+# Shared page cache: debian-minbase and debian-python share their base
+# layer's files. Converted into one object directory and mounted, reading
+# every regular file through the first mount and then through the second
+# must not read the shared content into the page cache again: the second
+# pass may add less than 5% of the shared bytes (measured with fincore on
+# the shared object files).
+set -euo pipefail
+corpus=${CFS_CORPUS:-$CFS_TESTS/corpus}
+if [ ! -f "$corpus/REPORT.md" ]; then
+	"$CFS_SRC/../shared/corpus/make-corpus.sh" "$corpus" > "$CFS_TESTS/corpus-build.log" 2>&1
+fi
+command -v fincore > /dev/null || { echo "FAIL: fincore (util-linux) missing"; exit 1; }
+
+tmp=$(mktemp -d "$CFS_TEST_TMP/pagecache.XXXXXX")
+mounts=()
+cleanup() {
+	for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}" 2>/dev/null || umount -l "${mounts[$i]}" || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+for img in debian-minbase debian-python; do
+	"$CFS_BIN/oci2cfs" --objects "$tmp/objects" --dump "$tmp/$img.dump" "oci:$corpus/$img" "$tmp/$img.cfs"
+	mkdir "$tmp/$img.meta" "$tmp/$img.root"
+	mount -t erofs -o ro "$tmp/$img.cfs" "$tmp/$img.meta"; mounts+=("$tmp/$img.meta")
+	mount -t overlay overlay -o "ro,metacopy=on,redirect_dir=on,lowerdir=$tmp/$img.meta::$tmp/objects" "$tmp/$img.root"
+	mounts+=("$tmp/$img.root")
+done
+
+# Objects both images use: the payload column of both dumps.
+python3 - "$tmp" <<'PY'
+import sys
+tmp = sys.argv[1]
+def payloads(p):
+    out = set()
+    for line in open(p, "rb"):
+        f = line.split(b" ")
+        if len(f) > 8 and f[2].startswith(b"10") and f[8] != b"-":
+            out.add(f[8].decode())
+    return out
+shared = payloads(tmp + "/debian-minbase.dump") & payloads(tmp + "/debian-python.dump")
+with open(tmp + "/shared.list", "w") as f:
+    for p in sorted(shared):
+        f.write(tmp + "/objects/" + p + "\n")
+PY
+nshared=$(wc -l < "$tmp/shared.list")
+[ "$nshared" -gt 1000 ] || { echo "FAIL: only $nshared shared objects"; exit 1; }
+
+cached() { xargs -a "$tmp/shared.list" -d '\n' fincore --bytes --noheadings --raw --output RES | awk '{s+=$1} END {print s+0}'; }
+shared_bytes=$(xargs -a "$tmp/shared.list" -d '\n' stat -c %s | awk '{s+=$1} END {print s}')
+readall() { find "$1" -type f -print0 | xargs -0 cat > /dev/null; }
+
+sync
+echo 3 > /proc/sys/vm/drop_caches
+before=$(cached)
+readall "$tmp/debian-minbase.root"
+after1=$(cached)
+readall "$tmp/debian-python.root"
+after2=$(cached)
+
+python3 - "$shared_bytes" "$before" "$after1" "$after2" <<'PY'
+import sys
+shared, before, a1, a2 = map(int, sys.argv[1:])
+first, second = a1 - before, a2 - a1
+print("shared objects: %.1f MiB; cached by pass 1: %.1f MiB; added by pass 2: %.2f MiB (%.2f%%)"
+      % (shared / 2**20, first / 2**20, second / 2**20, 100.0 * second / shared))
+assert first > 0.9 * shared, "pass 1 did not bring the shared objects into the page cache"
+assert second < 0.05 * shared, "pass 2 read shared content again"
+PY
+echo "pagecache: ok ($nshared shared objects)"
