@@ -34,7 +34,9 @@ typedef struct cfs_convert_options {
 	/** Object directory to store external file content in, created if
 	 * missing; NULL computes digests without storing anything. */
 	const char *objects_dir;
-	/** Worker threads; 0 picks a default. */
+	/** Threads to use; 0 picks a default. Reserved: conversion of an OCI
+	 * layer currently always runs two threads (decompression, and tar
+	 * parsing with hashing and storing). Output never depends on it. */
 	unsigned int threads;
 	/** OCI sources: platform "OS/ARCH[/VARIANT]" to pick from an image
 	 * index; NULL for the host's. */
