@@ -4,6 +4,8 @@
 
 #include <cfs/image.h>
 
+#include "common/util.h"
+
 static const char hexchars[] = "0123456789abcdef";
 
 void cfs_digest_to_hex(const uint8_t digest[CFS_DIGEST_SIZE],
@@ -16,7 +18,7 @@ void cfs_digest_to_hex(const uint8_t digest[CFS_DIGEST_SIZE],
 	hex[CFS_DIGEST_HEX_SIZE] = '\0';
 }
 
-static int hexval(char c)
+int cfs_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -32,7 +34,8 @@ int cfs_digest_from_hex(uint8_t digest[CFS_DIGEST_SIZE], const char *hex)
 	if (strlen(hex) != CFS_DIGEST_HEX_SIZE)
 		return -EINVAL;
 	for (size_t i = 0; i < CFS_DIGEST_SIZE; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		int hi = cfs_hex_value(hex[2 * i]),
+		    lo = cfs_hex_value(hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		digest[i] = (uint8_t)(hi << 4 | lo);

@@ -14,6 +14,9 @@
 #define CFS_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CFS_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Value of a hex digit (either case), or -1. */
+int cfs_hex_value(char c);
+
 /* Write all of @buf, retrying on short writes and EINTR. 0 or -errno. */
 int cfs_write_all(int fd, const void *buf, size_t len);
 /* Read until @len bytes or EOF; *got receives the count. 0 or -errno. */

@@ -20,6 +20,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/util.h"
 #include "image/tree-internal.h"
 
 /* Longest dump line read, newline excluded. A legitimate line holds a
@@ -531,17 +532,6 @@ static int read_line(struct dump_reader *r)
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Unescape a field in place (unescaping never lengthens) and terminate it
  * with a NUL; the byte after the field is its separator, or the spare
  * byte at the end of the line. */
@@ -575,8 +565,8 @@ static int unescape(struct dump_reader *r, const char *what, struct field *f)
 			*out++ = '\t';
 			break;
 		case 'x':
-			hi = i + 1 < len ? hexval(s[i + 1]) : -1;
-			lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+			hi = i + 1 < len ? cfs_hex_value(s[i + 1]) : -1;
+			lo = i + 2 < len ? cfs_hex_value(s[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
 				return fail(
 					r, EINVAL,

@@ -178,6 +178,29 @@ _Static_assert(sizeof(struct erofs_dirent) == 12, "dirent");
 #define OVL_METACOPY_HEADER_SIZE 4
 #define OVL_METACOPY_ALG_SHA256 1 /* FS_VERITY_HASH_ALG_SHA256 */
 
+/* The dirent file type of a mode. */
+static inline uint8_t cfs_erofs_file_type(uint32_t mode)
+{
+	switch (mode & 0170000) {
+	case 0100000:
+		return EROFS_FT_REG_FILE;
+	case 0040000:
+		return EROFS_FT_DIR;
+	case 0020000:
+		return EROFS_FT_CHRDEV;
+	case 0060000:
+		return EROFS_FT_BLKDEV;
+	case 0010000:
+		return EROFS_FT_FIFO;
+	case 0140000:
+		return EROFS_FT_SOCK;
+	case 0120000:
+		return EROFS_FT_SYMLINK;
+	default:
+		return EROFS_FT_UNKNOWN;
+	}
+}
+
 /*
  * EROFS short xattr name prefixes. Matching is a plain prefix test in this
  * order, as composefs does; a name with no known prefix is stored whole

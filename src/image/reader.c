@@ -930,28 +930,6 @@ struct dir_reader {
 	size_t prev_len;
 };
 
-static uint8_t erofs_file_type(uint32_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFREG:
-		return EROFS_FT_REG_FILE;
-	case S_IFDIR:
-		return EROFS_FT_DIR;
-	case S_IFCHR:
-		return EROFS_FT_CHRDEV;
-	case S_IFBLK:
-		return EROFS_FT_BLKDEV;
-	case S_IFIFO:
-		return EROFS_FT_FIFO;
-	case S_IFSOCK:
-		return EROFS_FT_SOCK;
-	case S_IFLNK:
-		return EROFS_FT_SYMLINK;
-	default:
-		return EROFS_FT_UNKNOWN;
-	}
-}
-
 static int link_entry(struct dir_reader *dr, const uint8_t *name, size_t len,
 		      cfs_inode *child, uint64_t off)
 {
@@ -992,7 +970,7 @@ static int read_entry(struct dir_reader *dr, const uint8_t *dirent,
 		if (r < 0)
 			return r;
 	}
-	if (de.file_type != erofs_file_type(e.raw_type))
+	if (de.file_type != cfs_erofs_file_type(e.raw_type))
 		return image_invalid(
 			off + offsetof(struct erofs_dirent, file_type),
 			"directory nid %" PRIu64

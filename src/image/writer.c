@@ -893,28 +893,6 @@ static uint32_t name_filter(const struct wnode *n)
 	return EROFS_XATTR_FILTER_DEFAULT & ~present;
 }
 
-static uint8_t file_type(uint32_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFREG:
-		return EROFS_FT_REG_FILE;
-	case S_IFDIR:
-		return EROFS_FT_DIR;
-	case S_IFCHR:
-		return EROFS_FT_CHRDEV;
-	case S_IFBLK:
-		return EROFS_FT_BLKDEV;
-	case S_IFIFO:
-		return EROFS_FT_FIFO;
-	case S_IFSOCK:
-		return EROFS_FT_SOCK;
-	case S_IFLNK:
-		return EROFS_FT_SYMLINK;
-	default:
-		return EROFS_FT_UNKNOWN;
-	}
-}
-
 /* One directory block (or the inline tail): dirents, then names. */
 static int emit_dirent_chunk(struct writer *w, const struct wnode *n,
 			     size_t first, size_t count, uint64_t align)
@@ -927,7 +905,7 @@ static int emit_dirent_chunk(struct writer *w, const struct wnode *n,
 
 		d.nid = htole64(n->dirents[i].node->nid);
 		d.nameoff = htole16(nameoff);
-		d.file_type = file_type(n->dirents[i].node->mode);
+		d.file_type = cfs_erofs_file_type(n->dirents[i].node->mode);
 		nameoff = (uint16_t)(nameoff + strlen(n->dirents[i].name));
 		r = emit(w, &d, sizeof(d));
 		if (r < 0)
