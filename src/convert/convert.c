@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "convert/convert-internal.h"
 #include "convert/oci.h"
+#include "image/tree-internal.h"
 
 static int check_options(const cfs_convert_options *opts)
 {
@@ -25,31 +26,27 @@ static int ptr_cmp(const void *a, const void *b)
 	return a < b ? -1 : a > b;
 }
 
-/* Count what a finished tree holds (for sources that do not count as
- * they go); @seen is a tsearch set of hardlinked inodes already counted. */
-static int count_tree(cfs_inode *dir, cfs_convert_stats *stats, void **seen)
-{
-	for (size_t i = 0; i < cfs_dir_count(dir); i++) {
-		const char *name;
-		cfs_inode *child;
+struct count_ctx {
+	cfs_convert_stats *stats;
+	void *seen; /* tsearch set of hardlinked inodes already counted */
+};
 
-		cfs_dir_entry_at(dir, i, &name, &child);
-		if (cfs_inode_type(child) != S_IFDIR &&
-		    cfs_inode_nlink(child) > 1) {
-			if (tfind(child, seen, ptr_cmp)) {
-				stats->hardlinks++;
-				continue;
-			}
-			if (!tsearch(child, seen, ptr_cmp))
-				return -ENOMEM;
+static int count_visit(void *ctx, cfs_inode *dir, const char *name,
+		       cfs_inode *child)
+{
+	struct count_ctx *c = ctx;
+
+	(void)dir;
+	(void)name;
+	if (cfs_inode_type(child) != S_IFDIR && cfs_inode_nlink(child) > 1) {
+		if (tfind(child, &c->seen, ptr_cmp)) {
+			c->stats->hardlinks++;
+			return 0;
 		}
-		cfs_stats_count_inode(stats, child);
-		if (cfs_inode_type(child) == S_IFDIR) {
-			int r = count_tree(child, stats, seen);
-			if (r < 0)
-				return r;
-		}
+		if (!tsearch(child, &c->seen, ptr_cmp))
+			return -ENOMEM;
 	}
+	cfs_stats_count_inode(c->stats, child);
 	return 0;
 }
 
@@ -58,14 +55,16 @@ static void noop_free(void *p)
 	(void)p;
 }
 
+/* Count what a finished tree holds, hardlinked inodes once (for sources
+ * that do not count as they go). */
 int cfs_stats_count_tree(cfs_inode *root, cfs_convert_stats *stats)
 {
-	void *seen = NULL;
+	struct count_ctx c = { stats, NULL };
 	int r;
 
 	cfs_stats_count_inode(stats, root);
-	r = count_tree(root, stats, &seen);
-	tdestroy(seen, noop_free);
+	r = cfs_tree_walk(root, count_visit, &c);
+	tdestroy(c.seen, noop_free);
 	return r;
 }
 
@@ -157,6 +156,25 @@ static int convert_tree(cfs_inode **root_out, const char *source,
 		cfs_objects_free(objs);
 	else
 		*objs_out = objs;
+	return r;
+}
+
+int cfs_convert_tree_objs(cfs_inode **root_out, const char *source,
+			  const cfs_convert_options *opts,
+			  struct cfs_objects *objs, cfs_convert_stats *stats)
+{
+	int r;
+
+	memset(stats, 0, sizeof(*stats));
+	r = check_options(opts);
+	if (r < 0)
+		return r;
+	if (opts->objects_dir)
+		return cfs_error(EINVAL, "objects_dir set with an open object "
+					 "directory");
+	r = load_source(root_out, source, opts, objs, stats);
+	if (objs)
+		add_object_stats(stats, objs);
 	return r;
 }
 

@@ -66,6 +66,16 @@ void cfs_dir_sort(cfs_inode *dir);
 /* The tag of entry @name (0 for new entries); -ENOENT if absent. */
 int cfs_dir_get_tag(const cfs_inode *dir, const char *name, uint32_t *tag);
 int cfs_dir_set_tag(cfs_inode *dir, const char *name, uint32_t tag);
+/*
+ * Visit every entry below @root depth first, entries in strcmp order,
+ * without recursion (trees can be deep). @visit returns < 0 to stop with
+ * that error, 0 to go on (and into a directory), 1 to skip the children
+ * of the directory just visited.
+ */
+typedef int (*cfs_walk_fn)(void *ctx, cfs_inode *dir, const char *name,
+			   cfs_inode *child);
+int cfs_tree_walk(cfs_inode *root, cfs_walk_fn visit, void *ctx);
+
 /* The parent of a directory (NULL for a root). */
 cfs_inode *cfs_dir_parent(const cfs_inode *dir);
 

@@ -652,3 +652,45 @@ cfs_inode *cfs_tree_lookup(cfs_inode *root, const char *path)
 	}
 	return NULL;
 }
+
+int cfs_tree_walk(cfs_inode *root, cfs_walk_fn visit, void *ctx)
+{
+	struct frame {
+		cfs_inode *dir;
+		size_t next;
+	};
+	_cleanup_free_ struct frame *stack = NULL;
+	size_t depth = 0, cap = 64;
+
+	stack = malloc(cap * sizeof(*stack));
+	if (!stack)
+		return -ENOMEM;
+	stack[depth++] = (struct frame){ root, 0 };
+	while (depth > 0) {
+		struct frame *f = &stack[depth - 1];
+		const char *name;
+		cfs_inode *child;
+		int r;
+
+		if (f->next >= cfs_dir_count(f->dir)) {
+			depth--;
+			continue;
+		}
+		cfs_dir_entry_at(f->dir, f->next++, &name, &child);
+		r = visit(ctx, f->dir, name, child);
+		if (r < 0)
+			return r;
+		if (r > 0 || !child->dir)
+			continue;
+		if (depth == cap) {
+			struct frame *ns =
+				reallocarray(stack, cap * 2, sizeof(*ns));
+			if (!ns)
+				return -ENOMEM;
+			stack = ns;
+			cap *= 2;
+		}
+		stack[depth++] = (struct frame){ child, 0 };
+	}
+	return 0;
+}

@@ -49,6 +49,7 @@ struct wdirent {
 struct wnode {
 	cfs_inode *inode; /* NULL for the synthetic root whiteouts */
 	struct wnode *next; /* breadth-first order */
+	struct wnode *alloc_next; /* every allocated node, for cleanup */
 	uint32_t mode;
 	uint64_t size;
 	uint32_t nlink, uid, gid;
@@ -87,6 +88,7 @@ struct writer {
 
 	unsigned int format;
 	struct wnode *root;
+	struct wnode *allocated; /* list through alloc_next */
 	struct wnode *whiteouts; /* 256 synthetic nodes */
 	struct wnode *last;
 	size_t n_nodes;
@@ -358,69 +360,55 @@ static int dirent_cmp(const void *a, const void *b)
  * where its first name in that order is, which is also the line that is
  * not an "@" line in a dump.
  */
-static int collect_nodes(struct writer *w, cfs_inode *root)
+static struct wnode *new_node(struct writer *w, cfs_inode *inode)
 {
-	struct frame {
-		cfs_inode *dir;
-		size_t next;
-	};
-	_cleanup_free_ struct frame *stack = NULL;
-	size_t depth = 0, cap = 64;
+	struct wnode *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	/* every node is on this list, whatever happens later, so that
+	 * cleanup never has to walk a half-processed tree */
+	n->alloc_next = w->allocated;
+	w->allocated = n;
+	n->inode = inode;
+	inode->walk_data = n;
+	return n;
+}
+
+static int collect_visit(void *ctx, cfs_inode *dir, const char *name,
+			 cfs_inode *child)
+{
+	struct writer *w = ctx;
 	struct wnode *n;
 	int r;
 
-	n = calloc(1, sizeof(*n));
+	if (is_whiteout(child)) {
+		r = mark_whiteout_parent(w, dir->walk_data);
+		if (r < 0)
+			return r;
+	}
+	if (child->walk_data)
+		return 1; /* a later name of a hardlinked inode */
+	n = new_node(w, child);
 	if (!n)
 		return -ENOMEM;
-	root->walk_data = n;
+	n->primary_parent = dir;
+	n->primary_name = name;
+	return node_init(w, n, child);
+}
+
+static int collect_nodes(struct writer *w, cfs_inode *root)
+{
+	struct wnode *n = new_node(w, root);
+	int r;
+
+	if (!n)
+		return -ENOMEM;
 	w->root = n;
 	r = node_init(w, n, root);
 	if (r < 0)
 		return r;
-
-	stack = malloc(cap * sizeof(*stack));
-	if (!stack)
-		return -ENOMEM;
-	stack[depth++] = (struct frame){ root, 0 };
-	while (depth > 0) {
-		struct frame *f = &stack[depth - 1];
-		const char *name;
-		cfs_inode *child;
-
-		if (f->next >= cfs_dir_count(f->dir)) {
-			depth--;
-			continue;
-		}
-		cfs_dir_entry_at(f->dir, f->next++, &name, &child);
-		if (is_whiteout(child)) {
-			r = mark_whiteout_parent(w, f->dir->walk_data);
-			if (r < 0)
-				return r;
-		}
-		if (child->walk_data)
-			continue; /* a later name of a hardlinked inode */
-		n = calloc(1, sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		child->walk_data = n;
-		n->primary_parent = f->dir;
-		n->primary_name = name;
-		r = node_init(w, n, child);
-		if (r < 0)
-			return r;
-		if (child->dir) {
-			if (depth == cap) {
-				struct frame *ns;
-				cap *= 2;
-				ns = reallocarray(stack, cap, sizeof(*ns));
-				if (!ns)
-					return -ENOMEM;
-				stack = ns;
-			}
-			stack[depth++] = (struct frame){ child, 0 };
-		}
-	}
-	return 0;
+	return cfs_tree_walk(root, collect_visit, w);
 }
 
 /* The 256 whiteouts "00".."ff" at the root make overlayfs treat the
@@ -1188,54 +1176,15 @@ static bool tree_has_whiteout(cfs_inode *dir)
 	return false;
 }
 
-static void writer_cleanup(struct writer *w, cfs_inode *root)
+static void writer_cleanup(struct writer *w)
 {
-	/* Nodes hang off the inodes' walk_data: walk the tree to free them
-	 * and leave the scratch field clean for the next walker. */
-	if (root) {
-		struct frame {
-			cfs_inode *dir;
-			size_t next;
-		} *stack = NULL;
-		size_t depth = 0, cap = 0;
-
-		if (root->walk_data) {
-			node_free(root->walk_data);
-			free(root->walk_data);
-			root->walk_data = NULL;
-		}
-		cap = 64;
-		stack = malloc(cap * sizeof(*stack));
-		if (stack)
-			stack[depth++] = (struct frame){ root, 0 };
-		while (stack && depth > 0) {
-			struct frame *f = &stack[depth - 1];
-			const char *name;
-			cfs_inode *child;
-
-			if (f->next >= cfs_dir_count(f->dir)) {
-				depth--;
-				continue;
-			}
-			cfs_dir_entry_at(f->dir, f->next++, &name, &child);
-			if (!child->walk_data)
-				continue;
-			node_free(child->walk_data);
-			free(child->walk_data);
-			child->walk_data = NULL;
-			if (child->dir) {
-				if (depth == cap) {
-					void *ns = reallocarray(stack, cap * 2,
-								sizeof(*stack));
-					if (!ns)
-						break;
-					stack = ns;
-					cap *= 2;
-				}
-				stack[depth++] = (struct frame){ child, 0 };
-			}
-		}
-		free(stack);
+	/* Nodes hang off the inodes' walk_data; leave that scratch field
+	 * clean for the next walker. */
+	for (struct wnode *n = w->allocated, *next; n; n = next) {
+		next = n->alloc_next;
+		n->inode->walk_data = NULL;
+		node_free(n);
+		free(n);
 	}
 	if (w->whiteouts) {
 		for (int i = 0; i < 256; i++)
@@ -1304,7 +1253,7 @@ int cfs_image_write(cfs_inode *root, const cfs_write_options *opts,
 	if (r == 0 && digest_out)
 		r = cfs_verity_final(w.verity, digest_out);
 out:
-	writer_cleanup(&w, root);
+	writer_cleanup(&w);
 	if (r < 0)
 		cfs_error_default(-r, "writing composefs image");
 	return r;
