@@ -26,16 +26,32 @@ typedef enum cfs_verity_mode {
 	CFS_VERITY_REQUIRE,
 } cfs_verity_mode;
 
+/** Mount flags (cfs_mount_options.flags). */
+/** Read-only even with an upper directory. */
+#define CFS_MOUNT_READONLY (1u << 0)
+/** The usual VFS mount attributes of the overlay mount. */
+#define CFS_MOUNT_NOSUID (1u << 1)
+#define CFS_MOUNT_NODEV (1u << 2)
+#define CFS_MOUNT_NOEXEC (1u << 3)
+#define CFS_MOUNT_FLAGS_ALL                                                    \
+	(CFS_MOUNT_READONLY | CFS_MOUNT_NOSUID | CFS_MOUNT_NODEV |             \
+	 CFS_MOUNT_NOEXEC)
+
 typedef struct cfs_mount_options {
 	unsigned int version; /**< CFS_MOUNT_OPTIONS_VERSION */
-	unsigned int flags; /**< none defined yet; must be 0 */
+	/** CFS_MOUNT_* flags; unknown bits are -EINVAL. */
+	unsigned int flags;
 	/** The object directory (composefs' "basedir"); required. */
 	const char *objects_dir;
 	/** Both or neither: a writable overlay with this upper and work
-	 * directory (same filesystem, as overlayfs requires). */
+	 * directory (same filesystem, as overlayfs requires). Without an
+	 * upper dir the mount is always read-only. */
 	const char *upperdir;
 	const char *workdir;
-	/** Without an upper dir the mount is always read-only. */
+	/** The overlay's "verity=". With on or require, reading a file whose
+	 * object has no fs-verity (or on a kernel without fs-verity) fails
+	 * with EIO; the mount itself succeeds. Off leaves the option out, so
+	 * that kernels before 6.6 mount too. */
 	cfs_verity_mode verity;
 	/** If not NULL: the image file's fs-verity digest must equal it,
 	 * checked in userspace when the kernel cannot measure it. */
@@ -50,16 +66,24 @@ typedef struct cfs_mount_options {
 	}
 
 /**
- * Mount @image at @target. Errors (one-line message): the image does not
- * parse or its digest differs, the target does not exist or is already a
- * mount point, overlayfs refuses the upper directory, verity is required
- * but missing. On error nothing is mounted.
+ * Mount @image at @target. Errors (one-line message): the image is not a
+ * composefs image (header and superblock are checked, not every inode: the
+ * kernel validates the rest) or its digest differs (-EINVAL), the target
+ * does not exist (-ENOENT), is not a directory (-ENOTDIR) or is already a
+ * mount point (-EBUSY), overlayfs refuses the upper directory. On error
+ * nothing is mounted.
+ *
+ * The EROFS mount of the image is never attached anywhere: the overlay is
+ * the only mount that appears (kernels from 6.15 on; older ones see the
+ * EROFS mount for a moment on a private temporary directory). Falls back
+ * to mount(2) without the new mount API and to a loop device where EROFS
+ * cannot mount a file directly (before Linux 6.12).
  */
 CFS_EXPORT int cfs_mount(const char *image, const char *target,
 			 const cfs_mount_options *opts);
 
-/** Unmount what cfs_mount() put at @target (-EINVAL if it is not an
- * overlay mount). */
+/** Unmount what cfs_mount() put at @target (-EINVAL if @target is not
+ * the root of an overlay mount; -EBUSY while in use). */
 CFS_EXPORT int cfs_umount(const char *target);
 
 #ifdef __cplusplus
