@@ -15,6 +15,12 @@ int cfs_oci_load(cfs_inode **root_out, const char *source,
 		 const cfs_convert_options *opts, struct cfs_objects *objs,
 		 cfs_convert_stats *stats);
 
+/* cfs_convert_tree() into an object directory the caller opened (and
+ * keeps: it syncs and frees @objs). @objs may be NULL. */
+int cfs_convert_tree_objs(cfs_inode **root_out, const char *source,
+			  const cfs_convert_options *opts,
+			  struct cfs_objects *objs, cfs_convert_stats *stats);
+
 /* Count every inode of a finished tree (hardlinks once). */
 int cfs_stats_count_tree(cfs_inode *root, cfs_convert_stats *stats);
 
