@@ -6,6 +6,7 @@
 #include "common.h"
 #include "image.h"
 #include "convert.h"
+#include "store.h"
 #include "mount.h"
 
 #endif

@@ -20,6 +20,7 @@
 struct cfs_objects {
 	char *path;
 	int dirfd;
+	int base_dirfd; /* read-only lower object directory, or -1 */
 	struct cfs_objects_stats stats;
 	bool subdir_ok[256]; /* XX directories known to exist */
 	uint8_t *buf;
@@ -34,6 +35,7 @@ int cfs_objects_open(struct cfs_objects **out, const char *path)
 	objs = calloc(1, sizeof(*objs));
 	if (!objs)
 		return -ENOMEM;
+	objs->base_dirfd = -1;
 	objs->path = strdup(path);
 	objs->buf = malloc(COPY_BUF_SIZE);
 	objs->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -55,6 +57,8 @@ void cfs_objects_free(struct cfs_objects *objs)
 		return;
 	if (objs->dirfd >= 0)
 		close(objs->dirfd);
+	if (objs->base_dirfd >= 0)
+		close(objs->base_dirfd);
 	free(objs->buf);
 	free(objs->path);
 	free(objs);
@@ -73,7 +77,22 @@ bool cfs_objects_has(struct cfs_objects *objs,
 	struct stat st;
 
 	cfs_digest_to_object_path(digest, path);
+	if (objs->base_dirfd >= 0 &&
+	    fstatat(objs->base_dirfd, path, &st, 0) == 0 && S_ISREG(st.st_mode))
+		return true;
 	return fstatat(objs->dirfd, path, &st, 0) == 0 && S_ISREG(st.st_mode);
+}
+
+int cfs_objects_set_base(struct cfs_objects *objs, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return cfs_error_errno(errno, "object directory %s", path);
+	if (objs->base_dirfd >= 0)
+		close(objs->base_dirfd);
+	objs->base_dirfd = fd;
+	return 0;
 }
 
 /* Open the XX directory of a digest, creating it on first use. */

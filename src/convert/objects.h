@@ -25,7 +25,15 @@ void cfs_objects_free(struct cfs_objects *objs);
 const struct cfs_objects_stats *
 cfs_objects_stats(const struct cfs_objects *objs);
 
-/* Does the object exist? */
+/*
+ * Also look objects up in the directory @path, which is never written:
+ * an object found there counts as reused. New objects still go to the
+ * directory given to cfs_objects_open() (the store stages an import's new
+ * objects apart and moves them in only once the import succeeded).
+ */
+int cfs_objects_set_base(struct cfs_objects *objs, const char *path);
+
+/* Does the object exist (here or in the base directory)? */
 bool cfs_objects_has(struct cfs_objects *objs,
 		     const uint8_t digest[CFS_DIGEST_SIZE]);
 

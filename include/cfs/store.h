@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * libcfs: a local store of composefs images sharing one object directory.
+ *
+ * Layout under the root (see docs/store.md):
+ *   objects/XX/<62 hex>     file contents, named by fs-verity digest
+ *   images/<64 hex>.cfs     one composefs image per file, named by its
+ *                           fs-verity digest (the image id)
+ *   images/<64 hex>.json    what is known about the image (source, OCI
+ *                           digests and config, sizes, fs-verity state)
+ *   names.json              name -> image digest
+ *   tmp/                    temporaries of running (or killed) writers
+ *   lock, names.lock        flock(2) files
+ *
+ * Images are referred to by a name or by a unique prefix of their digest
+ * (a name wins over a digest prefix that happens to spell it).
+ *
+ * Concurrency: any number of imports, tags and removals may run at once
+ * (in processes or threads, each with its own handle); gc and a repairing
+ * fsck wait for them and make them wait. Listing never blocks.
+ * A handle itself must not be used by two threads at once.
+ */
+#ifndef CFS_STORE_H
+#define CFS_STORE_H
+
+#include <stdbool.h>
+
+#include "common.h"
+#include "convert.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Default store root. */
+#define CFS_STORE_DEFAULT_ROOT "/var/lib/cfs"
+/** Longest image name, in bytes. */
+#define CFS_STORE_NAME_MAX 255
+
+typedef struct cfs_store cfs_store;
+
+/** cfs_store_options.flags: fail with -ENOENT instead of creating the
+ * layout when @root is not a store yet (for read-only users). */
+#define CFS_STORE_OPEN_NOCREATE 0x1u
+
+typedef struct cfs_store_options {
+	unsigned int version; /**< CFS_STORE_OPTIONS_VERSION */
+	unsigned int flags; /**< CFS_STORE_OPEN_* */
+} cfs_store_options;
+
+#define CFS_STORE_OPTIONS_VERSION 1
+#define CFS_STORE_OPTIONS_INIT                                                 \
+	{                                                                      \
+		CFS_STORE_OPTIONS_VERSION, 0                                   \
+	}
+
+/**
+ * Open the store at @root (NULL: CFS_STORE_DEFAULT_ROOT), creating the
+ * directory and its layout on first use. @opts may be NULL.
+ */
+CFS_EXPORT int cfs_store_open(cfs_store **out, const char *root,
+			      const cfs_store_options *opts);
+/** Close the store. Accepts NULL. */
+CFS_EXPORT void cfs_store_free(cfs_store *store);
+/** The root directory (borrowed). */
+CFS_EXPORT const char *cfs_store_root(const cfs_store *store);
+/** The shared object directory, ROOT/objects (borrowed): the basedir to
+ * mount the store's images with. */
+CFS_EXPORT const char *cfs_store_objects_dir(const cfs_store *store);
+
+/* ---- Import ---------------------------------------------------------- */
+
+typedef struct cfs_store_import_options {
+	unsigned int version; /**< CFS_STORE_IMPORT_OPTIONS_VERSION */
+	unsigned int flags; /**< none defined yet; must be 0 */
+	/** Names to give the image (each moved here if it named another). */
+	const char *const *names;
+	size_t n_names;
+	/** As in cfs_convert_options. */
+	const char *platform;
+	unsigned int threads;
+	cfs_progress_fn progress;
+	void *progress_opaque;
+} cfs_store_import_options;
+
+#define CFS_STORE_IMPORT_OPTIONS_VERSION 1
+#define CFS_STORE_IMPORT_OPTIONS_INIT                                          \
+	{                                                                      \
+		CFS_STORE_IMPORT_OPTIONS_VERSION, 0, NULL, 0, NULL, 0, NULL,   \
+			NULL                                                   \
+	}
+
+/** What an import did. */
+typedef struct cfs_store_import_result {
+	char digest[CFS_DIGEST_HEX_SIZE + 1]; /**< the image id */
+	bool existed; /**< the image was in the store already */
+	uint64_t image_size; /**< bytes of the image file */
+	/** Distinct objects the image references and their bytes. */
+	uint64_t objects, object_bytes;
+	/** Objects this import added to the store, and their bytes. */
+	uint64_t objects_new, objects_new_bytes;
+	/** Files (new objects and the image) this import enabled fs-verity
+	 * on. */
+	uint64_t verity_enabled;
+	/** The image and every object it references have fs-verity. */
+	bool verity;
+	/** Why fs-verity could not be enabled (positive errno, e.g.
+	 * EOPNOTSUPP), 0 if nothing failed. Not an import error. */
+	int verity_errno;
+} cfs_store_import_result;
+
+/**
+ * Convert @source (any cfs_convert() source) into the store and name the
+ * image. New objects are staged under tmp/ and moved in only after the
+ * conversion succeeded, so a failed import leaves the store as it was.
+ * fs-verity is enabled on the new objects and the image where the
+ * filesystem supports it. An image already present costs a conversion
+ * (to learn its digest) but writes no object; its names are added.
+ * @result may be NULL.
+ */
+CFS_EXPORT int cfs_store_import(cfs_store *store, const char *source,
+				const cfs_store_import_options *opts,
+				cfs_store_import_result *result);
+
+/* ---- Images and names ------------------------------------------------ */
+
+/** An image of the store, as listed. Free with cfs_store_image_clear(). */
+typedef struct cfs_store_image {
+	char digest[CFS_DIGEST_HEX_SIZE + 1];
+	/** false for an image whose import was interrupted before its
+	 * metadata was written: only digest, image_size and names are set,
+	 * and gc removes it unless it is named. */
+	bool complete;
+	char *source; /**< the import's source string */
+	char *manifest_digest; /**< "sha256:<hex>", NULL if none */
+	char *config_digest; /**< "sha256:<hex>", NULL if none */
+	char *config; /**< the OCI config as JSON text, NULL if none */
+	int64_t created; /**< import time, seconds since the epoch */
+	uint64_t image_size;
+	uint64_t objects, object_bytes; /**< distinct objects referenced */
+	bool verity; /**< fs-verity on the image and all its objects */
+	char **names; /**< sorted */
+	size_t n_names;
+} cfs_store_image;
+
+/** Free what @img owns and zero it. */
+CFS_EXPORT void cfs_store_image_clear(cfs_store_image *img);
+/** Free an array from cfs_store_list(). Accepts NULL. */
+CFS_EXPORT void cfs_store_images_free(cfs_store_image *images, size_t n);
+
+/** All images, sorted by digest. Does not wait for running writers. */
+CFS_EXPORT int cfs_store_list(cfs_store *store, cfs_store_image **images_out,
+			      size_t *n_out);
+
+/**
+ * Resolve @ref, a name or a digest prefix (1..64 hex digits), to an
+ * image digest. -ENOENT if nothing matches, -ENOTUNIQ if a prefix
+ * matches several images.
+ */
+CFS_EXPORT int cfs_store_resolve(cfs_store *store, const char *ref,
+				 char digest_out[CFS_DIGEST_HEX_SIZE + 1]);
+
+/** Resolve @ref and describe the image. */
+CFS_EXPORT int cfs_store_inspect(cfs_store *store, const char *ref,
+				 cfs_store_image *out);
+
+/**
+ * The path of the image file @ref resolves to (owned by the caller; free
+ * it), e.g. to mount it with cfs_store_objects_dir(). @digest_out
+ * (nullable) receives its digest.
+ */
+CFS_EXPORT int cfs_store_image_path(cfs_store *store, const char *ref,
+				    char **path_out,
+				    char digest_out[CFS_DIGEST_HEX_SIZE + 1]);
+
+/** Is @name a valid image name: 1..CFS_STORE_NAME_MAX bytes of
+ * [A-Za-z0-9._:/@+-], starting with a letter or digit. */
+CFS_EXPORT bool cfs_store_name_valid(const char *name);
+
+/** Give the image @ref resolves to the name @name (moving @name if it
+ * named another image). */
+CFS_EXPORT int cfs_store_tag(cfs_store *store, const char *ref,
+			     const char *name);
+/** Remove the name @name (-ENOENT if there is none). The image stays
+ * until gc finds it without names. */
+CFS_EXPORT int cfs_store_untag(cfs_store *store, const char *name);
+/** Remove @ref: the name if @ref is a name, else every name of the image
+ * the digest prefix @ref resolves to. */
+CFS_EXPORT int cfs_store_remove(cfs_store *store, const char *ref);
+
+/* ---- Garbage collection and checking --------------------------------- */
+
+/** cfs_store_gc(): only report what would be removed. */
+#define CFS_STORE_GC_DRY_RUN 0x1u
+
+/** What gc removed (or would remove). Free with
+ * cfs_store_gc_result_clear(). */
+typedef struct cfs_store_gc_result {
+	uint64_t images; /**< images without a name */
+	uint64_t objects; /**< objects no remaining image references */
+	uint64_t object_bytes;
+	uint64_t temporaries; /**< stale temporaries of dead writers */
+	/** Every path removed, relative to the root, in removal order. */
+	char **paths;
+	size_t n_paths;
+} cfs_store_gc_result;
+
+CFS_EXPORT void cfs_store_gc_result_clear(cfs_store_gc_result *res);
+
+/**
+ * Remove images without a name, then objects no remaining image
+ * references, and stale temporaries. Waits for running imports (and
+ * makes new ones wait). @flags: CFS_STORE_GC_*. @res may be NULL.
+ */
+CFS_EXPORT int cfs_store_gc(cfs_store *store, unsigned int flags,
+			    cfs_store_gc_result *res);
+
+/** cfs_store_fsck(): also hash every object and image and compare the
+ * fs-verity digest with the name. */
+#define CFS_STORE_FSCK_VERIFY 0x1u
+/** cfs_store_fsck(): remove what is broken (objects with wrong content,
+ * images that do not parse, lack objects or disagree with their
+ * metadata, names of missing images, stray files). */
+#define CFS_STORE_FSCK_REPAIR 0x2u
+
+/** One problem fsck found. */
+typedef struct cfs_store_problem {
+	/** "missing-object", "corrupt-object", "bad-image", "image-digest",
+	 * "bad-metadata", "missing-metadata", "orphan-metadata",
+	 * "dangling-name", "bad-names", "stray-file" */
+	char *kind;
+	char *path; /**< relative to the root (a name for dangling-name) */
+	char *message; /**< one line */
+	bool repaired; /**< removed by --repair */
+} cfs_store_problem;
+
+typedef struct cfs_store_fsck_result {
+	uint64_t images, objects; /**< checked */
+	/** Images without metadata and name: an interrupted import, not a
+	 * problem; gc removes them. */
+	uint64_t incomplete;
+	cfs_store_problem *problems;
+	size_t n_problems;
+	/** Stale temporaries of dead writers, removed (always, as imports
+	 * and gc do): paths relative to the root. */
+	char **cleaned;
+	size_t n_cleaned;
+} cfs_store_fsck_result;
+
+CFS_EXPORT void cfs_store_fsck_result_clear(cfs_store_fsck_result *res);
+
+/**
+ * Check the store: every image parses, every object it references
+ * exists, the metadata agrees with the image file, every name points to
+ * an image; with CFS_STORE_FSCK_VERIFY also every digest. Returns 0 when
+ * the check ran (problems are in @res, which is required), -errno when it
+ * could not run. With CFS_STORE_FSCK_REPAIR it takes the store's lock
+ * like gc.
+ */
+CFS_EXPORT int cfs_store_fsck(cfs_store *store, unsigned int flags,
+			      cfs_store_fsck_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

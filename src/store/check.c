@@ -1,0 +1,754 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/* Garbage collection and consistency checks of the store. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "store/store-internal.h"
+
+CFS_DEFINE_CLEANUP(DIR *, closedir)
+
+typedef char hex_t[CFS_DIGEST_HEX_SIZE + 1];
+
+static bool names_has_digest(const struct store_names *t, const char *hex)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->digests[i], hex) == 0)
+			return true;
+	return false;
+}
+
+/* Parse images/<hex>.cfs and add the objects it references to @set. */
+static int image_objects(cfs_store *s, const char *hex,
+			 struct store_objset *set, struct stat *st_out)
+{
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+	_cleanup_close_ int fd = -1;
+	cfs_inode *root = NULL;
+	int r;
+
+	snprintf(name, sizeof(name), "%s.cfs", hex);
+	fd = openat(s->images_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return cfs_error_errno(errno, "images/%s", name);
+	if (st_out && fstat(fd, st_out) < 0)
+		return cfs_error_errno(errno, "images/%s", name);
+	r = cfs_image_read_fd(&root, fd, NULL);
+	if (r == 0)
+		r = store_objset_add_tree(set, root);
+	cfs_inode_unref(root);
+	if (r < 0)
+		return cfs_error_prefix(-r, "images/%s", name);
+	return 0;
+}
+
+/* Call @fn(ctx, "XX", subfd, "<62 hex>" or other entry name, is_object)
+ * for every entry below objects/; entries of objects/ itself that are not
+ * XX directories come with subfd -1. */
+typedef int (*object_fn)(void *ctx, const char *sub, int subfd,
+			 const char *name, bool is_object);
+
+static int walk_objects(cfs_store *s, object_fn fn, void *ctx)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int fd = openat(s->objects_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: objects", s->root);
+		cfs_closep(&fd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		_cleanup_(closedirp) DIR *sd = NULL;
+		struct dirent *se;
+		int sfd;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		sfd = -1;
+		if (strlen(de->d_name) == 2 && store_is_hex(de->d_name, false))
+			sfd = openat(s->objects_fd, de->d_name,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+		if (sfd < 0 || !(sd = fdopendir(sfd))) {
+			cfs_closep(&sfd);
+			r = fn(ctx, NULL, -1, de->d_name, false);
+			continue;
+		}
+		while (r == 0 && (se = readdir(sd))) {
+			struct stat st;
+			bool obj;
+
+			if (strcmp(se->d_name, ".") == 0 ||
+			    strcmp(se->d_name, "..") == 0)
+				continue;
+			obj = strlen(se->d_name) == CFS_DIGEST_HEX_SIZE - 2 &&
+			      store_is_hex(se->d_name, false) &&
+			      fstatat(dirfd(sd), se->d_name, &st,
+				      AT_SYMLINK_NOFOLLOW) == 0 &&
+			      S_ISREG(st.st_mode);
+			r = fn(ctx, de->d_name, dirfd(sd), se->d_name, obj);
+		}
+	}
+	return r;
+}
+
+static void object_digest(const char *sub, const char *name,
+			  uint8_t digest[CFS_DIGEST_SIZE])
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+	snprintf(hex, sizeof(hex), "%s%s", sub, name);
+	cfs_digest_from_hex(digest, hex);
+}
+
+/* ---- gc ---------------------------------------------------------------- */
+
+void cfs_store_gc_result_clear(cfs_store_gc_result *res)
+{
+	if (!res)
+		return;
+	store_strv_free(res->paths, res->n_paths);
+	memset(res, 0, sizeof(*res));
+}
+
+struct gc {
+	cfs_store *s;
+	bool dry_run;
+	struct store_objset keep;
+	cfs_store_gc_result *res;
+	int err;
+};
+
+static int gc_object(void *ctx, const char *sub, int subfd, const char *name,
+		     bool is_object)
+{
+	struct gc *g = ctx;
+	uint8_t digest[CFS_DIGEST_SIZE];
+	char rel[CFS_DIGEST_HEX_SIZE + 16];
+	struct stat st;
+	int r;
+
+	if (!is_object)
+		return 0; /* strays are fsck's business */
+	object_digest(sub, name, digest);
+	if (store_objset_has(&g->keep, digest))
+		return 0;
+	if (fstatat(subfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	snprintf(rel, sizeof(rel), "objects/%s/%s", sub, name);
+	r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
+	if (r < 0)
+		return r;
+	g->res->objects++;
+	g->res->object_bytes += (uint64_t)st.st_size;
+	if (!g->dry_run && unlinkat(subfd, name, 0) < 0 && errno != ENOENT)
+		return cfs_error_errno(errno, "store %s: removing %s",
+				       g->s->root, rel);
+	return 0;
+}
+
+static int gc_remove_file(struct gc *g, const char *rel, const char *name)
+{
+	int r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
+
+	if (r < 0)
+		return r;
+	if (!g->dry_run && unlinkat(g->s->images_fd, name, 0) < 0 &&
+	    errno != ENOENT)
+		return cfs_error_errno(errno, "store %s: removing %s",
+				       g->s->root, rel);
+	return 0;
+}
+
+/* Remove images/<hex>.json and .cfs, in that order: a gc killed in
+ * between leaves an image without metadata and name, which is what an
+ * interrupted import leaves too. */
+static int gc_image(struct gc *g, const char *hex)
+{
+	char name[CFS_DIGEST_HEX_SIZE + 8], rel[CFS_DIGEST_HEX_SIZE + 16];
+	int r;
+
+	snprintf(name, sizeof(name), "%s.json", hex);
+	if (faccessat(g->s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		snprintf(rel, sizeof(rel), "images/%s", name);
+		r = gc_remove_file(g, rel, name);
+		if (r < 0)
+			return r;
+	}
+	snprintf(name, sizeof(name), "%s.cfs", hex);
+	snprintf(rel, sizeof(rel), "images/%s", name);
+	g->res->images++;
+	return gc_remove_file(g, rel, name);
+}
+
+static int do_gc(struct gc *g)
+{
+	cfs_store *s = g->s;
+	hex_t *digests = NULL;
+	struct store_names t = { 0 };
+	size_t n = 0, before;
+	int r;
+
+	before = g->res->n_paths;
+	r = store_clean_tmp(s, true, g->dry_run, &g->res->paths,
+			    &g->res->n_paths);
+	if (r < 0)
+		return r;
+	g->res->temporaries = g->res->n_paths - before;
+	r = store_names_read(s, &t);
+	if (r == 0)
+		r = store_image_digests(s, &digests, &n);
+	/* Every kept image's objects first: a kept image that cannot be
+	 * read would make any object removal a guess. */
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (!names_has_digest(&t, digests[i]) &&
+		    !store_image_busy(s, digests[i]))
+			continue;
+		r = image_objects(s, digests[i], &g->keep, NULL);
+		if (r < 0)
+			r = cfs_error_prefix(-r,
+					     "store %s: gc stopped, run "
+					     "'fsck --repair'",
+					     s->root);
+	}
+	store_objset_finish(&g->keep);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (names_has_digest(&t, digests[i]) ||
+		    store_image_busy(s, digests[i]))
+			continue;
+		r = gc_image(g, digests[i]);
+	}
+	if (r == 0)
+		r = walk_objects(s, gc_object, g);
+	free(digests);
+	store_names_clear(&t);
+	return r;
+}
+
+int cfs_store_gc(cfs_store *s, unsigned int flags, cfs_store_gc_result *res)
+{
+	cfs_store_gc_result local = { 0 };
+	struct gc g = { .s = s, .dry_run = flags & CFS_STORE_GC_DRY_RUN };
+	int r;
+
+	if (flags & ~CFS_STORE_GC_DRY_RUN)
+		return cfs_error(EINVAL, "invalid gc flags");
+	g.res = res ? res : &local;
+	memset(g.res, 0, sizeof(*g.res));
+	r = store_lock(s, LOCK_EX);
+	if (r < 0)
+		return r;
+	r = do_gc(&g);
+	if (r == 0 && !g.dry_run && syncfs(s->root_fd) < 0)
+		r = cfs_error_errno(errno, "store %s: syncfs", s->root);
+	store_lock(s, LOCK_UN);
+	store_objset_clear(&g.keep);
+	cfs_store_gc_result_clear(&local);
+	if (r < 0 && res)
+		cfs_store_gc_result_clear(res);
+	return r;
+}
+
+/* ---- fsck -------------------------------------------------------------- */
+
+void cfs_store_fsck_result_clear(cfs_store_fsck_result *res)
+{
+	if (!res)
+		return;
+	for (size_t i = 0; i < res->n_problems; i++) {
+		free(res->problems[i].kind);
+		free(res->problems[i].path);
+		free(res->problems[i].message);
+	}
+	free(res->problems);
+	store_strv_free(res->cleaned, res->n_cleaned);
+	memset(res, 0, sizeof(*res));
+}
+
+struct fsck {
+	cfs_store *s;
+	unsigned int flags;
+	cfs_store_fsck_result *res;
+	struct store_objset corrupt; /* objects whose content is wrong */
+	struct store_names names;
+	bool names_bad;
+	char **drop_names; /* names to remove on repair */
+	size_t n_drop_names;
+};
+
+__attribute__((format(printf, 4, 5))) static int problem(struct fsck *f,
+							 const char *kind,
+							 const char *path,
+							 const char *fmt, ...)
+{
+	cfs_store_problem *p, *v;
+	va_list ap;
+	int r;
+
+	v = realloc(f->res->problems, (f->res->n_problems + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	f->res->problems = v;
+	p = &v[f->res->n_problems];
+	memset(p, 0, sizeof(*p));
+	va_start(ap, fmt);
+	r = vasprintf(&p->message, fmt, ap);
+	va_end(ap);
+	p->kind = strdup(kind);
+	p->path = strdup(path);
+	if (r < 0 || !p->kind || !p->path) {
+		if (r >= 0)
+			free(p->message);
+		free(p->kind);
+		free(p->path);
+		return -ENOMEM;
+	}
+	f->res->n_problems++;
+	return 0;
+}
+
+static bool repairing(const struct fsck *f)
+{
+	return f->flags & CFS_STORE_FSCK_REPAIR;
+}
+
+static void repaired(struct fsck *f)
+{
+	f->res->problems[f->res->n_problems - 1].repaired = true;
+}
+
+static int remove_rel(struct fsck *f, int dirfd, const char *name)
+{
+	int r = store_rm_rf_at(dirfd, name);
+
+	if (r < 0)
+		return cfs_error_errno(-r, "store %s: removing %s", f->s->root,
+				       name);
+	repaired(f);
+	return 0;
+}
+
+static int fsck_object(void *ctx, const char *sub, int subfd, const char *name,
+		       bool is_object)
+{
+	struct fsck *f = ctx;
+	char rel[300];
+	uint8_t want[CFS_DIGEST_SIZE], got[CFS_DIGEST_SIZE];
+	int r, fd;
+
+	if (sub)
+		snprintf(rel, sizeof(rel), "objects/%s/%s", sub, name);
+	else
+		snprintf(rel, sizeof(rel), "objects/%s", name);
+	if (!is_object) {
+		r = problem(f, "stray-file", rel,
+			    "not an object name or not a regular file");
+		if (r == 0 && repairing(f))
+			r = remove_rel(f, subfd >= 0 ? subfd : f->s->objects_fd,
+				       name);
+		return r;
+	}
+	f->res->objects++;
+	if (!(f->flags & CFS_STORE_FSCK_VERIFY))
+		return 0;
+	object_digest(sub, name, want);
+	fd = openat(subfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 :
+					 cfs_error_errno(errno, "store %s: %s",
+							 f->s->root, rel);
+	r = cfs_verity_digest_fd(fd, got);
+	close(fd);
+	/* EIO: with fs-verity on, the kernel refuses corrupt blocks. */
+	if (r < 0 && r != -EIO)
+		return cfs_error_prefix(-r, "store %s: %s", f->s->root, rel);
+	if (r == 0 && memcmp(want, got, CFS_DIGEST_SIZE) == 0)
+		return 0;
+	r = store_objset_add(&f->corrupt, want, 0);
+	if (r == 0)
+		r = problem(f, "corrupt-object", rel,
+			    "content does not match its fs-verity digest");
+	if (r == 0 && repairing(f))
+		r = remove_rel(f, subfd, name);
+	return r;
+}
+
+/* Remove a broken image, its metadata and (later) its names. */
+static int drop_image(struct fsck *f, const char *hex, size_t first)
+{
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+	int r;
+
+	if (!repairing(f))
+		return 0;
+	if (store_image_busy(f->s, hex))
+		return 0; /* TODO(mount): report "in use" instead */
+	for (size_t i = first; i < f->res->n_problems; i++)
+		f->res->problems[i].repaired = true;
+	snprintf(name, sizeof(name), "%s.json", hex);
+	if (unlinkat(f->s->images_fd, name, 0) < 0 && errno != ENOENT)
+		return cfs_error_errno(errno, "store %s: images/%s", f->s->root,
+				       name);
+	snprintf(name, sizeof(name), "%s.cfs", hex);
+	if (unlinkat(f->s->images_fd, name, 0) < 0 && errno != ENOENT)
+		return cfs_error_errno(errno, "store %s: images/%s", f->s->root,
+				       name);
+	for (size_t i = 0; i < f->names.n; i++) {
+		if (strcmp(f->names.digests[i], hex) != 0)
+			continue;
+		r = store_strv_add(&f->drop_names, &f->n_drop_names,
+				   f->names.names[i]);
+		if (r == 0)
+			r = problem(f, "dangling-name", f->names.names[i],
+				    "named the removed image %s", hex);
+		if (r < 0)
+			return r;
+		repaired(f);
+	}
+	return 0;
+}
+
+/* Check one image; 1 if it is broken (problem recorded), else 0. */
+static int check_image(struct fsck *f, const char *hex)
+{
+	cfs_store *s = f->s;
+	struct store_objset set = { 0 };
+	cfs_store_image meta = { 0 };
+	char rel[CFS_DIGEST_HEX_SIZE + 16];
+	uint64_t bytes = 0;
+	struct stat st;
+	bool named = names_has_digest(&f->names, hex);
+	size_t first = f->res->n_problems;
+	int r, broken = 0;
+
+	snprintf(rel, sizeof(rel), "images/%s.cfs", hex);
+	f->res->images++;
+	r = image_objects(s, hex, &set, &st);
+	if (r == -ENOENT) /* gone since it was listed */
+		return 0;
+	if (r < 0) {
+		r = problem(f, "bad-image", rel, "%s", cfs_error_message());
+		broken = 1;
+		goto out;
+	}
+	store_objset_finish(&set);
+	for (size_t i = 0; i < set.n; i++) {
+		char path[CFS_DIGEST_HEX_SIZE + 2];
+		struct stat ost;
+
+		bytes += set.v[i].size;
+		cfs_digest_to_object_path(set.v[i].digest, path);
+		if (store_objset_has(&f->corrupt, set.v[i].digest)) {
+			r = problem(f, "corrupt-object", rel,
+				    "references the corrupt object "
+				    "objects/%s",
+				    path);
+		} else if (fstatat(s->objects_fd, path, &ost,
+				   AT_SYMLINK_NOFOLLOW) < 0 ||
+			   !S_ISREG(ost.st_mode)) {
+			r = problem(f, "missing-object", rel,
+				    "references the missing object "
+				    "objects/%s",
+				    path);
+		} else {
+			continue;
+		}
+		broken = 1;
+		if (r < 0)
+			goto out;
+	}
+	if (f->flags & CFS_STORE_FSCK_VERIFY) {
+		uint8_t want[CFS_DIGEST_SIZE], got[CFS_DIGEST_SIZE];
+		char name[CFS_DIGEST_HEX_SIZE + 8];
+		int fd;
+
+		snprintf(name, sizeof(name), "%s.cfs", hex);
+		fd = openat(s->images_fd, name, O_RDONLY | O_CLOEXEC);
+		r = fd < 0 ? -errno : cfs_verity_digest_fd(fd, got);
+		cfs_closep(&fd);
+		cfs_digest_from_hex(want, hex);
+		if (r < 0 && r != -EIO) {
+			r = cfs_error_errno(-r, "store %s: %s", s->root, rel);
+			goto out;
+		}
+		if (r < 0 || memcmp(want, got, CFS_DIGEST_SIZE) != 0) {
+			r = problem(f, "image-digest", rel,
+				    "content does not match its fs-verity "
+				    "digest");
+			broken = 1;
+			if (r < 0)
+				goto out;
+		}
+	}
+	r = store_meta_read(s, hex, &meta);
+	if (r == -ENOENT) {
+		/* Interrupted import: no name can point here yet. */
+		r = 0;
+		if (!named) {
+			f->res->incomplete++;
+		} else {
+			r = problem(f, "missing-metadata", rel,
+				    "named but has no images/%s.json", hex);
+			broken = 1;
+		}
+	} else if (r < 0) {
+		r = problem(f, "bad-metadata", rel, "%s", cfs_error_message());
+		broken = 1;
+	} else if (meta.image_size != (uint64_t)st.st_size ||
+		   meta.objects != set.n || meta.object_bytes != bytes) {
+		r = problem(f, "bad-metadata", rel,
+			    "metadata says %llu bytes, %llu objects of %llu "
+			    "bytes; the image has %llu, %zu, %llu",
+			    (unsigned long long)meta.image_size,
+			    (unsigned long long)meta.objects,
+			    (unsigned long long)meta.object_bytes,
+			    (unsigned long long)st.st_size, set.n,
+			    (unsigned long long)bytes);
+		broken = 1;
+	} else if (meta.verity &&
+		   !store_has_verity(s->images_fd, rel + strlen("images/"))) {
+		r = problem(f, "bad-metadata", rel,
+			    "metadata says fs-verity, the file has none");
+		broken = 1;
+	}
+out:
+	cfs_store_image_clear(&meta);
+	store_objset_clear(&set);
+	if (r == 0 && broken)
+		r = drop_image(f, hex, first);
+	return r < 0 ? r : broken;
+}
+
+static int check_images_dir(struct fsck *f)
+{
+	cfs_store *s = f->s;
+	_cleanup_(closedirp) DIR *d = NULL;
+	hex_t *digests = NULL;
+	struct dirent *de;
+	size_t n = 0;
+	int r, fd;
+
+	r = store_image_digests(s, &digests, &n);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		r = check_image(f, digests[i]);
+		r = r < 0 ? r : 0;
+	}
+	free(digests);
+	if (r < 0)
+		return r;
+	fd = openat(s->images_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: images", s->root);
+		cfs_closep(&fd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		char hex[CFS_DIGEST_HEX_SIZE + 1], cfs[CFS_DIGEST_HEX_SIZE + 8];
+		char rel[300];
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(rel, sizeof(rel), "images/%s", de->d_name);
+		/* Truncation intended: the first 64 characters, if any. */
+		memset(hex, 0, sizeof(hex));
+		memcpy(hex, de->d_name,
+		       CFS_MIN(len, (size_t)CFS_DIGEST_HEX_SIZE));
+		if (len == CFS_DIGEST_HEX_SIZE + 4 && store_is_hex(hex, true) &&
+		    strcmp(de->d_name + CFS_DIGEST_HEX_SIZE, ".cfs") == 0)
+			continue;
+		if (len == CFS_DIGEST_HEX_SIZE + 5 && store_is_hex(hex, true) &&
+		    strcmp(de->d_name + CFS_DIGEST_HEX_SIZE, ".json") == 0) {
+			snprintf(cfs, sizeof(cfs), "%s.cfs", hex);
+			if (faccessat(s->images_fd, cfs, F_OK,
+				      AT_SYMLINK_NOFOLLOW) == 0)
+				continue;
+			r = problem(f, "orphan-metadata", rel,
+				    "metadata of a missing image");
+		} else {
+			r = problem(f, "stray-file", rel,
+				    "not an image or its metadata");
+		}
+		if (r == 0 && repairing(f))
+			r = remove_rel(f, s->images_fd, de->d_name);
+	}
+	return r;
+}
+
+static int check_names(struct fsck *f)
+{
+	cfs_store *s = f->s;
+
+	for (size_t i = 0; i < f->names.n; i++) {
+		char name[CFS_DIGEST_HEX_SIZE + 8];
+		int r;
+
+		snprintf(name, sizeof(name), "%s.cfs", f->names.digests[i]);
+		if (faccessat(s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) ==
+		    0)
+			continue;
+		/* Already reported with the image repair removed. */
+		if (repairing(f)) {
+			bool dropped = false;
+			for (size_t j = 0; j < f->n_drop_names; j++)
+				if (strcmp(f->drop_names[j],
+					   f->names.names[i]) == 0)
+					dropped = true;
+			if (dropped)
+				continue;
+		}
+		r = problem(f, "dangling-name", f->names.names[i],
+			    "names the missing image %s", f->names.digests[i]);
+		if (r == 0 && repairing(f)) {
+			r = store_strv_add(&f->drop_names, &f->n_drop_names,
+					   f->names.names[i]);
+			if (r == 0)
+				repaired(f);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int check_tmp(struct fsck *f)
+{
+	cfs_store *s = f->s;
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int r, fd;
+
+	r = store_clean_tmp(s, false, false, &f->res->cleaned,
+			    &f->res->n_cleaned);
+	if (r < 0)
+		return r;
+	fd = openat(s->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: tmp", s->root);
+		cfs_closep(&fd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		char rel[300];
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    strncmp(de->d_name, STORE_WRITER_PREFIX,
+			    strlen(STORE_WRITER_PREFIX)) == 0)
+			continue;
+		snprintf(rel, sizeof(rel), "tmp/%s", de->d_name);
+		r = problem(f, "stray-file", rel,
+			    "not a temporary of this store's writers");
+		if (r == 0 && repairing(f))
+			r = remove_rel(f, s->tmp_fd, de->d_name);
+	}
+	return r;
+}
+
+/* Apply the name removals repair decided on. */
+static int repair_names(struct fsck *f)
+{
+	struct store_writer w = { .fd = -1 };
+	struct store_names t = { 0 };
+	int lockfd, r;
+
+	if (f->names_bad) {
+		if (unlinkat(f->s->root_fd, "names.json", 0) < 0 &&
+		    errno != ENOENT)
+			return cfs_error_errno(errno, "store %s: names.json",
+					       f->s->root);
+		return 0;
+	}
+	if (f->n_drop_names == 0)
+		return 0;
+	r = store_writer_open(f->s, &w);
+	if (r < 0)
+		return r;
+	lockfd = store_names_lock(f->s);
+	if (lockfd < 0) {
+		store_writer_close(f->s, &w);
+		return lockfd;
+	}
+	r = store_names_read(f->s, &t);
+	for (size_t i = 0; r == 0 && i < f->n_drop_names; i++)
+		store_names_del(&t, f->drop_names[i]);
+	if (r == 0)
+		r = store_names_write(f->s, &w, &t);
+	store_names_clear(&t);
+	close(lockfd);
+	store_writer_close(f->s, &w);
+	return r;
+}
+
+static int do_fsck(struct fsck *f)
+{
+	int r;
+
+	r = check_tmp(f);
+	if (r < 0)
+		return r;
+	/* Names before images: a name is written after its image, so
+	 * every name read here has its image in place already even while
+	 * imports run. */
+	r = store_names_read(f->s, &f->names);
+	if (r < 0) {
+		f->names_bad = true;
+		r = problem(f, "bad-names", "names.json", "%s",
+			    cfs_error_message());
+		if (r == 0 && repairing(f))
+			repaired(f);
+		if (r < 0)
+			return r;
+	}
+	/* Objects first, so that images can tell corrupt ones. */
+	r = walk_objects(f->s, fsck_object, f);
+	if (r < 0)
+		return r;
+	store_objset_finish(&f->corrupt);
+	r = check_images_dir(f);
+	if (r == 0)
+		r = check_names(f);
+	if (r == 0 && repairing(f))
+		r = repair_names(f);
+	if (r == 0 && repairing(f) && syncfs(f->s->root_fd) < 0)
+		r = cfs_error_errno(errno, "store %s: syncfs", f->s->root);
+	return r;
+}
+
+int cfs_store_fsck(cfs_store *s, unsigned int flags, cfs_store_fsck_result *res)
+{
+	struct fsck f = { .s = s, .flags = flags, .res = res };
+	int r;
+
+	if (flags & ~(CFS_STORE_FSCK_VERIFY | CFS_STORE_FSCK_REPAIR))
+		return cfs_error(EINVAL, "invalid fsck flags");
+	memset(res, 0, sizeof(*res));
+	/* Shared is enough to check: imports only add, and in an order
+	 * that never shows a half-done state (see import.c). */
+	r = store_lock(s, repairing(&f) ? LOCK_EX : LOCK_SH);
+	if (r < 0)
+		return r;
+	r = do_fsck(&f);
+	store_lock(s, LOCK_UN);
+	store_objset_clear(&f.corrupt);
+	store_names_clear(&f.names);
+	store_strv_free(f.drop_names, f.n_drop_names);
+	if (r < 0)
+		cfs_store_fsck_result_clear(res);
+	return r;
+}

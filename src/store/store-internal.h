@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/* The image store: what its modules (store, import, gc/fsck) share. */
+#ifndef CFS_STORE_INTERNAL_H
+#define CFS_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cfs/image.h>
+#include <cfs/store.h>
+
+/* Version of names.json and images/<digest>.json (store format). */
+#define STORE_FORMAT_VERSION 1
+/* Largest names.json or metadata file read: a name table of 100000 long
+ * names stays below; the limit keeps a damaged file from eating memory. */
+#define STORE_JSON_MAX (64 * 1024 * 1024)
+/* "w-<pid>-<16 hex>": a writer's scratch directory in tmp/. */
+#define STORE_WRITER_PREFIX "w-"
+
+struct cfs_store {
+	char *root;
+	char *objects_path;
+	int root_fd, objects_fd, images_fd, tmp_fd;
+	int lock_fd; /* ROOT/lock, flock'ed shared or exclusive */
+};
+
+/* A writer's scratch directory tmp/w-...: it holds the flock on it for
+ * as long as it lives, so that cleaners can tell a live writer from the
+ * remains of a dead one. */
+struct store_writer {
+	int fd;
+	char name[64];
+};
+
+int store_writer_open(cfs_store *s, struct store_writer *w);
+/* Remove the directory and everything in it. */
+void store_writer_close(cfs_store *s, struct store_writer *w);
+
+/* flock(2) on ROOT/lock: LOCK_SH, LOCK_EX or LOCK_UN. */
+int store_lock(cfs_store *s, int op);
+/* Take ROOT/names.lock exclusively; returns its fd (close to release). */
+int store_names_lock(cfs_store *s);
+
+/* Remove stale writer directories in tmp/ (and, with @strays, any other
+ * entry of tmp/). Paths removed (or, with @dry_run, that would be) are
+ * appended to @paths when it is not NULL. */
+int store_clean_tmp(cfs_store *s, bool strays, bool dry_run, char ***paths,
+		    size_t *n_paths);
+
+/* rm -rf of @name in @dirfd (no symlinks followed). */
+int store_rm_rf_at(int dirfd, const char *name);
+
+/* ---- names.json ------------------------------------------------------ */
+
+struct store_names {
+	char **names;
+	char **digests; /* 64 hex each */
+	size_t n;
+};
+
+/* Read names.json (a missing file is an empty table). */
+int store_names_read(cfs_store *s, struct store_names *t);
+/* Write @t as names.json: into @w's directory, fsync, rename over. */
+int store_names_write(cfs_store *s, struct store_writer *w,
+		      const struct store_names *t);
+void store_names_clear(struct store_names *t);
+/* Set (or move) @name; remove it (-ENOENT if absent). */
+int store_names_set(struct store_names *t, const char *name,
+		    const char *digest);
+int store_names_del(struct store_names *t, const char *name);
+/* The digest of @name or NULL (borrowed). */
+const char *store_names_get(const struct store_names *t, const char *name);
+
+/* ---- objects an image references -------------------------------------- */
+
+struct store_obj {
+	uint8_t digest[CFS_DIGEST_SIZE];
+	uint64_t size;
+};
+
+struct store_objset {
+	struct store_obj *v;
+	size_t n, cap;
+};
+
+/* Add every object the tree below @root references (regular files with
+ * a digest). -EINVAL with a message if a payload is not the digest's
+ * object path. Call store_objset_finish() before lookups. */
+int store_objset_add_tree(struct store_objset *set, cfs_inode *root);
+int store_objset_add(struct store_objset *set, const uint8_t *digest,
+		     uint64_t size);
+/* Sort and drop duplicates. */
+void store_objset_finish(struct store_objset *set);
+bool store_objset_has(const struct store_objset *set, const uint8_t *digest);
+void store_objset_clear(struct store_objset *set);
+
+/* ---- images ---------------------------------------------------------- */
+
+/* Digests of the image files images/<hex>.cfs, sorted. */
+int store_image_digests(cfs_store *s, char (**out)[CFS_DIGEST_HEX_SIZE + 1],
+			size_t *n_out);
+/* Fill @img from images/<hex>.json (-ENOENT if there is none). */
+int store_meta_read(cfs_store *s, const char *hex, cfs_store_image *img);
+/* Is @s 1..64 lower-case hex digits? @exact: exactly 64. */
+bool store_is_hex(const char *s, bool exact);
+/* Does @path (relative to @dirfd) have fs-verity enabled? */
+bool store_has_verity(int dirfd, const char *path);
+/* Append a copy of @str to the string vector. */
+int store_strv_add(char ***v, size_t *n, const char *str);
+void store_strv_free(char **v, size_t n);
+
+/*
+ * Is the image in use (mounted) so that gc must keep it even without a
+ * name? TODO(mount): always false until mounting records which images
+ * are mounted (e.g. a per-mount flock on ROOT/mounts/<digest>, checked
+ * here with LOCK_NB); gc and fsck --repair already call it.
+ */
+bool store_image_busy(cfs_store *s, const char *hex);
+
+#endif

@@ -1,0 +1,1117 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * The image store: opening its layout, locks, the writers' scratch
+ * directories, the names table, listing and name lookup.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "store/store-internal.h"
+
+CFS_DEFINE_CLEANUP(json_object *, json_object_put)
+CFS_DEFINE_CLEANUP(DIR *, closedir)
+
+/* ---- small helpers ----------------------------------------------------- */
+
+bool store_is_hex(const char *s, bool exact)
+{
+	size_t n = strspn(s, "0123456789abcdef");
+
+	if (s[n] != '\0' || n == 0 || n > CFS_DIGEST_HEX_SIZE)
+		return false;
+	return !exact || n == CFS_DIGEST_HEX_SIZE;
+}
+
+int store_strv_add(char ***v, size_t *n, const char *str)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[*n] = strdup(str);
+	if (!nv[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+void store_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+bool store_has_verity(int dirfd, const char *path)
+{
+	struct statx stx;
+
+	if (statx(dirfd, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) <
+	    0)
+		return false;
+	return (stx.stx_attributes_mask & STATX_ATTR_VERITY) &&
+	       (stx.stx_attributes & STATX_ATTR_VERITY);
+}
+
+bool store_image_busy(cfs_store *s, const char *hex)
+{
+	(void)s;
+	(void)hex;
+	return false;
+}
+
+/* Read a whole small file (at most STORE_JSON_MAX bytes) of @dirfd. */
+static int read_small_file(int dirfd, const char *name, char **out,
+			   size_t *len_out)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t got;
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if (st.st_size > STORE_JSON_MAX)
+		return -EFBIG;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	r = cfs_read_full(fd, buf, (size_t)st.st_size, &got);
+	if (r < 0)
+		return r;
+	buf[got] = '\0';
+	*len_out = got;
+	*out = TAKE_PTR(buf);
+	return 0;
+}
+
+/* Parse JSON text; -EBADMSG with a message naming @what on error. */
+static int parse_json(json_object **out, const char *buf, size_t len,
+		      const char *what)
+{
+	struct json_tokener *tok = json_tokener_new();
+	enum json_tokener_error jerr;
+	json_object *obj;
+
+	if (!tok)
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	obj = json_tokener_parse_ex(tok, buf, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_success &&
+	    json_tokener_get_parse_end(tok) < len) {
+		json_object_put(obj);
+		obj = NULL;
+		jerr = json_tokener_error_parse_unexpected;
+	}
+	json_tokener_free(tok);
+	if (!obj || jerr != json_tokener_success) {
+		json_object_put(obj);
+		return cfs_error(EBADMSG, "%s: %s", what,
+				 jerr == json_tokener_success ?
+					 "empty" :
+					 json_tokener_error_desc(jerr));
+	}
+	*out = obj;
+	return 0;
+}
+
+/* Write @text to @name in @w's directory and fsync it. */
+static int write_small_file(struct store_writer *w, const char *name,
+			    const char *text)
+{
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	fd = openat(w->fd, name, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC,
+		    0644);
+	if (fd < 0)
+		return -errno;
+	r = cfs_write_all(fd, text, strlen(text));
+	if (r == 0)
+		r = cfs_write_all(fd, "\n", 1);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	return r;
+}
+
+/* ---- open ------------------------------------------------------------ */
+
+static int open_subdir(cfs_store *s, const char *name, bool create, int *fd)
+{
+	if (create && mkdirat(s->root_fd, name, 0755) < 0 && errno != EEXIST)
+		return cfs_error_errno(errno, "store %s: creating %s", s->root,
+				       name);
+	*fd = openat(s->root_fd, name,
+		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0)
+		return cfs_error_errno(errno, "store %s: %s", s->root, name);
+	return 0;
+}
+
+void cfs_store_free(cfs_store *s)
+{
+	if (!s)
+		return;
+	cfs_closep(&s->root_fd);
+	cfs_closep(&s->objects_fd);
+	cfs_closep(&s->images_fd);
+	cfs_closep(&s->tmp_fd);
+	cfs_closep(&s->lock_fd);
+	free(s->objects_path);
+	free(s->root);
+	free(s);
+}
+
+int cfs_store_open(cfs_store **out, const char *root,
+		   const cfs_store_options *opts)
+{
+	static const cfs_store_options defaults = CFS_STORE_OPTIONS_INIT;
+	cfs_store *s;
+	bool create;
+	int r;
+
+	if (!opts)
+		opts = &defaults;
+	if (opts->version != CFS_STORE_OPTIONS_VERSION ||
+	    (opts->flags & ~CFS_STORE_OPEN_NOCREATE))
+		return cfs_error(EINVAL, "invalid store options");
+	create = !(opts->flags & CFS_STORE_OPEN_NOCREATE);
+	if (!root)
+		root = CFS_STORE_DEFAULT_ROOT;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->root_fd = s->objects_fd = s->images_fd = s->tmp_fd = s->lock_fd = -1;
+	s->root = strdup(root);
+	if (!s->root || asprintf(&s->objects_path, "%s/objects", root) < 0) {
+		s->objects_path = NULL;
+		cfs_store_free(s);
+		return -ENOMEM;
+	}
+	if (create && mkdir(root, 0755) < 0 && errno != EEXIST) {
+		r = cfs_error_errno(errno, "store %s", root);
+		goto fail;
+	}
+	s->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->root_fd < 0) {
+		r = cfs_error_errno(errno, "store %s", root);
+		goto fail;
+	}
+	if (!create && faccessat(s->root_fd, "images", F_OK, 0) < 0) {
+		r = cfs_error(ENOENT, "store %s: not a store (no images/)",
+			      root);
+		goto fail;
+	}
+	r = open_subdir(s, "objects", create, &s->objects_fd);
+	if (r == 0)
+		r = open_subdir(s, "images", create, &s->images_fd);
+	if (r == 0)
+		r = open_subdir(s, "tmp", create, &s->tmp_fd);
+	if (r < 0)
+		goto fail;
+	/* The lock files are created even by readers that never lock: they
+	 * are part of the layout, not of any one operation. */
+	s->lock_fd = openat(s->root_fd, "lock",
+			    (create ? O_CREAT : 0) | O_RDWR | O_CLOEXEC, 0644);
+	if (s->lock_fd < 0 && !create && (errno == EACCES || errno == EROFS))
+		s->lock_fd = openat(s->root_fd, "lock", O_RDONLY | O_CLOEXEC);
+	if (s->lock_fd < 0) {
+		r = cfs_error_errno(errno, "store %s: lock", root);
+		goto fail;
+	}
+	if (create) {
+		int fd = openat(s->root_fd, "names.lock",
+				O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			r = cfs_error_errno(errno, "store %s: names.lock",
+					    root);
+			goto fail;
+		}
+		close(fd);
+	}
+	*out = s;
+	return 0;
+fail:
+	cfs_store_free(s);
+	return r;
+}
+
+const char *cfs_store_root(const cfs_store *s)
+{
+	return s->root;
+}
+
+const char *cfs_store_objects_dir(const cfs_store *s)
+{
+	return s->objects_path;
+}
+
+/* ---- locks ------------------------------------------------------------- */
+
+static int flock_retry(int fd, int op)
+{
+	while (flock(fd, op) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int store_lock(cfs_store *s, int op)
+{
+	int r = flock_retry(s->lock_fd, op);
+
+	if (r < 0)
+		return cfs_error_errno(-r, "store %s: locking", s->root);
+	return 0;
+}
+
+int store_names_lock(cfs_store *s)
+{
+	int fd = openat(s->root_fd, "names.lock", O_CREAT | O_RDWR | O_CLOEXEC,
+			0644);
+	int r;
+
+	if (fd < 0)
+		return cfs_error_errno(errno, "store %s: names.lock", s->root);
+	r = flock_retry(fd, LOCK_EX);
+	if (r < 0) {
+		close(fd);
+		return cfs_error_errno(-r, "store %s: locking names.lock",
+				       s->root);
+	}
+	return fd;
+}
+
+/* ---- writers' scratch directories ------------------------------------ */
+
+int store_writer_open(cfs_store *s, struct store_writer *w)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t rnd;
+		struct stat st;
+		int fd;
+
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			return cfs_error_errno(errno, "getrandom");
+		snprintf(w->name, sizeof(w->name),
+			 STORE_WRITER_PREFIX "%d-%016llx", (int)getpid(),
+			 (unsigned long long)rnd);
+		if (mkdirat(s->tmp_fd, w->name, 0700) < 0) {
+			if (errno == EEXIST)
+				continue;
+			return cfs_error_errno(errno, "store %s: tmp/%s",
+					       s->root, w->name);
+		}
+		fd = openat(s->tmp_fd, w->name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return cfs_error_errno(errno, "store %s: tmp/%s",
+					       s->root, w->name);
+		}
+		/* A cleaner may have taken the fresh directory for a dead
+		 * writer's between mkdir and flock; it removes only while it
+		 * holds the lock, so once ours is granted a directory still
+		 * linked is ours for good. */
+		if (flock_retry(fd, LOCK_EX) < 0 || fstat(fd, &st) < 0) {
+			int r = cfs_error_errno(errno, "store %s: tmp/%s",
+						s->root, w->name);
+			close(fd);
+			return r;
+		}
+		if (st.st_nlink == 0) {
+			close(fd);
+			continue;
+		}
+		w->fd = fd;
+		return 0;
+	}
+	return cfs_error(EEXIST, "store %s: cannot create a directory in tmp/",
+			 s->root);
+}
+
+void store_writer_close(cfs_store *s, struct store_writer *w)
+{
+	if (w->fd < 0)
+		return;
+	store_rm_rf_at(s->tmp_fd, w->name);
+	close(w->fd);
+	w->fd = -1;
+}
+
+static int rm_contents(int dfd)
+{
+	_cleanup_(closedirp) DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	int r = 0;
+
+	if (!d) {
+		r = -errno;
+		close(dfd);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		int q = store_rm_rf_at(dirfd(d), de->d_name);
+		if (q < 0 && r == 0)
+			r = q;
+	}
+	return r;
+}
+
+int store_rm_rf_at(int dirfd, const char *name)
+{
+	int fd, r;
+
+	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -errno;
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	r = rm_contents(fd);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT &&
+	    r == 0)
+		r = -errno;
+	return r;
+}
+
+int store_clean_tmp(cfs_store *s, bool strays, bool dry_run, char ***paths,
+		    size_t *n_paths)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int fd = openat(s->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: tmp", s->root);
+		cfs_closep(&fd);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		char rel[300];
+		bool writer;
+		int wfd;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		writer = strncmp(de->d_name, STORE_WRITER_PREFIX,
+				 strlen(STORE_WRITER_PREFIX)) == 0;
+		wfd = -1;
+		if (writer) {
+			wfd = openat(s->tmp_fd, de->d_name,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+			if (wfd < 0 && errno == ENOENT)
+				continue; /* its writer finished meanwhile */
+			if (wfd < 0)
+				writer = false;
+		}
+		if (writer) {
+			/* Held by a live writer: not ours to touch. */
+			if (flock(wfd, LOCK_EX | LOCK_NB) < 0) {
+				close(wfd);
+				continue;
+			}
+		} else if (!strays) {
+			continue;
+		}
+		snprintf(rel, sizeof(rel), "tmp/%s", de->d_name);
+		if (paths) {
+			int q = store_strv_add(paths, n_paths, rel);
+			if (q < 0) {
+				cfs_closep(&wfd);
+				return q;
+			}
+		}
+		if (!dry_run) {
+			int q = store_rm_rf_at(s->tmp_fd, de->d_name);
+			if (q < 0 && r == 0)
+				r = cfs_error_errno(-q, "store %s: removing %s",
+						    s->root, rel);
+		}
+		cfs_closep(&wfd);
+	}
+	return r;
+}
+
+/* ---- names.json ------------------------------------------------------ */
+
+bool cfs_store_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > CFS_STORE_NAME_MAX)
+		return false;
+	if (!((name[0] >= 'a' && name[0] <= 'z') ||
+	      (name[0] >= 'A' && name[0] <= 'Z') ||
+	      (name[0] >= '0' && name[0] <= '9')))
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789._:/@+-") == len;
+}
+
+void store_names_clear(struct store_names *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->names[i]);
+		free(t->digests[i]);
+	}
+	free(t->names);
+	free(t->digests);
+	memset(t, 0, sizeof(*t));
+}
+
+static size_t names_find(const struct store_names *t, const char *name)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->names[i], name) == 0)
+			return i;
+	return (size_t)-1;
+}
+
+const char *store_names_get(const struct store_names *t, const char *name)
+{
+	size_t i = names_find(t, name);
+
+	return i == (size_t)-1 ? NULL : t->digests[i];
+}
+
+int store_names_set(struct store_names *t, const char *name, const char *digest)
+{
+	size_t i = names_find(t, name);
+	char *d = strdup(digest), *n;
+	char **nn, **nd;
+
+	if (!d)
+		return -ENOMEM;
+	if (i != (size_t)-1) {
+		free(t->digests[i]);
+		t->digests[i] = d;
+		return 0;
+	}
+	n = strdup(name);
+	nn = realloc(t->names, (t->n + 1) * sizeof(*nn));
+	if (nn)
+		t->names = nn;
+	nd = realloc(t->digests, (t->n + 1) * sizeof(*nd));
+	if (nd)
+		t->digests = nd;
+	if (!n || !nn || !nd) {
+		free(n);
+		free(d);
+		return -ENOMEM;
+	}
+	t->names[t->n] = n;
+	t->digests[t->n] = d;
+	t->n++;
+	return 0;
+}
+
+int store_names_del(struct store_names *t, const char *name)
+{
+	size_t i = names_find(t, name);
+
+	if (i == (size_t)-1)
+		return -ENOENT;
+	free(t->names[i]);
+	free(t->digests[i]);
+	t->n--;
+	memmove(t->names + i, t->names + i + 1, (t->n - i) * sizeof(char *));
+	memmove(t->digests + i, t->digests + i + 1,
+		(t->n - i) * sizeof(char *));
+	return 0;
+}
+
+int store_names_read(cfs_store *s, struct store_names *t)
+{
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	_cleanup_free_ char *buf = NULL;
+	json_object *names, *v;
+	size_t len;
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	r = read_small_file(s->root_fd, "names.json", &buf, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return cfs_error_errno(-r, "store %s: names.json", s->root);
+	r = parse_json(&o, buf, len, "names.json");
+	if (r < 0)
+		return cfs_error_prefix(-r, "store %s", s->root);
+	if (!json_object_object_get_ex(o, "version", &v) ||
+	    json_object_get_int(v) != STORE_FORMAT_VERSION ||
+	    !json_object_object_get_ex(o, "names", &names) ||
+	    !json_object_is_type(names, json_type_object))
+		return cfs_error(EBADMSG,
+				 "store %s: names.json: no version %d "
+				 "\"names\" object",
+				 s->root, STORE_FORMAT_VERSION);
+	json_object_object_foreach(names, key, val)
+	{
+		const char *d = json_object_get_string(val);
+		if (!json_object_is_type(val, json_type_string) ||
+		    !cfs_store_name_valid(key) || !store_is_hex(d, true)) {
+			store_names_clear(t);
+			return cfs_error(EBADMSG,
+					 "store %s: names.json: bad entry '%s'",
+					 s->root, key);
+		}
+		r = store_names_set(t, key, d);
+		if (r < 0) {
+			store_names_clear(t);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int store_names_write(cfs_store *s, struct store_writer *w,
+		      const struct store_names *t)
+{
+	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
+	_cleanup_free_ char **sorted = NULL;
+	json_object *names = json_object_new_object();
+	int r;
+
+	if (!o || !names) {
+		json_object_put(names);
+		return -ENOMEM;
+	}
+	json_object_object_add(o, "version",
+			       json_object_new_int(STORE_FORMAT_VERSION));
+	json_object_object_add(o, "names", names);
+	/* Sorted, so that the same table is always the same bytes. */
+	sorted = malloc((t->n ? t->n : 1) * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	memcpy(sorted, t->names, t->n * sizeof(*sorted));
+	qsort(sorted, t->n, sizeof(*sorted), strp_cmp);
+	for (size_t i = 0; i < t->n; i++)
+		json_object_object_add(
+			names, sorted[i],
+			json_object_new_string(store_names_get(t, sorted[i])));
+	r = write_small_file(w, "names.json",
+			     json_object_to_json_string_ext(
+				     o,
+				     JSON_C_TO_STRING_PRETTY |
+					     JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (r < 0)
+		return cfs_error_errno(-r, "store %s: writing names.json",
+				       s->root);
+	if (renameat(w->fd, "names.json", s->root_fd, "names.json") < 0)
+		return cfs_error_errno(errno, "store %s: renaming names.json",
+				       s->root);
+	if (fsync(s->root_fd) < 0)
+		return cfs_error_errno(errno, "store %s: fsync", s->root);
+	return 0;
+}
+
+/* ---- object sets ------------------------------------------------------- */
+
+int store_objset_add(struct store_objset *set, const uint8_t *digest,
+		     uint64_t size)
+{
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 256;
+		struct store_obj *v = realloc(set->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		set->v = v;
+		set->cap = cap;
+	}
+	memcpy(set->v[set->n].digest, digest, CFS_DIGEST_SIZE);
+	set->v[set->n].size = size;
+	set->n++;
+	return 0;
+}
+
+int store_objset_add_tree(struct store_objset *set, cfs_inode *dir)
+{
+	for (size_t i = 0; i < cfs_dir_count(dir); i++) {
+		const uint8_t *digest;
+		const char *name, *payload;
+		cfs_inode *child;
+		int r;
+
+		cfs_dir_entry_at(dir, i, &name, &child);
+		if (cfs_inode_type(child) == S_IFDIR) {
+			r = store_objset_add_tree(set, child);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (cfs_inode_type(child) != S_IFREG)
+			continue;
+		digest = cfs_inode_digest(child);
+		payload = cfs_inode_payload(child);
+		if (!digest && !payload)
+			continue;
+		if (digest && payload) {
+			char path[CFS_DIGEST_HEX_SIZE + 2];
+			cfs_digest_to_object_path(digest, path);
+			if (strcmp(path, payload) == 0) {
+				r = store_objset_add(set, digest,
+						     cfs_inode_size(child));
+				if (r < 0)
+					return r;
+				continue;
+			}
+		}
+		return cfs_error(EINVAL,
+				 "file '%s': external content that is not an "
+				 "object of the store",
+				 name);
+	}
+	return 0;
+}
+
+static int obj_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CFS_DIGEST_SIZE);
+}
+
+void store_objset_finish(struct store_objset *set)
+{
+	size_t out = 0;
+
+	if (set->n == 0)
+		return;
+	qsort(set->v, set->n, sizeof(*set->v), obj_cmp);
+	for (size_t i = 1; i < set->n; i++)
+		if (memcmp(set->v[out].digest, set->v[i].digest,
+			   CFS_DIGEST_SIZE) != 0)
+			set->v[++out] = set->v[i];
+	set->n = out + 1;
+}
+
+bool store_objset_has(const struct store_objset *set, const uint8_t *digest)
+{
+	return set->n && bsearch(digest, set->v, set->n, sizeof(*set->v),
+				 obj_cmp) != NULL;
+}
+
+void store_objset_clear(struct store_objset *set)
+{
+	free(set->v);
+	memset(set, 0, sizeof(*set));
+}
+
+/* ---- images ------------------------------------------------------------ */
+
+static int hex_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+int store_image_digests(cfs_store *s, char (**out)[CFS_DIGEST_HEX_SIZE + 1],
+			size_t *n_out)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	char(*v)[CFS_DIGEST_HEX_SIZE + 1] = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int fd = openat(s->images_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		int r = cfs_error_errno(errno, "store %s: images", s->root);
+		cfs_closep(&fd);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+		if (len != CFS_DIGEST_HEX_SIZE + 4 ||
+		    strcmp(de->d_name + CFS_DIGEST_HEX_SIZE, ".cfs") != 0)
+			continue;
+		memcpy(hex, de->d_name, CFS_DIGEST_HEX_SIZE);
+		hex[CFS_DIGEST_HEX_SIZE] = '\0';
+		if (!store_is_hex(hex, true))
+			continue;
+		if (n == cap) {
+			void *nv;
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		memcpy(v[n++], hex, sizeof(hex));
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), hex_cmp);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+static char *json_strdup(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return strdup(json_object_get_string(v));
+}
+
+static int64_t json_int(json_object *o, const char *key, bool *ok)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_int)) {
+		*ok = false;
+		return 0;
+	}
+	return json_object_get_int64(v);
+}
+
+int store_meta_read(cfs_store *s, const char *hex, cfs_store_image *img)
+{
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	_cleanup_free_ char *buf = NULL;
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+	json_object *v;
+	bool ok = true;
+	size_t len;
+	int r;
+
+	snprintf(name, sizeof(name), "%s.json", hex);
+	r = read_small_file(s->images_fd, name, &buf, &len);
+	if (r < 0)
+		return r == -ENOENT ? -ENOENT :
+				      cfs_error_errno(-r, "images/%s", name);
+	r = parse_json(&o, buf, len, name);
+	if (r < 0)
+		return r;
+	if (!json_object_is_type(o, json_type_object))
+		return cfs_error(EBADMSG, "images/%s: not an object", name);
+	if (json_int(o, "version", &ok) != STORE_FORMAT_VERSION || !ok)
+		return cfs_error(EBADMSG, "images/%s: not version %d", name,
+				 STORE_FORMAT_VERSION);
+	if (!json_object_object_get_ex(o, "digest", &v) ||
+	    strcmp(json_object_get_string(v), hex) != 0)
+		return cfs_error(EBADMSG, "images/%s: digest is not %s", name,
+				 hex);
+	memcpy(img->digest, hex, CFS_DIGEST_HEX_SIZE + 1);
+	img->complete = true;
+	img->source = json_strdup(o, "source");
+	img->manifest_digest = json_strdup(o, "manifest_digest");
+	img->config_digest = json_strdup(o, "config_digest");
+	if (json_object_object_get_ex(o, "config", &v) &&
+	    json_object_is_type(v, json_type_object))
+		img->config = strdup(json_object_to_json_string_ext(
+			v, JSON_C_TO_STRING_PLAIN |
+				   JSON_C_TO_STRING_NOSLASHESCAPE));
+	img->created = json_int(o, "created_unix", &ok);
+	img->image_size = (uint64_t)json_int(o, "image_size", &ok);
+	img->objects = (uint64_t)json_int(o, "objects", &ok);
+	img->object_bytes = (uint64_t)json_int(o, "object_bytes", &ok);
+	if (!json_object_object_get_ex(o, "verity", &v) ||
+	    !json_object_is_type(v, json_type_boolean))
+		ok = false;
+	else
+		img->verity = json_object_get_boolean(v);
+	if (!ok || !img->source)
+		return cfs_error(EBADMSG, "images/%s: missing or bad fields",
+				 name);
+	return 0;
+}
+
+void cfs_store_image_clear(cfs_store_image *img)
+{
+	if (!img)
+		return;
+	free(img->source);
+	free(img->manifest_digest);
+	free(img->config_digest);
+	free(img->config);
+	store_strv_free(img->names, img->n_names);
+	memset(img, 0, sizeof(*img));
+}
+
+void cfs_store_images_free(cfs_store_image *images, size_t n)
+{
+	if (!images)
+		return;
+	for (size_t i = 0; i < n; i++)
+		cfs_store_image_clear(&images[i]);
+	free(images);
+}
+
+/* Fill @img for the image @hex: metadata (if any), size, names. */
+static int describe(cfs_store *s, const char *hex, const struct store_names *t,
+		    cfs_store_image *img)
+{
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+	struct stat st;
+	int r;
+
+	memset(img, 0, sizeof(*img));
+	snprintf(name, sizeof(name), "%s.cfs", hex);
+	if (fstatat(s->images_fd, name, &st, 0) < 0)
+		return -errno;
+	r = store_meta_read(s, hex, img);
+	if (r == -ENOENT) {
+		cfs_store_image_clear(img);
+		memcpy(img->digest, hex, CFS_DIGEST_HEX_SIZE + 1);
+		img->image_size = (uint64_t)st.st_size;
+	} else if (r < 0) {
+		cfs_store_image_clear(img);
+		return cfs_error_prefix(-r, "store %s", s->root);
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		if (strcmp(t->digests[i], hex) != 0)
+			continue;
+		r = store_strv_add(&img->names, &img->n_names, t->names[i]);
+		if (r < 0) {
+			cfs_store_image_clear(img);
+			return r;
+		}
+	}
+	if (img->n_names > 1)
+		qsort(img->names, img->n_names, sizeof(char *), strp_cmp);
+	return 0;
+}
+
+int cfs_store_list(cfs_store *s, cfs_store_image **images_out, size_t *n_out)
+{
+	char(*digests)[CFS_DIGEST_HEX_SIZE + 1] = NULL;
+	struct store_names t;
+	cfs_store_image *v;
+	size_t n = 0, nd;
+	int r;
+
+	r = store_names_read(s, &t);
+	if (r < 0)
+		return r;
+	r = store_image_digests(s, &digests, &nd);
+	if (r < 0) {
+		store_names_clear(&t);
+		return r;
+	}
+	v = calloc(nd ? nd : 1, sizeof(*v));
+	if (!v)
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < nd; i++) {
+		r = describe(s, digests[i], &t, &v[n]);
+		if (r == -ENOENT) /* removed by gc while we looked */
+			r = 0;
+		else if (r == 0)
+			n++;
+	}
+	free(digests);
+	store_names_clear(&t);
+	if (r < 0) {
+		cfs_store_images_free(v, n);
+		return r;
+	}
+	*images_out = v;
+	*n_out = n;
+	return 0;
+}
+
+static int resolve_names(cfs_store *s, const struct store_names *t,
+			 const char *ref, char out[CFS_DIGEST_HEX_SIZE + 1])
+{
+	char(*digests)[CFS_DIGEST_HEX_SIZE + 1] = NULL;
+	const char *d = store_names_get(t, ref);
+	size_t n, found = 0;
+	int r;
+
+	if (d) {
+		memcpy(out, d, CFS_DIGEST_HEX_SIZE + 1);
+		return 0;
+	}
+	if (strncmp(ref, "sha256:", 7) == 0)
+		ref += 7;
+	if (!store_is_hex(ref, false))
+		return cfs_error(ENOENT, "%s: no such image in store %s", ref,
+				 s->root);
+	r = store_image_digests(s, &digests, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(digests[i], ref, strlen(ref)) != 0)
+			continue;
+		if (found++ == 0)
+			memcpy(out, digests[i], CFS_DIGEST_HEX_SIZE + 1);
+	}
+	free(digests);
+	if (found == 0)
+		return cfs_error(ENOENT, "%s: no such image in store %s", ref,
+				 s->root);
+	if (found > 1)
+		return cfs_error(ENOTUNIQ,
+				 "%s: ambiguous digest prefix (%zu images)",
+				 ref, found);
+	return 0;
+}
+
+int cfs_store_resolve(cfs_store *s, const char *ref,
+		      char digest_out[CFS_DIGEST_HEX_SIZE + 1])
+{
+	struct store_names t;
+	int r;
+
+	r = store_names_read(s, &t);
+	if (r < 0)
+		return r;
+	r = resolve_names(s, &t, ref, digest_out);
+	store_names_clear(&t);
+	return r;
+}
+
+int cfs_store_inspect(cfs_store *s, const char *ref, cfs_store_image *out)
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	struct store_names t;
+	int r;
+
+	r = store_names_read(s, &t);
+	if (r < 0)
+		return r;
+	r = resolve_names(s, &t, ref, hex);
+	if (r == 0) {
+		r = describe(s, hex, &t, out);
+		if (r == -ENOENT)
+			r = cfs_error(ENOENT, "%s: image %s is gone", ref, hex);
+	}
+	store_names_clear(&t);
+	return r;
+}
+
+int cfs_store_image_path(cfs_store *s, const char *ref, char **path_out,
+			 char digest_out[CFS_DIGEST_HEX_SIZE + 1])
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	int r = cfs_store_resolve(s, ref, hex);
+
+	if (r < 0)
+		return r;
+	if (asprintf(path_out, "%s/images/%s.cfs", s->root, hex) < 0)
+		return -ENOMEM;
+	if (digest_out)
+		memcpy(digest_out, hex, sizeof(hex));
+	return 0;
+}
+
+/* ---- tag, untag, remove ------------------------------------------------ */
+
+enum names_op { NAMES_TAG, NAMES_UNTAG, NAMES_REMOVE };
+
+static int names_update(cfs_store *s, enum names_op op, const char *ref,
+			const char *name)
+{
+	struct store_writer w = { .fd = -1 };
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	struct store_names t = { 0 };
+	int lockfd = -1, r;
+
+	if (op == NAMES_TAG && !cfs_store_name_valid(name))
+		return cfs_error(EINVAL,
+				 "'%s': invalid name (1-%d characters of "
+				 "A-Z a-z 0-9 . _ : / @ + -, starting with a "
+				 "letter or digit)",
+				 name, CFS_STORE_NAME_MAX);
+	/* Shared: gc must not collect the image between our lookup and the
+	 * new name becoming visible. */
+	r = store_lock(s, LOCK_SH);
+	if (r < 0)
+		return r;
+	r = store_writer_open(s, &w);
+	if (r < 0)
+		goto out;
+	lockfd = store_names_lock(s);
+	if (lockfd < 0) {
+		r = lockfd;
+		goto out;
+	}
+	r = store_names_read(s, &t);
+	if (r < 0)
+		goto out;
+	switch (op) {
+	case NAMES_TAG:
+		r = resolve_names(s, &t, ref, hex);
+		if (r == 0)
+			r = store_names_set(&t, name, hex);
+		break;
+	case NAMES_UNTAG:
+		r = store_names_del(&t, ref);
+		if (r == -ENOENT)
+			r = cfs_error(ENOENT, "%s: no such name in store %s",
+				      ref, s->root);
+		break;
+	case NAMES_REMOVE:
+		if (store_names_get(&t, ref)) {
+			r = store_names_del(&t, ref);
+			break;
+		}
+		r = resolve_names(s, &t, ref, hex);
+		for (size_t i = t.n; r == 0 && i-- > 0;)
+			if (strcmp(t.digests[i], hex) == 0)
+				r = store_names_del(&t, t.names[i]);
+		break;
+	}
+	if (r == 0)
+		r = store_names_write(s, &w, &t);
+out:
+	store_names_clear(&t);
+	cfs_closep(&lockfd);
+	store_writer_close(s, &w);
+	store_lock(s, LOCK_UN);
+	return r;
+}
+
+int cfs_store_tag(cfs_store *s, const char *ref, const char *name)
+{
+	return names_update(s, NAMES_TAG, ref, name);
+}
+
+int cfs_store_untag(cfs_store *s, const char *name)
+{
+	return names_update(s, NAMES_UNTAG, name, NULL);
+}
+
+int cfs_store_remove(cfs_store *s, const char *ref)
+{
+	return names_update(s, NAMES_REMOVE, ref, NULL);
+}

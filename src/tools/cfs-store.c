@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/* cfs-store: a local store of composefs images sharing their objects. */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cfs/cfs.h>
+
+#define PROG "cfs-store"
+/* --name given more often is a mistake, not a use case. */
+#define MAX_NAMES 64
+
+enum {
+	OPT_ROOT = 0x100,
+	OPT_NAME,
+	OPT_PLATFORM,
+	OPT_THREADS,
+	OPT_JSON,
+	OPT_DRY_RUN,
+	OPT_VERIFY,
+	OPT_REPAIR,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "root", required_argument, NULL, OPT_ROOT },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "platform", required_argument, NULL, OPT_PLATFORM },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "verify", no_argument, NULL, OPT_VERIFY },
+	{ "repair", no_argument, NULL, OPT_REPAIR },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+#define BIT(opt) (1u << ((opt)-OPT_ROOT))
+
+struct command {
+	const char *name;
+	int min_args, max_args; /* max -1: unlimited */
+	unsigned int options; /* BIT()s allowed besides --root */
+	int (*run)(cfs_store *s, char **args, int n);
+	bool writes; /* opens the store creating it */
+};
+
+static struct {
+	const char *root;
+	const char *names[MAX_NAMES];
+	size_t n_names;
+	const char *platform;
+	unsigned int threads;
+	bool json, dry_run, verify, repair;
+} o;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: " PROG " [--root DIR] COMMAND [ARGS]...\n"
+		"Keep composefs images and their shared objects in a store.\n"
+		"\n"
+		"Commands:\n"
+		"  import SOURCE [--name NAME]...  convert SOURCE into the store and\n"
+		"                     print the image digest; SOURCE as for oci2cfs\n"
+		"                     (oci:, oci-archive:, docker-archive:, dir:, dump:)\n"
+		"  list               list the images and their names\n"
+		"  inspect NAME|DIGEST  show what is known about an image\n"
+		"  tag NAME|DIGEST NEWNAME  give an image another name\n"
+		"  rm NAME|DIGEST...  remove names (a digest: all names of the image);\n"
+		"                     gc then removes images left without a name\n"
+		"  gc                 remove unnamed images, unreferenced objects and\n"
+		"                     stale temporaries\n"
+		"  fsck               check the store\n"
+		"\n"
+		"Images are named by a NAME or any unique prefix of their DIGEST.\n"
+		"\n"
+		"Options:\n"
+		"  --root DIR         the store (default: " CFS_STORE_DEFAULT_ROOT
+		")\n"
+		"  --name NAME        import: name the image (repeatable)\n"
+		"  --platform OS/ARCH[/VARIANT]  import: image to pick from an index\n"
+		"  --threads N        import: worker threads\n"
+		"  --json             import, list, inspect, gc, fsck: JSON on stdout\n"
+		"  --dry-run          gc: only list what would be removed\n"
+		"  --verify           fsck: also check every fs-verity digest\n"
+		"  --repair           fsck: remove what is broken and say what\n"
+		"  --help             show this help and exit\n"
+		"  --version          show the version and exit\n"
+		"\n"
+		"Exit status: 0 success, 1 failure (or fsck found problems it did\n"
+		"not repair), 2 usage error.\n");
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
+							     ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
+	return 2;
+}
+
+static int fail(const char *context, int r)
+{
+	const char *msg = cfs_error_message();
+
+	if (msg[0])
+		fprintf(stderr, PROG ": %s: %s\n", context, msg);
+	else
+		fprintf(stderr, PROG ": %s: %s\n", context, strerror(-r));
+	cfs_error_clear();
+	return 1;
+}
+
+static void print_json(json_object *j)
+{
+	printf("%s\n", json_object_to_json_string_ext(
+			       j, JSON_C_TO_STRING_PRETTY |
+					  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(j);
+}
+
+static json_object *jint(uint64_t v)
+{
+	return json_object_new_int64((int64_t)v);
+}
+
+static json_object *jstr_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *strv_json(char *const *v, size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_string(v[i]));
+	return a;
+}
+
+static void format_time(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- import ------------------------------------------------------------ */
+
+static void show_progress(void *opaque, const cfs_progress *p)
+{
+	(void)opaque;
+	fprintf(stderr, "\rlayer %zu/%zu  %.1f/%.1f MiB  %llu objects ",
+		p->layer, p->n_layers, (double)p->input_bytes / 1048576.0,
+		(double)p->input_total / 1048576.0,
+		(unsigned long long)p->objects);
+	if (p->done)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static int cmd_import(cfs_store *s, char **args, int n)
+{
+	cfs_store_import_options opts = CFS_STORE_IMPORT_OPTIONS_INIT;
+	cfs_store_import_result res;
+	struct rlimit rl;
+	int r;
+
+	/* Deep trees hold one descriptor per level. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	opts.names = o.names;
+	opts.n_names = o.n_names;
+	opts.platform = o.platform;
+	opts.threads = o.threads;
+	if (isatty(STDERR_FILENO))
+		opts.progress = show_progress;
+	r = cfs_store_import(s, args[0], &opts, &res);
+	if (r < 0)
+		return fail("import", r);
+	if (!o.json) {
+		printf("%s\n", res.digest);
+		return 0;
+	}
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "digest", json_object_new_string(res.digest));
+	json_object_object_add(j, "existed",
+			       json_object_new_boolean(res.existed));
+	json_object_object_add(j, "names",
+			       strv_json((char **)o.names, o.n_names));
+	json_object_object_add(j, "image_size", jint(res.image_size));
+	json_object_object_add(j, "objects", jint(res.objects));
+	json_object_object_add(j, "object_bytes", jint(res.object_bytes));
+	json_object_object_add(j, "objects_new", jint(res.objects_new));
+	json_object_object_add(j, "objects_new_bytes",
+			       jint(res.objects_new_bytes));
+	json_object_object_add(j, "verity",
+			       json_object_new_boolean(res.verity));
+	json_object_object_add(j, "verity_enabled", jint(res.verity_enabled));
+	json_object_object_add(
+		j, "verity_error",
+		res.verity_errno ?
+			json_object_new_string(strerror(res.verity_errno)) :
+			NULL);
+	print_json(j);
+	return 0;
+}
+
+/* ---- list, inspect ----------------------------------------------------- */
+
+static json_object *image_json(const cfs_store_image *img)
+{
+	json_object *j = json_object_new_object();
+	json_object *config = NULL;
+
+	if (img->config)
+		config = json_tokener_parse(img->config);
+	json_object_object_add(j, "digest",
+			       json_object_new_string(img->digest));
+	json_object_object_add(j, "names", strv_json(img->names, img->n_names));
+	json_object_object_add(j, "complete",
+			       json_object_new_boolean(img->complete));
+	json_object_object_add(j, "image_size", jint(img->image_size));
+	if (img->complete) {
+		char when[32];
+
+		format_time(img->created, when);
+		json_object_object_add(j, "source",
+				       json_object_new_string(img->source));
+		json_object_object_add(j, "manifest_digest",
+				       jstr_or_null(img->manifest_digest));
+		json_object_object_add(j, "config_digest",
+				       jstr_or_null(img->config_digest));
+		json_object_object_add(j, "created",
+				       json_object_new_string(when));
+		json_object_object_add(j, "objects", jint(img->objects));
+		json_object_object_add(j, "object_bytes",
+				       jint(img->object_bytes));
+		json_object_object_add(j, "verity",
+				       json_object_new_boolean(img->verity));
+		json_object_object_add(j, "config", config);
+	} else {
+		json_object_put(config);
+	}
+	return j;
+}
+
+static void names_line(const cfs_store_image *img)
+{
+	if (img->n_names == 0)
+		fputs(img->complete ? "<none>" : "<incomplete>", stdout);
+	for (size_t i = 0; i < img->n_names; i++)
+		printf("%s%s", i ? "," : "", img->names[i]);
+	putchar('\n');
+}
+
+static int cmd_list(cfs_store *s, char **args, int n)
+{
+	cfs_store_image *images;
+	size_t count;
+	int r;
+
+	r = cfs_store_list(s, &images, &count);
+	if (r < 0)
+		return fail("list", r);
+	if (o.json) {
+		json_object *a = json_object_new_array();
+		for (size_t i = 0; i < count; i++)
+			json_object_array_add(a, image_json(&images[i]));
+		print_json(a);
+	} else {
+		printf("%-12s  %-20s  %10s  %8s  %s\n", "DIGEST", "CREATED",
+		       "SIZE", "OBJECTS", "NAMES");
+		for (size_t i = 0; i < count; i++) {
+			const cfs_store_image *img = &images[i];
+			char when[32] = "-";
+			if (img->complete)
+				format_time(img->created, when);
+			printf("%-12.12s  %-20s  %10llu  %8llu  ", img->digest,
+			       when, (unsigned long long)img->image_size,
+			       (unsigned long long)img->objects);
+			names_line(img);
+		}
+	}
+	cfs_store_images_free(images, count);
+	return 0;
+}
+
+static int cmd_inspect(cfs_store *s, char **args, int n)
+{
+	cfs_store_image img;
+	int r;
+
+	r = cfs_store_inspect(s, args[0], &img);
+	if (r < 0)
+		return fail("inspect", r);
+	if (o.json) {
+		print_json(image_json(&img));
+	} else {
+		char when[32];
+
+		printf("digest:          %s\n", img.digest);
+		printf("names:           ");
+		names_line(&img);
+		printf("image size:      %llu\n",
+		       (unsigned long long)img.image_size);
+		if (img.complete) {
+			format_time(img.created, when);
+			printf("source:          %s\n", img.source);
+			printf("manifest digest: %s\n",
+			       img.manifest_digest ? img.manifest_digest : "-");
+			printf("config digest:   %s\n",
+			       img.config_digest ? img.config_digest : "-");
+			printf("created:         %s\n", when);
+			printf("objects:         %llu (%llu bytes)\n",
+			       (unsigned long long)img.objects,
+			       (unsigned long long)img.object_bytes);
+			printf("fs-verity:       %s\n",
+			       img.verity ? "yes" : "no");
+		}
+	}
+	cfs_store_image_clear(&img);
+	return 0;
+}
+
+/* ---- tag, rm ----------------------------------------------------------- */
+
+static int cmd_tag(cfs_store *s, char **args, int n)
+{
+	int r;
+
+	if (!cfs_store_name_valid(args[1]))
+		return usage_error("'%s': invalid name", args[1]);
+	r = cfs_store_tag(s, args[0], args[1]);
+	return r < 0 ? fail("tag", r) : 0;
+}
+
+static int cmd_rm(cfs_store *s, char **args, int n)
+{
+	int status = 0;
+
+	for (int i = 0; i < n; i++) {
+		int r = cfs_store_remove(s, args[i]);
+		if (r < 0)
+			status = fail("rm", r);
+	}
+	return status;
+}
+
+/* ---- gc, fsck ---------------------------------------------------------- */
+
+static int cmd_gc(cfs_store *s, char **args, int n)
+{
+	cfs_store_gc_result res;
+	int r;
+
+	r = cfs_store_gc(s, o.dry_run ? CFS_STORE_GC_DRY_RUN : 0, &res);
+	if (r < 0)
+		return fail("gc", r);
+	if (o.json) {
+		json_object *j = json_object_new_object();
+		json_object_object_add(j, "dry_run",
+				       json_object_new_boolean(o.dry_run));
+		json_object_object_add(j, "images", jint(res.images));
+		json_object_object_add(j, "objects", jint(res.objects));
+		json_object_object_add(j, "object_bytes",
+				       jint(res.object_bytes));
+		json_object_object_add(j, "temporaries", jint(res.temporaries));
+		json_object_object_add(j, "removed",
+				       strv_json(res.paths, res.n_paths));
+		print_json(j);
+	} else {
+		for (size_t i = 0; i < res.n_paths; i++)
+			printf("%s %s\n",
+			       o.dry_run ? "would remove" : "removed",
+			       res.paths[i]);
+		printf("%s %llu images, %llu objects (%llu bytes), %llu "
+		       "temporaries\n",
+		       o.dry_run ? "would remove" : "removed",
+		       (unsigned long long)res.images,
+		       (unsigned long long)res.objects,
+		       (unsigned long long)res.object_bytes,
+		       (unsigned long long)res.temporaries);
+	}
+	cfs_store_gc_result_clear(&res);
+	return 0;
+}
+
+static int cmd_fsck(cfs_store *s, char **args, int n)
+{
+	cfs_store_fsck_result res;
+	unsigned int flags = 0;
+	size_t left = 0;
+	int r;
+
+	if (o.verify)
+		flags |= CFS_STORE_FSCK_VERIFY;
+	if (o.repair)
+		flags |= CFS_STORE_FSCK_REPAIR;
+	r = cfs_store_fsck(s, flags, &res);
+	if (r < 0)
+		return fail("fsck", r);
+	for (size_t i = 0; i < res.n_problems; i++)
+		left += !res.problems[i].repaired;
+	if (o.json) {
+		json_object *j = json_object_new_object();
+		json_object *a = json_object_new_array();
+		for (size_t i = 0; i < res.n_problems; i++) {
+			const cfs_store_problem *p = &res.problems[i];
+			json_object *pj = json_object_new_object();
+			json_object_object_add(pj, "kind",
+					       json_object_new_string(p->kind));
+			json_object_object_add(pj, "path",
+					       json_object_new_string(p->path));
+			json_object_object_add(
+				pj, "message",
+				json_object_new_string(p->message));
+			json_object_object_add(
+				pj, "repaired",
+				json_object_new_boolean(p->repaired));
+			json_object_array_add(a, pj);
+		}
+		json_object_object_add(j, "ok", json_object_new_boolean(!left));
+		json_object_object_add(j, "images", jint(res.images));
+		json_object_object_add(j, "objects", jint(res.objects));
+		json_object_object_add(j, "incomplete", jint(res.incomplete));
+		json_object_object_add(j, "problems", a);
+		json_object_object_add(j, "cleaned",
+				       strv_json(res.cleaned, res.n_cleaned));
+		print_json(j);
+	} else {
+		for (size_t i = 0; i < res.n_cleaned; i++)
+			printf("cleaned stale temporary %s\n", res.cleaned[i]);
+		for (size_t i = 0; i < res.n_problems; i++) {
+			const cfs_store_problem *p = &res.problems[i];
+			printf("%s%s: %s: %s\n", p->repaired ? "removed " : "",
+			       p->path, p->kind, p->message);
+		}
+		printf("%llu images, %llu objects checked%s: %zu problems",
+		       (unsigned long long)res.images,
+		       (unsigned long long)res.objects,
+		       o.verify ? " (digests verified)" : "", res.n_problems);
+		if (res.n_problems)
+			printf(", %zu repaired", res.n_problems - left);
+		if (res.incomplete)
+			printf("; %llu incomplete imports (gc removes them)",
+			       (unsigned long long)res.incomplete);
+		putchar('\n');
+	}
+	cfs_store_fsck_result_clear(&res);
+	if (left) {
+		fprintf(stderr, PROG ": fsck: %zu problems%s\n", left,
+			o.repair ? " left" :
+				   " (--repair removes what is broken)");
+		return 1;
+	}
+	return 0;
+}
+
+static const struct command commands[] = {
+	{ "import", 1, 1,
+	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON),
+	  cmd_import, true },
+	{ "list", 0, 0, BIT(OPT_JSON), cmd_list, false },
+	{ "inspect", 1, 1, BIT(OPT_JSON), cmd_inspect, false },
+	{ "tag", 2, 2, 0, cmd_tag, true },
+	{ "rm", 1, -1, 0, cmd_rm, true },
+	{ "gc", 0, 0, BIT(OPT_DRY_RUN) | BIT(OPT_JSON), cmd_gc, true },
+	{ "fsck", 0, 0, BIT(OPT_VERIFY) | BIT(OPT_REPAIR) | BIT(OPT_JSON),
+	  cmd_fsck, true },
+};
+
+int main(int argc, char **argv)
+{
+	cfs_store_options sopts = CFS_STORE_OPTIONS_INIT;
+	const struct command *cmd = NULL;
+	unsigned int given = 0;
+	cfs_store *s = NULL;
+	int c, r, nargs;
+
+	/* Options may come anywhere (GNU permutation), so that
+	 * "cfs-store import SRC --name x --root DIR" works. */
+	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+		if (c >= OPT_ROOT && c <= OPT_VERSION)
+			given |= BIT(c);
+		switch (c) {
+		case OPT_ROOT:
+			o.root = optarg;
+			break;
+		case OPT_NAME:
+			if (o.n_names == MAX_NAMES)
+				return usage_error("more than %d --name",
+						   MAX_NAMES);
+			if (!cfs_store_name_valid(optarg))
+				return usage_error("'%s': invalid name",
+						   optarg);
+			o.names[o.n_names++] = optarg;
+			break;
+		case OPT_PLATFORM:
+			o.platform = optarg;
+			break;
+		case OPT_THREADS: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end || v < 1 || v > 1024)
+				return usage_error("invalid thread count '%s'",
+						   optarg);
+			o.threads = (unsigned int)v;
+			break;
+		}
+		case OPT_JSON:
+			o.json = true;
+			break;
+		case OPT_DRY_RUN:
+			o.dry_run = true;
+			break;
+		case OPT_VERIFY:
+			o.verify = true;
+			break;
+		case OPT_REPAIR:
+			o.repair = true;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf(PROG " %s\n", cfs_version());
+			return 0;
+		default:
+			fprintf(stderr, "Try '" PROG
+					" --help' for more information.\n");
+			return 2;
+		}
+	}
+	if (optind >= argc)
+		return usage_error("missing COMMAND");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (!cmd)
+		return usage_error("unknown command '%s'", argv[optind]);
+	given &= ~BIT(OPT_ROOT);
+	if (given & ~cmd->options) {
+		for (const struct option *lo = long_options; lo->name; lo++)
+			if (lo->val >= OPT_ROOT && (given & BIT(lo->val)) &&
+			    !(cmd->options & BIT(lo->val)))
+				return usage_error("%s: --%s does not apply",
+						   cmd->name, lo->name);
+	}
+	nargs = argc - optind - 1;
+	if (nargs < cmd->min_args)
+		return usage_error("%s: missing argument", cmd->name);
+	if (cmd->max_args >= 0 && nargs > cmd->max_args)
+		return usage_error("%s: too many arguments", cmd->name);
+
+	if (!cmd->writes)
+		sopts.flags |= CFS_STORE_OPEN_NOCREATE;
+	r = cfs_store_open(&s, o.root, &sopts);
+	if (r < 0)
+		return fail(cmd->name, r);
+	r = cmd->run(s, argv + optind + 1, nargs);
+	cfs_store_free(s);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
+		return 1;
+	}
+	return r;
+}

@@ -1,0 +1,201 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later
+#
+# cfs-store end to end on small OCI fixtures: usage errors (exit 2 and
+# the "Try" line), --help/--version, import (twice: no new object, names
+# added), list/inspect --json, digest prefixes and their ambiguity, tag
+# and rm, gc --dry-run/--json, fsck finding and --repair'ing damage,
+# --root anywhere, --platform passed through. As root, where a loop
+# device with an ext4 "verity" file system can be made, also checks that
+# fs-verity gets enabled on the objects and the image.
+#
+# Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP (see tests/CMakeLists.txt).
+set -euo pipefail
+
+me=store
+: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+cs=$CFS_BIN/cfs-store
+
+fail() {
+	echo "$me: FAIL: $*" >&2
+	exit 1
+}
+step() { echo "== $me: $*"; }
+
+mkdir -p "$CFS_TEST_TMP"
+work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
+mnt=
+cleanup() {
+	local rc=$?
+	trap - EXIT
+	[ -n "$mnt" ] && umount "$mnt" 2>/dev/null
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+
+# jq-like checks without jq: python3 evaluates EXPR with j bound to the
+# JSON document on stdin.
+jcheck() { # EXPR [what]
+	python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" ||
+		fail "${2:-$1}"
+}
+jget() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+python3 "$CFS_SRC/tests/oci/make-fixtures.py" "$work/fx" >/dev/null
+root=$work/store
+S=("$cs" --root "$root")
+
+step "usage"
+"$cs" --help | grep -q "^Usage: cfs-store" || fail "--help"
+"$cs" --version | grep -q "^cfs-store [0-9]" || fail "--version"
+for args in "" "frobnicate" "import" "import a b" "list extra" "gc --verify" \
+	"tag onlyone" "--bogus list" "import x --name -bad"; do
+	set +e
+	# shellcheck disable=SC2086
+	"$cs" --root "$root" $args > "$work/out" 2> "$work/err"
+	rc=$?
+	set -e
+	[ $rc -eq 2 ] || fail "'$args': exit $rc, want 2"
+	grep -q "Try 'cfs-store --help' for more information." "$work/err" ||
+		fail "'$args': no Try line"
+done
+set +e
+"$cs" --root "$work/none" list > /dev/null 2> "$work/err"
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "list of a missing store: exit $rc"
+grep -q "^cfs-store: list: .*$work/none" "$work/err" || fail "error line: $(cat "$work/err")"
+
+step "import"
+"${S[@]}" import "oci:$work/fx/hardlinks" --name hl --json > "$work/imp1.json"
+jcheck "j['verity'] or j['verity_error']" "verity neither on nor explained" < "$work/imp1.json"
+d1=$(jget "j['digest']" < "$work/imp1.json")
+[[ $d1 =~ ^[0-9a-f]{64}$ ]] || fail "import printed '$d1'"
+[ -f "$root/images/$d1.cfs" ] && [ -f "$root/images/$d1.json" ] || fail "layout"
+[ -f "$root/names.json" ] && [ -d "$root/tmp" ] && [ -f "$root/lock" ] || fail "layout"
+[ -z "$(ls "$root/tmp")" ] || fail "tmp/ not empty after import"
+nobj=$(find "$root/objects" -type f | wc -l)
+# Again, --root after the command, two more names: nothing new written.
+"$cs" import "oci:$work/fx/hardlinks" --root "$root" --name hl2 --name hl3 --json > "$work/imp2.json"
+jcheck "j['digest'] == '$d1' and j['existed'] and j['objects_new'] == 0 and j['objects'] == $nobj" \
+	"second import wrote objects" < "$work/imp2.json"
+[ "$(find "$root/objects" -type f | wc -l)" -eq "$nobj" ] || fail "object count changed"
+d2=$("${S[@]}" import --platform linux/amd64 "oci-archive:$work/fx/ociarchive.tar" --name xa)
+d3=$("${S[@]}" import "oci:$work/fx/zstd")
+
+step "list, inspect"
+"${S[@]}" list --json > "$work/list.json"
+jcheck "len(j) == 3 and sorted(x['digest'] for x in j) == sorted(['$d1','$d2','$d3'])" "list" < "$work/list.json"
+jcheck "[x['names'] for x in j if x['digest'] == '$d1'] == [['hl','hl2','hl3']]" "names" < "$work/list.json"
+jcheck "[x['names'] for x in j if x['digest'] == '$d3'] == [[]]" "unnamed" < "$work/list.json"
+"${S[@]}" inspect hl2 --json > "$work/insp.json"
+jcheck "j['digest'] == '$d1' and j['complete'] and j['source'] == 'oci:$work/fx/hardlinks'" "inspect" < "$work/insp.json"
+jcheck "j['config_digest'].startswith('sha256:') and j['manifest_digest'].startswith('sha256:')" "digests" < "$work/insp.json"
+jcheck "j['config']['rootfs']['type'] == 'layers' and j['objects'] == $nobj" "config" < "$work/insp.json"
+jcheck "j['image_size'] == $(stat -c %s "$root/images/$d1.cfs")" "image_size" < "$work/insp.json"
+"${S[@]}" inspect "${d2:0:10}" | grep -q "^digest: *$d2" || fail "inspect by prefix"
+"${S[@]}" list | grep -q "^${d1:0:12} .*hl,hl2,hl3$" || fail "list text"
+
+step "prefixes"
+# Import dir: trees until two digests share a first digit.
+declare -A first=()
+amb=
+for i in $(seq 1 17); do
+	mkdir -p "$work/t$i"
+	head -c 3000 /dev/zero | tr '\0' "$((i % 10))" > "$work/t$i/f"
+	echo "tree $i" >> "$work/t$i/f"
+	d=$("${S[@]}" import "dir:$work/t$i" --name "t$i")
+	c=${d:0:1}
+	if [ -n "${first[$c]:-}" ]; then
+		amb=$c
+		break
+	fi
+	first[$c]=$d
+done
+[ -n "$amb" ] || fail "no shared first digit"
+set +e
+"${S[@]}" inspect "$amb" > /dev/null 2> "$work/err"
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q "ambiguous" "$work/err" || fail "ambiguous prefix: exit $rc, $(cat "$work/err")"
+"${S[@]}" inspect nosuchname > /dev/null 2>&1 && fail "unknown name resolved"
+
+step "tag, rm"
+"${S[@]}" tag "${d3:0:8}" zs
+"${S[@]}" inspect zs --json | jcheck "j['digest'] == '$d3' and j['names'] == ['zs']" "tag"
+"${S[@]}" rm hl2 hl3
+"${S[@]}" inspect "$d1" --json | jcheck "j['names'] == ['hl']" "rm names"
+"${S[@]}" rm zs
+"${S[@]}" rm "${d2:0:12}" # a digest: all of its names
+"${S[@]}" inspect "$d2" --json | jcheck "j['names'] == []" "rm digest"
+"${S[@]}" rm nosuch 2> "$work/err" && fail "rm of an unknown name"
+grep -q "^cfs-store: rm: nosuch" "$work/err" || fail "rm error line"
+
+step "gc"
+"${S[@]}" fsck --json | jcheck "j['ok'] and j['problems'] == []" "fsck before gc"
+snap() { (cd "$root" && find . -type f -printf '%p %s\n' | sort; cat names.json); }
+snap > "$work/before"
+"${S[@]}" gc --dry-run --json > "$work/dry.json"
+snap > "$work/after"
+cmp -s "$work/before" "$work/after" || fail "gc --dry-run changed the store"
+jcheck "j['dry_run'] and j['images'] == 2" "dry-run images" < "$work/dry.json"
+jcheck "'images/$d2.cfs' in j['removed'] and 'images/$d3.cfs' in j['removed']" "dry-run list" < "$work/dry.json"
+"${S[@]}" gc --json > "$work/gc.json"
+jcheck "not j['dry_run'] and j['images'] == 2" "gc" < "$work/gc.json"
+cmp <(jget "j['removed']" < "$work/dry.json") <(jget "j['removed']" < "$work/gc.json") ||
+	fail "gc removed other things than --dry-run listed"
+[ ! -e "$root/images/$d2.cfs" ] && [ ! -e "$root/images/$d3.json" ] || fail "gc left images"
+"${S[@]}" gc --json | jcheck "j['removed'] == []" "second gc"
+"${S[@]}" fsck --verify --json | jcheck "j['ok'] and j['images'] == $(ls "$root/images" | grep -c cfs)" "fsck after gc"
+
+step "fsck, repair"
+obj=$(find "$root/objects" -type f | sort | head -1)
+printf 'X' | dd of="$obj" bs=1 seek=5 conv=notrunc status=none
+echo junk > "$root/tmp/stray"
+"${S[@]}" fsck --json > "$work/f1.json" && fail "fsck without --verify: exit 0 with a stray file"
+jcheck "not j['ok'] and [p['kind'] for p in j['problems']] == ['stray-file']" "fsck" < "$work/f1.json"
+set +e
+"${S[@]}" fsck --verify > "$work/f2.txt" 2> "$work/err"
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "fsck --verify: exit $rc"
+grep -q "corrupt-object" "$work/f2.txt" || fail "bit flip not found"
+grep -q "^cfs-store: fsck: [0-9]* problems" "$work/err" || fail "fsck error line"
+"${S[@]}" fsck --verify --repair --json > "$work/f3.json"
+jcheck "j['ok'] and all(p['repaired'] for p in j['problems']) and len(j['problems']) >= 3" "repair" < "$work/f3.json"
+[ ! -e "$obj" ] && [ ! -e "$root/tmp/stray" ] || fail "repair left damage"
+"${S[@]}" fsck --verify --json | jcheck "j['ok'] and j['problems'] == []" "fsck after repair"
+
+# A stale temporary of a dead writer is cleaned, not a problem.
+mkdir -p "$root/tmp/w-999999-0000000000000000"
+echo x > "$root/tmp/w-999999-0000000000000000/image.cfs"
+"${S[@]}" fsck --json | jcheck "j['ok'] and j['cleaned'] == ['tmp/w-999999-0000000000000000']" "stale temp"
+
+step "verity"
+if [ "$(id -u)" -eq 0 ] && command -v mkfs.ext4 > /dev/null; then
+	truncate -s 128M "$work/ext4.img"
+	mkdir "$work/mnt"
+	if mkfs.ext4 -q -b 4096 -O verity "$work/ext4.img" 2>/dev/null &&
+		mount -o loop "$work/ext4.img" "$work/mnt" 2>/dev/null; then
+		mnt=$work/mnt
+		echo probe > "$mnt/probe"
+	fi
+	if [ -n "$mnt" ] && fsverity enable "$mnt/probe" 2>/dev/null; then
+		"$cs" --root "$mnt/store" import "oci:$work/fx/hardlinks" --name v --json > "$work/v.json"
+		jcheck "j['verity'] and j['verity_enabled'] == j['objects'] + 1 and j['verity_error'] is None" \
+			"fs-verity not enabled on a verity file system" < "$work/v.json"
+		vd=$(jget "j['digest']" < "$work/v.json")
+		[ "$(fsverity measure "$mnt/store/images/$vd.cfs" | cut -d' ' -f1)" = "sha256:$vd" ] ||
+			fail "kernel's measure differs from the image name"
+		"$cs" --root "$mnt/store" inspect v --json | jcheck "j['verity']" "metadata verity"
+		"$cs" --root "$mnt/store" fsck --verify --json | jcheck "j['ok']" "fsck on verity"
+	else
+		echo "$me: no fs-verity here (kernel or loop device); checked the unavailable path only"
+	fi
+	if [ -n "$mnt" ]; then
+		umount "$mnt"
+		mnt=
+	fi
+fi
+echo "$me: ok"
