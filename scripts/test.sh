@@ -21,6 +21,9 @@ run_suite() {
 echo "== format check (clang-format, .clang-format)"
 git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 
+echo "== Debian image corpus (for the corpus, page cache and kill tests)"
+CFS_TESTS=$PWD CFS_SRC=$PWD tests/scripts/need-corpus.sh
+
 echo "== build and test (-Werror)"
 run_suite build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo
 

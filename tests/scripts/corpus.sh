@@ -9,12 +9,7 @@
 set -euo pipefail
 
 shared="$CFS_SRC/../shared/corpus"
-corpus=${CFS_CORPUS:-$CFS_TESTS/corpus}
-if [ ! -f "$corpus/REPORT.md" ]; then
-	echo "corpus: building into $corpus"
-	"$shared/make-corpus.sh" "$corpus" > "$CFS_TESTS/corpus-build.log" 2>&1 || {
-		tail -30 "$CFS_TESTS/corpus-build.log"; exit 1; }
-fi
+corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
 
 tmp=$(mktemp -d "$CFS_TEST_TMP/corpus.XXXXXX")
 mounts=()

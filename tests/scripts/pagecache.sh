@@ -6,10 +6,7 @@
 # pass may add less than 5% of the shared bytes (measured with fincore on
 # the shared object files).
 set -euo pipefail
-corpus=${CFS_CORPUS:-$CFS_TESTS/corpus}
-if [ ! -f "$corpus/REPORT.md" ]; then
-	"$CFS_SRC/../shared/corpus/make-corpus.sh" "$corpus" > "$CFS_TESTS/corpus-build.log" 2>&1
-fi
+corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
 command -v fincore > /dev/null || { echo "FAIL: fincore (util-linux) missing"; exit 1; }
 
 tmp=$(mktemp -d "$CFS_TEST_TMP/pagecache.XXXXXX")
