@@ -10,6 +10,8 @@
  *                           digests and config, sizes, fs-verity state)
  *   names.json              name -> image digest
  *   tmp/                    temporaries of running (or killed) writers
+ *   mounts/<id>.json        a mount made by cfs_store_mount() (id: hash of
+ *                           the target), mounts/<id>/ its upper and work
  *   lock, names.lock        flock(2) files
  *
  * Images are referred to by a name or by a unique prefix of their digest
@@ -27,6 +29,7 @@
 
 #include "common.h"
 #include "convert.h"
+#include "mount.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -259,6 +262,61 @@ CFS_EXPORT void cfs_store_fsck_result_clear(cfs_store_fsck_result *res);
  */
 CFS_EXPORT int cfs_store_fsck(cfs_store *store, unsigned int flags,
 			      cfs_store_fsck_result *res);
+
+/* ---- Mounting -------------------------------------------------------- */
+
+/** cfs_store_mount_options.flags: a writable root whose upper and work
+ * directories the store creates and keeps, ROOT/mounts/<id>/upper and
+ * .../work (reused by a later mount of the same target). */
+#define CFS_STORE_MOUNT_WRITABLE 0x1u
+
+typedef struct cfs_store_mount_options {
+	unsigned int version; /**< CFS_STORE_MOUNT_OPTIONS_VERSION */
+	unsigned int flags; /**< CFS_STORE_MOUNT_*; unknown bits: -EINVAL */
+	/** Both or neither, not with CFS_STORE_MOUNT_WRITABLE: a writable
+	 * root with these (caller-owned) upper and work directories. */
+	const char *upperdir;
+	const char *workdir;
+	/** As in cfs_mount_options; CFS_VERITY_AUTO here means "require"
+	 * when the image's metadata says it and all its objects have
+	 * fs-verity, else "off". */
+	cfs_verity_mode verity;
+	/** If not NULL: the image file's fs-verity digest must equal it. */
+	const uint8_t *expected_digest;
+} cfs_store_mount_options;
+
+#define CFS_STORE_MOUNT_OPTIONS_VERSION 1
+#define CFS_STORE_MOUNT_OPTIONS_INIT                                           \
+	{                                                                      \
+		CFS_STORE_MOUNT_OPTIONS_VERSION, 0, NULL, NULL,                \
+			CFS_VERITY_AUTO, NULL                                  \
+	}
+
+/**
+ * Mount the image @ref resolves to at @target with cfs_mount(), the
+ * store's objects as its data layer. The image is parsed in full first
+ * (-EINVAL naming it if it does not parse). The mount is recorded in
+ * ROOT/mounts/ so that gc keeps the image while it is mounted, even
+ * without a name. Holds the store's lock shared meanwhile, so gc cannot
+ * remove the image between lookup and mount. On error nothing is mounted
+ * and nothing recorded. @opts may be NULL (read-only).
+ */
+CFS_EXPORT int cfs_store_mount(cfs_store *store, const char *ref,
+			       const char *target,
+			       const cfs_store_mount_options *opts);
+
+/** cfs_store_umount(): also delete the upper and work directories of a
+ * CFS_STORE_MOUNT_WRITABLE mount (kept by default). */
+#define CFS_STORE_UMOUNT_DELETE_UPPER 0x1u
+
+/**
+ * Unmount what cfs_store_mount() put at @target and drop its record.
+ * -ENOENT if the store has no mount recorded at @target; a record whose
+ * target is no longer mounted (say, after a reboot) is just removed.
+ * @flags: CFS_STORE_UMOUNT_*.
+ */
+CFS_EXPORT int cfs_store_umount(cfs_store *store, const char *target,
+				unsigned int flags);
 
 #ifdef __cplusplus
 }

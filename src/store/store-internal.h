@@ -110,10 +110,9 @@ int store_strv_add(char ***v, size_t *n, const char *str);
 void store_strv_free(char **v, size_t n);
 
 /*
- * Is the image in use (mounted) so that gc must keep it even without a
- * name? TODO(mount): always false until mounting records which images
- * are mounted (e.g. a per-mount flock on ROOT/mounts/<digest>, checked
- * here with LOCK_NB); gc and fsck --repair already call it.
+ * Is the image mounted (a record in ROOT/mounts/ names it and its target
+ * is a mount point), so that gc must keep it even without a name?
+ * Implemented in mount.c; gc and fsck --repair call it.
  */
 bool store_image_busy(cfs_store *s, const char *hex);
 

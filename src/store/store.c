@@ -66,13 +66,6 @@ bool store_has_verity(int dirfd, const char *path)
 	       (stx.stx_attributes & STATX_ATTR_VERITY);
 }
 
-bool store_image_busy(cfs_store *s, const char *hex)
-{
-	(void)s;
-	(void)hex;
-	return false;
-}
-
 /* Read a whole small file (at most STORE_JSON_MAX bytes) of @dirfd. */
 static int read_small_file(int dirfd, const char *name, char **out,
 			   size_t *len_out)

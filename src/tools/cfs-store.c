@@ -27,6 +27,12 @@ enum {
 	OPT_DRY_RUN,
 	OPT_VERIFY,
 	OPT_REPAIR,
+	OPT_WRITABLE,
+	OPT_UPPER,
+	OPT_WORK,
+	OPT_VERITY,
+	OPT_DIGEST,
+	OPT_DELETE_UPPER,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -40,6 +46,12 @@ static const struct option long_options[] = {
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "verify", no_argument, NULL, OPT_VERIFY },
 	{ "repair", no_argument, NULL, OPT_REPAIR },
+	{ "writable", no_argument, NULL, OPT_WRITABLE },
+	{ "upper", required_argument, NULL, OPT_UPPER },
+	{ "work", required_argument, NULL, OPT_WORK },
+	{ "verity", required_argument, NULL, OPT_VERITY },
+	{ "digest", required_argument, NULL, OPT_DIGEST },
+	{ "delete-upper", no_argument, NULL, OPT_DELETE_UPPER },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -62,6 +74,11 @@ static struct {
 	const char *platform;
 	unsigned int threads;
 	bool json, dry_run, verify, repair;
+	bool writable, delete_upper;
+	const char *upper, *work;
+	cfs_verity_mode verity;
+	uint8_t digest[CFS_DIGEST_SIZE];
+	bool has_digest;
 } o;
 
 static void usage(FILE *out)
@@ -82,6 +99,9 @@ static void usage(FILE *out)
 		"  gc                 remove unnamed images, unreferenced objects and\n"
 		"                     stale temporaries\n"
 		"  fsck               check the store\n"
+		"  mount NAME|DIGEST TARGET  mount the image at TARGET (read-only\n"
+		"                     unless --writable or --upper/--work)\n"
+		"  umount TARGET      unmount what mount put at TARGET\n"
 		"\n"
 		"Images are named by a NAME or any unique prefix of their DIGEST.\n"
 		"\n"
@@ -95,6 +115,13 @@ static void usage(FILE *out)
 		"  --dry-run          gc: only list what would be removed\n"
 		"  --verify           fsck: also check every fs-verity digest\n"
 		"  --repair           fsck: remove what is broken and say what\n"
+		"  --writable         mount: writable, the store keeps the upper dir\n"
+		"                     (ROOT/mounts/<id>/upper) for the next mount\n"
+		"  --upper DIR --work DIR  mount: writable with these directories\n"
+		"  --verity off|on|require  mount: overlay verity (default: require\n"
+		"                     when the image and its objects have fs-verity)\n"
+		"  --digest HEX       mount: the image's fs-verity digest must be HEX\n"
+		"  --delete-upper     umount: also delete the --writable upper dir\n"
 		"  --help             show this help and exit\n"
 		"  --version          show the version and exit\n"
 		"\n"
@@ -477,6 +504,32 @@ static int cmd_fsck(cfs_store *s, char **args, int n)
 	return 0;
 }
 
+/* ---- mount, umount ------------------------------------------------------ */
+
+static int cmd_mount(cfs_store *s, char **args, int n)
+{
+	cfs_store_mount_options opts = CFS_STORE_MOUNT_OPTIONS_INIT;
+	int r;
+
+	if (o.writable)
+		opts.flags |= CFS_STORE_MOUNT_WRITABLE;
+	opts.upperdir = o.upper;
+	opts.workdir = o.work;
+	opts.verity = o.verity;
+	if (o.has_digest)
+		opts.expected_digest = o.digest;
+	r = cfs_store_mount(s, args[0], args[1], &opts);
+	return r < 0 ? fail("mount", r) : 0;
+}
+
+static int cmd_umount(cfs_store *s, char **args, int n)
+{
+	int r = cfs_store_umount(
+		s, args[0], o.delete_upper ? CFS_STORE_UMOUNT_DELETE_UPPER : 0);
+
+	return r < 0 ? fail("umount", r) : 0;
+}
+
 static const struct command commands[] = {
 	{ "import", 1, 1,
 	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON),
@@ -488,6 +541,11 @@ static const struct command commands[] = {
 	{ "gc", 0, 0, BIT(OPT_DRY_RUN) | BIT(OPT_JSON), cmd_gc, true },
 	{ "fsck", 0, 0, BIT(OPT_VERIFY) | BIT(OPT_REPAIR) | BIT(OPT_JSON),
 	  cmd_fsck, true },
+	{ "mount", 2, 2,
+	  BIT(OPT_WRITABLE) | BIT(OPT_UPPER) | BIT(OPT_WORK) | BIT(OPT_VERITY) |
+		  BIT(OPT_DIGEST),
+	  cmd_mount, false },
+	{ "umount", 1, 1, BIT(OPT_DELETE_UPPER), cmd_umount, false },
 };
 
 int main(int argc, char **argv)
@@ -540,6 +598,42 @@ int main(int argc, char **argv)
 		case OPT_REPAIR:
 			o.repair = true;
 			break;
+		case OPT_WRITABLE:
+			o.writable = true;
+			break;
+		case OPT_UPPER:
+			o.upper = optarg;
+			break;
+		case OPT_WORK:
+			o.work = optarg;
+			break;
+		case OPT_VERITY:
+			if (strcmp(optarg, "off") == 0)
+				o.verity = CFS_VERITY_OFF;
+			else if (strcmp(optarg, "on") == 0)
+				o.verity = CFS_VERITY_ON;
+			else if (strcmp(optarg, "require") == 0)
+				o.verity = CFS_VERITY_REQUIRE;
+			else
+				return usage_error("invalid verity mode '%s' "
+						   "(off, on or require)",
+						   optarg);
+			break;
+		case OPT_DIGEST: {
+			const char *hex = optarg;
+			if (strncmp(hex, "sha256:", 7) == 0)
+				hex += 7;
+			if (cfs_digest_from_hex(o.digest, hex) < 0)
+				return usage_error(
+					"invalid digest '%s' (64 hex "
+					"digits)",
+					optarg);
+			o.has_digest = true;
+			break;
+		}
+		case OPT_DELETE_UPPER:
+			o.delete_upper = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -567,6 +661,11 @@ int main(int argc, char **argv)
 				return usage_error("%s: --%s does not apply",
 						   cmd->name, lo->name);
 	}
+	if (o.writable && (o.upper || o.work))
+		return usage_error("mount: --writable and --upper/--work "
+				   "exclude each other");
+	if (!o.upper != !o.work)
+		return usage_error("mount: --upper and --work go together");
 	nargs = argc - optind - 1;
 	if (nargs < cmd->min_args)
 		return usage_error("%s: missing argument", cmd->name);

@@ -75,10 +75,13 @@ case $work in
 *[,:\\\"]*) fail "scratch path $work holds ',', ':', '\\' or '\"'" ;;
 esac
 
-# Mount table in a comparable form: mount point and type, one per line.
+# Mount table in a comparable form: mount point and type, one per line,
+# limited to what this test or the library's temporary attach points can
+# own, so that other tests mounting in parallel do not disturb it.
 mounts() {
-	awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { print $5, $(i + 1); break } }' \
-		/proc/self/mountinfo
+	awk -v w="$work" '{ for (i = 7; i <= NF; i++) if ($i == "-") {
+		if (index($5, w) == 1 || $5 ~ /\/\.cfs-erofs/) print $5, $(i + 1)
+		break } }' /proc/self/mountinfo
 }
 # Hashes of the image and of every object, to prove them untouched.
 hashes() {

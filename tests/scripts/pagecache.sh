@@ -1,6 +1,6 @@
 #!/bin/bash
 # Shared page cache: debian-minbase and debian-python share their base
-# layer's files. Converted into one object directory and mounted, reading
+# layer's files. Imported into one store and mounted, reading
 # every regular file through the first mount and then through the second
 # must not read the shared content into the page cache again: the second
 # pass may add less than 5% of the shared bytes (measured with fincore on
@@ -17,11 +17,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Both images imported into one store and mounted by it.
+store="$tmp/store"
 for img in debian-minbase debian-python; do
-	"$CFS_BIN/oci2cfs" --objects "$tmp/objects" --dump "$tmp/$img.dump" "oci:$corpus/$img" "$tmp/$img.cfs"
-	mkdir "$tmp/$img.meta" "$tmp/$img.root"
-	mount -t erofs -o ro "$tmp/$img.cfs" "$tmp/$img.meta"; mounts+=("$tmp/$img.meta")
-	mount -t overlay overlay -o "ro,metacopy=on,redirect_dir=on,lowerdir=$tmp/$img.meta::$tmp/objects" "$tmp/$img.root"
+	digest=$("$CFS_BIN/cfs-store" --root "$store" import "oci:$corpus/$img" --name "$img")
+	"$CFS_BIN/oci2cfs" --dump "$tmp/$img.dump" "cfs:$store/images/$digest.cfs" - > /dev/null
+	mkdir "$tmp/$img.root"
+	"$CFS_BIN/cfs-store" --root "$store" mount "$img" "$tmp/$img.root"
 	mounts+=("$tmp/$img.root")
 done
 
@@ -39,7 +41,7 @@ def payloads(p):
 shared = payloads(tmp + "/debian-minbase.dump") & payloads(tmp + "/debian-python.dump")
 with open(tmp + "/shared.list", "w") as f:
     for p in sorted(shared):
-        f.write(tmp + "/objects/" + p + "\n")
+        f.write(tmp + "/store/objects/" + p + "\n")
 PY
 nshared=$(wc -l < "$tmp/shared.list")
 [ "$nshared" -gt 1000 ] || { echo "FAIL: only $nshared shared objects"; exit 1; }
