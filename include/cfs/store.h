@@ -230,7 +230,8 @@ CFS_EXPORT int cfs_store_gc(cfs_store *store, unsigned int flags,
 typedef struct cfs_store_problem {
 	/** "missing-object", "corrupt-object", "bad-image", "image-digest",
 	 * "bad-metadata", "missing-metadata", "orphan-metadata",
-	 * "dangling-name", "bad-names", "stray-file" */
+	 * "dangling-name", "bad-names", "stray-file", "image-in-use" (a
+	 * broken image --repair left alone because it is mounted) */
 	char *kind;
 	char *path; /**< relative to the root (a name for dangling-name) */
 	char *message; /**< one line */

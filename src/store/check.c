@@ -395,8 +395,15 @@ static int drop_image(struct fsck *f, const char *hex, size_t first)
 
 	if (!repairing(f))
 		return 0;
-	if (store_image_busy(f->s, hex))
-		return 0; /* TODO(mount): report "in use" instead */
+	if (store_image_busy(f->s, hex)) {
+		/* Never pull an image from under a running mount: say so and
+		 * leave it for a repair after the umount. */
+		snprintf(name, sizeof(name), "%s.cfs", hex);
+		return problem(f, "image-in-use", name,
+			       "images/%s is broken but mounted; not removed "
+			       "(unmount it and repair again)",
+			       name);
+	}
 	for (size_t i = first; i < f->res->n_problems; i++)
 		f->res->problems[i].repaired = true;
 	snprintf(name, sizeof(name), "%s.json", hex);
