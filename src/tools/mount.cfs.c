@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tools/tool.h"
 #include <cfs/cfs.h>
 
 #include "mount/mount-internal.h"
@@ -74,18 +75,7 @@ static void usage(FILE *out)
 		"32 mount failure.\n");
 }
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-							     ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	return MNT_EX_USAGE;
-}
+#define usage_error(...) tool_usage_error(PROG, MNT_EX_USAGE, __VA_ARGS__)
 
 /* A library failure: its one-line message, and mount(8)'s exit code. */
 static int failed(int r)

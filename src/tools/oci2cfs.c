@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tools/tool.h"
 #include <cfs/cfs.h>
 
 #define PROG "oci2cfs"
@@ -68,18 +69,7 @@ static void usage(FILE *out)
 		"  --version          show the version and exit\n");
 }
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-							     ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	return 2;
-}
+#define usage_error(...) tool_usage_error(PROG, 2, __VA_ARGS__)
 
 struct progress_state {
 	struct timespec start;
