@@ -11,6 +11,8 @@ PACKAGES=(
 	# tests: image checks, fs-verity reference, xattr tools, scripting,
 	# zstd layers for the OCI fixtures
 	erofs-utils fsverity attr python3 util-linux zstd
+	# podman additional image store test (tests/scripts/ais.sh)
+	podman runc
 )
 
 SUDO=

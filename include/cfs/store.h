@@ -319,6 +319,51 @@ CFS_EXPORT int cfs_store_mount(cfs_store *store, const char *ref,
 CFS_EXPORT int cfs_store_umount(cfs_store *store, const char *target,
 				unsigned int flags);
 
+/* ---- Podman additional image store ----------------------------------- */
+
+/** Where cfs_store_ais_sync() mounts images by default. */
+#define CFS_STORE_AIS_DEFAULT_RUN_DIR "/run/cfs"
+
+typedef struct cfs_store_ais_options {
+	unsigned int version; /**< CFS_STORE_AIS_OPTIONS_VERSION */
+	unsigned int flags; /**< none defined yet; must be 0 */
+	/** The additional image store directory (NULL: ROOT/ais). */
+	const char *ais_dir;
+	/** Images are mounted at RUN/<image digest> (NULL:
+	 * CFS_STORE_AIS_DEFAULT_RUN_DIR). */
+	const char *run_dir;
+} cfs_store_ais_options;
+
+#define CFS_STORE_AIS_OPTIONS_VERSION 1
+#define CFS_STORE_AIS_OPTIONS_INIT                                             \
+	{                                                                      \
+		CFS_STORE_AIS_OPTIONS_VERSION, 0, NULL, NULL                   \
+	}
+
+/** What cfs_store_ais_sync() did. */
+typedef struct cfs_store_ais_result {
+	size_t images; /**< images in the AIS now */
+	size_t mounted; /**< of them, mounted by this call */
+	size_t skipped; /**< named images without an OCI config (left out) */
+	size_t unmounted; /**< images gone from the store, unmounted */
+	size_t busy; /**< gone, but their mount is busy: left mounted */
+} cfs_store_ais_result;
+
+/**
+ * Make the AIS directory a containers/storage additional image store
+ * (overlay driver) holding every named image of the store that has an
+ * OCI config, as one layer whose content is the image mounted read-only
+ * with cfs_store_mount() at RUN/<digest> (mounted here if it is not).
+ * Images gone from the store leave the AIS and are unmounted. Updates
+ * hold the fcntl write locks of layers.lock and images.lock, replace
+ * the JSON files atomically and write a fresh token to each lock file,
+ * so running podman processes notice them. See docs/podman.md.
+ * @opts and @res may be NULL.
+ */
+CFS_EXPORT int cfs_store_ais_sync(cfs_store *store,
+				  const cfs_store_ais_options *opts,
+				  cfs_store_ais_result *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,6 +34,8 @@ enum {
 	OPT_VERITY,
 	OPT_DIGEST,
 	OPT_DELETE_UPPER,
+	OPT_AIS,
+	OPT_RUN,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -53,6 +55,8 @@ static const struct option long_options[] = {
 	{ "verity", required_argument, NULL, OPT_VERITY },
 	{ "digest", required_argument, NULL, OPT_DIGEST },
 	{ "delete-upper", no_argument, NULL, OPT_DELETE_UPPER },
+	{ "ais", required_argument, NULL, OPT_AIS },
+	{ "run", required_argument, NULL, OPT_RUN },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -77,6 +81,7 @@ static struct {
 	bool json, dry_run, verify, repair;
 	bool writable, delete_upper;
 	const char *upper, *work;
+	const char *ais, *run;
 	cfs_verity_mode verity;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	bool has_digest;
@@ -103,6 +108,9 @@ static void usage(FILE *out)
 		"  mount NAME|DIGEST TARGET  mount the image at TARGET (read-only\n"
 		"                     unless --writable or --upper/--work)\n"
 		"  umount TARGET      unmount what mount put at TARGET\n"
+		"  ais sync           make the AIS directory a podman additional\n"
+		"                     image store of the named images (mounting\n"
+		"                     them); see docs/podman.md\n"
 		"\n"
 		"Images are named by a NAME or any unique prefix of their DIGEST.\n"
 		"\n"
@@ -123,6 +131,9 @@ static void usage(FILE *out)
 		"                     when the image and its objects have fs-verity)\n"
 		"  --digest HEX       mount: the image's fs-verity digest must be HEX\n"
 		"  --delete-upper     umount: also delete the --writable upper dir\n"
+		"  --ais DIR          ais: the image store (default: ROOT/ais)\n"
+		"  --run DIR          ais: mount images at DIR/<digest> (default:\n"
+		"                     " CFS_STORE_AIS_DEFAULT_RUN_DIR ")\n"
 		"  --help             show this help and exit\n"
 		"  --version          show the version and exit\n"
 		"\n"
@@ -520,6 +531,40 @@ static int cmd_umount(cfs_store *s, char **args, int n)
 	return r < 0 ? fail("umount", r) : 0;
 }
 
+/* ---- ais ---------------------------------------------------------------- */
+
+static int cmd_ais(cfs_store *s, char **args, int n)
+{
+	cfs_store_ais_options opts = CFS_STORE_AIS_OPTIONS_INIT;
+	cfs_store_ais_result res;
+	int r;
+
+	if (strcmp(args[0], "sync") != 0)
+		return usage_error("ais: unknown subcommand '%s'", args[0]);
+	opts.ais_dir = o.ais;
+	opts.run_dir = o.run;
+	r = cfs_store_ais_sync(s, &opts, &res);
+	if (r < 0)
+		return fail("ais sync", r);
+	if (o.json) {
+		json_object *j = json_object_new_object();
+		json_object_object_add(j, "images", jint(res.images));
+		json_object_object_add(j, "mounted", jint(res.mounted));
+		json_object_object_add(j, "skipped", jint(res.skipped));
+		json_object_object_add(j, "unmounted", jint(res.unmounted));
+		json_object_object_add(j, "busy", jint(res.busy));
+		print_json(j);
+	} else {
+		printf("%zu images (%zu newly mounted), %zu without OCI config "
+		       "left out, %zu removed",
+		       res.images, res.mounted, res.skipped, res.unmounted);
+		if (res.busy)
+			printf(", %zu gone but still in use", res.busy);
+		putchar('\n');
+	}
+	return 0;
+}
+
 static const struct command commands[] = {
 	{ "import", 1, 1,
 	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON),
@@ -536,6 +581,8 @@ static const struct command commands[] = {
 		  BIT(OPT_DIGEST),
 	  cmd_mount, false },
 	{ "umount", 1, 1, BIT(OPT_DELETE_UPPER), cmd_umount, false },
+	{ "ais", 1, 1, BIT(OPT_AIS) | BIT(OPT_RUN) | BIT(OPT_JSON), cmd_ais,
+	  false },
 };
 
 int main(int argc, char **argv)
@@ -623,6 +670,12 @@ int main(int argc, char **argv)
 		}
 		case OPT_DELETE_UPPER:
 			o.delete_upper = true;
+			break;
+		case OPT_AIS:
+			o.ais = optarg;
+			break;
+		case OPT_RUN:
+			o.run = optarg;
 			break;
 		case OPT_HELP:
 			usage(stdout);
