@@ -57,6 +57,8 @@ struct cfs_layer_stream {
 	uint8_t *in;
 	struct cfs_layer_digests digests;
 	size_t fill; /* bytes in the buffer being filled */
+	size_t out_slot; /* which buffer, while have_out */
+	bool have_out;
 
 	struct archive *archive;
 };
@@ -108,6 +110,30 @@ static int push(struct cfs_layer_stream *s, size_t slot, size_t len)
 	return 0;
 }
 
+/* The buffer being filled (s->fill bytes used), waiting for a free one
+ * if needed; NULL when told to stop. */
+static uint8_t *out_buf(struct cfs_layer_stream *s)
+{
+	if (!s->have_out) {
+		if (!wait_free(s, &s->out_slot))
+			return NULL;
+		s->have_out = true;
+		s->fill = 0;
+	}
+	return s->bufs[s->out_slot].data;
+}
+
+/* Hand the buffer to the consumer when it is full, or with @final when it
+ * holds anything. */
+static int out_done(struct cfs_layer_stream *s, bool final)
+{
+	if (!s->have_out ||
+	    !(s->fill == LAYER_BUF_SIZE || (final && s->fill > 0)))
+		return 0;
+	s->have_out = false;
+	return push(s, s->out_slot, s->fill);
+}
+
 /* Read the next piece of the blob; 0 at its end. */
 static ssize_t read_input(struct cfs_layer_stream *s)
 {
@@ -143,24 +169,22 @@ static ssize_t read_input(struct cfs_layer_stream *s)
 static int produce_plain(struct cfs_layer_stream *s)
 {
 	for (;;) {
-		size_t slot, done = 0;
+		uint8_t *buf = out_buf(s);
+		ssize_t n = 0;
 		int r;
 
-		if (!wait_free(s, &slot))
+		if (!buf)
 			return -ECANCELED;
-		while (done < LAYER_BUF_SIZE) {
-			ssize_t n = read_input(s);
-			if (n < 0)
-				return (int)n;
-			if (n == 0)
-				break;
-			memcpy(s->bufs[slot].data + done, s->in, (size_t)n);
-			done += (size_t)n;
+		/* read only while a whole input chunk still fits */
+		while (LAYER_BUF_SIZE - s->fill >= LAYER_IN_SIZE &&
+		       (n = read_input(s)) > 0) {
+			memcpy(buf + s->fill, s->in, (size_t)n);
+			s->fill += (size_t)n;
 		}
-		if (done == 0)
-			return 0;
-		r = push(s, slot, done);
-		if (r < 0)
+		if (n < 0)
+			return (int)n;
+		r = out_done(s, true);
+		if (r < 0 || n == 0)
 			return r;
 	}
 }
@@ -168,8 +192,8 @@ static int produce_plain(struct cfs_layer_stream *s)
 static int produce_gzip(struct cfs_layer_stream *s)
 {
 	z_stream zs = { 0 };
-	size_t slot = 0;
-	bool have_slot = false, member_done = false;
+	bool member_done = false;
+	uint8_t *buf;
 	int r = 0, zr;
 
 	if (inflateInit2(&zs, 15 + 16) != Z_OK)
@@ -200,15 +224,12 @@ static int produce_gzip(struct cfs_layer_stream *s)
 			inflateReset(&zs);
 			member_done = false;
 		}
-		if (!have_slot) {
-			if (!wait_free(s, &slot)) {
-				r = -ECANCELED;
-				break;
-			}
-			have_slot = true;
-			s->fill = 0;
+		buf = out_buf(s);
+		if (!buf) {
+			r = -ECANCELED;
+			break;
 		}
-		zs.next_out = s->bufs[slot].data + s->fill;
+		zs.next_out = buf + s->fill;
 		zs.avail_out = (uInt)(LAYER_BUF_SIZE - s->fill);
 		zr = inflate(&zs, Z_NO_FLUSH);
 		s->fill = LAYER_BUF_SIZE - zs.avail_out;
@@ -224,15 +245,12 @@ static int produce_gzip(struct cfs_layer_stream *s)
 				zs.msg ? zs.msg : "inflate failed");
 			break;
 		}
-		if (s->fill == LAYER_BUF_SIZE) {
-			r = push(s, slot, s->fill);
-			have_slot = false;
-			if (r < 0)
-				break;
-		}
+		r = out_done(s, false);
+		if (r < 0)
+			break;
 	}
-	if (r == 0 && have_slot && s->fill > 0)
-		r = push(s, slot, s->fill);
+	if (r == 0)
+		r = out_done(s, true);
 	inflateEnd(&zs);
 	return r;
 }
@@ -241,8 +259,7 @@ static int produce_zstd(struct cfs_layer_stream *s)
 {
 	ZSTD_DCtx *dctx = ZSTD_createDCtx();
 	ZSTD_inBuffer in = { 0 };
-	size_t slot = 0, last = 0;
-	bool have_slot = false;
+	size_t last = 0;
 	int r = 0;
 
 	if (!dctx)
@@ -271,15 +288,11 @@ static int produce_zstd(struct cfs_layer_stream *s)
 			in.size = (size_t)n;
 			in.pos = 0;
 		}
-		if (!have_slot) {
-			if (!wait_free(s, &slot)) {
-				r = -ECANCELED;
-				break;
-			}
-			have_slot = true;
-			s->fill = 0;
+		out.dst = out_buf(s);
+		if (!out.dst) {
+			r = -ECANCELED;
+			break;
 		}
-		out.dst = s->bufs[slot].data;
 		out.size = LAYER_BUF_SIZE;
 		out.pos = s->fill;
 		zr = ZSTD_decompressStream(dctx, &out, &in);
@@ -295,15 +308,12 @@ static int produce_zstd(struct cfs_layer_stream *s)
 			break;
 		}
 		last = zr;
-		if (s->fill == LAYER_BUF_SIZE) {
-			r = push(s, slot, s->fill);
-			have_slot = false;
-			if (r < 0)
-				break;
-		}
+		r = out_done(s, false);
+		if (r < 0)
+			break;
 	}
-	if (r == 0 && have_slot && s->fill > 0)
-		r = push(s, slot, s->fill);
+	if (r == 0)
+		r = out_done(s, true);
 	ZSTD_freeDCtx(dctx);
 	return r;
 }
