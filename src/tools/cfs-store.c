@@ -614,15 +614,11 @@ int main(int argc, char **argv)
 		case OPT_PLATFORM:
 			o.platform = optarg;
 			break;
-		case OPT_THREADS: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end || v < 1 || v > 1024)
+		case OPT_THREADS:
+			if (tool_parse_threads(optarg, &o.threads) < 0)
 				return usage_error("invalid thread count '%s'",
 						   optarg);
-			o.threads = (unsigned int)v;
 			break;
-		}
 		case OPT_JSON:
 			o.json = true;
 			break;

@@ -274,15 +274,11 @@ int main(int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			break;
-		case OPT_THREADS: {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end || n < 1 || n > 1024)
+		case OPT_THREADS:
+			if (tool_parse_threads(optarg, &opts.threads) < 0)
 				return usage_error("invalid thread count '%s'",
 						   optarg);
-			opts.threads = (unsigned int)n;
 			break;
-		}
 		case OPT_PLATFORM:
 			opts.platform = optarg;
 			break;

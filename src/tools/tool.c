@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
 #include "tools/tool.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 int tool_usage_error(const char *prog, int code, const char *fmt, ...)
@@ -14,4 +16,15 @@ int tool_usage_error(const char *prog, int code, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
 	return code;
+}
+
+int tool_parse_threads(const char *s, unsigned int *out)
+{
+	char *end;
+	long n = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end || n < 1 || n > 1024)
+		return -EINVAL;
+	*out = (unsigned int)n;
+	return 0;
 }

@@ -11,4 +11,7 @@
 __attribute__((format(printf, 3, 4))) int
 tool_usage_error(const char *prog, int code, const char *fmt, ...);
 
+/* Parse a --threads value: a whole number from 1 to 1024. 0 or -EINVAL. */
+int tool_parse_threads(const char *s, unsigned int *out);
+
 #endif
