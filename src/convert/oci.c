@@ -1545,6 +1545,8 @@ static int resolve(struct oci_ctx *c, struct oci_target *t)
 {
 	for (int depth = 0;; depth++) {
 		_cleanup_json_ struct json_object *doc = NULL;
+		_cleanup_free_ uint8_t *raw = NULL;
+		size_t raw_len = 0;
 		char label[96], path[96];
 		enum doc_kind kind = DOC_MANIFEST;
 		bool index = t->media_type[0] && is_index_type(t->media_type);
@@ -1553,15 +1555,18 @@ static int resolve(struct oci_ctx *c, struct oci_target *t)
 		snprintf(label, sizeof(label), "%s %s",
 			 index ? "index" : "manifest", t->digest);
 		blob_path(path, sizeof(path), t->digest);
-		r = read_json(c, label, path, t->digest, t->size, t->from, NULL,
-			      NULL, &doc);
+		r = read_json(c, label, path, t->digest, t->size, t->from, &raw,
+			      &raw_len, &doc);
 		if (r < 0)
 			return r;
 		r = doc_kind(c, doc, t, label, &kind);
 		if (r < 0)
 			return r;
-		if (kind == DOC_MANIFEST)
+		if (kind == DOC_MANIFEST) {
+			c->img->manifest = TAKE_PTR(raw);
+			c->img->manifest_len = raw_len;
 			return load_manifest(c, doc, t, label);
+		}
 		snprintf(label, sizeof(label), "index %s", t->digest);
 		if (depth >= CFS_OCI_INDEX_DEPTH_MAX)
 			return cfs_error(E2BIG,
@@ -2131,6 +2136,7 @@ void cfs_oci_free(struct cfs_oci_image *img)
 	}
 	free(img->layers);
 	free(img->config);
+	free(img->manifest);
 	free(img->config_digest);
 	free(img->manifest_digest);
 	free(img->source);

@@ -55,6 +55,10 @@ struct cfs_oci_image {
 	char *config_digest; /* "sha256:<hex>" */
 	uint8_t *config; /* raw config JSON */
 	size_t config_len;
+	/* raw image manifest JSON (OCI or docker v2 schema 2; its SHA-256
+	 * is manifest_digest); NULL for docker-archive */
+	uint8_t *manifest;
+	size_t manifest_len;
 	struct cfs_oci_layer *layers;
 	size_t n_layers;
 	/* private: where blobs come from */
