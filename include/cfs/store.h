@@ -8,7 +8,9 @@
  *                           fs-verity digest (the image id)
  *   images/<64 hex>.json    what is known about the image (source, OCI
  *                           digests and config, sizes, fs-verity state)
- *   names.json              name -> image digest
+ *   blobs/sha256/<64 hex>   raw OCI configs and manifests, by SHA-256
+ *   names.json              name -> image digest, and the config and
+ *                           manifest the name was imported with
  *   tmp/                    temporaries of running (or killed) writers
  *   mounts/<id>.json        a mount made by cfs_store_mount() (id: hash of
  *                           the target), mounts/<id>/ its upper and work
@@ -185,11 +187,24 @@ CFS_EXPORT bool cfs_store_name_valid(const char *name);
 CFS_EXPORT int cfs_store_tag(cfs_store *store, const char *ref,
 			     const char *name);
 /** Remove the name @name (-ENOENT if there is none). The image stays
- * until gc finds it without names. */
+ * until gc finds it without names. -EBUSY as cfs_store_remove(). */
 CFS_EXPORT int cfs_store_untag(cfs_store *store, const char *name);
-/** Remove @ref: the name if @ref is a name, else every name of the image
- * the digest prefix @ref resolves to. */
+/**
+ * Remove @ref: the name if @ref is a name, else every name of the image
+ * the digest prefix @ref resolves to. -EBUSY (nothing removed) if that
+ * takes the last name of an image and config from an image a container
+ * runs on (a mount of it is the lower layer of an overlay mount, as
+ * podman's containers on the AIS are).
+ */
 CFS_EXPORT int cfs_store_remove(cfs_store *store, const char *ref);
+
+/** cfs_store_remove_ext(): remove even if a container uses the image
+ * (its mount stays until the container is gone; gc keeps the image). */
+#define CFS_STORE_REMOVE_FORCE 0x1u
+
+/** cfs_store_remove() with CFS_STORE_REMOVE_* @flags. */
+CFS_EXPORT int cfs_store_remove_ext(cfs_store *store, const char *ref,
+				    unsigned int flags);
 
 /* ---- Garbage collection and checking --------------------------------- */
 
@@ -344,17 +359,22 @@ typedef struct cfs_store_ais_options {
 typedef struct cfs_store_ais_result {
 	size_t images; /**< images in the AIS now */
 	size_t mounted; /**< of them, mounted by this call */
-	size_t skipped; /**< named images without an OCI config (left out) */
+	/** names left out: without an OCI config (dir: and dump: imports),
+	 * or with the config of another name on a different tree */
+	size_t skipped;
 	size_t unmounted; /**< images gone from the store, unmounted */
 	size_t busy; /**< gone, but their mount is busy: left mounted */
 } cfs_store_ais_result;
 
 /**
  * Make the AIS directory a containers/storage additional image store
- * (overlay driver) holding every named image of the store that has an
- * OCI config, as one layer whose content is the image mounted read-only
- * with cfs_store_mount() at RUN/<digest> (mounted here if it is not).
- * Images gone from the store leave the AIS and are unmounted. Updates
+ * (overlay driver) holding one image per distinct (store image, OCI
+ * config) among the store's names, with the raw config and manifest the
+ * names were imported with, on one layer per store image whose content
+ * is the image mounted read-only with cfs_store_mount() at RUN/<digest>
+ * (mounted here if it is not). RUN must be on tmpfs (-EINVAL otherwise):
+ * a mount point left empty by a reboot must not become a container's
+ * root. Images gone from the store leave the AIS and are unmounted. Updates
  * hold the fcntl write locks of layers.lock and images.lock, replace
  * the JSON files atomically and write a fresh token to each lock file,
  * so running podman processes notice them. See docs/podman.md.
@@ -363,6 +383,27 @@ typedef struct cfs_store_ais_result {
 CFS_EXPORT int cfs_store_ais_sync(cfs_store *store,
 				  const cfs_store_ais_options *opts,
 				  cfs_store_ais_result *res);
+
+/**
+ * Mount every layer the AIS refers to that is not mounted (after a
+ * reboot), without changing what podman sees. res->images counts the
+ * layers, res->mounted those mounted now. Tries all; returns the first
+ * error.
+ */
+CFS_EXPORT int cfs_store_ais_mount_all(cfs_store *store,
+				       const cfs_store_ais_options *opts,
+				       cfs_store_ais_result *res);
+
+/**
+ * Unmount every layer of the AIS and remove its mount point, so that
+ * podman fails to start containers on them (instead of starting them
+ * on an empty root) until cfs_store_ais_mount_all(). A layer a container
+ * runs on stays mounted (res->busy, -EBUSY naming it). Tries all;
+ * returns the first error.
+ */
+CFS_EXPORT int cfs_store_ais_unmount_all(cfs_store *store,
+					 const cfs_store_ais_options *opts,
+					 cfs_store_ais_result *res);
 
 #ifdef __cplusplus
 }

@@ -15,26 +15,29 @@
  *   overlay/l/<short>    -> RUN/<image digest>
  *   overlay-images/images.lock, overlay-layers/layers.lock
  *
- * Ids: the image id is the SHA-256 of the config bytes written (podman's
- * own rule: image id = config digest). The store keeps the config as
- * parsed JSON, so these bytes, and the id, differ from the registry's
- * config digest, and the same image pulled into podman's own store stays
- * a separate image. The layer id is the SHA-256 of "cfs-layer:" and the
- * store's image digest: stable, and no registry layer's diff-id can be
- * the hash of that text.
+ * One AIS image per distinct (store image, config) among the store's
+ * names: images that differ only in their config share the store image
+ * and so the AIS layer. Ids: the image id is the config digest (podman's
+ * own rule), from the raw config the name was imported with; its
+ * manifest is the raw manifest, so the image digest is the registry's.
+ * The layer id is the SHA-256 of "cfs-layer:" and the store's image
+ * digest: stable, and no registry layer's diff-id can be the hash of
+ * that text.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <stddef.h>
+#include <linux/magic.h>
 #include <openssl/evp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,8 +68,13 @@ struct ais_image {
 	char layer[CFS_DIGEST_HEX_SIZE + 1];
 	char short_name[SHORT_NAME_LEN + 1];
 	char manifest_digest[7 + CFS_DIGEST_HEX_SIZE + 1];
-	char *manifest;
+	char *config, *manifest;
+	size_t config_len, manifest_len;
+	char **names; /* store names, sorted */
+	size_t n_names;
+	char created[64]; /* the config's "created" (RFC 3339), else import */
 	char *mountpoint;
+	bool first_of_layer; /* the first AIS image on its store image */
 };
 
 static int sha256_hex(const void *data, size_t len,
@@ -257,78 +265,131 @@ static void base32_short(const uint8_t *raw, char out[SHORT_NAME_LEN + 1])
 	out[n] = '\0';
 }
 
-static int ais_image_prepare(struct ais_image *a, const cfs_store_image *img,
-			     const char *run_dir)
+/* What podman shows as the image's age: the config's "created", as
+ * podman's own pulls do; the import time if the config has none. */
+static void config_created(struct ais_image *a)
 {
-	_cleanup_(json_object_putp) json_object *m = json_object_new_object();
-	json_object *cfg = json_object_new_object();
-	char seed[16 + CFS_DIGEST_HEX_SIZE];
+	json_tokener *tok = json_tokener_new();
+	json_object *c = NULL, *v;
+	const char *t;
+
+	rfc3339(a->img->created, a->created);
+	if (tok)
+		c = json_tokener_parse_ex(tok, a->config, (int)a->config_len);
+	json_tokener_free(tok);
+	if (c && json_object_object_get_ex(c, "created", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		t = json_object_get_string(v);
+		/* "YYYY-MM-DDTHH:MM:SS..." and nothing that needs escaping. */
+		if (strlen(t) >= 20 && strlen(t) < sizeof(a->created) &&
+		    t[4] == '-' && t[10] == 'T' &&
+		    strspn(t, "0123456789-:.TZ+") == strlen(t))
+			snprintf(a->created, sizeof(a->created), "%s", t);
+	}
+	json_object_put(c);
+}
+
+/*
+ * The config (and manifest) of the AIS image for the name @e of @img:
+ * the raw blobs the name was imported with, else (names of an older
+ * store, or tags of an image whose blobs are gone) the config kept in the
+ * image's metadata. 0 and no config if the name has none (dir: imports).
+ */
+static int ais_image_load(cfs_store *s, struct ais_image *a,
+			  const cfs_store_image *img,
+			  const struct store_name *e)
+{
+	int r;
+
+	a->img = img;
+	if (e->config) {
+		r = store_blob_read(s, e->config, &a->config, &a->config_len);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		if (r == 0 && e->manifest) {
+			r = store_blob_read(s, e->manifest, &a->manifest,
+					    &a->manifest_len);
+			if (r < 0 && r != -ENOENT)
+				return r;
+		}
+	}
+	if (!a->config && img->config) {
+		a->config = strdup(img->config);
+		if (!a->config)
+			return -ENOMEM;
+		a->config_len = strlen(a->config);
+	}
+	if (!a->config)
+		return 0;
+	config_created(a);
+	return sha256_hex(a->config, a->config_len, a->id, NULL);
+}
+
+static int ais_image_prepare(struct ais_image *a, const char *run_dir)
+{
+	_cleanup_(json_object_putp) json_object *m = NULL;
+	json_object *cfg;
+	char seed[16 + CFS_DIGEST_HEX_SIZE], d[7 + CFS_DIGEST_HEX_SIZE + 1];
 	uint8_t raw[CFS_DIGEST_SIZE];
 	const char *text;
 	int r;
 
-	a->img = img;
-	if (!m || !cfg) {
-		json_object_put(cfg);
-		return -ENOMEM;
-	}
-	r = sha256_hex(img->config, strlen(img->config), a->id, NULL);
-	if (r < 0) {
-		json_object_put(cfg);
-		return r;
-	}
-	snprintf(seed, sizeof(seed), "cfs-layer:%s", img->digest);
+	snprintf(seed, sizeof(seed), "cfs-layer:%s", a->img->digest);
 	r = sha256_hex(seed, strlen(seed), a->layer, raw);
-	if (r < 0) {
-		json_object_put(cfg);
-		return r;
-	}
-	base32_short(raw, a->short_name);
-
-	/* A manifest of the config alone: podman reads it for inspect and
-	 * checks it against its digest; there is no layer blob to name. */
-	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(
-		m, "mediaType",
-		json_object_new_string(
-			"application/vnd.oci.image.manifest.v1+json"));
-	json_object_object_add(
-		cfg, "mediaType",
-		json_object_new_string(
-			"application/vnd.oci.image.config.v1+json"));
-	{
-		char d[7 + CFS_DIGEST_HEX_SIZE + 1];
-
-		snprintf(d, sizeof(d), "sha256:%s", a->id);
-		json_object_object_add(cfg, "digest",
-				       json_object_new_string(d));
-	}
-	json_object_object_add(
-		cfg, "size",
-		json_object_new_int64((int64_t)strlen(img->config)));
-	json_object_object_add(m, "config", cfg);
-	json_object_object_add(m, "layers", json_object_new_array());
-	text = json_object_to_json_string_ext(
-		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	a->manifest = strdup(text);
-	if (!a->manifest)
-		return -ENOMEM;
-	memcpy(a->manifest_digest, "sha256:", 7);
-	r = sha256_hex(a->manifest, strlen(a->manifest), a->manifest_digest + 7,
-		       NULL);
 	if (r < 0)
 		return r;
-	if (asprintf(&a->mountpoint, "%s/%s", run_dir, img->digest) < 0) {
+	base32_short(raw, a->short_name);
+	if (asprintf(&a->mountpoint, "%s/%s", run_dir, a->img->digest) < 0) {
 		a->mountpoint = NULL;
 		return -ENOMEM;
 	}
-	return 0;
+	if (!a->manifest) {
+		/* No manifest (docker-archive, older stores): one of the
+		 * config alone. Podman reads it for inspect and checks it
+		 * against its digest; it does not look for layer blobs. */
+		m = json_object_new_object();
+		cfg = json_object_new_object();
+		if (!m || !cfg) {
+			json_object_put(cfg);
+			return -ENOMEM;
+		}
+		json_object_object_add(m, "schemaVersion",
+				       json_object_new_int(2));
+		json_object_object_add(
+			m, "mediaType",
+			json_object_new_string(
+				"application/vnd.oci.image.manifest.v1+json"));
+		json_object_object_add(
+			cfg, "mediaType",
+			json_object_new_string(
+				"application/vnd.oci.image.config.v1+json"));
+		snprintf(d, sizeof(d), "sha256:%s", a->id);
+		json_object_object_add(cfg, "digest",
+				       json_object_new_string(d));
+		json_object_object_add(
+			cfg, "size",
+			json_object_new_int64((int64_t)a->config_len));
+		json_object_object_add(m, "config", cfg);
+		json_object_object_add(m, "layers", json_object_new_array());
+		text = json_object_to_json_string_ext(
+			m, JSON_C_TO_STRING_PLAIN |
+				   JSON_C_TO_STRING_NOSLASHESCAPE);
+		a->manifest = strdup(text);
+		if (!a->manifest)
+			return -ENOMEM;
+		a->manifest_len = strlen(a->manifest);
+	}
+	memcpy(a->manifest_digest, "sha256:", 7);
+	return sha256_hex(a->manifest, a->manifest_len, a->manifest_digest + 7,
+			  NULL);
 }
 
 static void ais_image_clear(struct ais_image *a)
 {
+	free(a->config);
 	free(a->manifest);
 	free(a->mountpoint);
+	store_strv_free(a->names, a->n_names);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -358,7 +419,7 @@ static json_object *image_json(const struct ais_image *a)
 	json_object *bd_names = json_object_new_array();
 	json_object *sizes = json_object_new_object();
 	json_object *digests = json_object_new_object();
-	char key[7 + CFS_DIGEST_HEX_SIZE + 1], when[32];
+	char key[7 + CFS_DIGEST_HEX_SIZE + 1];
 
 	if (!j || !names || !bd_names || !sizes || !digests) {
 		json_object_put(j);
@@ -368,15 +429,14 @@ static json_object *image_json(const struct ais_image *a)
 		json_object_put(digests);
 		return NULL;
 	}
-	for (size_t i = 0; i < a->img->n_names; i++) {
-		char *n = podman_name(a->img->names[i]);
+	for (size_t i = 0; i < a->n_names; i++) {
+		char *n = podman_name(a->names[i]);
 
 		if (n)
 			json_object_array_add(names, json_object_new_string(n));
 		free(n);
 	}
 	snprintf(key, sizeof(key), "sha256:%s", a->id);
-	rfc3339(a->img->created, when);
 	json_object_object_add(j, "id", json_object_new_string(a->id));
 	json_object_object_add(j, "digest",
 			       json_object_new_string(a->manifest_digest));
@@ -385,34 +445,33 @@ static json_object *image_json(const struct ais_image *a)
 	json_object_array_add(bd_names, json_object_new_string(key));
 	json_object_array_add(bd_names, json_object_new_string("manifest"));
 	json_object_object_add(j, "big-data-names", bd_names);
-	json_object_object_add(
-		sizes, key,
-		json_object_new_int64((int64_t)strlen(a->img->config)));
-	json_object_object_add(
-		sizes, "manifest",
-		json_object_new_int64((int64_t)strlen(a->manifest)));
+	json_object_object_add(sizes, key,
+			       json_object_new_int64((int64_t)a->config_len));
+	json_object_object_add(sizes, "manifest",
+			       json_object_new_int64((int64_t)a->manifest_len));
 	json_object_object_add(j, "big-data-sizes", sizes);
 	json_object_object_add(digests, key, json_object_new_string(key));
 	json_object_object_add(digests, "manifest",
 			       json_object_new_string(a->manifest_digest));
 	json_object_object_add(j, "big-data-digests", digests);
-	json_object_object_add(j, "created", json_object_new_string(when));
+	json_object_object_add(j, "created",
+			       json_object_new_string(a->created));
 	return j;
 }
 
 static json_object *layer_json(const struct ais_image *a)
 {
 	json_object *j = json_object_new_object();
-	char diff[7 + CFS_DIGEST_HEX_SIZE + 1], when[32];
+	char diff[7 + CFS_DIGEST_HEX_SIZE + 1];
 
 	if (!j)
 		return NULL;
 	/* No tar stream of the flattened tree exists to hash; podman only
 	 * needs a digest here, and the layer id is a unique one. */
 	snprintf(diff, sizeof(diff), "sha256:%s", a->layer);
-	rfc3339(a->img->created, when);
 	json_object_object_add(j, "id", json_object_new_string(a->layer));
-	json_object_object_add(j, "created", json_object_new_string(when));
+	json_object_object_add(j, "created",
+			       json_object_new_string(a->created));
 	json_object_object_add(j, "diff-digest", json_object_new_string(diff));
 	json_object_object_add(
 		j, "diff-size",
@@ -450,12 +509,11 @@ static int ais_image_write(int images_fd, int overlay_fd,
 	fname[0] = '=';
 	EVP_EncodeBlock((unsigned char *)fname + 1, (unsigned char *)key,
 			(int)strlen(key));
-	r = write_file_at(ifd, where, fname, a->img->config,
-			  strlen(a->img->config));
+	r = write_file_at(ifd, where, fname, a->config, a->config_len);
 	if (r == 0)
 		r = write_file_at(ifd, where, "manifest", a->manifest,
-				  strlen(a->manifest));
-	if (r < 0)
+				  a->manifest_len);
+	if (r < 0 || !a->first_of_layer)
 		return r;
 
 	if (mkdirat(overlay_fd, a->layer, 0755) < 0 && errno != EEXIST)
@@ -578,6 +636,146 @@ static int open_dir(const char *base, const char *sub)
 	return fd;
 }
 
+/*
+ * RUN must be on a file system that a reboot empties (tmpfs): an image
+ * mount point left behind, empty, would otherwise give a container an
+ * empty root. Gone mount points make the l/ links dangle, and podman
+ * fails loudly instead.
+ */
+static int check_run_dir(const char *run)
+{
+	struct statfs sfs;
+
+	if (statfs(run, &sfs) < 0)
+		return cfs_error_errno(errno, "run directory %s", run);
+	if (sfs.f_type != TMPFS_MAGIC && sfs.f_type != RAMFS_MAGIC)
+		return cfs_error(EINVAL,
+				 "run directory %s is not on tmpfs: after a "
+				 "reboot its empty mount points would give "
+				 "containers an empty root (use one under "
+				 "/run)",
+				 run);
+	return 0;
+}
+
+/* The AIS directory (created) and the run directory, as real paths. */
+static int ais_paths(cfs_store *s, const cfs_store_ais_options *opts,
+		     char **ais_out, char **run_out)
+{
+	const char *run_dir =
+		opts->run_dir ? opts->run_dir : CFS_STORE_AIS_DEFAULT_RUN_DIR;
+	_cleanup_free_ char *ais = NULL, *run = NULL;
+	int r;
+
+	if (opts->version != CFS_STORE_AIS_OPTIONS_VERSION || opts->flags)
+		return cfs_error(EINVAL, "invalid ais options");
+	if (opts->ais_dir) {
+		r = mkdir_p(opts->ais_dir, 0755);
+		if (r < 0)
+			return r;
+		ais = realpath(opts->ais_dir, NULL);
+	} else if (asprintf(&ais, "%s/" AIS_DIR, s->root) < 0) {
+		ais = NULL;
+		errno = ENOMEM;
+	}
+	if (!ais)
+		return cfs_error_errno(errno, "ais %s",
+				       opts->ais_dir ? opts->ais_dir : AIS_DIR);
+	r = mkdir_p(ais, 0755);
+	if (r == 0)
+		r = mkdir_p(run_dir, 0755);
+	if (r < 0)
+		return r;
+	run = realpath(run_dir, NULL);
+	if (!run)
+		return cfs_error_errno(errno, "run directory %s", run_dir);
+	r = check_run_dir(run);
+	if (r < 0)
+		return r;
+	*ais_out = TAKE_PTR(ais);
+	*run_out = TAKE_PTR(run);
+	return 0;
+}
+
+static int name_entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct store_name *)a)->name,
+		      ((const struct store_name *)b)->name);
+}
+
+static int image_digest_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const cfs_store_image *)elem)->digest);
+}
+
+/*
+ * The AIS images: one per distinct (store image, config) of the names,
+ * in the order of their first name. Names without a config (dir: and
+ * dump: imports) are counted in @skipped.
+ */
+static int ais_collect(cfs_store *s, const cfs_store_image *images,
+		       size_t count, struct ais_image **out, size_t *n_out,
+		       size_t *skipped)
+{
+	struct store_names t;
+	struct ais_image *v = NULL;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	*n_out = 0;
+	r = store_names_read(s, &t);
+	if (r < 0)
+		return r;
+	if (t.n)
+		qsort(t.v, t.n, sizeof(*t.v), name_entry_cmp);
+	v = calloc(t.n ? t.n : 1, sizeof(*v));
+	if (!v)
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < t.n; i++) {
+		const struct store_name *e = &t.v[i];
+		const cfs_store_image *img;
+		struct ais_image a = { 0 };
+		size_t j;
+
+		img = bsearch(e->digest, images, count, sizeof(*images),
+			      image_digest_cmp);
+		if (!img || !img->complete)
+			continue; /* an import or gc is at work: next sync */
+		r = ais_image_load(s, &a, img, e);
+		if (r < 0 || !a.config) {
+			*skipped += r == 0;
+			ais_image_clear(&a);
+			continue;
+		}
+		for (j = 0; j < n; j++)
+			if (strcmp(v[j].id, a.id) == 0)
+				break;
+		if (j < n) {
+			ais_image_clear(&a);
+			/* The same config on another tree would be one id
+			 * for two roots: the first name's tree wins. */
+			if (strcmp(v[j].img->digest, img->digest) != 0) {
+				(*skipped)++;
+				continue;
+			}
+		} else {
+			v[n++] = a;
+		}
+		r = store_strv_add(&v[j].names, &v[j].n_names, e->name);
+	}
+	store_names_clear(&t);
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			ais_image_clear(&v[i]);
+		free(v);
+		return r;
+	}
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
 int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 		       cfs_store_ais_result *res)
 {
@@ -598,33 +796,9 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	if (!res)
 		res = &dummy;
 	memset(res, 0, sizeof(*res));
-	if (opts->version != CFS_STORE_AIS_OPTIONS_VERSION || opts->flags)
-		return cfs_error(EINVAL, "invalid ais options");
-	if (opts->ais_dir)
-		ais = realpath(opts->ais_dir, NULL);
-	else if (asprintf(&ais, "%s/" AIS_DIR, s->root) < 0)
-		ais = NULL;
-	if (!ais && opts->ais_dir && errno == ENOENT) {
-		r = mkdir_p(opts->ais_dir, 0755);
-		if (r < 0)
-			return r;
-		ais = realpath(opts->ais_dir, NULL);
-	}
-	if (!ais)
-		return cfs_error_errno(errno, "ais %s",
-				       opts->ais_dir ? opts->ais_dir : AIS_DIR);
-	r = mkdir_p(ais, 0755);
-	if (r == 0)
-		r = mkdir_p(opts->run_dir ? opts->run_dir :
-					    CFS_STORE_AIS_DEFAULT_RUN_DIR,
-			    0755);
+	r = ais_paths(s, opts, &ais, &run);
 	if (r < 0)
 		return r;
-	run = realpath(opts->run_dir ? opts->run_dir :
-				       CFS_STORE_AIS_DEFAULT_RUN_DIR,
-		       NULL);
-	if (!run)
-		return cfs_error_errno(errno, "run directory");
 
 	images_fd = open_dir(ais, IMAGES_DIR);
 	if (images_fd < 0)
@@ -657,35 +831,33 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	r = cfs_store_list(s, &images, &count);
 	if (r < 0)
 		return r;
-	v = calloc(count ? count : 1, sizeof(*v));
+	r = ais_collect(s, images, count, &v, &n, &res->skipped);
 	ij = json_object_new_array();
 	lj = json_object_new_array();
-	if (!v || !ij || !lj) {
+	if (r == 0 && (!ij || !lj))
 		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < count; i++) {
-		const cfs_store_image *img = &images[i];
-		bool mounted;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		bool mounted = false;
 
-		/* Podman needs a config; dir: and dump: imports have none. */
-		if (!img->complete || !img->n_names || !img->config) {
-			res->skipped += img->complete && img->n_names;
-			continue;
-		}
-		r = ais_image_prepare(&v[n], img, run);
-		if (r == 0)
-			r = ais_image_mount(s, &v[n], &mounted);
-		n++;
+		v[i].first_of_layer = true;
+		for (size_t j = 0; j < i; j++)
+			if (v[j].img == v[i].img)
+				v[i].first_of_layer = false;
+		r = ais_image_prepare(&v[i], run);
+		if (r == 0 && v[i].first_of_layer)
+			r = ais_image_mount(s, &v[i], &mounted);
 		if (r < 0)
-			goto out;
+			break;
 		res->mounted += mounted;
-		r = ais_image_write(images_fd, overlay_fd, &v[n - 1]);
+		r = ais_image_write(images_fd, overlay_fd, &v[i]);
 		if (r < 0)
-			goto out;
-		json_object_array_add(ij, image_json(&v[n - 1]));
-		json_object_array_add(lj, layer_json(&v[n - 1]));
+			break;
+		json_object_array_add(ij, image_json(&v[i]));
+		if (v[i].first_of_layer)
+			json_object_array_add(lj, layer_json(&v[i]));
 	}
+	if (r < 0)
+		goto out;
 	res->images = n;
 	r = write_json_at(layers_fd, LAYERS_DIR, "layers.json", lj);
 	if (r == 0)
@@ -709,4 +881,149 @@ out:
 	free(v);
 	cfs_store_images_free(images, count);
 	return r;
+}
+
+/*
+ * Call @fn for every layer of the AIS: its overlay/<layer>/diff link
+ * names the mount point RUN/<store image digest> (read, not from the
+ * store: the AIS is what podman sees).
+ */
+typedef int (*ais_layer_fn)(cfs_store *s, const char *mountpoint,
+			    const char *digest, cfs_store_ais_result *res);
+
+static int for_each_layer(cfs_store *s, const char *ais, ais_layer_fn fn,
+			  cfs_store_ais_result *res)
+{
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int first = 0;
+
+	if (asprintf(&dir, "%s/" OVERLAY_DIR, ais) < 0)
+		return -ENOMEM;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 :
+					 cfs_error_errno(errno, "ais %s", dir);
+	while ((de = readdir(d))) {
+		char link[CFS_DIGEST_HEX_SIZE + 8], target[PATH_MAX];
+		const char *base;
+		ssize_t len;
+		int r;
+
+		if (!store_is_hex(de->d_name, true))
+			continue;
+		snprintf(link, sizeof(link), "%.64s/diff", de->d_name);
+		len = readlinkat(dirfd(d), link, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		base = strrchr(target, '/');
+		if (target[0] != '/' || !base || !store_is_hex(base + 1, true))
+			continue;
+		res->images++;
+		r = fn(s, target, base + 1, res);
+		if (r < 0 && first == 0)
+			first = r;
+		else if (r < 0)
+			cfs_error_clear();
+	}
+	return first;
+}
+
+static int layer_mount(cfs_store *s, const char *mountpoint, const char *digest,
+		       cfs_store_ais_result *res)
+{
+	_cleanup_free_ char *run = strdup(mountpoint);
+	int r;
+
+	if (!run)
+		return -ENOMEM;
+	if (is_mount_root(mountpoint))
+		return 0;
+	*strrchr(run, '/') = '\0';
+	r = mkdir_p(run, 0755);
+	if (r == 0)
+		r = check_run_dir(run);
+	if (r < 0)
+		return r;
+	if (mkdir(mountpoint, 0755) < 0 && errno != EEXIST)
+		return cfs_error_errno(errno, "creating %s", mountpoint);
+	r = cfs_store_mount(s, digest, mountpoint, NULL);
+	if (r < 0) {
+		rmdir(mountpoint);
+		return cfs_error_prefix(-r, "ais: mounting %.12s at %s", digest,
+					mountpoint);
+	}
+	res->mounted++;
+	return 0;
+}
+
+static int layer_unmount(cfs_store *s, const char *mountpoint,
+			 const char *digest, cfs_store_ais_result *res)
+{
+	_cleanup_free_ char *user = NULL;
+	int r;
+
+	if (is_mount_root(mountpoint)) {
+		r = store_image_user(s, digest, &user);
+		if (r > 0) {
+			res->busy++;
+			return cfs_error(EBUSY,
+					 "%s: in use by a container (overlay "
+					 "at %s)",
+					 mountpoint, user);
+		}
+		r = cfs_store_umount(s, mountpoint, 0);
+		if (r < 0) {
+			res->busy += r == -EBUSY;
+			return r;
+		}
+		res->unmounted++;
+	}
+	/* No mount point left: podman finds the layer's link dangling and
+	 * fails, instead of running on an empty directory. */
+	if (rmdir(mountpoint) < 0 && errno != ENOENT)
+		return cfs_error_errno(errno, "removing %s", mountpoint);
+	return 0;
+}
+
+int cfs_store_ais_mount_all(cfs_store *s, const cfs_store_ais_options *opts,
+			    cfs_store_ais_result *res)
+{
+	static const cfs_store_ais_options defaults =
+		CFS_STORE_AIS_OPTIONS_INIT;
+	_cleanup_free_ char *ais = NULL, *run = NULL;
+	cfs_store_ais_result dummy;
+	int r;
+
+	if (!opts)
+		opts = &defaults;
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof(*res));
+	r = ais_paths(s, opts, &ais, &run);
+	if (r < 0)
+		return r;
+	return for_each_layer(s, ais, layer_mount, res);
+}
+
+int cfs_store_ais_unmount_all(cfs_store *s, const cfs_store_ais_options *opts,
+			      cfs_store_ais_result *res)
+{
+	static const cfs_store_ais_options defaults =
+		CFS_STORE_AIS_OPTIONS_INIT;
+	_cleanup_free_ char *ais = NULL, *run = NULL;
+	cfs_store_ais_result dummy;
+	int r;
+
+	if (!opts)
+		opts = &defaults;
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof(*res));
+	r = ais_paths(s, opts, &ais, &run);
+	if (r < 0)
+		return r;
+	return for_each_layer(s, ais, layer_unmount, res);
 }

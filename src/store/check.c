@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@ typedef char hex_t[CFS_DIGEST_HEX_SIZE + 1];
 static bool names_has_digest(const struct store_names *t, const char *hex)
 {
 	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->digests[i], hex) == 0)
+		if (strcmp(t->v[i].digest, hex) == 0)
 			return true;
 	return false;
 }
@@ -195,6 +196,76 @@ static int gc_image(struct gc *g, const char *hex)
 	return gc_remove_file(g, rel, name);
 }
 
+static bool strv_has(char **v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* Remove the blobs no name and no remaining image's metadata refers
+ * to. Imports write their blobs before the names (under the shared lock
+ * gc excludes), so none of theirs is in between. */
+static int gc_blobs(struct gc *g, const struct store_names *t,
+		    const hex_t *digests, size_t n)
+{
+	cfs_store *s = g->s;
+	_cleanup_(closedirp) DIR *d = NULL;
+	char **keep = NULL;
+	size_t n_keep = 0;
+	struct dirent *de;
+	int r = 0, fd;
+
+	if (s->blobs_fd < 0)
+		return 0;
+	for (size_t i = 0; r == 0 && i < t->n; i++) {
+		if (t->v[i].config)
+			r = store_strv_add(&keep, &n_keep, t->v[i].config + 7);
+		if (r == 0 && t->v[i].manifest)
+			r = store_strv_add(&keep, &n_keep,
+					   t->v[i].manifest + 7);
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		cfs_store_image meta = { 0 };
+		if (!names_has_digest(t, digests[i]) &&
+		    !store_image_busy(s, digests[i]))
+			continue;
+		if (store_meta_read(s, digests[i], &meta) < 0)
+			continue;
+		if (store_blob_digest_valid(meta.config_digest))
+			r = store_strv_add(&keep, &n_keep,
+					   meta.config_digest + 7);
+		if (r == 0 && store_blob_digest_valid(meta.manifest_digest))
+			r = store_strv_add(&keep, &n_keep,
+					   meta.manifest_digest + 7);
+		cfs_store_image_clear(&meta);
+	}
+	fd = r < 0 ? -1 :
+		     openat(s->blobs_fd, ".",
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r == 0 && (fd < 0 || !(d = fdopendir(fd)))) {
+		r = cfs_error_errno(errno, "store %s: blobs/sha256", s->root);
+		cfs_closep(&fd);
+	}
+	while (r == 0 && (de = readdir(d))) {
+		char rel[300];
+
+		if (strlen(de->d_name) != CFS_DIGEST_HEX_SIZE ||
+		    !store_is_hex(de->d_name, true) ||
+		    strv_has(keep, n_keep, de->d_name))
+			continue; /* kept, or a stray for fsck */
+		snprintf(rel, sizeof(rel), "blobs/sha256/%s", de->d_name);
+		r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
+		if (r == 0 && !g->dry_run &&
+		    unlinkat(s->blobs_fd, de->d_name, 0) < 0 && errno != ENOENT)
+			r = cfs_error_errno(errno, "store %s: removing %s",
+					    s->root, rel);
+	}
+	store_strv_free(keep, n_keep);
+	return r;
+}
+
 static int do_gc(struct gc *g)
 {
 	cfs_store *s = g->s;
@@ -234,6 +305,8 @@ static int do_gc(struct gc *g)
 	}
 	if (r == 0)
 		r = walk_objects(s, gc_object, g);
+	if (r == 0)
+		r = gc_blobs(g, &t, digests, n);
 	free(digests);
 	store_names_clear(&t);
 	return r;
@@ -288,6 +361,8 @@ struct fsck {
 	bool names_bad;
 	char **drop_names; /* names to remove on repair */
 	size_t n_drop_names;
+	char **bad_blobs; /* hex names of corrupt blobs */
+	size_t n_bad_blobs;
 };
 
 __attribute__((format(printf, 4, 5))) static int problem(struct fsck *f,
@@ -415,12 +490,12 @@ static int drop_image(struct fsck *f, const char *hex, size_t first)
 		return cfs_error_errno(errno, "store %s: images/%s", f->s->root,
 				       name);
 	for (size_t i = 0; i < f->names.n; i++) {
-		if (strcmp(f->names.digests[i], hex) != 0)
+		if (strcmp(f->names.v[i].digest, hex) != 0)
 			continue;
 		r = store_strv_add(&f->drop_names, &f->n_drop_names,
-				   f->names.names[i]);
+				   f->names.v[i].name);
 		if (r == 0)
-			r = problem(f, "dangling-name", f->names.names[i],
+			r = problem(f, "dangling-name", f->names.v[i].name,
 				    "named the removed image %s", hex);
 		if (r < 0)
 			return r;
@@ -597,40 +672,125 @@ static int check_images_dir(struct fsck *f)
 	return r;
 }
 
+static bool name_dropped(const struct fsck *f, const char *name)
+{
+	for (size_t j = 0; j < f->n_drop_names; j++)
+		if (strcmp(f->drop_names[j], name) == 0)
+			return true;
+	return false;
+}
+
+/* Is blob @digest there with the right content? */
+static bool blob_ok(const struct fsck *f, const char *digest)
+{
+	for (size_t i = 0; i < f->n_bad_blobs; i++)
+		if (strcmp(f->bad_blobs[i], digest + 7) == 0)
+			return false;
+	return f->s->blobs_fd >= 0 && faccessat(f->s->blobs_fd, digest + 7,
+						F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static int drop_name(struct fsck *f, const char *name)
+{
+	int r = 0;
+
+	if (repairing(f)) {
+		r = store_strv_add(&f->drop_names, &f->n_drop_names, name);
+		if (r == 0)
+			repaired(f);
+	}
+	return r;
+}
+
 static int check_names(struct fsck *f)
 {
 	cfs_store *s = f->s;
 
 	for (size_t i = 0; i < f->names.n; i++) {
+		const struct store_name *e = &f->names.v[i];
 		char name[CFS_DIGEST_HEX_SIZE + 8];
+		const char *blob = NULL;
 		int r;
 
-		snprintf(name, sizeof(name), "%s.cfs", f->names.digests[i]);
-		if (faccessat(s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) ==
-		    0)
-			continue;
 		/* Already reported with the image repair removed. */
-		if (repairing(f)) {
-			bool dropped = false;
-			for (size_t j = 0; j < f->n_drop_names; j++)
-				if (strcmp(f->drop_names[j],
-					   f->names.names[i]) == 0)
-					dropped = true;
-			if (dropped)
-				continue;
-		}
-		r = problem(f, "dangling-name", f->names.names[i],
-			    "names the missing image %s", f->names.digests[i]);
-		if (r == 0 && repairing(f)) {
-			r = store_strv_add(&f->drop_names, &f->n_drop_names,
-					   f->names.names[i]);
+		if (repairing(f) && name_dropped(f, e->name))
+			continue;
+		snprintf(name, sizeof(name), "%s.cfs", e->digest);
+		if (faccessat(s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) <
+		    0) {
+			r = problem(f, "dangling-name", e->name,
+				    "names the missing image %s", e->digest);
 			if (r == 0)
-				repaired(f);
+				r = drop_name(f, e->name);
+			if (r < 0)
+				return r;
+			continue;
 		}
+		if (e->config && !blob_ok(f, e->config))
+			blob = e->config;
+		else if (e->manifest && !blob_ok(f, e->manifest))
+			blob = e->manifest;
+		if (!blob)
+			continue;
+		/* Without its config the name cannot be served as the
+		 * image it was imported as: a re-import restores it. */
+		r = problem(f, "missing-blob", e->name,
+			    "the %s %s it was imported with is missing or "
+			    "corrupt",
+			    blob == e->config ? "config" : "manifest", blob);
+		if (r == 0)
+			r = drop_name(f, e->name);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+/* Every file in blobs/sha256/ is named by the SHA-256 of its content. */
+static int check_blobs(struct fsck *f)
+{
+	cfs_store *s = f->s;
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int r = 0, fd;
+
+	if (s->blobs_fd < 0)
+		return 0;
+	fd = openat(s->blobs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: blobs/sha256", s->root);
+		cfs_closep(&fd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		_cleanup_free_ char *buf = NULL;
+		char digest[8 + NAME_MAX + 1], rel[300];
+		size_t len;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(rel, sizeof(rel), "blobs/sha256/%s", de->d_name);
+		snprintf(digest, sizeof(digest), "sha256:%s", de->d_name);
+		if (!store_blob_digest_valid(digest)) {
+			r = problem(f, "stray-file", rel, "not a blob");
+			if (r == 0 && repairing(f))
+				r = remove_rel(f, s->blobs_fd, de->d_name);
+			continue;
+		}
+		r = store_blob_read(s, digest, &buf, &len);
+		if (r == 0)
+			continue;
+		if (r == -ENOMEM)
+			return r;
+		r = store_strv_add(&f->bad_blobs, &f->n_bad_blobs, de->d_name);
+		if (r == 0)
+			r = problem(f, "corrupt-blob", rel, "%s",
+				    cfs_error_message());
+		if (r == 0 && repairing(f))
+			r = remove_rel(f, s->blobs_fd, de->d_name);
+	}
+	return r;
 }
 
 static int check_tmp(struct fsck *f)
@@ -727,7 +887,9 @@ static int do_fsck(struct fsck *f)
 	if (r < 0)
 		return r;
 	store_objset_finish(&f->corrupt);
-	r = check_images_dir(f);
+	r = check_blobs(f);
+	if (r == 0)
+		r = check_images_dir(f);
 	if (r == 0)
 		r = check_names(f);
 	if (r == 0 && repairing(f))
@@ -755,6 +917,7 @@ int cfs_store_fsck(cfs_store *s, unsigned int flags, cfs_store_fsck_result *res)
 	store_objset_clear(&f.corrupt);
 	store_names_clear(&f.names);
 	store_strv_free(f.drop_names, f.n_drop_names);
+	store_strv_free(f.bad_blobs, f.n_bad_blobs);
 	if (r < 0)
 		cfs_store_fsck_result_clear(res);
 	return r;

@@ -164,36 +164,48 @@ static int staged_move(struct import *im, int subfd, const char *sub,
 	return 0;
 }
 
-/* The OCI config of @source as JSON, or NULL for other sources. */
-static int read_config(const char *source, const char *platform,
-		       const char *config_digest, json_object **out)
+/*
+ * The OCI image @source names, read again after the conversion for its
+ * raw config and manifest (NULL for other sources). It must still be the
+ * image the conversion saw.
+ */
+static int read_oci(const char *source, const char *platform,
+		    const cfs_convert_stats *stats, struct cfs_oci_image **out,
+		    json_object **config)
 {
 	struct cfs_oci_image *img = NULL;
 	struct json_tokener *tok;
 	int r;
 
 	*out = NULL;
-	if (!cfs_oci_is_source(source))
+	*config = NULL;
+	if (!cfs_oci_is_source(source) || !stats->config_digest[0])
 		return 0;
 	r = cfs_oci_open(&img, source, platform);
 	if (r < 0)
 		return r;
 	if (!img->config || !img->config_digest ||
-	    strcmp(img->config_digest, config_digest) != 0) {
+	    strcmp(img->config_digest, stats->config_digest) != 0 ||
+	    strcmp(img->manifest_digest ? img->manifest_digest : "",
+		   stats->manifest_digest) != 0) {
 		cfs_oci_free(img);
 		return cfs_error(EAGAIN, "%s: changed during the import",
 				 source);
 	}
 	tok = json_tokener_new();
 	if (tok) {
-		*out = json_tokener_parse_ex(tok, (const char *)img->config,
-					     (int)img->config_len);
+		*config = json_tokener_parse_ex(tok, (const char *)img->config,
+						(int)img->config_len);
 		json_tokener_free(tok);
 	}
-	cfs_oci_free(img);
 	/* The converter accepted this config: failing to parse it here can
 	 * only be memory. */
-	return *out ? 0 : -ENOMEM;
+	if (!*config) {
+		cfs_oci_free(img);
+		return -ENOMEM;
+	}
+	*out = img;
+	return 0;
 }
 
 static int64_t import_time(void)
@@ -281,8 +293,11 @@ static int write_meta(struct import *im, const char *source,
 	return 0;
 }
 
-static int add_names(struct import *im, const cfs_store_import_options *opts)
+static int add_names(struct import *im, const cfs_store_import_options *opts,
+		     const struct cfs_oci_image *oci)
 {
+	const char *config = oci ? oci->config_digest : NULL;
+	const char *manifest = oci ? oci->manifest_digest : NULL;
 	struct store_names t;
 	int lockfd, r;
 
@@ -293,7 +308,8 @@ static int add_names(struct import *im, const cfs_store_import_options *opts)
 		return lockfd;
 	r = store_names_read(im->s, &t);
 	for (size_t i = 0; r == 0 && i < opts->n_names; i++)
-		r = store_names_set(&t, opts->names[i], im->res.digest);
+		r = store_names_set(&t, opts->names[i], im->res.digest, config,
+				    manifest);
 	if (r == 0)
 		r = store_names_write(im->s, &im->w, &t);
 	store_names_clear(&t);
@@ -327,6 +343,7 @@ static int do_import(struct import *im, const char *source,
 	_cleanup_free_ char *staging = NULL;
 	_cleanup_close_ int stage_fd = -1, img_fd = -1;
 	json_object *config = NULL;
+	struct cfs_oci_image *oci = NULL;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	char image_name[CFS_DIGEST_HEX_SIZE + 8];
 	cfs_inode *root = NULL;
@@ -359,12 +376,9 @@ static int do_import(struct import *im, const char *source,
 	im->res.objects = set.n;
 	for (size_t i = 0; i < set.n; i++)
 		im->res.object_bytes += set.v[i].size;
-	if (stats.config_digest[0]) {
-		r = read_config(source, opts->platform, stats.config_digest,
-				&config);
-		if (r < 0)
-			goto out;
-	}
+	r = read_oci(source, opts->platform, &stats, &oci, &config);
+	if (r < 0)
+		goto out;
 
 	/* 2: the image, then fs-verity on everything new. */
 	img_fd = openat(im->w.fd, "image.cfs",
@@ -433,6 +447,16 @@ static int do_import(struct import *im, const char *source,
 	}
 	im->res.verity = all_verity(s, image_name, &set);
 
+	/* The raw config and manifest, for the names to point at. */
+	if (oci)
+		r = store_blob_write(s, &im->w, oci->config_digest, oci->config,
+				     oci->config_len);
+	if (r == 0 && oci && oci->manifest)
+		r = store_blob_write(s, &im->w, oci->manifest_digest,
+				     oci->manifest, oci->manifest_len);
+	if (r < 0)
+		goto out;
+
 	/* 5: metadata (unless a complete import was there), names. */
 	snprintf(image_name, sizeof(image_name), "%s.json", im->res.digest);
 	if (faccessat(s->images_fd, image_name, F_OK, AT_SYMLINK_NOFOLLOW) <
@@ -444,8 +468,9 @@ static int do_import(struct import *im, const char *source,
 		if (r < 0)
 			goto out;
 	}
-	r = add_names(im, opts);
+	r = add_names(im, opts, oci);
 out:
+	cfs_oci_free(oci);
 	json_object_put(config);
 	store_objset_clear(&set);
 	cfs_inode_unref(root);

@@ -199,6 +199,133 @@ bool store_image_busy(cfs_store *s, const char *hex)
 	return false;
 }
 
+/* Undo mountinfo's octal escapes (\040 and the like) in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* Does one of the overlay lower layers in @opts (its super options) stat
+ * to an inode of @roots? */
+static bool lowers_hit(char *opts, const struct stat *roots, size_t n)
+{
+	char *l = strstr(opts, "lowerdir=");
+
+	if (!l || (l != opts && l[-1] != ','))
+		return false;
+	l += strlen("lowerdir=");
+	l[strcspn(l, ",")] = '\0';
+	unescape_octal(l);
+	for (char *p = l, *end; *p; p = end) {
+		struct stat st;
+
+		/* Layers are ':'-separated ("\:" inside a path), data-only
+		 * ones after "::". */
+		end = p;
+		while (*end && *end != ':')
+			end += end[0] == '\\' && end[1] ? 2 : 1;
+		if (*end)
+			*end++ = '\0';
+		if (*p != '/' || stat(p, &st) < 0)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (st.st_dev == roots[i].st_dev &&
+			    st.st_ino == roots[i].st_ino)
+				return true;
+	}
+	return false;
+}
+
+int store_image_user(cfs_store *s, const char *hex, char **user_out)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	_cleanup_free_ struct stat *roots = NULL;
+	_cleanup_free_ char *line = NULL;
+	FILE *mi = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int mfd = open_mounts(s, false), found = 0;
+
+	*user_out = NULL;
+	if (mfd < 0)
+		return 0;
+	d = fdopendir(mfd);
+	if (!d) {
+		close(mfd);
+		return -errno;
+	}
+	/* The roots of this image's mounts... */
+	while ((de = readdir(d))) {
+		struct mount_record rec;
+		size_t len = strlen(de->d_name);
+		struct stat st;
+
+		if (len != MOUNT_ID_HEX + 5 ||
+		    strcmp(de->d_name + MOUNT_ID_HEX, ".json") != 0 ||
+		    record_read(dirfd(d), de->d_name, &rec) < 0)
+			continue;
+		if (strcmp(rec.image, hex) == 0 && is_mount_root(rec.target) &&
+		    stat(rec.target, &st) == 0) {
+			if (n == cap) {
+				struct stat *v = realloc(
+					roots,
+					(cap = cap ? 2 * cap : 4) * sizeof(*v));
+				if (!v) {
+					mount_record_clear(&rec);
+					return -ENOMEM;
+				}
+				roots = v;
+			}
+			roots[n++] = st;
+		}
+		mount_record_clear(&rec);
+	}
+	if (n == 0)
+		return 0;
+	/* ...as a lower layer of an overlay mount (a container's root). */
+	mi = fopen("/proc/self/mountinfo", "re");
+	if (!mi)
+		return cfs_error_errno(errno, "/proc/self/mountinfo");
+	cap = 0;
+	while (!found && getline(&line, &cap, mi) > 0) {
+		char *sep = strstr(line, " - overlay "), *f = line, *mp = NULL;
+
+		if (!sep)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		/* Field 5 is the mount point; after " - overlay SOURCE " come
+		 * the super options. */
+		for (int i = 0; i < 4 && f; i++)
+			f = strchr(f, ' ') ? strchr(f, ' ') + 1 : NULL;
+		if (f) {
+			mp = f;
+			f = strchr(f, ' ');
+			if (f)
+				*f = '\0';
+		}
+		sep = strchr(sep + strlen(" - overlay "), ' ');
+		if (!mp || !sep || !lowers_hit(sep + 1, roots, n))
+			continue;
+		unescape_octal(mp);
+		*user_out = strdup(mp);
+		found = *user_out ? 1 : -ENOMEM;
+	}
+	fclose(mi);
+	return found;
+}
+
 /* Make mounts/<id>/@sub unless it exists; *@created tells which. */
 static int make_dir(cfs_store *s, int dfd, const char *rel, const char *sub,
 		    bool *created)

@@ -9,8 +9,10 @@
 #include <cfs/image.h>
 #include <cfs/store.h>
 
-/* Version of names.json and images/<digest>.json (store format). */
+/* Version of images/<digest>.json. */
 #define STORE_FORMAT_VERSION 1
+/* Version of names.json written; version 1 (NAME: DIGEST) is read too. */
+#define STORE_NAMES_VERSION 2
 /* Largest names.json or metadata file read: a name table of 100000 long
  * names stays below; the limit keeps a damaged file from eating memory. */
 #define STORE_JSON_MAX (64 * 1024 * 1024)
@@ -21,6 +23,7 @@ struct cfs_store {
 	char *root;
 	char *objects_path;
 	int root_fd, objects_fd, images_fd, tmp_fd;
+	int blobs_fd; /* blobs/sha256; -1 if absent (read-only open) */
 	int lock_fd; /* ROOT/lock, flock'ed shared or exclusive */
 };
 
@@ -52,9 +55,18 @@ int store_rm_rf_at(int dirfd, const char *name);
 
 /* ---- names.json ------------------------------------------------------ */
 
+/* Each name points at an image and, for an OCI import, at the config
+ * and manifest it came with ("sha256:<hex>" in blobs/sha256/, or NULL):
+ * images with the same tree but different configs share one image. */
+struct store_name {
+	char *name;
+	char digest[CFS_DIGEST_HEX_SIZE + 1];
+	char *config; /* "sha256:<hex>" or NULL */
+	char *manifest; /* "sha256:<hex>" or NULL */
+};
+
 struct store_names {
-	char **names;
-	char **digests; /* 64 hex each */
+	struct store_name *v;
 	size_t n;
 };
 
@@ -64,12 +76,30 @@ int store_names_read(cfs_store *s, struct store_names *t);
 int store_names_write(cfs_store *s, struct store_writer *w,
 		      const struct store_names *t);
 void store_names_clear(struct store_names *t);
-/* Set (or move) @name; remove it (-ENOENT if absent). */
-int store_names_set(struct store_names *t, const char *name,
-		    const char *digest);
+/* Set (or move) @name to @digest with its OCI @config and @manifest
+ * digests (each "sha256:<hex>" or NULL); remove it (-ENOENT if absent). */
+int store_names_set(struct store_names *t, const char *name, const char *digest,
+		    const char *config, const char *manifest);
 int store_names_del(struct store_names *t, const char *name);
+/* The entry of @name or NULL (borrowed). */
+const struct store_name *store_names_find(const struct store_names *t,
+					  const char *name);
 /* The digest of @name or NULL (borrowed). */
 const char *store_names_get(const struct store_names *t, const char *name);
+
+/* ---- blobs/sha256: raw OCI configs and manifests ----------------------- */
+
+/* Is @digest "sha256:" and 64 lower-case hex digits? */
+bool store_blob_digest_valid(const char *digest);
+/* Read blob @digest ("sha256:<hex>") and check its SHA-256: -ENOENT if
+ * absent, -EBADMSG (with a message) if its content does not match. */
+int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len);
+/* Store @len bytes as the blob @digest (their SHA-256, checked) via the
+ * writer's directory: fsync'ed, renamed into place unless present. */
+int store_blob_write(cfs_store *s, struct store_writer *w, const char *digest,
+		     const void *data, size_t len);
+/* SHA-256 of @len bytes as "sha256:<hex>" (72 bytes with the NUL). */
+int store_sha256_digest(const void *data, size_t len, char out[72]);
 
 /* ---- objects an image references -------------------------------------- */
 
@@ -115,5 +145,13 @@ void store_strv_free(char **v, size_t n);
  * Implemented in mount.c; gc and fsck --repair call it.
  */
 bool store_image_busy(cfs_store *s, const char *hex);
+
+/*
+ * Is a mount of the image (made by cfs_store_mount()) a lower layer of
+ * an overlay mount, such as the root of a podman container running on
+ * the image through the AIS? 1 and *@user_out (free it) = that overlay's
+ * mount point, 0 if none. Implemented in mount.c.
+ */
+int store_image_user(cfs_store *s, const char *hex, char **user_out);
 
 #endif

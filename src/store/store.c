@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,7 @@ void cfs_store_free(cfs_store *s)
 	cfs_closep(&s->objects_fd);
 	cfs_closep(&s->images_fd);
 	cfs_closep(&s->tmp_fd);
+	cfs_closep(&s->blobs_fd);
 	cfs_closep(&s->lock_fd);
 	free(s->objects_path);
 	free(s->root);
@@ -194,6 +196,7 @@ int cfs_store_open(cfs_store **out, const char *root,
 	if (!s)
 		return -ENOMEM;
 	s->root_fd = s->objects_fd = s->images_fd = s->tmp_fd = s->lock_fd = -1;
+	s->blobs_fd = -1;
 	s->root = strdup(root);
 	if (!s->root || asprintf(&s->objects_path, "%s/objects", root) < 0) {
 		s->objects_path = NULL;
@@ -221,6 +224,21 @@ int cfs_store_open(cfs_store **out, const char *root,
 		r = open_subdir(s, "tmp", create, &s->tmp_fd);
 	if (r < 0)
 		goto fail;
+	/* blobs/ came with names.json version 2: a read-only user of an
+	 * older store finds none. */
+	if (create) {
+		int fd = -1;
+		r = open_subdir(s, "blobs", true, &fd);
+		cfs_closep(&fd);
+		if (r == 0)
+			r = open_subdir(s, "blobs/sha256", true, &s->blobs_fd);
+		if (r < 0)
+			goto fail;
+	} else {
+		s->blobs_fd =
+			openat(s->root_fd, "blobs/sha256",
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
 	/* The lock files are created even by readers that never lock: they
 	 * are part of the layout, not of any one operation. */
 	s->lock_fd = openat(s->root_fd, "lock",
@@ -455,6 +473,91 @@ int store_clean_tmp(cfs_store *s, bool strays, bool dry_run, char ***paths,
 	return r;
 }
 
+/* ---- blobs/sha256 ------------------------------------------------------ */
+
+bool store_blob_digest_valid(const char *digest)
+{
+	return digest && strncmp(digest, "sha256:", 7) == 0 &&
+	       store_is_hex(digest + 7, true);
+}
+
+int store_sha256_digest(const void *data, size_t len, char out[72])
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 ||
+	    n != CFS_DIGEST_SIZE)
+		return cfs_error(EIO, "SHA-256 failed");
+	memcpy(out, "sha256:", 7);
+	cfs_digest_to_hex(md, out + 7);
+	return 0;
+}
+
+int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len)
+{
+	_cleanup_free_ char *buf = NULL;
+	char got[72];
+	size_t n;
+	int r;
+
+	if (!store_blob_digest_valid(digest))
+		return -EINVAL;
+	if (s->blobs_fd < 0)
+		return -ENOENT;
+	r = read_small_file(s->blobs_fd, digest + 7, &buf, &n);
+	if (r < 0)
+		return r == -ENOENT ?
+			       r :
+			       cfs_error_errno(-r, "store %s: blobs/sha256/%s",
+					       s->root, digest + 7);
+	r = store_sha256_digest(buf, n, got);
+	if (r < 0)
+		return r;
+	if (strcmp(got, digest) != 0)
+		return cfs_error(EBADMSG,
+				 "store %s: blobs/sha256/%s: content has "
+				 "digest %s",
+				 s->root, digest + 7, got);
+	*out = TAKE_PTR(buf);
+	*len = n;
+	return 0;
+}
+
+int store_blob_write(cfs_store *s, struct store_writer *w, const char *digest,
+		     const void *data, size_t len)
+{
+	_cleanup_close_ int fd = -1;
+	char got[72];
+	int r;
+
+	r = store_sha256_digest(data, len, got);
+	if (r < 0)
+		return r;
+	if (strcmp(got, digest) != 0)
+		return cfs_error(EINVAL, "blob %s: content has digest %s",
+				 digest, got);
+	if (faccessat(s->blobs_fd, digest + 7, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	fd = openat(w->fd, digest + 7, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+		    0644);
+	r = fd < 0 ? -errno : cfs_write_all(fd, data, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	/* A racing writer of the same blob may have been first. */
+	if (r == 0 &&
+	    renameat2(w->fd, digest + 7, s->blobs_fd, digest + 7,
+		      RENAME_NOREPLACE) < 0 &&
+	    errno != EEXIST)
+		r = -errno;
+	if (r == 0 && fsync(s->blobs_fd) < 0)
+		r = -errno;
+	if (r < 0)
+		return cfs_error_errno(-r, "store %s: blobs/sha256/%s", s->root,
+				       digest + 7);
+	return 0;
+}
+
 /* ---- names.json ------------------------------------------------------ */
 
 bool cfs_store_name_valid(const char *name)
@@ -475,57 +578,77 @@ bool cfs_store_name_valid(const char *name)
 void store_names_clear(struct store_names *t)
 {
 	for (size_t i = 0; i < t->n; i++) {
-		free(t->names[i]);
-		free(t->digests[i]);
+		free(t->v[i].name);
+		free(t->v[i].config);
+		free(t->v[i].manifest);
 	}
-	free(t->names);
-	free(t->digests);
+	free(t->v);
 	memset(t, 0, sizeof(*t));
 }
 
 static size_t names_find(const struct store_names *t, const char *name)
 {
 	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->names[i], name) == 0)
+		if (strcmp(t->v[i].name, name) == 0)
 			return i;
 	return (size_t)-1;
 }
 
-const char *store_names_get(const struct store_names *t, const char *name)
+const struct store_name *store_names_find(const struct store_names *t,
+					  const char *name)
 {
 	size_t i = names_find(t, name);
 
-	return i == (size_t)-1 ? NULL : t->digests[i];
+	return i == (size_t)-1 ? NULL : &t->v[i];
 }
 
-int store_names_set(struct store_names *t, const char *name, const char *digest)
+const char *store_names_get(const struct store_names *t, const char *name)
+{
+	const struct store_name *e = store_names_find(t, name);
+
+	return e ? e->digest : NULL;
+}
+
+static int strdup_opt(const char *src, char **dst)
+{
+	*dst = NULL;
+	if (src && !(*dst = strdup(src)))
+		return -ENOMEM;
+	return 0;
+}
+
+int store_names_set(struct store_names *t, const char *name, const char *digest,
+		    const char *config, const char *manifest)
 {
 	size_t i = names_find(t, name);
-	char *d = strdup(digest), *n;
-	char **nn, **nd;
+	struct store_name e = { 0 };
 
-	if (!d)
+	if (strlen(digest) != CFS_DIGEST_HEX_SIZE)
+		return -EINVAL;
+	memcpy(e.digest, digest, CFS_DIGEST_HEX_SIZE + 1);
+	if (strdup_opt(config, &e.config) < 0 ||
+	    strdup_opt(manifest, &e.manifest) < 0 ||
+	    (i == (size_t)-1 && !(e.name = strdup(name)))) {
+		free(e.config);
+		free(e.manifest);
 		return -ENOMEM;
+	}
 	if (i != (size_t)-1) {
-		free(t->digests[i]);
-		t->digests[i] = d;
+		free(t->v[i].config);
+		free(t->v[i].manifest);
+		e.name = t->v[i].name;
+		t->v[i] = e;
 		return 0;
 	}
-	n = strdup(name);
-	nn = realloc(t->names, (t->n + 1) * sizeof(*nn));
-	if (nn)
-		t->names = nn;
-	nd = realloc(t->digests, (t->n + 1) * sizeof(*nd));
-	if (nd)
-		t->digests = nd;
-	if (!n || !nn || !nd) {
-		free(n);
-		free(d);
+	struct store_name *nv = realloc(t->v, (t->n + 1) * sizeof(*nv));
+	if (!nv) {
+		free(e.name);
+		free(e.config);
+		free(e.manifest);
 		return -ENOMEM;
 	}
-	t->names[t->n] = n;
-	t->digests[t->n] = d;
-	t->n++;
+	t->v = nv;
+	t->v[t->n++] = e;
 	return 0;
 }
 
@@ -535,13 +658,44 @@ int store_names_del(struct store_names *t, const char *name)
 
 	if (i == (size_t)-1)
 		return -ENOENT;
-	free(t->names[i]);
-	free(t->digests[i]);
+	free(t->v[i].name);
+	free(t->v[i].config);
+	free(t->v[i].manifest);
 	t->n--;
-	memmove(t->names + i, t->names + i + 1, (t->n - i) * sizeof(char *));
-	memmove(t->digests + i, t->digests + i + 1,
-		(t->n - i) * sizeof(char *));
+	memmove(t->v + i, t->v + i + 1, (t->n - i) * sizeof(*t->v));
 	return 0;
+}
+
+/* One entry of names.json: "DIGEST" (version 1) or {"image": DIGEST,
+ * "config": "sha256:...", "manifest": "sha256:..."} (version 2). */
+static int names_parse_entry(struct store_names *t, const char *key,
+			     json_object *val, int version)
+{
+	const char *d = NULL, *config = NULL, *manifest = NULL;
+	json_object *v;
+
+	if (!cfs_store_name_valid(key))
+		return -EBADMSG;
+	if (version == 1 && json_object_is_type(val, json_type_string)) {
+		d = json_object_get_string(val);
+	} else if (version == 2 && json_object_is_type(val, json_type_object)) {
+		if (json_object_object_get_ex(val, "image", &v) &&
+		    json_object_is_type(v, json_type_string))
+			d = json_object_get_string(v);
+		if (json_object_object_get_ex(val, "config", &v)) {
+			config = json_object_get_string(v);
+			if (!store_blob_digest_valid(config))
+				return -EBADMSG;
+		}
+		if (json_object_object_get_ex(val, "manifest", &v)) {
+			manifest = json_object_get_string(v);
+			if (!store_blob_digest_valid(manifest))
+				return -EBADMSG;
+		}
+	}
+	if (!d || !store_is_hex(d, true))
+		return -EBADMSG;
+	return store_names_set(t, key, d, config, manifest);
 }
 
 int store_names_read(cfs_store *s, struct store_names *t)
@@ -550,7 +704,7 @@ int store_names_read(cfs_store *s, struct store_names *t)
 	_cleanup_free_ char *buf = NULL;
 	json_object *names, *v;
 	size_t len;
-	int r;
+	int version, r;
 
 	memset(t, 0, sizeof(*t));
 	r = read_small_file(s->root_fd, "names.json", &buf, &len);
@@ -561,28 +715,26 @@ int store_names_read(cfs_store *s, struct store_names *t)
 	r = parse_json(&o, buf, len, "names.json");
 	if (r < 0)
 		return cfs_error_prefix(-r, "store %s", s->root);
-	if (!json_object_object_get_ex(o, "version", &v) ||
-	    json_object_get_int(v) != STORE_FORMAT_VERSION ||
+	version = json_object_object_get_ex(o, "version", &v) ?
+			  json_object_get_int(v) :
+			  0;
+	if ((version != 1 && version != STORE_NAMES_VERSION) ||
 	    !json_object_object_get_ex(o, "names", &names) ||
 	    !json_object_is_type(names, json_type_object))
 		return cfs_error(EBADMSG,
-				 "store %s: names.json: no version %d "
+				 "store %s: names.json: no version 1 or %d "
 				 "\"names\" object",
-				 s->root, STORE_FORMAT_VERSION);
+				 s->root, STORE_NAMES_VERSION);
 	json_object_object_foreach(names, key, val)
 	{
-		const char *d = json_object_get_string(val);
-		if (!json_object_is_type(val, json_type_string) ||
-		    !cfs_store_name_valid(key) || !store_is_hex(d, true)) {
+		r = names_parse_entry(t, key, val, version);
+		if (r < 0) {
 			store_names_clear(t);
+			if (r == -ENOMEM)
+				return r;
 			return cfs_error(EBADMSG,
 					 "store %s: names.json: bad entry '%s'",
 					 s->root, key);
-		}
-		r = store_names_set(t, key, d);
-		if (r < 0) {
-			store_names_clear(t);
-			return r;
 		}
 	}
 	return 0;
@@ -593,11 +745,17 @@ static int strp_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct store_name *)a)->name,
+		      ((const struct store_name *)b)->name);
+}
+
 int store_names_write(cfs_store *s, struct store_writer *w,
 		      const struct store_names *t)
 {
 	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
-	_cleanup_free_ char **sorted = NULL;
+	_cleanup_free_ struct store_name *sorted = NULL;
 	json_object *names = json_object_new_object();
 	int r;
 
@@ -606,18 +764,31 @@ int store_names_write(cfs_store *s, struct store_writer *w,
 		return -ENOMEM;
 	}
 	json_object_object_add(o, "version",
-			       json_object_new_int(STORE_FORMAT_VERSION));
+			       json_object_new_int(STORE_NAMES_VERSION));
 	json_object_object_add(o, "names", names);
 	/* Sorted, so that the same table is always the same bytes. */
 	sorted = malloc((t->n ? t->n : 1) * sizeof(*sorted));
 	if (!sorted)
 		return -ENOMEM;
-	memcpy(sorted, t->names, t->n * sizeof(*sorted));
-	qsort(sorted, t->n, sizeof(*sorted), strp_cmp);
-	for (size_t i = 0; i < t->n; i++)
+	if (t->n)
+		memcpy(sorted, t->v, t->n * sizeof(*sorted));
+	qsort(sorted, t->n, sizeof(*sorted), name_cmp);
+	for (size_t i = 0; i < t->n; i++) {
+		json_object *e = json_object_new_object();
+		if (!e)
+			return -ENOMEM;
+		json_object_object_add(names, sorted[i].name, e);
 		json_object_object_add(
-			names, sorted[i],
-			json_object_new_string(store_names_get(t, sorted[i])));
+			e, "image", json_object_new_string(sorted[i].digest));
+		if (sorted[i].config)
+			json_object_object_add(
+				e, "config",
+				json_object_new_string(sorted[i].config));
+		if (sorted[i].manifest)
+			json_object_object_add(
+				e, "manifest",
+				json_object_new_string(sorted[i].manifest));
+	}
 	r = write_small_file(w, "names.json",
 			     json_object_to_json_string_ext(
 				     o,
@@ -892,9 +1063,9 @@ static int describe(cfs_store *s, const char *hex, const struct store_names *t,
 		return cfs_error_prefix(-r, "store %s", s->root);
 	}
 	for (size_t i = 0; i < t->n; i++) {
-		if (strcmp(t->digests[i], hex) != 0)
+		if (strcmp(t->v[i].digest, hex) != 0)
 			continue;
-		r = store_strv_add(&img->names, &img->n_names, t->names[i]);
+		r = store_strv_add(&img->names, &img->n_names, t->v[i].name);
 		if (r < 0) {
 			cfs_store_image_clear(img);
 			return r;
@@ -979,6 +1150,45 @@ static int resolve_names(cfs_store *s, const struct store_names *t,
 	return 0;
 }
 
+/*
+ * A name carries the config and manifest it was imported with: images
+ * with the same tree share one image but not their configs. Make @img
+ * describe them instead of the image's first import.
+ */
+static int describe_name_oci(cfs_store *s, const struct store_name *e,
+			     cfs_store_image *img)
+{
+	char *config = NULL, *cd = NULL, *md = NULL;
+	size_t len;
+	int r;
+
+	if (!e || !e->config)
+		return 0;
+	r = store_blob_read(s, e->config, &config, &len);
+	if (r == -ENOENT)
+		return cfs_error(ENOENT,
+				 "%s: config %s is missing from store %s "
+				 "(cfs-store fsck)",
+				 e->name, e->config, s->root);
+	if (r < 0)
+		return r;
+	cd = strdup(e->config);
+	md = e->manifest ? strdup(e->manifest) : NULL;
+	if (!cd || (e->manifest && !md)) {
+		free(config);
+		free(cd);
+		free(md);
+		return -ENOMEM;
+	}
+	free(img->config);
+	free(img->config_digest);
+	free(img->manifest_digest);
+	img->config = config;
+	img->config_digest = cd;
+	img->manifest_digest = md;
+	return 0;
+}
+
 int cfs_store_resolve(cfs_store *s, const char *ref,
 		      char digest_out[CFS_DIGEST_HEX_SIZE + 1])
 {
@@ -999,6 +1209,7 @@ int cfs_store_inspect(cfs_store *s, const char *ref, cfs_store_image *out)
 	struct store_names t;
 	int r;
 
+	memset(out, 0, sizeof(*out));
 	r = store_names_read(s, &t);
 	if (r < 0)
 		return r;
@@ -1008,6 +1219,10 @@ int cfs_store_inspect(cfs_store *s, const char *ref, cfs_store_image *out)
 		if (r == -ENOENT)
 			r = cfs_error(ENOENT, "%s: image %s is gone", ref, hex);
 	}
+	if (r == 0)
+		r = describe_name_oci(s, store_names_find(&t, ref), out);
+	if (r < 0)
+		cfs_store_image_clear(out);
 	store_names_clear(&t);
 	return r;
 }
@@ -1031,9 +1246,88 @@ int cfs_store_image_path(cfs_store *s, const char *ref, char **path_out,
 
 enum names_op { NAMES_TAG, NAMES_UNTAG, NAMES_REMOVE };
 
-static int names_update(cfs_store *s, enum names_op op, const char *ref,
-			const char *name)
+/* Name the image @hex (which @ref resolved to) @name, with the config
+ * and manifest of @ref if it is a name that has them, else with those of
+ * the image's metadata (if their blobs are there). */
+static int tag_oci(cfs_store *s, struct store_names *t, const char *ref,
+		   const char *hex, const char *name)
 {
+	const struct store_name *e = store_names_find(t, ref);
+	cfs_store_image meta = { 0 };
+	const char *config = NULL, *manifest = NULL;
+	int r;
+
+	if (e && e->config) {
+		/* @e moves if the table grows: copy what it says first. */
+		_cleanup_free_ char *c = e->config ? strdup(e->config) : NULL;
+		_cleanup_free_ char *m =
+			e->manifest ? strdup(e->manifest) : NULL;
+		if ((e->config && !c) || (e->manifest && !m))
+			return -ENOMEM;
+		return store_names_set(t, name, hex, c, m);
+	}
+	r = store_meta_read(s, hex, &meta);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0 && store_blob_digest_valid(meta.config_digest) &&
+	    s->blobs_fd >= 0 &&
+	    faccessat(s->blobs_fd, meta.config_digest + 7, F_OK,
+		      AT_SYMLINK_NOFOLLOW) == 0) {
+		config = meta.config_digest;
+		if (store_blob_digest_valid(meta.manifest_digest) &&
+		    faccessat(s->blobs_fd, meta.manifest_digest + 7, F_OK,
+			      AT_SYMLINK_NOFOLLOW) == 0)
+			manifest = meta.manifest_digest;
+	}
+	r = store_names_set(t, name, hex, config, manifest);
+	cfs_store_image_clear(&meta);
+	return r;
+}
+
+static bool names_have_pair(const struct store_names *t,
+			    const struct store_name *e)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->v[i].digest, e->digest) == 0 &&
+		    !!t->v[i].config == !!e->config &&
+		    (!e->config || strcmp(t->v[i].config, e->config) == 0))
+			return true;
+	return false;
+}
+
+/*
+ * Removing names from @old gave @new: refuse (-EBUSY) if that leaves an
+ * image with a config podman sees through the AIS without a name while a
+ * container runs on it (its mount is an overlay's lower layer): the next
+ * ais sync would pull the image from under the container.
+ */
+static int check_users(cfs_store *s, const struct store_names *old,
+		       const struct store_names *new, const char *ref)
+{
+	for (size_t i = 0; i < old->n; i++) {
+		const struct store_name *e = &old->v[i];
+		_cleanup_free_ char *user = NULL;
+		int r;
+
+		if (names_have_pair(new, e))
+			continue;
+		r = store_image_user(s, e->digest, &user);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			return cfs_error(EBUSY,
+					 "%s: image %.12s is in use by a "
+					 "container (overlay at %s); stop it "
+					 "first, or use --force",
+					 ref, e->digest, user);
+	}
+	return 0;
+}
+
+static int names_update(cfs_store *s, enum names_op op, const char *ref,
+			const char *name, unsigned int flags)
+{
+	struct store_names old = { 0 };
 	struct store_writer w = { .fd = -1 };
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	struct store_names t = { 0 };
@@ -1065,7 +1359,7 @@ static int names_update(cfs_store *s, enum names_op op, const char *ref,
 	case NAMES_TAG:
 		r = resolve_names(s, &t, ref, hex);
 		if (r == 0)
-			r = store_names_set(&t, name, hex);
+			r = tag_oci(s, &t, ref, hex, name);
 		break;
 	case NAMES_UNTAG:
 		r = store_names_del(&t, ref);
@@ -1080,13 +1374,19 @@ static int names_update(cfs_store *s, enum names_op op, const char *ref,
 		}
 		r = resolve_names(s, &t, ref, hex);
 		for (size_t i = t.n; r == 0 && i-- > 0;)
-			if (strcmp(t.digests[i], hex) == 0)
-				r = store_names_del(&t, t.names[i]);
+			if (strcmp(t.v[i].digest, hex) == 0)
+				r = store_names_del(&t, t.v[i].name);
 		break;
+	}
+	if (r == 0 && op != NAMES_TAG && !(flags & CFS_STORE_REMOVE_FORCE)) {
+		r = store_names_read(s, &old);
+		if (r == 0)
+			r = check_users(s, &old, &t, ref);
 	}
 	if (r == 0)
 		r = store_names_write(s, &w, &t);
 out:
+	store_names_clear(&old);
 	store_names_clear(&t);
 	cfs_closep(&lockfd);
 	store_writer_close(s, &w);
@@ -1096,15 +1396,22 @@ out:
 
 int cfs_store_tag(cfs_store *s, const char *ref, const char *name)
 {
-	return names_update(s, NAMES_TAG, ref, name);
+	return names_update(s, NAMES_TAG, ref, name, 0);
 }
 
 int cfs_store_untag(cfs_store *s, const char *name)
 {
-	return names_update(s, NAMES_UNTAG, name, NULL);
+	return names_update(s, NAMES_UNTAG, name, NULL, 0);
 }
 
 int cfs_store_remove(cfs_store *s, const char *ref)
 {
-	return names_update(s, NAMES_REMOVE, ref, NULL);
+	return names_update(s, NAMES_REMOVE, ref, NULL, 0);
+}
+
+int cfs_store_remove_ext(cfs_store *s, const char *ref, unsigned int flags)
+{
+	if (flags & ~CFS_STORE_REMOVE_FORCE)
+		return cfs_error(EINVAL, "invalid remove flags 0x%x", flags);
+	return names_update(s, NAMES_REMOVE, ref, NULL, flags);
 }

@@ -36,6 +36,7 @@ enum {
 	OPT_DELETE_UPPER,
 	OPT_AIS,
 	OPT_RUN,
+	OPT_FORCE,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -57,6 +58,7 @@ static const struct option long_options[] = {
 	{ "delete-upper", no_argument, NULL, OPT_DELETE_UPPER },
 	{ "ais", required_argument, NULL, OPT_AIS },
 	{ "run", required_argument, NULL, OPT_RUN },
+	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -79,7 +81,7 @@ static struct {
 	const char *platform;
 	unsigned int threads;
 	bool json, dry_run, verify, repair;
-	bool writable, delete_upper;
+	bool writable, delete_upper, force;
 	const char *upper, *work;
 	const char *ais, *run;
 	cfs_verity_mode verity;
@@ -101,7 +103,8 @@ static void usage(FILE *out)
 		"  inspect NAME|DIGEST  show what is known about an image\n"
 		"  tag NAME|DIGEST NEWNAME  give an image another name\n"
 		"  rm NAME|DIGEST...  remove names (a digest: all names of the image);\n"
-		"                     gc then removes images left without a name\n"
+		"                     gc then removes images left without a name;\n"
+		"                     refused while a container runs on the image\n"
 		"  gc                 remove unnamed images, unreferenced objects and\n"
 		"                     stale temporaries\n"
 		"  fsck               check the store\n"
@@ -111,6 +114,9 @@ static void usage(FILE *out)
 		"  ais sync           make the AIS directory a podman additional\n"
 		"                     image store of the named images (mounting\n"
 		"                     them); see docs/podman.md\n"
+		"  ais mount-all      mount what the AIS refers to (after a reboot)\n"
+		"  ais unmount-all    unmount it (before shutdown); podman then\n"
+		"                     refuses to run containers on those images\n"
 		"\n"
 		"Images are named by a NAME or any unique prefix of their DIGEST.\n"
 		"\n"
@@ -131,9 +137,11 @@ static void usage(FILE *out)
 		"                     when the image and its objects have fs-verity)\n"
 		"  --digest HEX       mount: the image's fs-verity digest must be HEX\n"
 		"  --delete-upper     umount: also delete the --writable upper dir\n"
+		"  --force            rm: even if a container runs on the image\n"
 		"  --ais DIR          ais: the image store (default: ROOT/ais)\n"
-		"  --run DIR          ais: mount images at DIR/<digest> (default:\n"
-		"                     " CFS_STORE_AIS_DEFAULT_RUN_DIR ")\n"
+		"  --run DIR          ais: mount images at DIR/<digest>, DIR on tmpfs\n"
+		"                     (default: " CFS_STORE_AIS_DEFAULT_RUN_DIR
+		")\n"
 		"  --help             show this help and exit\n"
 		"  --version          show the version and exit\n"
 		"\n"
@@ -388,7 +396,8 @@ static int cmd_rm(cfs_store *s, char **args, int n)
 	int status = 0;
 
 	for (int i = 0; i < n; i++) {
-		int r = cfs_store_remove(s, args[i]);
+		int r = cfs_store_remove_ext(
+			s, args[i], o.force ? CFS_STORE_REMOVE_FORCE : 0);
 		if (r < 0)
 			status = fail("rm", r);
 	}
@@ -537,15 +546,22 @@ static int cmd_ais(cfs_store *s, char **args, int n)
 {
 	cfs_store_ais_options opts = CFS_STORE_AIS_OPTIONS_INIT;
 	cfs_store_ais_result res;
+	const char *what = args[0];
 	int r;
 
-	if (strcmp(args[0], "sync") != 0)
-		return usage_error("ais: unknown subcommand '%s'", args[0]);
+	(void)n;
 	opts.ais_dir = o.ais;
 	opts.run_dir = o.run;
-	r = cfs_store_ais_sync(s, &opts, &res);
-	if (r < 0)
-		return fail("ais sync", r);
+	if (strcmp(what, "sync") == 0)
+		r = cfs_store_ais_sync(s, &opts, &res);
+	else if (strcmp(what, "mount-all") == 0)
+		r = cfs_store_ais_mount_all(s, &opts, &res);
+	else if (strcmp(what, "unmount-all") == 0)
+		r = cfs_store_ais_unmount_all(s, &opts, &res);
+	else
+		return usage_error("ais: unknown subcommand '%s' (sync, "
+				   "mount-all, unmount-all)",
+				   what);
 	if (o.json) {
 		json_object *j = json_object_new_object();
 		json_object_object_add(j, "images", jint(res.images));
@@ -553,14 +569,26 @@ static int cmd_ais(cfs_store *s, char **args, int n)
 		json_object_object_add(j, "skipped", jint(res.skipped));
 		json_object_object_add(j, "unmounted", jint(res.unmounted));
 		json_object_object_add(j, "busy", jint(res.busy));
-		print_json(j);
-	} else {
-		printf("%zu images (%zu newly mounted), %zu without OCI config "
-		       "left out, %zu removed",
+		if (r == 0)
+			print_json(j);
+		else
+			json_object_put(j);
+	} else if (r == 0 && strcmp(what, "sync") == 0) {
+		printf("%zu images (%zu newly mounted), %zu names without OCI "
+		       "config left out, %zu removed",
 		       res.images, res.mounted, res.skipped, res.unmounted);
 		if (res.busy)
 			printf(", %zu gone but still in use", res.busy);
 		putchar('\n');
+	} else if (r == 0) {
+		printf("%zu layers, %zu %s\n", res.images,
+		       what[0] == 'm' ? res.mounted : res.unmounted,
+		       what[0] == 'm' ? "newly mounted" : "unmounted");
+	}
+	if (r < 0) {
+		char label[32];
+		snprintf(label, sizeof(label), "ais %s", what);
+		return fail(label, r);
 	}
 	return 0;
 }
@@ -572,7 +600,7 @@ static const struct command commands[] = {
 	{ "list", 0, 0, BIT(OPT_JSON), cmd_list, false },
 	{ "inspect", 1, 1, BIT(OPT_JSON), cmd_inspect, false },
 	{ "tag", 2, 2, 0, cmd_tag, true },
-	{ "rm", 1, -1, 0, cmd_rm, true },
+	{ "rm", 1, -1, BIT(OPT_FORCE), cmd_rm, true },
 	{ "gc", 0, 0, BIT(OPT_DRY_RUN) | BIT(OPT_JSON), cmd_gc, true },
 	{ "fsck", 0, 0, BIT(OPT_VERIFY) | BIT(OPT_REPAIR) | BIT(OPT_JSON),
 	  cmd_fsck, true },
@@ -672,6 +700,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_RUN:
 			o.run = optarg;
+			break;
+		case OPT_FORCE:
+			o.force = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);

@@ -172,6 +172,48 @@ mkdir -p "$root/tmp/w-999999-0000000000000000"
 echo x > "$root/tmp/w-999999-0000000000000000/image.cfs"
 "${S[@]}" fsck --json | jcheck "j['ok'] and j['cleaned'] == ['tmp/w-999999-0000000000000000']" "stale temp"
 
+step "blobs: raw configs and manifests"
+# repair took hl with its damaged object: import it again.
+"${S[@]}" import "oci:$work/fx/hardlinks" --name hl > /dev/null
+"${S[@]}" gc > /dev/null
+cfg=$("${S[@]}" inspect hl --json | jget "j['config_digest']")
+man=$("${S[@]}" inspect hl --json | jget "j['manifest_digest']")
+for b in "$cfg" "$man"; do
+	f=$root/blobs/sha256/${b#sha256:}
+	[ -f "$f" ] || fail "no blob $b"
+	[ "sha256:$(sha256sum < "$f" | cut -d' ' -f1)" = "$b" ] || fail "blob $b has other content"
+done
+jcheck "j['version'] == 2 and j['names']['hl'] == {'image': '$d1', 'config': '$cfg', 'manifest': '$man'}" \
+	"names.json v2 entry" < "$root/names.json"
+jcheck "list(j['names']['t1']) == ['image']" "a dir: import's name has no config" < "$root/names.json"
+# gc took the blobs of the images it removed.
+[ "$(ls "$root/blobs/sha256" | sort)" = "$(printf '%s\n' "${cfg#sha256:}" "${man#sha256:}" | sort)" ] ||
+	fail "blobs after gc: $(ls "$root/blobs/sha256")"
+"${S[@]}" tag hl hl4
+"${S[@]}" inspect hl4 --json | jcheck "j['config_digest'] == '$cfg' and j['manifest_digest'] == '$man'" "tag keeps the config"
+"${S[@]}" rm hl4
+# A version 1 names.json (NAME: DIGEST) is read; the next change writes 2.
+cp -a "$root" "$work/old"
+printf '{"version": 1, "names": {"hl-old": "%s"}}\n' "$d1" > "$work/old/names.json"
+"$cs" --root "$work/old" list | grep -q "hl-old$" || fail "v1 names not listed"
+"$cs" --root "$work/old" inspect hl-old --json | jcheck "j['config_digest'] == '$cfg'" "v1 inspect"
+"$cs" --root "$work/old" tag hl-old hl-new
+jcheck "j['version'] == 2 and j['names']['hl-new']['config'] == '$cfg'" "v1 -> v2" < "$work/old/names.json"
+"$cs" --root "$work/old" fsck --verify --json | jcheck "j['ok']" "fsck of the converted store"
+# A damaged config: fsck names the blob and the name it breaks.
+printf 'X' | dd of="$root/blobs/sha256/${cfg#sha256:}" bs=1 seek=3 conv=notrunc status=none
+"${S[@]}" inspect hl > /dev/null 2> "$work/err" && fail "inspect with a damaged config"
+grep -q "${cfg#sha256:}: content has digest" "$work/err" || fail "inspect error: $(cat "$work/err")"
+"${S[@]}" fsck --json > "$work/f4.json" && fail "fsck: exit 0 with a damaged blob"
+jcheck "sorted(p['kind'] for p in j['problems']) == ['corrupt-blob', 'missing-blob']" "blob problems" < "$work/f4.json"
+jcheck "[p['path'] for p in j['problems'] if p['kind'] == 'missing-blob'] == ['hl']" "missing-blob path" < "$work/f4.json"
+"${S[@]}" fsck --repair --json | jcheck "j['ok'] and all(p['repaired'] for p in j['problems'])" "blob repair"
+[ ! -e "$root/blobs/sha256/${cfg#sha256:}" ] || fail "repair kept the damaged blob"
+"${S[@]}" inspect hl > /dev/null 2>&1 && fail "repair kept the name of the damaged config"
+"${S[@]}" import "oci:$work/fx/hardlinks" --name hl > /dev/null
+"${S[@]}" inspect hl --json | jcheck "j['config_digest'] == '$cfg'" "re-import restores the config"
+"${S[@]}" fsck --verify --json | jcheck "j['ok'] and j['problems'] == []" "fsck after re-import"
+
 step "verity"
 if [ "$(id -u)" -eq 0 ] && command -v mkfs.ext4 > /dev/null; then
 	truncate -s 128M "$work/ext4.img"
