@@ -28,9 +28,22 @@ typedef struct cfs_progress {
  * and once more at the end. */
 typedef void (*cfs_progress_fn)(void *opaque, const cfs_progress *p);
 
+/** cfs_convert_options.flags: also compute each OCI layer's composefs
+ * digest (cfs_layer_info.composefs_digest), as sealing needs. Whatever
+ * the flags, a layer whose descriptor carries a sealing annotation gets
+ * the digest it names computed and compared: a mismatch fails the
+ * conversion (-EBADMSG, naming the layer and both digests). */
+#define CFS_CONVERT_LAYER_DIGESTS 0x1u
+
+/** Name of the sealing annotations (composefs OCI sealing spec): the
+ * fs-verity SHA-256 (4 KiB blocks) digest, lower-case hex, of the
+ * composefs image of one layer alone, and of all layers up to it. */
+#define CFS_ANNOTATION_LAYER "composefs.layer.sha256-12"
+#define CFS_ANNOTATION_MERGED "composefs.merged.sha256-12"
+
 typedef struct cfs_convert_options {
 	unsigned int version; /**< CFS_CONVERT_OPTIONS_VERSION */
-	unsigned int flags; /**< none defined yet; must be 0 */
+	unsigned int flags; /**< CFS_CONVERT_* */
 	/** Object directory to store external file content in, created if
 	 * missing; NULL computes digests without storing anything. */
 	const char *objects_dir;
@@ -58,6 +71,13 @@ typedef struct cfs_layer_info {
 	char media_type[128];
 	uint64_t compressed_bytes, uncompressed_bytes;
 	uint64_t entries; /**< tar entries */
+	/** The fs-verity digest of the composefs image of this layer alone
+	 * (whiteouts kept as overlayfs whiteouts), when computed. */
+	uint8_t composefs_digest[CFS_DIGEST_SIZE];
+	bool has_composefs_digest;
+	/** The descriptor's sealing annotations (64 hex), "" if absent. */
+	char sealed_layer[CFS_DIGEST_HEX_SIZE + 1];
+	char sealed_merged[CFS_DIGEST_HEX_SIZE + 1];
 } cfs_layer_info;
 
 /** What a conversion saw and did. */

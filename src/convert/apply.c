@@ -267,6 +267,33 @@ static int opaque(struct cfs_applier *a, cfs_inode *dir)
 	return r;
 }
 
+/* keep_whiteouts: NAME in @dir becomes an overlayfs whiteout, a
+ * character device 0:0 with the entry's owner, mode bits and mtime. */
+static int keep_whiteout(struct cfs_applier *a, cfs_inode *dir,
+			 const char *name, const struct cfs_layer_entry *e)
+{
+	cfs_inode *inode = NULL;
+	int r;
+
+	r = cfs_inode_new(&inode, S_IFCHR | (e->mode & 07777));
+	if (r == 0) {
+		cfs_inode_set_owner(inode, e->uid, e->gid);
+		r = cfs_inode_set_mtime(inode, e->mtime_sec, e->mtime_nsec);
+	}
+	if (r == 0)
+		r = cfs_inode_set_rdev(inode, 0);
+	if (r == 0) {
+		cfs_dir_unlink(dir, name);
+		r = cfs_dir_link(dir, name, inode);
+	}
+	if (r == 0)
+		r = cfs_dir_set_tag(dir, name, a->layer);
+	cfs_inode_unref(inode);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: %s", a->where, e->path);
+	return 0;
+}
+
 static int apply_whiteout(struct cfs_applier *a,
 			  const struct cfs_layer_entry *e, const struct path *p)
 {
@@ -277,6 +304,14 @@ static int apply_whiteout(struct cfs_applier *a,
 
 	if (strcmp(base, WHITEOUT_OPAQUE) == 0) {
 		r = parent_of(a, e->path, p, &dir);
+		if (r == 0 && a->keep_whiteouts) {
+			r = cfs_inode_set_xattr(dir, "trusted.overlay.opaque",
+						"y", 1);
+			if (r < 0)
+				r = cfs_error_prefix(-r, "%s: %s", a->where,
+						     e->path);
+			return r;
+		}
 		return r < 0 ? r : opaque(a, dir);
 	}
 	if (strncmp(base, WHITEOUT_META_PREFIX, strlen(WHITEOUT_META_PREFIX)) ==
@@ -288,6 +323,8 @@ static int apply_whiteout(struct cfs_applier *a,
 	r = parent_of(a, e->path, p, &dir);
 	if (r < 0)
 		return r;
+	if (a->keep_whiteouts)
+		return keep_whiteout(a, dir, target, e);
 	return whiteout(a, dir, target);
 }
 

@@ -55,6 +55,11 @@ struct cfs_applier {
 	uint32_t layer; /* 1 for the first layer */
 	const char *where; /* names the layer in messages */
 	uint64_t entries;
+	/* The tree of one layer alone (composefs.layer digests): whiteouts
+	 * are kept as overlayfs whiteouts (".wh.NAME" becomes the character
+	 * device 0:0 NAME, ".wh..wh..opq" the xattr trusted.overlay.opaque
+	 * "y" on its directory) instead of removing anything. */
+	bool keep_whiteouts;
 };
 
 /* Start with an empty root directory (0755, root, mtime 0). */

@@ -33,6 +33,10 @@ struct oci_conv {
 	uint64_t objects; /* objects stored or found */
 	struct cfs_oci_image *img;
 	struct cfs_applier applier;
+	/* CFS_CONVERT_LAYER_DIGESTS or a sealed layer: the current layer
+	 * alone, whiteouts kept (layer_on tells whether it is in use) */
+	struct cfs_applier layer;
+	bool layer_on;
 	struct cfs_object_writer *writer;
 	struct cfs_entry_xattr *xattrs;
 	char where[256];
@@ -142,6 +146,31 @@ static int read_content(struct oci_conv *c, struct archive *a,
 	return r;
 }
 
+/* Give the layer-alone tree's file @to the content read into @from. */
+static int copy_content(cfs_inode *to, const cfs_inode *from)
+{
+	const void *data = from ? cfs_inode_content(from) : NULL;
+	const uint8_t *digest = from ? cfs_inode_digest(from) : NULL;
+	int r;
+
+	if (!from || cfs_inode_size(from) == 0)
+		return 0;
+	if (data)
+		return cfs_inode_set_content(to, data, cfs_inode_size(from));
+	r = cfs_inode_set_size(to, cfs_inode_size(from));
+	if (r == 0 && digest)
+		r = cfs_inode_set_object(to, digest);
+	return r;
+}
+
+static int write_discard(void *opaque, const void *data, size_t len)
+{
+	(void)opaque;
+	(void)data;
+	(void)len;
+	return 0;
+}
+
 static int convert_entry(struct oci_conv *c, struct archive *a,
 			 struct archive_entry *ae)
 {
@@ -150,7 +179,7 @@ static int convert_entry(struct oci_conv *c, struct archive *a,
 	const char *name;
 	const void *value;
 	size_t len, n = 0;
-	cfs_inode *file;
+	cfs_inode *file, *layer_file = NULL;
 	int64_t uid, gid;
 	int r;
 
@@ -210,11 +239,15 @@ static int convert_entry(struct oci_conv *c, struct archive *a,
 	e.n_xattrs = n;
 
 	r = cfs_applier_apply(&c->applier, &e, &file);
+	if (r == 0 && c->layer_on)
+		r = cfs_applier_apply(&c->layer, &e, &layer_file);
 	if (r < 0)
 		return r;
 	if (file)
-		return read_content(c, a, ae, file, path);
-	return 0;
+		r = read_content(c, a, ae, file, path);
+	if (r == 0 && layer_file)
+		r = copy_content(layer_file, file);
+	return r;
 }
 
 static int check_digest(struct oci_conv *c, const char *what, const char *want,
@@ -231,6 +264,51 @@ static int check_digest(struct oci_conv *c, const char *what, const char *want,
 	digest_str(got, gots);
 	return cfs_error(EINVAL, "%s: %s mismatch: expected %s, got %s",
 			 c->where, what, want, gots);
+}
+
+/* The composefs digest of the layer alone; checked against its sealing
+ * annotation if it has one. */
+static int layer_digest(struct oci_conv *c, cfs_layer_info *info)
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	int r;
+
+	r = cfs_image_write(c->layer.root, NULL, write_discard, NULL,
+			    info->composefs_digest);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: composefs image of the layer",
+					c->where);
+	info->has_composefs_digest = true;
+	cfs_digest_to_hex(info->composefs_digest, hex);
+	if (info->sealed_layer[0] && strcmp(hex, info->sealed_layer) != 0)
+		return cfs_error(
+			EBADMSG,
+			"%s: not the sealed layer: " CFS_ANNOTATION_LAYER
+			" is %s, the layer gives %s",
+			c->where, info->sealed_layer, hex);
+	return 0;
+}
+
+/* The composefs digest of all layers so far, checked against the
+ * layer's composefs.merged annotation (the last layer's is the image's
+ * own digest: the caller writes the same tree with the same options). */
+static int merged_digest(struct oci_conv *c, const cfs_layer_info *info)
+{
+	uint8_t d[CFS_DIGEST_SIZE];
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	int r;
+
+	r = cfs_image_write(c->applier.root, NULL, write_discard, NULL, d);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: composefs image", c->where);
+	cfs_digest_to_hex(d, hex);
+	if (strcmp(hex, info->sealed_merged) != 0)
+		return cfs_error(
+			EBADMSG,
+			"%s: not the sealed image: " CFS_ANNOTATION_MERGED
+			" is %s, the layers up to this one give %s",
+			c->where, info->sealed_merged, hex);
+	return 0;
 }
 
 static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
@@ -250,6 +328,20 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 		 l->media_type);
 	cfs_applier_begin_layer(&c->applier, (uint32_t)i + 1, c->where);
 	c->progress.layer = i + 1;
+	snprintf(info->sealed_layer, sizeof(info->sealed_layer), "%s",
+		 l->sealed_layer);
+	snprintf(info->sealed_merged, sizeof(info->sealed_merged), "%s",
+		 l->sealed_merged);
+	c->layer_on = (c->opts->flags & CFS_CONVERT_LAYER_DIGESTS) ||
+		      l->sealed_layer[0];
+	if (c->layer_on) {
+		cfs_applier_fini(&c->layer);
+		r = cfs_applier_init(&c->layer);
+		if (r < 0)
+			return r;
+		c->layer.keep_whiteouts = true;
+		cfs_applier_begin_layer(&c->layer, 1, c->where);
+	}
 
 	r = cfs_oci_layer_blob(c->img, i, &blob);
 	if (r < 0)
@@ -300,6 +392,10 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 		r = check_digest(c, "blob digest", l->digest, d.compressed);
 	if (r == 0 && l->diff_id)
 		r = check_digest(c, "diff_id", l->diff_id, d.uncompressed);
+	if (r == 0 && c->layer_on)
+		r = layer_digest(c, info);
+	if (r == 0 && info->sealed_merged[0])
+		r = merged_digest(c, info);
 out:
 	cfs_layer_close(s);
 	return r;
@@ -351,6 +447,7 @@ int cfs_oci_load(cfs_inode **root_out, const char *source,
 out:
 	cfs_object_writer_free(c.writer);
 	cfs_applier_fini(&c.applier);
+	cfs_applier_fini(&c.layer);
 	free(c.xattrs);
 	cfs_oci_free(c.img);
 	return r;

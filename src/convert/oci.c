@@ -28,6 +28,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cfs/convert.h>
 #include <cfs/image.h>
 
 #include "common/cleanup.h"
@@ -134,6 +135,8 @@ struct oci_desc {
 	const char *digest;
 	int64_t size;
 	const char *ref_name; /* org.opencontainers.image.ref.name */
+	/* composefs sealing annotations (CFS_ANNOTATION_*), NULL if absent */
+	const char *sealed_layer, *sealed_merged;
 	const char *os, *arch, *variant; /* NULL if there is no platform */
 };
 
@@ -513,6 +516,14 @@ static int parse_desc(struct oci_ctx *c, struct json_object *o,
 		r = json_get_string(c, ann, label, sub,
 				    "org.opencontainers.image.ref.name", false,
 				    &d->ref_name);
+		if (r == 0)
+			r = json_get_string(c, ann, label, sub,
+					    CFS_ANNOTATION_LAYER, false,
+					    &d->sealed_layer);
+		if (r == 0)
+			r = json_get_string(c, ann, label, sub,
+					    CFS_ANNOTATION_MERGED, false,
+					    &d->sealed_merged);
 		if (r < 0)
 			return r;
 	}
@@ -1149,6 +1160,27 @@ static int alloc_layers(struct oci_ctx *c, size_t n, const char *label)
 	return 0;
 }
 
+/* A sealing annotation's value: 64 lower-case hex digits, copied to
+ * @out ("" if absent). */
+static int sealed_hex(struct oci_ctx *c, const char *label, const char *layer,
+		      const char *key, const char *v,
+		      char out[CFS_DIGEST_HEX_SIZE + 1])
+{
+	char q[OCI_QUOTE_MAX + 4];
+
+	out[0] = '\0';
+	if (!v)
+		return 0;
+	if (strlen(v) != CFS_DIGEST_HEX_SIZE ||
+	    strspn(v, "0123456789abcdef") != CFS_DIGEST_HEX_SIZE)
+		return cfs_error(EINVAL,
+				 "%s: %s: layer %s: annotation %s is not 64 "
+				 "lower-case hex digits: %s",
+				 c->src, label, layer, key, quote(v, q));
+	memcpy(out, v, CFS_DIGEST_HEX_SIZE + 1);
+	return 0;
+}
+
 /* Image manifest @m (document @label, digest t->digest). */
 static int load_manifest(struct oci_ctx *c, struct json_object *m,
 			 const struct oci_target *t, const char *label)
@@ -1217,6 +1249,14 @@ static int load_manifest(struct oci_ctx *c, struct json_object *m,
 					 "type %s",
 					 c->src, label, ld.digest,
 					 quote(ld.media_type, q));
+		r = sealed_hex(c, label, ld.digest, CFS_ANNOTATION_LAYER,
+			       ld.sealed_layer, l->sealed_layer);
+		if (r == 0)
+			r = sealed_hex(c, label, ld.digest,
+				       CFS_ANNOTATION_MERGED, ld.sealed_merged,
+				       l->sealed_merged);
+		if (r < 0)
+			return r;
 		l->digest = strdup(ld.digest);
 		l->media_type = strdup(ld.media_type);
 		blob_path(path, sizeof(path), ld.digest);
@@ -1955,8 +1995,8 @@ bool cfs_oci_is_source(const char *source)
  * PATH[:REF]: REF starts after the rightmost ':' whose prefix exists as
  * the right kind of file; else all of it is PATH.
  */
-static int split_source(const char *rest, bool want_dir, char **path,
-			char **ref)
+int cfs_oci_split_source(const char *rest, bool want_dir, char **path,
+			 char **ref)
 {
 	size_t len = strlen(rest);
 
@@ -2080,7 +2120,7 @@ int cfs_oci_open(struct cfs_oci_image **out, const char *source,
 	r = parse_platform(&c, platform);
 	if (r < 0)
 		goto fail;
-	r = split_source(rest, kind == SRC_OCI, &path, &ref);
+	r = cfs_oci_split_source(rest, kind == SRC_OCI, &path, &ref);
 	if (r < 0) {
 		r = cfs_error(-r, "%s: out of memory", c.src);
 		goto fail;

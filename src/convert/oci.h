@@ -47,6 +47,9 @@ struct cfs_oci_layer {
 	int64_t size; /* from the descriptor (docker-archive: member size) */
 	char *diff_id; /* "sha256:<hex>" of the uncompressed tar (config) */
 	bool verify_blob; /* check digest+size of the stored bytes */
+	/* sealing annotations of the descriptor (64 hex), "" if absent */
+	char sealed_layer[CFS_DIGEST_HEX_SIZE + 1];
+	char sealed_merged[CFS_DIGEST_HEX_SIZE + 1];
 };
 
 struct cfs_oci_image {
@@ -124,6 +127,13 @@ void cfs_oci_free(struct cfs_oci_image *img);
  */
 int cfs_oci_layer_blob(struct cfs_oci_image *img, size_t i,
 		       struct cfs_blob *blob);
+
+/* Split the part of a source after "oci:" (@want_dir) or an archive
+ * prefix into PATH and REF: REF starts after the rightmost ':' whose
+ * prefix exists as a directory (@want_dir) or file; else all of it is
+ * PATH and *@ref is NULL. */
+int cfs_oci_split_source(const char *rest, bool want_dir, char **path,
+			 char **ref);
 
 /* True when @source names an OCI source this module handles (prefix
  * "oci:", "oci-archive:" or "docker-archive:"). */
