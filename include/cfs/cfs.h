@@ -6,6 +6,7 @@
 #include "common.h"
 #include "image.h"
 #include "convert.h"
+#include "seal.h"
 #include "store.h"
 #include "mount.h"
 

@@ -23,6 +23,7 @@ enum {
 	OPT_JSON,
 	OPT_THREADS,
 	OPT_PLATFORM,
+	OPT_TAG,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -34,6 +35,7 @@ static const struct option long_options[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "platform", required_argument, NULL, OPT_PLATFORM },
+	{ "tag", required_argument, NULL, OPT_TAG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -43,7 +45,13 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: " PROG " [OPTION]... SOURCE OUTPUT\n"
+		"       " PROG " seal oci:PATH[:REF] [--tag TAG] [--json]\n"
 		"Convert SOURCE into the composefs image OUTPUT ('-' for stdout).\n"
+		"seal: write into the layout a manifest whose layers carry the\n"
+		"composefs digests (" CFS_ANNOTATION_LAYER
+		", and\n" CFS_ANNOTATION_MERGED
+		" on the last), tagged TAG (default: the\n"
+		"source's tag); print its digest.\n"
 		"\n"
 		"Sources:\n"
 		"  dir:PATH           a directory tree (hardlinks kept)\n"
@@ -65,6 +73,7 @@ static void usage(FILE *out)
 		"                     never depends on it\n"
 		"  --platform OS/ARCH[/VARIANT]  image to pick from an index\n"
 		"                     (default: the host's)\n"
+		"  --tag TAG          seal: tag of the sealed manifest\n"
 		"  --help             show this help and exit\n"
 		"  --version          show the version and exit\n");
 }
@@ -247,12 +256,76 @@ static void print_json(const char *source, const char *output,
 	json_object_put(o);
 }
 
+static int seal_main(const char *source, const cfs_seal_options *opts,
+		     bool json)
+{
+	cfs_seal_result res;
+	int r = cfs_seal(source, opts, &res);
+
+	if (r < 0) {
+		fprintf(stderr, PROG ": seal: %s\n",
+			cfs_error_message()[0] ? cfs_error_message() :
+						 strerror(-r));
+		return 1;
+	}
+	if (json) {
+		json_object *o = json_object_new_object();
+		json_object *layers = json_object_new_array();
+
+		json_object_object_add(o, "source",
+				       json_object_new_string(source));
+		json_object_object_add(
+			o, "manifest_digest",
+			json_object_new_string(res.manifest_digest));
+		json_object_object_add(
+			o, "manifest_size",
+			json_object_new_int64((int64_t)res.manifest_size));
+		json_object_object_add(
+			o, "source_manifest_digest",
+			json_object_new_string(res.source_manifest_digest));
+		json_object_object_add(
+			o, "config_digest",
+			json_object_new_string(res.config_digest));
+		json_object_object_add(
+			o, "tag",
+			res.tag ? json_object_new_string(res.tag) : NULL);
+		json_object_object_add(o, CFS_ANNOTATION_MERGED,
+				       json_object_new_string(res.merged));
+		for (size_t i = 0; i < res.n_layers; i++) {
+			json_object *l = json_object_new_object();
+			json_object_object_add(
+				l, "digest",
+				json_object_new_string(res.layers[i].digest));
+			json_object_object_add(
+				l, CFS_ANNOTATION_LAYER,
+				json_object_new_string(
+					res.layers[i].composefs));
+			json_object_array_add(layers, l);
+		}
+		json_object_object_add(o, "layers", layers);
+		printf("%s\n",
+		       json_object_to_json_string_ext(
+			       o, JSON_C_TO_STRING_PRETTY |
+					  JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		printf("%s\n", res.manifest_digest);
+	}
+	cfs_seal_result_clear(&res);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cfs_convert_options opts = CFS_CONVERT_OPTIONS_INIT;
 	cfs_convert_stats stats = { 0 };
 	const char *dump_path = NULL, *source, *output;
 	bool print_digest = false, json = false;
+	const char *tag = NULL;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	uint64_t image_size = 0;
@@ -282,6 +355,9 @@ int main(int argc, char **argv)
 		case OPT_PLATFORM:
 			opts.platform = optarg;
 			break;
+		case OPT_TAG:
+			tag = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -294,6 +370,27 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind < argc && strcmp(argv[optind], "seal") == 0) {
+		cfs_seal_options so = CFS_SEAL_OPTIONS_INIT;
+
+		if (argc - optind != 2)
+			return usage_error("%s",
+					   argc - optind < 2 ?
+						   "seal: missing SOURCE" :
+						   "seal: too many "
+						   "arguments");
+		if (opts.objects_dir || dump_path || print_digest)
+			return usage_error("%s", "seal takes only --tag, "
+						 "--json, --platform and "
+						 "--threads");
+		so.tag = tag;
+		so.platform = opts.platform;
+		so.threads = opts.threads;
+		raise_fd_limit();
+		return seal_main(argv[optind + 1], &so, json);
+	}
+	if (tag)
+		return usage_error("%s", "--tag applies to seal only");
 	if (argc - optind != 2)
 		return usage_error("%s", argc - optind < 2 ?
 						 "missing SOURCE or OUTPUT" :

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * libcfs: sealing OCI images (composefs OCI sealing conventions,
+ * composefs-rs doc/plans/oci-sealing-spec.md). A sealed image's manifest
+ * carries, on each layer descriptor, the composefs digest of that layer
+ * alone (CFS_ANNOTATION_LAYER) and, on the last one, that of the whole
+ * image (CFS_ANNOTATION_MERGED): the fs-verity SHA-256 digest, 4 KiB
+ * blocks, of the composefs image, as lower-case hex. Conversion is
+ * deterministic, so whoever converts the image later gets these digests
+ * or knows the image is not the one sealed (cfs_convert() checks them).
+ */
+#ifndef CFS_SEAL_H
+#define CFS_SEAL_H
+
+#include "convert.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cfs_seal_options {
+	unsigned int version; /**< CFS_SEAL_OPTIONS_VERSION */
+	unsigned int flags; /**< none defined yet; must be 0 */
+	/** Tag the sealed manifest gets in index.json (NULL: the source's
+	 * tag, which then moves from the unsealed manifest). */
+	const char *tag;
+	/** As in cfs_convert_options. */
+	const char *platform;
+	unsigned int threads;
+} cfs_seal_options;
+
+#define CFS_SEAL_OPTIONS_VERSION 1
+#define CFS_SEAL_OPTIONS_INIT                                                  \
+	{                                                                      \
+		CFS_SEAL_OPTIONS_VERSION, 0, NULL, NULL, 0                     \
+	}
+
+/** What cfs_seal() wrote. Free with cfs_seal_result_clear(). */
+typedef struct cfs_seal_result {
+	char manifest_digest[80]; /**< the sealed manifest, "sha256:<hex>" */
+	uint64_t manifest_size;
+	char source_manifest_digest[80]; /**< the manifest it was made from */
+	char config_digest[80];
+	char *tag; /**< the tag it got, NULL if none */
+	/** The merged digest (CFS_ANNOTATION_MERGED), 64 hex. */
+	char merged[CFS_DIGEST_HEX_SIZE + 1];
+	/** Per layer: the blob digest and CFS_ANNOTATION_LAYER. */
+	struct cfs_seal_layer {
+		char digest[80];
+		char composefs[CFS_DIGEST_HEX_SIZE + 1];
+	} * layers;
+	size_t n_layers;
+} cfs_seal_result;
+
+CFS_EXPORT void cfs_seal_result_clear(cfs_seal_result *res);
+
+/**
+ * Seal the image @source ("oci:PATH[:REF]", a layout directory the
+ * caller may write): convert it (no objects stored), then write into the
+ * same layout a manifest equal to the image's but for the sealing
+ * annotations on its layer descriptors, and point the tag at it in
+ * index.json (replacing the source manifest's entry when the tag is the
+ * same). Config and layer blobs are unchanged. Sealing a sealed image
+ * again gives the same manifest. Docker schema 2 manifests cannot carry
+ * annotations: -EOPNOTSUPP. @res is required.
+ */
+CFS_EXPORT int cfs_seal(const char *source, const cfs_seal_options *opts,
+			cfs_seal_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
