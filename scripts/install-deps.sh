@@ -13,6 +13,9 @@ PACKAGES=(
 	erofs-utils fsverity attr python3 util-linux zstd
 	# podman additional image store test (tests/scripts/ais.sh)
 	podman runc
+	# cfs-store pull runs skopeo; its test pulls from a local registry
+	# (tests/scripts/pull.sh)
+	skopeo docker-registry
 )
 
 SUDO=

@@ -75,9 +75,15 @@ CFS_EXPORT const char *cfs_store_objects_dir(const cfs_store *store);
 
 /* ---- Import ---------------------------------------------------------- */
 
+/** cfs_store_import_options.flags: refuse an image whose manifest does
+ * not carry the sealing annotations (include/cfs/seal.h). A sealed
+ * image is always checked: one that does not convert to the digests its
+ * annotations name is refused, sealed or not asked for. */
+#define CFS_STORE_IMPORT_REQUIRE_SEALED 0x1u
+
 typedef struct cfs_store_import_options {
 	unsigned int version; /**< CFS_STORE_IMPORT_OPTIONS_VERSION */
-	unsigned int flags; /**< none defined yet; must be 0 */
+	unsigned int flags; /**< CFS_STORE_IMPORT_* */
 	/** Names to give the image (each moved here if it named another). */
 	const char *const *names;
 	size_t n_names;
@@ -112,6 +118,8 @@ typedef struct cfs_store_import_result {
 	/** Why fs-verity could not be enabled (positive errno, e.g.
 	 * EOPNOTSUPP), 0 if nothing failed. Not an import error. */
 	int verity_errno;
+	/** The image was sealed and its digests checked out. */
+	bool sealed;
 } cfs_store_import_result;
 
 /**
@@ -333,6 +341,53 @@ CFS_EXPORT int cfs_store_mount(cfs_store *store, const char *ref,
  */
 CFS_EXPORT int cfs_store_umount(cfs_store *store, const char *target,
 				unsigned int flags);
+
+/* ---- Pulling through skopeo ------------------------------------------ */
+
+/** cfs_store_pull_options.flags: talk to the source registry without TLS
+ * verification, or over plain HTTP (skopeo's --src-tls-verify=false). */
+#define CFS_STORE_PULL_INSECURE 0x1u
+
+typedef struct cfs_store_pull_options {
+	unsigned int version; /**< CFS_STORE_PULL_OPTIONS_VERSION */
+	unsigned int flags; /**< CFS_STORE_PULL_*; unknown bits: -EINVAL */
+	/** The skopeo program to run (NULL: "skopeo", looked up in PATH). */
+	const char *skopeo;
+} cfs_store_pull_options;
+
+#define CFS_STORE_PULL_OPTIONS_VERSION 1
+#define CFS_STORE_PULL_OPTIONS_INIT                                            \
+	{                                                                      \
+		CFS_STORE_PULL_OPTIONS_VERSION, 0, NULL                        \
+	}
+
+/** Is @source "TRANSPORT:REFERENCE", as cfs_store_pull() takes it: a
+ * transport of letters, digits and '-' starting with a letter (so it
+ * never reads as an option), a colon, a non-empty reference.
+ * Whether skopeo knows the transport is only found out by running it. */
+CFS_EXPORT bool cfs_store_pull_source_valid(const char *source);
+
+/**
+ * Copy @source, any image reference skopeo(1) takes ("docker://REF",
+ * "containers-storage:REF", "docker-archive:FILE", "oci:DIR:TAG", ...),
+ * with "skopeo copy" into an OCI layout in a writer directory under the
+ * store's tmp/, then cfs_store_import() it with @import_opts. Its
+ * platform (OS/ARCH[/VARIANT]), if set, also tells skopeo which image of
+ * a multi-platform index to copy. The layout is removed on success and
+ * on failure; if the process dies, what is left is a stale writer
+ * directory that the next import, gc or fsck removes (skopeo is killed
+ * with its caller). skopeo runs without a shell, with stdin and stdout
+ * on /dev/null and TMPDIR in that writer directory; when it fails (-EIO)
+ * the error message carries the last line it wrote to stderr. -ENOENT if
+ * skopeo is not installed, -EINVAL if @source is not valid
+ * (cfs_store_pull_source_valid()) or the store's root contains a ':'
+ * (skopeo's oci: transport cannot name it). The store is not locked
+ * while skopeo runs. @pull_opts, @import_opts and @result may be NULL.
+ */
+CFS_EXPORT int cfs_store_pull(cfs_store *store, const char *source,
+			      const cfs_store_pull_options *pull_opts,
+			      const cfs_store_import_options *import_opts,
+			      cfs_store_import_result *result);
 
 /* ---- Podman additional image store ----------------------------------- */
 

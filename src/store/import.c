@@ -317,6 +317,41 @@ static int add_names(struct import *im, const cfs_store_import_options *opts,
 	return r;
 }
 
+/*
+ * The converter checked every sealing annotation against the layers; the
+ * image written here must be the sealed one too (it is the same tree,
+ * written the same way: a mismatch is a bug, and then nothing is
+ * committed either).
+ */
+static int check_sealed(struct import *im, const char *source,
+			const cfs_store_import_options *opts,
+			const cfs_convert_stats *stats)
+{
+	const char *merged =
+		stats->n_layers ?
+			stats->layers[stats->n_layers - 1].sealed_merged :
+			"";
+
+	if (!merged[0]) {
+		if (opts->flags & CFS_STORE_IMPORT_REQUIRE_SEALED)
+			return cfs_error(
+				EPERM,
+				"%s: not sealed (no " CFS_ANNOTATION_MERGED
+				" annotation on its last layer) and "
+				"sealed images are required",
+				source);
+		return 0;
+	}
+	if (strcmp(merged, im->res.digest) != 0)
+		return cfs_error(
+			EBADMSG,
+			"%s: not the sealed image: " CFS_ANNOTATION_MERGED
+			" is %s, the image is %s",
+			source, merged, im->res.digest);
+	im->res.sealed = true;
+	return 0;
+}
+
 /* Does the image and every object it references have fs-verity? */
 static bool all_verity(cfs_store *s, const char *image_name,
 		       const struct store_objset *set)
@@ -333,7 +368,7 @@ static bool all_verity(cfs_store *s, const char *image_name,
 }
 
 static int do_import(struct import *im, const char *source,
-		     const cfs_store_import_options *opts)
+		     const char *recorded, const cfs_store_import_options *opts)
 {
 	cfs_store *s = im->s;
 	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
@@ -399,6 +434,9 @@ static int do_import(struct import *im, const char *source,
 	im->res.image_size = (uint64_t)st.st_size;
 	cfs_digest_to_hex(digest, im->res.digest);
 	snprintf(image_name, sizeof(image_name), "%s.cfs", im->res.digest);
+	r = check_sealed(im, source, opts, &stats);
+	if (r < 0)
+		goto out;
 	im->res.existed = faccessat(s->images_fd, image_name, F_OK,
 				    AT_SYMLINK_NOFOLLOW) == 0;
 	stage_fd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -461,7 +499,7 @@ static int do_import(struct import *im, const char *source,
 	snprintf(image_name, sizeof(image_name), "%s.json", im->res.digest);
 	if (faccessat(s->images_fd, image_name, F_OK, AT_SYMLINK_NOFOLLOW) <
 	    0) {
-		r = write_meta(im, source, &stats, config);
+		r = write_meta(im, recorded, &stats, config);
 		if (r == 0 && fsync(s->images_fd) < 0)
 			r = cfs_error_errno(errno, "store %s: fsync images",
 					    s->root);
@@ -483,6 +521,13 @@ int cfs_store_import(cfs_store *s, const char *source,
 		     const cfs_store_import_options *opts,
 		     cfs_store_import_result *result)
 {
+	return store_import_as(s, source, source, opts, result);
+}
+
+int store_import_as(cfs_store *s, const char *source, const char *recorded,
+		    const cfs_store_import_options *opts,
+		    cfs_store_import_result *result)
+{
 	static const cfs_store_import_options defaults =
 		CFS_STORE_IMPORT_OPTIONS_INIT;
 	struct import im = { .s = s, .w = { .fd = -1 } };
@@ -491,7 +536,8 @@ int cfs_store_import(cfs_store *s, const char *source,
 	if (!opts)
 		opts = &defaults;
 	if (opts->version != CFS_STORE_IMPORT_OPTIONS_VERSION ||
-	    opts->flags != 0 || (opts->n_names && !opts->names))
+	    (opts->flags & ~CFS_STORE_IMPORT_REQUIRE_SEALED) ||
+	    (opts->n_names && !opts->names))
 		return cfs_error(EINVAL, "invalid import options");
 	for (size_t i = 0; i < opts->n_names; i++)
 		if (!cfs_store_name_valid(opts->names[i]))
@@ -505,7 +551,7 @@ int cfs_store_import(cfs_store *s, const char *source,
 	if (r == 0)
 		r = store_writer_open(s, &im.w);
 	if (r == 0)
-		r = do_import(&im, source, opts);
+		r = do_import(&im, source, recorded, opts);
 	store_writer_close(s, &im.w);
 	store_lock(s, LOCK_UN);
 	if (r == 0 && result)

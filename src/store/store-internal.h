@@ -154,4 +154,10 @@ bool store_image_busy(cfs_store *s, const char *hex);
  */
 int store_image_user(cfs_store *s, const char *hex, char **user_out);
 
+/* cfs_store_import() recording @recorded as the image's source (pull
+ * imports a temporary layout but records what was pulled). */
+int store_import_as(cfs_store *s, const char *source, const char *recorded,
+		    const cfs_store_import_options *opts,
+		    cfs_store_import_result *result);
+
 #endif

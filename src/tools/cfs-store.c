@@ -37,6 +37,8 @@ enum {
 	OPT_AIS,
 	OPT_RUN,
 	OPT_FORCE,
+	OPT_INSECURE,
+	OPT_REQUIRE_SEALED,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -59,6 +61,8 @@ static const struct option long_options[] = {
 	{ "ais", required_argument, NULL, OPT_AIS },
 	{ "run", required_argument, NULL, OPT_RUN },
 	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -81,7 +85,7 @@ static struct {
 	const char *platform;
 	unsigned int threads;
 	bool json, dry_run, verify, repair;
-	bool writable, delete_upper, force;
+	bool writable, delete_upper, force, insecure, require_sealed;
 	const char *upper, *work;
 	const char *ais, *run;
 	cfs_verity_mode verity;
@@ -99,6 +103,10 @@ static void usage(FILE *out)
 		"  import SOURCE [--name NAME]...  convert SOURCE into the store and\n"
 		"                     print the image digest; SOURCE as for oci2cfs\n"
 		"                     (oci:, oci-archive:, docker-archive:, dir:, dump:)\n"
+		"  pull TRANSPORT:REF [--name NAME]...  copy the image with skopeo\n"
+		"                     (docker://, containers-storage:, docker-archive:,\n"
+		"                     ... any skopeo transport), import it, print\n"
+		"                     the image digest\n"
 		"  list               list the images and their names\n"
 		"  inspect NAME|DIGEST  show what is known about an image\n"
 		"  tag NAME|DIGEST NEWNAME  give an image another name\n"
@@ -123,10 +131,15 @@ static void usage(FILE *out)
 		"Options:\n"
 		"  --root DIR         the store (default: " CFS_STORE_DEFAULT_ROOT
 		")\n"
-		"  --name NAME        import: name the image (repeatable)\n"
-		"  --platform OS/ARCH[/VARIANT]  import: image to pick from an index\n"
-		"  --threads N        import: worker threads\n"
-		"  --json             import, list, inspect, gc, fsck: JSON on stdout\n"
+		"  --name NAME        import, pull: name the image (repeatable)\n"
+		"  --platform OS/ARCH[/VARIANT]  import, pull: image to pick from an\n"
+		"                     index\n"
+		"  --threads N        import, pull: worker threads\n"
+		"  --insecure         pull: no TLS verification, or plain HTTP\n"
+		"  --require-sealed   import, pull: refuse images without sealing\n"
+		"                     annotations (sealed ones are always checked)\n"
+		"  --json             import, pull, list, inspect, gc, fsck: JSON on\n"
+		"                     stdout\n"
 		"  --dry-run          gc: only list what would be removed\n"
 		"  --verify           fsck: also check every fs-verity digest\n"
 		"  --repair           fsck: remove what is broken and say what\n"
@@ -213,53 +226,88 @@ static void show_progress(void *opaque, const cfs_progress *p)
 	fflush(stderr);
 }
 
-static int cmd_import(cfs_store *s, char **args, int n)
+/* Import options from the command line, for import and pull. */
+static void import_setup(cfs_store_import_options *opts)
 {
-	cfs_store_import_options opts = CFS_STORE_IMPORT_OPTIONS_INIT;
-	cfs_store_import_result res;
 	struct rlimit rl;
-	int r;
 
 	/* Deep trees hold one descriptor per level. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	opts.names = o.names;
-	opts.n_names = o.n_names;
-	opts.platform = o.platform;
-	opts.threads = o.threads;
+	opts->names = o.names;
+	opts->n_names = o.n_names;
+	opts->platform = o.platform;
+	opts->threads = o.threads;
+	if (o.require_sealed)
+		opts->flags |= CFS_STORE_IMPORT_REQUIRE_SEALED;
 	if (isatty(STDERR_FILENO))
-		opts.progress = show_progress;
-	r = cfs_store_import(s, args[0], &opts, &res);
+		opts->progress = show_progress;
+}
+
+/* Print what import or pull (@cmd) did, or its error. */
+static int import_report(const char *cmd, int r,
+			 const cfs_store_import_result *res)
+{
 	if (r < 0)
-		return fail("import", r);
+		return fail(cmd, r);
 	if (!o.json) {
-		printf("%s\n", res.digest);
+		printf("%s\n", res->digest);
 		return 0;
 	}
 	json_object *j = json_object_new_object();
-	json_object_object_add(j, "digest", json_object_new_string(res.digest));
+	json_object_object_add(j, "digest",
+			       json_object_new_string(res->digest));
 	json_object_object_add(j, "existed",
-			       json_object_new_boolean(res.existed));
+			       json_object_new_boolean(res->existed));
+	json_object_object_add(j, "sealed",
+			       json_object_new_boolean(res->sealed));
 	json_object_object_add(j, "names",
 			       strv_json((char **)o.names, o.n_names));
-	json_object_object_add(j, "image_size", jint(res.image_size));
-	json_object_object_add(j, "objects", jint(res.objects));
-	json_object_object_add(j, "object_bytes", jint(res.object_bytes));
-	json_object_object_add(j, "objects_new", jint(res.objects_new));
+	json_object_object_add(j, "image_size", jint(res->image_size));
+	json_object_object_add(j, "objects", jint(res->objects));
+	json_object_object_add(j, "object_bytes", jint(res->object_bytes));
+	json_object_object_add(j, "objects_new", jint(res->objects_new));
 	json_object_object_add(j, "objects_new_bytes",
-			       jint(res.objects_new_bytes));
+			       jint(res->objects_new_bytes));
 	json_object_object_add(j, "verity",
-			       json_object_new_boolean(res.verity));
-	json_object_object_add(j, "verity_enabled", jint(res.verity_enabled));
+			       json_object_new_boolean(res->verity));
+	json_object_object_add(j, "verity_enabled", jint(res->verity_enabled));
 	json_object_object_add(
 		j, "verity_error",
-		res.verity_errno ?
-			json_object_new_string(strerror(res.verity_errno)) :
+		res->verity_errno ?
+			json_object_new_string(strerror(res->verity_errno)) :
 			NULL);
 	print_json(j);
 	return 0;
+}
+
+static int cmd_import(cfs_store *s, char **args, int n)
+{
+	cfs_store_import_options opts = CFS_STORE_IMPORT_OPTIONS_INIT;
+	cfs_store_import_result res = { 0 };
+
+	import_setup(&opts);
+	return import_report("import",
+			     cfs_store_import(s, args[0], &opts, &res), &res);
+}
+
+static int cmd_pull(cfs_store *s, char **args, int n)
+{
+	cfs_store_pull_options popts = CFS_STORE_PULL_OPTIONS_INIT;
+	cfs_store_import_options opts = CFS_STORE_IMPORT_OPTIONS_INIT;
+	cfs_store_import_result res = { 0 };
+
+	if (!cfs_store_pull_source_valid(args[0]))
+		return usage_error("pull: '%s': not TRANSPORT:REF (e.g. "
+				   "docker://IMAGE, docker-archive:FILE)",
+				   args[0]);
+	if (o.insecure)
+		popts.flags |= CFS_STORE_PULL_INSECURE;
+	import_setup(&opts);
+	return import_report(
+		"pull", cfs_store_pull(s, args[0], &popts, &opts, &res), &res);
 }
 
 /* ---- list, inspect ----------------------------------------------------- */
@@ -595,8 +643,13 @@ static int cmd_ais(cfs_store *s, char **args, int n)
 
 static const struct command commands[] = {
 	{ "import", 1, 1,
-	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON),
+	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON) |
+		  BIT(OPT_REQUIRE_SEALED),
 	  cmd_import, true },
+	{ "pull", 1, 1,
+	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON) |
+		  BIT(OPT_INSECURE) | BIT(OPT_REQUIRE_SEALED),
+	  cmd_pull, true },
 	{ "list", 0, 0, BIT(OPT_JSON), cmd_list, false },
 	{ "inspect", 1, 1, BIT(OPT_JSON), cmd_inspect, false },
 	{ "tag", 2, 2, 0, cmd_tag, true },
@@ -703,6 +756,12 @@ int main(int argc, char **argv)
 			break;
 		case OPT_FORCE:
 			o.force = true;
+			break;
+		case OPT_REQUIRE_SEALED:
+			o.require_sealed = true;
+			break;
+		case OPT_INSECURE:
+			o.insecure = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);

@@ -1,0 +1,237 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later
+#
+# Sealed images (issue 6): oci2cfs seal writes the composefs digests into
+# a new manifest; conversion and import check them; a registry carries
+# the sealed image to a node that pulls, verifies and mounts it.
+#
+#  - seal: annotations on every layer, merged on the last; the tag moves
+#    to the sealed manifest (or --tag adds one); config and layer blobs
+#    unchanged; sealing again gives the same manifest; a one-layer image's
+#    layer digest is its merged digest and its image digest.
+#  - determinism: two seals (--threads 1 and 8) and two conversions into
+#    different object directories give the same digests.
+#  - import: a sealed image is checked and reported sealed; --require-sealed
+#    refuses an unsealed one, leaving the store as it was.
+#  - attack: one layer swapped for another valid layer, manifest digest and
+#    size and the config's diff_id fixed, annotations kept: refused naming
+#    the layer and both digests, store unchanged (fsck clean, no image, no
+#    name), locally and through the registry.
+#  - registry: skopeo copy --preserve-digests to a private registry, then
+#    cfs-store pull on a fresh store verifies and mounts; the tree equals
+#    the corpus' expected listing.
+#
+# Needs root (mount), skopeo, docker-registry. Environment: CFS_BIN,
+# CFS_SRC, CFS_TEST_TMP, CFS_CORPUS (optional).
+set -euo pipefail
+
+me=seal
+: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+cs=$CFS_BIN/cfs-store
+o2c=$CFS_BIN/oci2cfs
+shared="$CFS_SRC/../shared/corpus"
+
+fail() {
+	echo "$me: FAIL: $*" >&2
+	exit 1
+}
+step() { echo "== $me: $*"; }
+
+[ "$(id -u)" -eq 0 ] || fail "must run as root (mount)"
+for tool in skopeo docker-registry python3 mountpoint; do
+	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
+done
+# shellcheck source=tests/scripts/registry.sh
+. "$CFS_SRC/tests/scripts/registry.sh"
+
+corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
+mkdir -p "$CFS_TEST_TMP"
+work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
+mnt=$work/mnt
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	registry_stop
+	mountpoint -q "$mnt" 2>/dev/null && { umount "$mnt" || umount -l "$mnt"; }
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+jget() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+jcheck() { # EXPR WHAT < JSON
+	python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" ||
+		fail "$2"
+}
+manifest_of() { # LAYOUT [TAG]: the manifest digest index.json tags TAG
+	python3 - "$1" "${2:-latest}" <<'EOF'
+import json, sys
+for m in json.load(open(sys.argv[1] + "/index.json"))["manifests"]:
+    if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == sys.argv[2]:
+        print(m["digest"])
+EOF
+}
+blob() { echo "$1/blobs/sha256/${2#sha256:}"; }
+# Every file of a store with its size and content hash: any change shows.
+snap() { (cd "$1" && find . -type f ! -name lock ! -name names.lock -printf '%p %s\n' | sort && cat names.json 2>/dev/null) | sha256sum; }
+
+step "seal debian-python"
+cp -al "$corpus/debian-python" "$work/py"
+old=$(manifest_of "$work/py")
+"$o2c" seal "oci:$work/py" --json >"$work/seal.json"
+new=$(jget "j['manifest_digest']" <"$work/seal.json")
+merged=$(jget "j['composefs.merged.sha256-12']" <"$work/seal.json")
+[ "$(manifest_of "$work/py")" = "$new" ] || fail "index.json does not tag the sealed manifest $new"
+[ "$new" != "$old" ] || fail "the sealed manifest is the old one"
+[ "sha256:$(sha256sum <"$(blob "$work/py" "$new")" | cut -d' ' -f1)" = "$new" ] || fail "sealed manifest blob"
+python3 - "$(blob "$work/py" "$old")" "$(blob "$work/py" "$new")" "$work/seal.json" <<'EOF' || fail "sealed manifest content"
+import json, sys
+old, new, res = (json.load(open(p)) for p in sys.argv[1:])
+L, M = "composefs.layer.sha256-12", "composefs.merged.sha256-12"
+assert new["config"] == old["config"], "config descriptor changed"
+assert len(new["layers"]) == len(old["layers"]) == len(res["layers"]) == 2
+for i, (a, b) in enumerate(zip(old["layers"], new["layers"])):
+    ann = b.pop("annotations")
+    assert a == b, "layer %d descriptor changed" % i
+    assert ann[L] == res["layers"][i][L], "layer %d annotation" % i
+    assert (M in ann) == (i == 1), "merged annotation on layer %d" % i
+assert res[M] != res["layers"][0][L] != res["layers"][1][L]
+EOF
+[ "$("$o2c" "oci:$work/py" "$work/py.cfs" --print-digest)" = "$merged" ] ||
+	fail "the sealed image does not convert to its merged digest"
+"$o2c" seal "oci:$work/py" >"$work/again"
+[ "$(cat "$work/again")" = "$new" ] || fail "sealing again gave $(cat "$work/again"), not $new"
+
+step "seal --tag keeps the old tag; one layer: layer = merged = image"
+cp -al "$corpus/debian-minbase" "$work/mb"
+mb_old=$(manifest_of "$work/mb")
+"$o2c" seal "oci:$work/mb" --tag sealed --json >"$work/mb.json"
+[ "$(manifest_of "$work/mb" latest)" = "$mb_old" ] || fail "--tag moved 'latest'"
+[ "$(manifest_of "$work/mb" sealed)" = "$(jget "j['manifest_digest']" <"$work/mb.json")" ] || fail "--tag sealed"
+jcheck "j['layers'][0]['composefs.layer.sha256-12'] == j['composefs.merged.sha256-12']" "one layer: layer != merged" <"$work/mb.json"
+[ "$("$o2c" "oci:$corpus/debian-minbase" "$work/mb.cfs" --print-digest)" = "$(jget "j['composefs.merged.sha256-12']" <"$work/mb.json")" ] ||
+	fail "minbase's merged digest is not its image digest"
+if "$o2c" seal "docker-archive:$corpus/archives/debian-python.docker-archive.tar" 2>"$work/err"; then
+	fail "sealed a docker-archive"
+fi
+grep -q "only oci:PATH" "$work/err" || fail "docker-archive: $(cat "$work/err")"
+
+step "a layer's digest is that of the layer alone, whiteouts kept"
+# An independent route: unpack the whiteout layers of debian-whiteouts
+# with Python, whiteouts as overlayfs whiteouts, and convert the directory.
+cp -al "$corpus/debian-whiteouts" "$work/wo"
+"$o2c" seal "oci:$work/wo" --json >"$work/wo.json"
+for i in 2 3; do
+	digest=$(jget "j['layers'][$i]['digest']" <"$work/wo.json")
+	python3 "$CFS_SRC/tests/scripts/layer-tree.py" "$(blob "$work/wo" "$digest")" "$work/layer$i"
+	got=$("$o2c" "dir:$work/layer$i" "$work/layer$i.cfs" --print-digest)
+	want=$(jget "j['layers'][$i]['composefs.layer.sha256-12']" <"$work/wo.json")
+	[ "$got" = "$want" ] || fail "layer $digest: unpacked alone gives $got, seal says $want"
+done
+find "$work/layer3" -type c | grep -q . || fail "no whiteouts in the unpacked layer"
+
+step "determinism: independent seals and conversions agree"
+cp -al "$corpus/debian-python" "$work/py1"
+cp -al "$corpus/debian-python" "$work/py2"
+"$o2c" seal "oci:$work/py1" --threads 1 --json | jget "json.dumps([j['composefs.merged.sha256-12'], j['layers'], j['manifest_digest']])" >"$work/d1"
+"$o2c" seal "oci:$work/py2" --threads 8 --json | jget "json.dumps([j['composefs.merged.sha256-12'], j['layers'], j['manifest_digest']])" >"$work/d2"
+cmp -s "$work/d1" "$work/d2" || fail "two seals differ: $(diff "$work/d1" "$work/d2")"
+d1=$("$o2c" "oci:$work/py1" "$work/c1.cfs" --objects "$work/objects1" --threads 1 --print-digest)
+d2=$("$o2c" "oci:$work/py2" "$work/c2.cfs" --objects "$work/objects2" --threads 8 --print-digest)
+[ "$d1" = "$merged" ] && [ "$d2" = "$merged" ] || fail "conversions give $d1 and $d2, sealed $merged"
+
+step "import checks the seal; --require-sealed"
+root=$work/store
+S=("$cs" --root "$root")
+"${S[@]}" import "oci:$work/py" --name py --json >"$work/imp.json"
+jcheck "j['digest'] == '$merged' and j['sealed']" "import: not sealed or not $merged" <"$work/imp.json"
+before=$(snap "$root")
+if "${S[@]}" import --require-sealed "oci:$corpus/debian-minbase" --name mb 2>"$work/err"; then
+	fail "--require-sealed imported an unsealed image"
+fi
+[ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "not sealed" "$work/err" || fail "--require-sealed: $(cat "$work/err")"
+[ "$(snap "$root")" = "$before" ] || fail "a refused import changed the store"
+"${S[@]}" import --require-sealed "oci:$work/mb:sealed" --name mb >/dev/null || fail "--require-sealed refused a sealed image"
+
+step "attack: another valid layer under the old annotations"
+make_evil() { # SEALED OUT
+	python3 - "$1" "$2" "$corpus/debian-caps" <<'EOF'
+import hashlib, json, os, shutil, sys
+src, dst, donor = sys.argv[1:]
+shutil.copytree(src, dst, copy_function=os.link)
+def path(root, d): return os.path.join(root, "blobs", "sha256", d.split(":")[1])
+def load(root, d): return json.load(open(path(root, d)))
+def put(b):
+    d = "sha256:" + hashlib.sha256(b).hexdigest()
+    if not os.path.exists(path(dst, d)):
+        with open(path(dst, d), "wb") as f:
+            f.write(b)
+    return d, len(b)
+def tagged(root):
+    return json.load(open(os.path.join(root, "index.json")))["manifests"][0]["digest"]
+m = load(dst, tagged(dst))
+c = load(dst, m["config"]["digest"])
+dm = load(donor, tagged(donor))
+dc = load(donor, dm["config"]["digest"])
+# The donor's second layer: a real, valid layer, just not this one.
+layer, diff_id = dm["layers"][1], dc["rootfs"]["diff_ids"][1]
+os.link(path(donor, layer["digest"]), path(dst, layer["digest"]))
+m["layers"][1]["digest"], m["layers"][1]["size"] = layer["digest"], layer["size"]
+c["rootfs"]["diff_ids"][1] = diff_id
+m["config"]["digest"], m["config"]["size"] = put(json.dumps(c).encode())
+md, ms = put(json.dumps(m).encode())
+index = json.load(open(os.path.join(dst, "index.json")))
+index["manifests"][0]["digest"], index["manifests"][0]["size"] = md, ms
+os.unlink(os.path.join(dst, "index.json"))  # a hard link to the source
+with open(os.path.join(dst, "index.json"), "w") as f:
+    json.dump(index, f)
+print(layer["digest"])
+EOF
+}
+evil_layer=$(make_evil "$work/py" "$work/evil")
+want_layer=$(jget "j['layers'][1]['composefs.layer.sha256-12']" <"$work/seal.json")
+if "$o2c" "oci:$work/evil" "$work/evil.cfs" 2>"$work/err"; then
+	fail "oci2cfs converted the tampered image"
+fi
+[ ! -e "$work/evil.cfs" ] || fail "oci2cfs left an image behind"
+before=$(snap "$root")
+if "${S[@]}" import "oci:$work/evil" --name evil 2>"$work/err"; then
+	fail "imported the tampered image"
+fi
+[ "$(wc -l <"$work/err")" -eq 1 ] || fail "not one line: $(cat "$work/err")"
+grep -q "layer $evil_layer: not the sealed layer: composefs.layer.sha256-12 is $want_layer, the layer gives [0-9a-f]\{64\}$" "$work/err" ||
+	fail "the refusal does not name the layer and both digests: $(cat "$work/err")"
+[ "$(snap "$root")" = "$before" ] || fail "the refused import changed the store"
+"${S[@]}" inspect evil >/dev/null 2>&1 && fail "the name evil exists"
+"${S[@]}" fsck --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the refusal"
+
+step "registry: push the sealed image, pull it on a fresh node"
+registry_start "$work/registry" || fail "no registry"
+skopeo copy -q --dest-tls-verify=false --preserve-digests "oci:$work/py:latest" "docker://$REGISTRY/debian-python:sealed" ||
+	fail "skopeo copy to the registry"
+node=$work/node
+N=("$cs" --root "$node")
+"${N[@]}" pull "docker://$REGISTRY/debian-python:sealed" --insecure --require-sealed --name python --json >"$work/pull.json" ||
+	fail "pull of the sealed image failed"
+jcheck "j['digest'] == '$merged' and j['sealed']" "pull: not the sealed image" <"$work/pull.json"
+"${N[@]}" inspect python --json | jcheck "j['manifest_digest'] == '$new'" "pulled manifest is not the sealed one"
+mkdir -p "$mnt"
+"${N[@]}" mount python "$mnt"
+python3 "$shared/tree-listing.py" "$mnt" >"$work/python.tsv"
+diff "$corpus/expected/debian-python.tsv" "$work/python.tsv" >"$work/tree.diff" ||
+	fail "pulled tree differs from expected: $(head -5 "$work/tree.diff")"
+"${N[@]}" umount "$mnt"
+
+step "registry: the tampered image is refused on pull"
+skopeo copy -q --dest-tls-verify=false --preserve-digests "oci:$work/evil:latest" "docker://$REGISTRY/debian-python:evil" ||
+	fail "skopeo copy of the tampered image"
+before=$(snap "$node")
+if "${N[@]}" pull "docker://$REGISTRY/debian-python:evil" --insecure --name evil 2>"$work/err"; then
+	fail "pulled the tampered image"
+fi
+grep -q "layer $evil_layer: not the sealed layer" "$work/err" || fail "pull refusal: $(cat "$work/err")"
+[ "$(snap "$node")" = "$before" ] || fail "the refused pull changed the store"
+"${N[@]}" fsck --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the refused pull"
+echo "$me: ok"
