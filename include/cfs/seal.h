@@ -67,6 +67,43 @@ CFS_EXPORT void cfs_seal_result_clear(cfs_seal_result *res);
 CFS_EXPORT int cfs_seal(const char *source, const cfs_seal_options *opts,
 			cfs_seal_result *res);
 
+/* ---- composefs artifacts ---------------------------------------------- */
+
+/** artifactType of a composefs artifact, and the media type of its one
+ * blob, the composefs image (docs/formats.md). */
+#define CFS_ARTIFACT_TYPE "application/vnd.oci2cfs.composefs.v1"
+#define CFS_ARTIFACT_IMAGE_MEDIA_TYPE                                          \
+	"application/vnd.oci2cfs.composefs.image.v1.erofs"
+/** Annotation of the artifact: the layers' composefs digests, in layer
+ * order, comma-separated. */
+#define CFS_ANNOTATION_LAYERS "org.oci2cfs.composefs.layers.sha256-12"
+
+/** What cfs_artifact() wrote. */
+typedef struct cfs_artifact_result {
+	char manifest_digest[80]; /**< the artifact manifest */
+	uint64_t manifest_size;
+	char subject_digest[80]; /**< the image's manifest */
+	char image_digest[80]; /**< SHA-256 of the composefs image blob */
+	uint64_t image_size;
+	char merged[CFS_DIGEST_HEX_SIZE + 1]; /**< its fs-verity digest */
+	char tag[80]; /**< "sha256-<subject hex>", the referrers tag */
+} cfs_artifact_result;
+
+/**
+ * Convert @source (an OCI image with a manifest: oci:, oci-archive:)
+ * and write into the OCI layout @output_layout (created if missing; it
+ * may be the source layout) an artifact: an image manifest with
+ * artifactType CFS_ARTIFACT_TYPE, the empty config, the composefs image
+ * as its one blob, the digests as annotations, and the image's manifest
+ * as its subject; plus an image index listing it, tagged
+ * "sha256-<subject hex>" (the referrers tag schema for registries
+ * without the referrers API). Deterministic: the same image gives the
+ * same artifact. @opts: platform and threads (tag must be NULL).
+ */
+CFS_EXPORT int cfs_artifact(const char *source, const char *output_layout,
+			    const cfs_seal_options *opts,
+			    cfs_artifact_result *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1455,6 +1455,18 @@ static int ref_digest(struct oci_ctx *c, const char **digest)
 	return 0;
 }
 
+/*
+ * "sha256-<64 hex>": the tag under which registries without the
+ * referrers API (and layouts, like cfs_artifact()'s) keep the artifacts
+ * that refer to a manifest. Not an image to pick when no REF is given.
+ */
+static bool is_referrers_tag(const char *tag)
+{
+	return tag && strlen(tag) == 7 + CFS_DIGEST_HEX_SIZE &&
+	       strncmp(tag, "sha256-", 7) == 0 &&
+	       strspn(tag + 7, "0123456789abcdef") == CFS_DIGEST_HEX_SIZE;
+}
+
 /* The entry of index.json that REF names, or the only image in it. */
 static int select_top(struct oci_ctx *c, struct json_object *idx,
 		      struct oci_target *t)
@@ -1505,7 +1517,7 @@ static int select_top(struct oci_ctx *c, struct json_object *idx,
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!c->ref)
-			cand[i] = true;
+			cand[i] = !is_referrers_tag(ds[i].ref_name);
 		else if (digest)
 			cand[i] = !strcmp(ds[i].digest, digest);
 		else

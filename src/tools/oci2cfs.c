@@ -46,12 +46,16 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: " PROG " [OPTION]... SOURCE OUTPUT\n"
 		"       " PROG " seal oci:PATH[:REF] [--tag TAG] [--json]\n"
+		"       " PROG " artifact SOURCE OUTPUT-LAYOUT [--json]\n"
 		"Convert SOURCE into the composefs image OUTPUT ('-' for stdout).\n"
 		"seal: write into the layout a manifest whose layers carry the\n"
 		"composefs digests (" CFS_ANNOTATION_LAYER
 		", and\n" CFS_ANNOTATION_MERGED
 		" on the last), tagged TAG (default: the\n"
 		"source's tag); print its digest.\n"
+		"artifact: write into the OCI layout OUTPUT-LAYOUT an artifact\n"
+		"holding the composefs image of SOURCE, its subject SOURCE's\n"
+		"manifest, tagged sha256-<subject hex>; print its digest.\n"
 		"\n"
 		"Sources:\n"
 		"  dir:PATH           a directory tree (hardlinks kept)\n"
@@ -319,6 +323,59 @@ static int seal_main(const char *source, const cfs_seal_options *opts,
 	return 0;
 }
 
+static int artifact_main(const char *source, const char *output,
+			 const cfs_seal_options *opts, bool json)
+{
+	cfs_artifact_result res;
+	int r = cfs_artifact(source, output, opts, &res);
+
+	if (r < 0) {
+		fprintf(stderr, PROG ": artifact: %s\n",
+			cfs_error_message()[0] ? cfs_error_message() :
+						 strerror(-r));
+		return 1;
+	}
+	if (json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "source",
+				       json_object_new_string(source));
+		json_object_object_add(o, "output",
+				       json_object_new_string(output));
+		json_object_object_add(
+			o, "manifest_digest",
+			json_object_new_string(res.manifest_digest));
+		json_object_object_add(
+			o, "manifest_size",
+			json_object_new_int64((int64_t)res.manifest_size));
+		json_object_object_add(
+			o, "subject",
+			json_object_new_string(res.subject_digest));
+		json_object_object_add(o, "tag",
+				       json_object_new_string(res.tag));
+		json_object_object_add(
+			o, "image_digest",
+			json_object_new_string(res.image_digest));
+		json_object_object_add(
+			o, "image_size",
+			json_object_new_int64((int64_t)res.image_size));
+		json_object_object_add(o, CFS_ANNOTATION_MERGED,
+				       json_object_new_string(res.merged));
+		printf("%s\n",
+		       json_object_to_json_string_ext(
+			       o, JSON_C_TO_STRING_PRETTY |
+					  JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		printf("%s\n", res.manifest_digest);
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cfs_convert_options opts = CFS_CONVERT_OPTIONS_INIT;
@@ -388,6 +445,22 @@ int main(int argc, char **argv)
 		so.threads = opts.threads;
 		raise_fd_limit();
 		return seal_main(argv[optind + 1], &so, json);
+	}
+	if (optind < argc && strcmp(argv[optind], "artifact") == 0) {
+		cfs_seal_options so = CFS_SEAL_OPTIONS_INIT;
+
+		if (argc - optind != 3)
+			return usage_error("%s",
+					   "artifact: SOURCE OUTPUT-LAYOUT "
+					   "expected");
+		if (opts.objects_dir || dump_path || print_digest || tag)
+			return usage_error("%s", "artifact takes only --json, "
+						 "--platform and --threads");
+		so.platform = opts.platform;
+		so.threads = opts.threads;
+		raise_fd_limit();
+		return artifact_main(argv[optind + 1], argv[optind + 2], &so,
+				     json);
 	}
 	if (tag)
 		return usage_error("%s", "--tag applies to seal only");
