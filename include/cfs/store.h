@@ -80,6 +80,13 @@ CFS_EXPORT const char *cfs_store_objects_dir(const cfs_store *store);
  * image is always checked: one that does not convert to the digests its
  * annotations name is refused, sealed or not asked for. */
 #define CFS_STORE_IMPORT_REQUIRE_SEALED 0x1u
+/** cfs_store_import_options.flags: when the layout holds a composefs
+ * artifact of the image (include/cfs/seal.h), store its composefs image
+ * as it is and take only the objects from the layers (every object it
+ * names must come with them). Without the flag such an artifact is
+ * checked: its image must be the one the import makes. See
+ * docs/security.md for what trusting it means. */
+#define CFS_STORE_IMPORT_TRUST_ARTIFACT 0x2u
 
 typedef struct cfs_store_import_options {
 	unsigned int version; /**< CFS_STORE_IMPORT_OPTIONS_VERSION */
@@ -120,6 +127,9 @@ typedef struct cfs_store_import_result {
 	int verity_errno;
 	/** The image was sealed and its digests checked out. */
 	bool sealed;
+	/** A composefs artifact of the image was found and checked out
+	 * (or, CFS_STORE_IMPORT_TRUST_ARTIFACT, used). */
+	bool artifact;
 } cfs_store_import_result;
 
 /**

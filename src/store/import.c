@@ -32,6 +32,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/util.h"
+#include "convert/artifact.h"
 #include "convert/convert-internal.h"
 #include "convert/oci.h"
 #include "store/store-internal.h"
@@ -352,6 +353,72 @@ static int check_sealed(struct import *im, const char *source,
 	return 0;
 }
 
+/*
+ * A composefs artifact of the image is in the layout: its image must be
+ * the one this import made (or, with CFS_STORE_IMPORT_TRUST_ARTIFACT, is
+ * the one it stores: then it must be the one its annotation names).
+ */
+static int check_artifact(struct import *im, const char *source,
+			  const cfs_store_import_options *opts,
+			  const struct cfs_found_artifact *art)
+{
+	uint8_t d[CFS_DIGEST_SIZE];
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	int r = cfs_verity_digest_buffer(art->image, art->image_len, d);
+
+	if (r < 0)
+		return r;
+	cfs_digest_to_hex(d, hex);
+	if (art->merged[0] && strcmp(art->merged, hex) != 0)
+		return cfs_error(EBADMSG,
+				 "%s: artifact %s: its image is %s, its "
+				 "annotation says %s",
+				 source, art->manifest_digest, hex,
+				 art->merged);
+	if (strcmp(hex, im->res.digest) != 0)
+		return cfs_error(EBADMSG,
+				 "%s: artifact %s: its composefs image is %s, "
+				 "the image converts to %s",
+				 source, art->manifest_digest, hex,
+				 im->res.digest);
+	im->res.artifact = true;
+	(void)opts;
+	return 0;
+}
+
+/* --trust-artifact: every object the artifact's image names must have
+ * come with the layers (staged now, or in the store already). */
+static int check_objects(struct import *im, struct cfs_objects *objs,
+			 const struct store_objset *set, const char *source,
+			 const struct cfs_found_artifact *art)
+{
+	_cleanup_free_ char *staging = NULL;
+	_cleanup_close_ int sfd = -1;
+
+	(void)objs;
+	if (asprintf(&staging, "%s/tmp/%s/objects", im->s->root, im->w.name) <
+	    0) {
+		staging = NULL;
+		return -ENOMEM;
+	}
+	sfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; i < set->n; i++) {
+		char path[CFS_DIGEST_HEX_SIZE + 2],
+			hex[CFS_DIGEST_HEX_SIZE + 1];
+
+		cfs_digest_to_object_path(set->v[i].digest, path);
+		if (faccessat(im->s->objects_fd, path, F_OK, 0) == 0 ||
+		    (sfd >= 0 && faccessat(sfd, path, F_OK, 0) == 0))
+			continue;
+		cfs_digest_to_hex(set->v[i].digest, hex);
+		return cfs_error(EBADMSG,
+				 "%s: artifact %s names object %s, which no "
+				 "layer has",
+				 source, art->manifest_digest, hex);
+	}
+	return 0;
+}
+
 /* Does the image and every object it references have fs-verity? */
 static bool all_verity(cfs_store *s, const char *image_name,
 		       const struct store_objset *set)
@@ -379,6 +446,8 @@ static int do_import(struct import *im, const char *source,
 	_cleanup_close_ int stage_fd = -1, img_fd = -1;
 	json_object *config = NULL;
 	struct cfs_oci_image *oci = NULL;
+	struct cfs_found_artifact art = { 0 };
+	bool have_art = false;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	char image_name[CFS_DIGEST_HEX_SIZE + 8];
 	cfs_inode *root = NULL;
@@ -401,6 +470,26 @@ static int do_import(struct import *im, const char *source,
 	r = cfs_convert_tree_objs(&root, source, &copts, objs, &stats);
 	if (r < 0)
 		goto out;
+	if (stats.manifest_digest[0]) {
+		r = cfs_find_artifact(source, stats.manifest_digest, &art);
+		if (r < 0)
+			goto out;
+		have_art = r == 0;
+		r = 0;
+	}
+	if (have_art && (opts->flags & CFS_STORE_IMPORT_TRUST_ARTIFACT)) {
+		/* The artifact's metadata, only the objects from the layers
+		 * (docs/security.md). */
+		cfs_inode *art_root = NULL;
+		r = cfs_image_read(&art_root, art.image, art.image_len, NULL);
+		if (r < 0) {
+			r = cfs_error_prefix(-r, "%s: artifact %s", source,
+					     art.manifest_digest);
+			goto out;
+		}
+		cfs_inode_unref(root);
+		root = art_root;
+	}
 	r = store_objset_add_tree(&set, root);
 	if (r < 0) {
 		r = cfs_error_prefix(-r, "%s", source);
@@ -423,7 +512,16 @@ static int do_import(struct import *im, const char *source,
 				    s->root, im->w.name);
 		goto out;
 	}
-	r = cfs_image_write_fd(root, NULL, img_fd, digest);
+	if (have_art && (opts->flags & CFS_STORE_IMPORT_TRUST_ARTIFACT)) {
+		r = cfs_write_all(img_fd, art.image, art.image_len);
+		if (r == 0)
+			r = cfs_verity_digest_buffer(art.image, art.image_len,
+						     digest);
+		if (r == 0)
+			r = check_objects(im, objs, &set, source, &art);
+	} else {
+		r = cfs_image_write_fd(root, NULL, img_fd, digest);
+	}
 	if (r == 0 && (fsync(img_fd) < 0 || fstat(img_fd, &st) < 0))
 		r = cfs_error_errno(errno, "store %s: writing image", s->root);
 	if (r < 0)
@@ -435,6 +533,8 @@ static int do_import(struct import *im, const char *source,
 	cfs_digest_to_hex(digest, im->res.digest);
 	snprintf(image_name, sizeof(image_name), "%s.cfs", im->res.digest);
 	r = check_sealed(im, source, opts, &stats);
+	if (r == 0 && have_art)
+		r = check_artifact(im, source, opts, &art);
 	if (r < 0)
 		goto out;
 	im->res.existed = faccessat(s->images_fd, image_name, F_OK,
@@ -508,6 +608,7 @@ static int do_import(struct import *im, const char *source,
 	}
 	r = add_names(im, opts, oci);
 out:
+	cfs_found_artifact_clear(&art);
 	cfs_oci_free(oci);
 	json_object_put(config);
 	store_objset_clear(&set);
@@ -536,7 +637,8 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 	if (!opts)
 		opts = &defaults;
 	if (opts->version != CFS_STORE_IMPORT_OPTIONS_VERSION ||
-	    (opts->flags & ~CFS_STORE_IMPORT_REQUIRE_SEALED) ||
+	    (opts->flags & ~(CFS_STORE_IMPORT_REQUIRE_SEALED |
+			     CFS_STORE_IMPORT_TRUST_ARTIFACT)) ||
 	    (opts->n_names && !opts->names))
 		return cfs_error(EINVAL, "invalid import options");
 	for (size_t i = 0; i < opts->n_names; i++)

@@ -39,6 +39,7 @@ enum {
 	OPT_FORCE,
 	OPT_INSECURE,
 	OPT_REQUIRE_SEALED,
+	OPT_TRUST_ARTIFACT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -63,6 +64,7 @@ static const struct option long_options[] = {
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
+	{ "trust-artifact", no_argument, NULL, OPT_TRUST_ARTIFACT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -86,6 +88,7 @@ static struct {
 	unsigned int threads;
 	bool json, dry_run, verify, repair;
 	bool writable, delete_upper, force, insecure, require_sealed;
+	bool trust_artifact;
 	const char *upper, *work;
 	const char *ais, *run;
 	cfs_verity_mode verity;
@@ -138,6 +141,9 @@ static void usage(FILE *out)
 		"  --insecure         pull: no TLS verification, or plain HTTP\n"
 		"  --require-sealed   import, pull: refuse images without sealing\n"
 		"                     annotations (sealed ones are always checked)\n"
+		"  --trust-artifact   import, pull: store the composefs image of the\n"
+		"                     image's composefs artifact as it is (else it\n"
+		"                     is only checked); see docs/security.md\n"
 		"  --json             import, pull, list, inspect, gc, fsck: JSON on\n"
 		"                     stdout\n"
 		"  --dry-run          gc: only list what would be removed\n"
@@ -242,6 +248,8 @@ static void import_setup(cfs_store_import_options *opts)
 	opts->threads = o.threads;
 	if (o.require_sealed)
 		opts->flags |= CFS_STORE_IMPORT_REQUIRE_SEALED;
+	if (o.trust_artifact)
+		opts->flags |= CFS_STORE_IMPORT_TRUST_ARTIFACT;
 	if (isatty(STDERR_FILENO))
 		opts->progress = show_progress;
 }
@@ -263,6 +271,8 @@ static int import_report(const char *cmd, int r,
 			       json_object_new_boolean(res->existed));
 	json_object_object_add(j, "sealed",
 			       json_object_new_boolean(res->sealed));
+	json_object_object_add(j, "artifact",
+			       json_object_new_boolean(res->artifact));
 	json_object_object_add(j, "names",
 			       strv_json((char **)o.names, o.n_names));
 	json_object_object_add(j, "image_size", jint(res->image_size));
@@ -644,11 +654,12 @@ static int cmd_ais(cfs_store *s, char **args, int n)
 static const struct command commands[] = {
 	{ "import", 1, 1,
 	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON) |
-		  BIT(OPT_REQUIRE_SEALED),
+		  BIT(OPT_REQUIRE_SEALED) | BIT(OPT_TRUST_ARTIFACT),
 	  cmd_import, true },
 	{ "pull", 1, 1,
 	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON) |
-		  BIT(OPT_INSECURE) | BIT(OPT_REQUIRE_SEALED),
+		  BIT(OPT_INSECURE) | BIT(OPT_REQUIRE_SEALED) |
+		  BIT(OPT_TRUST_ARTIFACT),
 	  cmd_pull, true },
 	{ "list", 0, 0, BIT(OPT_JSON), cmd_list, false },
 	{ "inspect", 1, 1, BIT(OPT_JSON), cmd_inspect, false },
@@ -759,6 +770,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_REQUIRE_SEALED:
 			o.require_sealed = true;
+			break;
+		case OPT_TRUST_ARTIFACT:
+			o.trust_artifact = true;
 			break;
 		case OPT_INSECURE:
 			o.insecure = true;

@@ -207,15 +207,86 @@ grep -q "layer $evil_layer: not the sealed layer: composefs.layer.sha256-12 is $
 "${S[@]}" inspect evil >/dev/null 2>&1 && fail "the name evil exists"
 "${S[@]}" fsck --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the refusal"
 
+step "artifact: the composefs image beside the image, checked or trusted"
+"$o2c" artifact "oci:$work/py:latest" "$work/py" --json >"$work/art.json"
+art_tag=$(jget "j['tag']" <"$work/art.json")
+[ "$art_tag" = "sha256-${new#sha256:}" ] || fail "artifact tag $art_tag"
+jcheck "j['composefs.merged.sha256-12'] == '$merged'" "artifact digest" <"$work/art.json"
+python3 - "$work/py" "$art_tag" "$new" <<'EOF' || fail "artifact layout"
+import json, sys
+root, tag, subject = sys.argv[1:]
+def blob(d): return json.load(open(root + "/blobs/sha256/" + d[7:]))
+e = [m for m in json.load(open(root + "/index.json"))["manifests"]
+     if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
+assert len(e) == 1 and e[0]["mediaType"] == "application/vnd.oci.image.index.v1+json"
+a = blob(blob(e[0]["digest"])["manifests"][0]["digest"])
+assert a["artifactType"] == "application/vnd.oci2cfs.composefs.v1"
+assert a["config"]["mediaType"] == "application/vnd.oci.empty.v1+json" and a["config"]["size"] == 2
+assert a["subject"]["digest"] == subject
+assert [l["mediaType"] for l in a["layers"]] == ["application/vnd.oci2cfs.composefs.image.v1.erofs"]
+EOF
+"$o2c" artifact "oci:$work/py:latest" "$work/py" >"$work/art2"
+[ "$(cat "$work/art2")" = "$(jget "j['manifest_digest']" <"$work/art.json")" ] || fail "artifact not deterministic"
+a1=$work/store-art
+"$cs" --root "$a1" import "oci:$work/py:latest" --json >"$work/ia.json"
+jcheck "j['artifact'] and j['sealed'] and j['digest'] == '$merged'" "import did not check the artifact" <"$work/ia.json"
+"$cs" --root "$a1" import --trust-artifact "oci:$work/py:latest" --name t --json >"$work/it.json"
+jcheck "j['artifact'] and j['digest'] == '$merged'" "--trust-artifact" <"$work/it.json"
+# A forged artifact: the composefs image of another image under py's
+# subject (its own annotation made to match).
+forge() { # LAYOUT-WITH-ARTIFACT OTHER-ARTIFACT-LAYOUT OTHER-JSON OUT
+	rm -rf "$4"
+	cp -al "$1" "$4"
+	python3 - "$4" "$art_tag" "$2" "$3" <<'EOF'
+import hashlib, json, os, sys
+root, tag, other, other_json = sys.argv[1:]
+o = json.load(open(other_json))
+def path(r, d): return os.path.join(r, "blobs", "sha256", d[7:])
+def put(b):
+    d = "sha256:" + hashlib.sha256(b).hexdigest()
+    with open(path(root, d), "wb") as f:
+        f.write(b)
+    return d, len(b)
+index = json.load(open(os.path.join(root, "index.json")))
+e = [m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag][0]
+x = json.load(open(path(root, e["digest"])))
+a = json.load(open(path(root, x["manifests"][0]["digest"])))
+if not os.path.exists(path(root, o["image_digest"])):
+    os.link(path(other, o["image_digest"]), path(root, o["image_digest"]))
+a["layers"][0]["digest"], a["layers"][0]["size"] = o["image_digest"], o["image_size"]
+a["annotations"]["composefs.merged.sha256-12"] = o["composefs.merged.sha256-12"]
+x["manifests"][0]["digest"], x["manifests"][0]["size"] = put(json.dumps(a).encode())
+e["digest"], e["size"] = put(json.dumps(x).encode())
+os.unlink(os.path.join(root, "index.json"))
+with open(os.path.join(root, "index.json"), "w") as f:
+    json.dump(index, f)
+EOF
+}
+cp -al "$corpus/debian-caps" "$work/caps"
+"$o2c" artifact "oci:$work/caps" "$work/caps" --json >"$work/caps-art.json"
+forge "$work/py" "$work/caps" "$work/caps-art.json" "$work/forged"
+before=$(snap "$a1")
+"$cs" --root "$a1" import "oci:$work/forged:latest" --name forged 2>"$work/err" && fail "imported with a forged artifact"
+grep -q "artifact sha256:[0-9a-f]*: its composefs image is $(jget "j['composefs.merged.sha256-12']" <"$work/caps-art.json"), the image converts to $merged" "$work/err" ||
+	fail "forged artifact: $(cat "$work/err")"
+# Trusted, it still cannot name objects the layers do not bring.
+"$cs" --root "$a1" import --trust-artifact "oci:$work/forged:latest" --name forged 2>"$work/err" && fail "trusted a forged artifact with foreign objects"
+grep -q "names object [0-9a-f]\{64\}, which no layer has" "$work/err" || fail "trusted forged artifact: $(cat "$work/err")"
+[ "$(snap "$a1")" = "$before" ] || fail "refused imports changed the store"
+
 step "registry: push the sealed image, pull it on a fresh node"
 registry_start "$work/registry" || fail "no registry"
 skopeo copy -q --dest-tls-verify=false --preserve-digests "oci:$work/py:latest" "docker://$REGISTRY/debian-python:sealed" ||
 	fail "skopeo copy to the registry"
 node=$work/node
 N=("$cs" --root "$node")
+# The artifact under the referrers tag (skopeo rewrites the index,
+# keeping the artifact manifest: no --preserve-digests for it).
+skopeo copy -q --dest-tls-verify=false --all "oci:$work/py:$art_tag" "docker://$REGISTRY/debian-python:$art_tag" ||
+	fail "skopeo copy of the artifact"
 "${N[@]}" pull "docker://$REGISTRY/debian-python:sealed" --insecure --require-sealed --name python --json >"$work/pull.json" ||
 	fail "pull of the sealed image failed"
-jcheck "j['digest'] == '$merged' and j['sealed']" "pull: not the sealed image" <"$work/pull.json"
+jcheck "j['digest'] == '$merged' and j['sealed'] and j['artifact']" "pull: not the sealed image with its artifact" <"$work/pull.json"
 "${N[@]}" inspect python --json | jcheck "j['manifest_digest'] == '$new'" "pulled manifest is not the sealed one"
 mkdir -p "$mnt"
 "${N[@]}" mount python "$mnt"
