@@ -162,6 +162,10 @@ typedef struct cfs_store_image {
 	uint64_t image_size;
 	uint64_t objects, object_bytes; /**< distinct objects referenced */
 	bool verity; /**< fs-verity on the image and all its objects */
+	/** fsck --repair removed objects the image needs (corrupt or
+	 * missing): mounting it is refused until an import of the image
+	 * brings them back. */
+	bool broken;
 	char **names; /**< sorted */
 	size_t n_names;
 } cfs_store_image;
@@ -261,7 +265,9 @@ CFS_EXPORT int cfs_store_gc(cfs_store *store, unsigned int flags,
 
 /** One problem fsck found. */
 typedef struct cfs_store_problem {
-	/** "missing-object", "corrupt-object", "bad-image", "image-digest",
+	/** "missing-object", "corrupt-object" (--repair removes the object
+	 * and marks the images that need it broken), "bad-image",
+	 * "image-digest",
 	 * "bad-metadata", "missing-metadata", "orphan-metadata",
 	 * "dangling-name", "bad-names", "stray-file", "image-in-use" (a
 	 * broken image --repair left alone because it is mounted) */
@@ -276,6 +282,10 @@ typedef struct cfs_store_fsck_result {
 	/** Images without metadata and name: an interrupted import, not a
 	 * problem; gc removes them. */
 	uint64_t incomplete;
+	/** Images marked broken: a repair removed objects they need (see
+	 * cfs_store_image.broken); not a problem, a re-import restores
+	 * them. */
+	uint64_t broken;
 	cfs_store_problem *problems;
 	size_t n_problems;
 	/** Stale temporaries of dead writers, removed (always, as imports

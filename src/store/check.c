@@ -53,6 +53,72 @@ static int image_objects(cfs_store *s, const char *hex,
 	return 0;
 }
 
+/* ---- broken images ---------------------------------------------------- */
+
+int store_broken_mark(cfs_store *s, const char *hex,
+		      const struct store_objset *missing)
+{
+	struct cfs_atomic_file af = { .fd = -1 };
+	char name[CFS_DIGEST_HEX_SIZE + 16];
+	int r;
+
+	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
+	r = cfs_atomic_open(&af, s->images_fd, 0644);
+	for (size_t i = 0; r == 0 && i < missing->n; i++) {
+		char path[CFS_DIGEST_HEX_SIZE + 2];
+
+		cfs_digest_to_object_path(missing->v[i].digest, path);
+		r = cfs_write_all(af.fd, path, strlen(path));
+		if (r == 0)
+			r = cfs_write_all(af.fd, "\n", 1);
+	}
+	if (r == 0 && fsync(af.fd) < 0)
+		r = -errno;
+	if (r == 0)
+		r = cfs_atomic_commit(&af, name, true);
+	cfs_atomic_abort(&af);
+	if (r < 0)
+		return cfs_error_errno(-r, "store %s: images/%s", s->root,
+				       name);
+	return 0;
+}
+
+int store_broken_check(cfs_store *s, const char *hex, char **missing_out)
+{
+	char name[CFS_DIGEST_HEX_SIZE + 16], line[CFS_DIGEST_HEX_SIZE + 8];
+	FILE *f;
+	int fd, r = 0;
+
+	*missing_out = NULL;
+	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
+	fd = openat(s->images_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (r == 0 && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strlen(line) != CFS_DIGEST_HEX_SIZE + 1 || line[2] != '/' ||
+		    faccessat(s->objects_fd, line, F_OK, 0) == 0)
+			continue;
+		*missing_out = strdup(line);
+		r = *missing_out ? 1 : -ENOMEM;
+	}
+	fclose(f);
+	return r;
+}
+
+void store_broken_clear(cfs_store *s, const char *hex)
+{
+	char name[CFS_DIGEST_HEX_SIZE + 16];
+
+	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
+	unlinkat(s->images_fd, name, 0);
+}
+
 /* Call @fn(ctx, "XX", subfd, "<62 hex>" or other entry name, is_object)
  * for every entry below objects/; entries of objects/ itself that are not
  * XX directories come with subfd -1. */
@@ -180,10 +246,17 @@ static int gc_remove_file(struct gc *g, const char *rel, const char *name)
  * interrupted import leaves too. */
 static int gc_image(struct gc *g, const char *hex)
 {
-	char name[CFS_DIGEST_HEX_SIZE + 8], rel[CFS_DIGEST_HEX_SIZE + 16];
+	char name[CFS_DIGEST_HEX_SIZE + 16], rel[CFS_DIGEST_HEX_SIZE + 24];
 	int r;
 
 	snprintf(name, sizeof(name), "%s.json", hex);
+	if (faccessat(g->s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		snprintf(rel, sizeof(rel), "images/%s", name);
+		r = gc_remove_file(g, rel, name);
+		if (r < 0)
+			return r;
+	}
+	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
 	if (faccessat(g->s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		snprintf(rel, sizeof(rel), "images/%s", name);
 		r = gc_remove_file(g, rel, name);
@@ -489,6 +562,7 @@ static int drop_image(struct fsck *f, const char *hex, size_t first)
 	if (unlinkat(f->s->images_fd, name, 0) < 0 && errno != ENOENT)
 		return cfs_error_errno(errno, "store %s: images/%s", f->s->root,
 				       name);
+	store_broken_clear(f->s, hex);
 	for (size_t i = 0; i < f->names.n; i++) {
 		if (strcmp(f->names.v[i].digest, hex) != 0)
 			continue;
@@ -504,6 +578,41 @@ static int drop_image(struct fsck *f, const char *hex, size_t first)
 	return 0;
 }
 
+/* The objects images/<hex>.broken lists, sorted. */
+static int read_marker(cfs_store *s, const char *hex, struct store_objset *set)
+{
+	char name[CFS_DIGEST_HEX_SIZE + 16], line[CFS_DIGEST_HEX_SIZE + 8];
+	FILE *fp;
+	int fd, r = 0;
+
+	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
+	fd = openat(s->images_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ?
+			       0 :
+			       cfs_error_errno(errno, "store %s: images/%s",
+					       s->root, name);
+	fp = fdopen(fd, "r");
+	if (!fp) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (r == 0 && fgets(line, sizeof(line), fp)) {
+		char hexd[CFS_DIGEST_HEX_SIZE + 1];
+		uint8_t d[CFS_DIGEST_SIZE];
+
+		line[strcspn(line, "\n")] = '\0';
+		if (strlen(line) != CFS_DIGEST_HEX_SIZE + 1 || line[2] != '/')
+			continue;
+		snprintf(hexd, sizeof(hexd), "%.2s%.62s", line, line + 3);
+		if (cfs_digest_from_hex(d, hexd) == 0)
+			r = store_objset_add(set, d, 0);
+	}
+	fclose(fp);
+	store_objset_finish(set);
+	return r;
+}
+
 /* Check one image; 1 if it is broken (problem recorded), else 0. */
 static int check_image(struct fsck *f, const char *hex)
 {
@@ -515,7 +624,8 @@ static int check_image(struct fsck *f, const char *hex)
 	struct stat st;
 	bool named = names_has_digest(&f->names, hex);
 	size_t first = f->res->n_problems;
-	int r, broken = 0;
+	struct store_objset known = { 0 }, missing = { 0 };
+	int r, broken = 0, objects_broken = 0;
 
 	snprintf(rel, sizeof(rel), "images/%s.cfs", hex);
 	f->res->images++;
@@ -528,31 +638,43 @@ static int check_image(struct fsck *f, const char *hex)
 		goto out;
 	}
 	store_objset_finish(&set);
+	r = read_marker(s, hex, &known);
+	if (r < 0)
+		goto out;
 	for (size_t i = 0; i < set.n; i++) {
 		char path[CFS_DIGEST_HEX_SIZE + 2];
 		struct stat ost;
+		bool corrupt = store_objset_has(&f->corrupt, set.v[i].digest);
 
 		bytes += set.v[i].size;
 		cfs_digest_to_object_path(set.v[i].digest, path);
-		if (store_objset_has(&f->corrupt, set.v[i].digest)) {
+		if (!corrupt &&
+		    fstatat(s->objects_fd, path, &ost, AT_SYMLINK_NOFOLLOW) ==
+			    0 &&
+		    S_ISREG(ost.st_mode))
+			continue;
+		r = store_objset_add(&missing, set.v[i].digest, 0);
+		if (r < 0)
+			goto out;
+		/* Missing since a repair marked the image broken: known,
+		 * not a new problem (a re-import restores it). */
+		if (!corrupt && store_objset_has(&known, set.v[i].digest))
+			continue;
+		if (corrupt)
 			r = problem(f, "corrupt-object", rel,
 				    "references the corrupt object "
 				    "objects/%s",
 				    path);
-		} else if (fstatat(s->objects_fd, path, &ost,
-				   AT_SYMLINK_NOFOLLOW) < 0 ||
-			   !S_ISREG(ost.st_mode)) {
+		else
 			r = problem(f, "missing-object", rel,
 				    "references the missing object "
 				    "objects/%s",
 				    path);
-		} else {
-			continue;
-		}
-		broken = 1;
+		objects_broken = 1;
 		if (r < 0)
 			goto out;
 	}
+	store_objset_finish(&missing);
 	if (f->flags & CFS_STORE_FSCK_VERIFY) {
 		uint8_t want[CFS_DIGEST_SIZE], got[CFS_DIGEST_SIZE];
 		char name[CFS_DIGEST_HEX_SIZE + 8];
@@ -610,9 +732,23 @@ static int check_image(struct fsck *f, const char *hex)
 out:
 	cfs_store_image_clear(&meta);
 	store_objset_clear(&set);
-	if (r == 0 && broken)
+	store_objset_clear(&known);
+	if (r == 0 && broken) {
 		r = drop_image(f, hex, first);
-	return r < 0 ? r : broken;
+	} else if (r == 0 && objects_broken && repairing(f)) {
+		/* The image is fine but for objects repair removed (or
+		 * found missing): keep it and its names, marked broken, so
+		 * that its mount refuses and a re-import restores it. */
+		r = store_broken_mark(s, hex, &missing);
+		for (size_t i = first; r == 0 && i < f->res->n_problems; i++)
+			f->res->problems[i].repaired = true;
+		if (r == 0)
+			f->res->broken++;
+	} else if (r == 0 && missing.n && !objects_broken) {
+		f->res->broken++;
+	}
+	store_objset_clear(&missing);
+	return r < 0 ? r : (broken || objects_broken);
 }
 
 static int check_images_dir(struct fsck *f)
@@ -654,8 +790,13 @@ static int check_images_dir(struct fsck *f)
 		if (len == CFS_DIGEST_HEX_SIZE + 4 && store_is_hex(hex, true) &&
 		    strcmp(de->d_name + CFS_DIGEST_HEX_SIZE, ".cfs") == 0)
 			continue;
-		if (len == CFS_DIGEST_HEX_SIZE + 5 && store_is_hex(hex, true) &&
-		    strcmp(de->d_name + CFS_DIGEST_HEX_SIZE, ".json") == 0) {
+		if ((len == CFS_DIGEST_HEX_SIZE + 5 &&
+		     strcmp(de->d_name + CFS_DIGEST_HEX_SIZE, ".json") == 0) ||
+		    (len == CFS_DIGEST_HEX_SIZE + strlen(STORE_BROKEN_SUFFIX) &&
+		     strcmp(de->d_name + CFS_DIGEST_HEX_SIZE,
+			    STORE_BROKEN_SUFFIX) == 0)) {
+			if (!store_is_hex(hex, true))
+				goto stray;
 			snprintf(cfs, sizeof(cfs), "%s.cfs", hex);
 			if (faccessat(s->images_fd, cfs, F_OK,
 				      AT_SYMLINK_NOFOLLOW) == 0)
@@ -663,6 +804,7 @@ static int check_images_dir(struct fsck *f)
 			r = problem(f, "orphan-metadata", rel,
 				    "metadata of a missing image");
 		} else {
+		stray:
 			r = problem(f, "stray-file", rel,
 				    "not an image or its metadata");
 		}

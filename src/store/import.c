@@ -583,6 +583,9 @@ static int do_import(struct import *im, const char *source,
 			goto out;
 		}
 	}
+	/* Every object the image needs is in place now: an image a
+	 * repair marked broken is whole again. */
+	store_broken_clear(s, im->res.digest);
 	im->res.verity = all_verity(s, image_name, &set);
 
 	/* The raw config and manifest, for the names to point at. */

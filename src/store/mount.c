@@ -445,6 +445,20 @@ int cfs_store_mount(cfs_store *s, const char *ref, const char *target,
 	r = check_image_parses(s, ref, hex);
 	if (r < 0)
 		goto out;
+	{
+		_cleanup_free_ char *missing = NULL;
+		r = store_broken_check(s, hex, &missing);
+		if (r > 0)
+			r = cfs_error(
+				EIO,
+				"%s: image %.12s is broken: fsck --repair "
+				"removed its object objects/%s (corrupt "
+				"or missing); import the image again to "
+				"restore it",
+				ref, hex, missing);
+		if (r < 0)
+			goto out;
+	}
 	/* cfs_mount() checks this too, but only after the record of the
 	 * mount already there would have been replaced. */
 	if (is_mount_root(abs)) {

@@ -139,6 +139,24 @@ bool store_has_verity(int dirfd, const char *path);
 int store_strv_add(char ***v, size_t *n, const char *str);
 void store_strv_free(char **v, size_t n);
 
+/* ---- broken images ---------------------------------------------------- */
+
+/*
+ * images/<hex>.broken: fsck --repair removed objects the image needs
+ * (corrupt or missing); one object path ("XX/<62 hex>") per line. The
+ * image and its names stay; mounting it is refused while any of those
+ * objects is missing, and an import that brings them back removes the
+ * file. Implemented in check.c.
+ */
+#define STORE_BROKEN_SUFFIX ".broken"
+int store_broken_mark(cfs_store *s, const char *hex,
+		      const struct store_objset *missing);
+/* 1 (and *@missing_out, "XX/<62 hex>", to free) if the image is marked
+ * broken and one of its listed objects is still missing, else 0. */
+int store_broken_check(cfs_store *s, const char *hex, char **missing_out);
+/* Remove the mark (after an import restored the objects). */
+void store_broken_clear(cfs_store *s, const char *hex);
+
 /*
  * Is the image mounted (a record in ROOT/mounts/ names it and its target
  * is a mount point), so that gc must keep it even without a name?

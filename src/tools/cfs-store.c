@@ -334,6 +334,8 @@ static json_object *image_json(const cfs_store_image *img)
 	json_object_object_add(j, "names", strv_json(img->names, img->n_names));
 	json_object_object_add(j, "complete",
 			       json_object_new_boolean(img->complete));
+	json_object_object_add(j, "broken",
+			       json_object_new_boolean(img->broken));
 	json_object_object_add(j, "image_size", jint(img->image_size));
 	if (img->complete) {
 		char when[32];
@@ -365,6 +367,8 @@ static void names_line(const cfs_store_image *img)
 		fputs(img->complete ? "<none>" : "<incomplete>", stdout);
 	for (size_t i = 0; i < img->n_names; i++)
 		printf("%s%s", i ? "," : "", img->names[i]);
+	if (img->broken)
+		fputs(" (broken: import it again)", stdout);
 	putchar('\n');
 }
 
@@ -539,6 +543,7 @@ static int cmd_fsck(cfs_store *s, char **args, int n)
 		json_object_object_add(j, "images", jint(res.images));
 		json_object_object_add(j, "objects", jint(res.objects));
 		json_object_object_add(j, "incomplete", jint(res.incomplete));
+		json_object_object_add(j, "broken", jint(res.broken));
 		json_object_object_add(j, "problems", a);
 		json_object_object_add(j, "cleaned",
 				       strv_json(res.cleaned, res.n_cleaned));
@@ -560,6 +565,10 @@ static int cmd_fsck(cfs_store *s, char **args, int n)
 		if (res.incomplete)
 			printf("; %llu incomplete imports (gc removes them)",
 			       (unsigned long long)res.incomplete);
+		if (res.broken)
+			printf("; %llu images broken by a repair (import them "
+			       "again to restore them)",
+			       (unsigned long long)res.broken);
 		putchar('\n');
 	}
 	cfs_store_fsck_result_clear(&res);

@@ -247,4 +247,33 @@ must_fail "broken: store .*images/$db.cfs" mount broken "$mnt" --writable
 "${S[@]}" fsck --repair >/dev/null || fail "repair"
 "${S[@]}" fsck --verify >/dev/null || fail "fsck at the end"
 [ "$(hashes | grep -c "images/$d.cfs")" -eq 1 ] || fail "base image gone"
+step "a corrupt object: fsck names its image, repair marks it broken"
+obj=$(find "$root/objects" -type f -size +50k | head -1)
+[ -n "$obj" ] || fail "no big object"
+printf 'X' | dd of="$obj" bs=1 seek=777 conv=notrunc status=none
+"${S[@]}" fsck --verify --json >"$work/f.json" && fail "fsck --verify missed a bit flip"
+python3 - "$work/f.json" "images/$d.cfs" "${obj#"$root"/}" <<'EOF' || fail "fsck --verify: $(cat "$work/f.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+kinds = {(p["kind"], p["path"]) for p in j["problems"]}
+assert ("corrupt-object", sys.argv[3]) in kinds, kinds
+assert ("corrupt-object", sys.argv[2]) in kinds, kinds
+EOF
+"${S[@]}" fsck --verify --repair >/dev/null || fail "repair: not everything repaired"
+[ ! -e "$obj" ] || fail "repair kept the corrupt object"
+[ -e "$root/images/$d.cfs" ] || fail "repair removed the image"
+"${S[@]}" inspect base --json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["broken"] else 1)' ||
+	fail "the image is not marked broken"
+"${S[@]}" list | grep -q "^${d:0:12} .*(broken" || fail "list does not say broken"
+"${S[@]}" fsck --verify >"$work/out" || fail "fsck after repair: $(cat "$work/out")"
+grep -q "1 images broken by a repair" "$work/out" || fail "fsck does not count the broken image: $(cat "$work/out")"
+must_fail "image ${d:0:12} is broken: fsck --repair removed its object objects/${obj#"$root/objects/"} .*import the image again" mount base "$mnt"
+"${S[@]}" import "dir:$src" --name base >/dev/null
+[ -e "$obj" ] || fail "the re-import did not restore the object"
+"${S[@]}" inspect base --json | python3 -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)["broken"] else 0)' ||
+	fail "still broken after the re-import"
+"${S[@]}" mount base "$mnt"
+compare_tree "$mnt"
+"${S[@]}" umount "$mnt"
+"${S[@]}" fsck --verify >/dev/null || fail "fsck after the restore"
 echo "$me: ok"

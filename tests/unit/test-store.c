@@ -431,18 +431,39 @@ static void test_fsck(cfs_store *s, const char *hl)
 		s, CFS_STORE_FSCK_VERIFY | CFS_STORE_FSCK_REPAIR, &res));
 	for (size_t i = 0; i < res.n_problems; i++)
 		CHECK(res.problems[i].repaired);
-	CHECK(count_kind(&res, "dangling-name", true) == 1); /* "hl" */
+	/* The corrupt object goes; the image and its name stay, marked
+	 * broken. */
+	CHECK(count_kind(&res, "dangling-name", true) == 0);
+	CHECK(res.broken == 1);
 	cfs_store_fsck_result_clear(&res);
 	CHECK(access(path, F_OK) < 0);
 	CHECK(fsck_clean(s, CFS_STORE_FSCK_VERIFY));
+	{
+		cfs_store_image img;
+		CHECK_OK(cfs_store_inspect(s, "hl", &img));
+		CHECK(img.broken && strcmp(img.digest, hl) == 0);
+		cfs_store_image_clear(&img);
+	}
+	CHECK_OK(cfs_store_fsck(s, 0, &res));
+	CHECK(res.n_problems == 0 && res.broken == 1);
+	cfs_store_fsck_result_clear(&res);
 
 	/* The same import puts it all back. */
 	snprintf(fx, sizeof(fx), "oci:%s/fx/hardlinks", T);
 	cfs_store_import_result r;
 	CHECK_OK(import(s, fx, "hl", &r));
-	CHECK(strcmp(r.digest, hl) == 0 && !r.existed);
+	CHECK(strcmp(r.digest, hl) == 0 && r.existed);
 	CHECK(r.objects_new == 2);
 	CHECK(fsck_clean(s, CFS_STORE_FSCK_VERIFY));
+	{
+		cfs_store_image img;
+		CHECK_OK(cfs_store_inspect(s, "hl", &img));
+		CHECK(!img.broken);
+		cfs_store_image_clear(&img);
+	}
+	CHECK_OK(cfs_store_fsck(s, 0, &res));
+	CHECK(res.n_problems == 0 && res.broken == 0);
+	cfs_store_fsck_result_clear(&res);
 
 	/* Dangling name, orphan metadata, unparsable image. */
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
