@@ -988,8 +988,9 @@ static int layer_unmount(cfs_store *s, const char *mountpoint,
 	return 0;
 }
 
-int cfs_store_ais_mount_all(cfs_store *s, const cfs_store_ais_options *opts,
-			    cfs_store_ais_result *res)
+/* mount-all and unmount-all: @fn on every layer of the AIS. */
+static int ais_all(cfs_store *s, const cfs_store_ais_options *opts,
+		   cfs_store_ais_result *res, ais_layer_fn fn)
 {
 	static const cfs_store_ais_options defaults =
 		CFS_STORE_AIS_OPTIONS_INIT;
@@ -1005,25 +1006,17 @@ int cfs_store_ais_mount_all(cfs_store *s, const cfs_store_ais_options *opts,
 	r = ais_paths(s, opts, &ais, &run);
 	if (r < 0)
 		return r;
-	return for_each_layer(s, ais, layer_mount, res);
+	return for_each_layer(s, ais, fn, res);
+}
+
+int cfs_store_ais_mount_all(cfs_store *s, const cfs_store_ais_options *opts,
+			    cfs_store_ais_result *res)
+{
+	return ais_all(s, opts, res, layer_mount);
 }
 
 int cfs_store_ais_unmount_all(cfs_store *s, const cfs_store_ais_options *opts,
 			      cfs_store_ais_result *res)
 {
-	static const cfs_store_ais_options defaults =
-		CFS_STORE_AIS_OPTIONS_INIT;
-	_cleanup_free_ char *ais = NULL, *run = NULL;
-	cfs_store_ais_result dummy;
-	int r;
-
-	if (!opts)
-		opts = &defaults;
-	if (!res)
-		res = &dummy;
-	memset(res, 0, sizeof(*res));
-	r = ais_paths(s, opts, &ais, &run);
-	if (r < 0)
-		return r;
-	return for_each_layer(s, ais, layer_unmount, res);
+	return ais_all(s, opts, res, layer_unmount);
 }

@@ -83,31 +83,25 @@ int store_broken_mark(cfs_store *s, const char *hex,
 	return 0;
 }
 
+static int read_marker(cfs_store *s, const char *hex, struct store_objset *set);
+
 int store_broken_check(cfs_store *s, const char *hex, char **missing_out)
 {
-	char name[CFS_DIGEST_HEX_SIZE + 16], line[CFS_DIGEST_HEX_SIZE + 8];
-	FILE *f;
-	int fd, r = 0;
+	struct store_objset listed = { 0 };
+	int r;
 
 	*missing_out = NULL;
-	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
-	fd = openat(s->images_fd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	f = fdopen(fd, "r");
-	if (!f) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (r == 0 && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strlen(line) != CFS_DIGEST_HEX_SIZE + 1 || line[2] != '/' ||
-		    faccessat(s->objects_fd, line, F_OK, 0) == 0)
+	r = read_marker(s, hex, &listed);
+	for (size_t i = 0; r == 0 && i < listed.n; i++) {
+		char path[CFS_DIGEST_HEX_SIZE + 2];
+
+		cfs_digest_to_object_path(listed.v[i].digest, path);
+		if (faccessat(s->objects_fd, path, F_OK, 0) == 0)
 			continue;
-		*missing_out = strdup(line);
+		*missing_out = strdup(path);
 		r = *missing_out ? 1 : -ENOMEM;
 	}
-	fclose(f);
+	store_objset_clear(&listed);
 	return r;
 }
 
