@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fsverity.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -572,6 +574,49 @@ static int drop_image(struct fsck *f, const char *hex, size_t first)
 	return 0;
 }
 
+/*
+ * The metadata says the image and all its objects have fs-verity, so its
+ * mount defaults to verity=require: an object without it (copied over,
+ * restored from a backup) would read as EIO. Repair enables it again; the
+ * kernel then measures the content, and one that does not match its name
+ * is left for --verify to report as corrupt.
+ */
+static int check_objects_verity(struct fsck *f, const char *rel,
+				const struct store_objset *set)
+{
+	struct fsverity_enable_arg arg = {
+		.version = 1,
+		.hash_algorithm = FS_VERITY_HASH_ALG_SHA256,
+		.block_size = 4096,
+	};
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < set->n; i++) {
+		char path[CFS_DIGEST_HEX_SIZE + 2];
+		int fd;
+
+		cfs_digest_to_object_path(set->v[i].digest, path);
+		if (faccessat(f->s->objects_fd, path, F_OK, 0) < 0 ||
+		    store_has_verity(f->s->objects_fd, path))
+			continue;
+		r = problem(f, "object-verity", rel,
+			    "objects/%s has no fs-verity, which the image's "
+			    "metadata promises (its mounts default to "
+			    "verity=require and would read it as EIO)",
+			    path);
+		if (r < 0 || !repairing(f))
+			continue;
+		fd = openat(f->s->objects_fd, path,
+			    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 && (ioctl(fd, FS_IOC_ENABLE_VERITY, &arg) == 0 ||
+				errno == EEXIST))
+			repaired(f);
+		if (fd >= 0)
+			close(fd);
+	}
+	return r;
+}
+
 /* The objects images/<hex>.broken lists, sorted. */
 static int read_marker(cfs_store *s, const char *hex, struct store_objset *set)
 {
@@ -722,6 +767,8 @@ static int check_image(struct fsck *f, const char *hex)
 		r = problem(f, "bad-metadata", rel,
 			    "metadata says fs-verity, the file has none");
 		broken = 1;
+	} else if (meta.verity) {
+		r = check_objects_verity(f, rel, &set);
 	}
 out:
 	cfs_store_image_clear(&meta);
