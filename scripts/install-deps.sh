@@ -11,6 +11,8 @@ PACKAGES=(
 	# tests: image checks, fs-verity reference, xattr tools, scripting,
 	# zstd layers for the OCI fixtures
 	erofs-utils fsverity attr python3 util-linux zstd
+	# peak RSS of conversions of hostile images (tests/scripts/hostile.sh)
+	time
 	# podman additional image store test (tests/scripts/ais.sh)
 	podman runc
 	# cfs-store pull runs skopeo; its test pulls from a local registry
