@@ -514,6 +514,9 @@ static int do_import(struct import *im, const char *source,
 	}
 	if (have_art && (opts->flags & CFS_STORE_IMPORT_TRUST_ARTIFACT)) {
 		r = cfs_write_all(img_fd, art.image, art.image_len);
+		if (r < 0)
+			r = cfs_error_errno(-r, "store %s: tmp/%s/image.cfs",
+					    s->root, im->w.name);
 		if (r == 0)
 			r = cfs_verity_digest_buffer(art.image, art.image_len,
 						     digest);
@@ -521,6 +524,11 @@ static int do_import(struct import *im, const char *source,
 			r = check_objects(im, objs, &set, source, &art);
 	} else {
 		r = cfs_image_write_fd(root, NULL, img_fd, digest);
+		/* The writer only says "writing image": say where (a full
+		 * file system names the store that is full). */
+		if (r < 0)
+			r = cfs_error_prefix(-r, "store %s: tmp/%s/image.cfs",
+					     s->root, im->w.name);
 	}
 	if (r == 0 && (fsync(img_fd) < 0 || fstat(img_fd, &st) < 0))
 		r = cfs_error_errno(errno, "store %s: writing image", s->root);
