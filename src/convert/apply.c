@@ -79,7 +79,13 @@ static int split_path(struct cfs_applier *a, const char *raw, struct path *p)
 		if (strcmp(s, "..") == 0)
 			return cfs_error(EINVAL, "%s: %s: path contains '..'",
 					 a->where, raw);
-		if (strlen(s) > CFS_NAME_MAX)
+		/* A whiteout names a file of up to NAME_MAX bytes, so it may
+		 * itself be 4 bytes longer: docker writes such whiteouts and
+		 * containerd applies them (nothing gets the long name). */
+		if (strlen(s) > CFS_NAME_MAX &&
+		    (end ||
+		     strncmp(s, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) ||
+		     strlen(s) > CFS_NAME_MAX + strlen(WHITEOUT_PREFIX)))
 			return cfs_error(ENAMETOOLONG,
 					 "%s: %s: name of %zu bytes (limit %d)",
 					 a->where, raw, strlen(s),
