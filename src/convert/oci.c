@@ -507,6 +507,12 @@ static int parse_desc(struct oci_ctx *c, struct json_object *o,
 	if (d->size < 0)
 		return cfs_error(EINVAL, "%s: %s: %s.size is negative", c->src,
 				 label, path);
+	/* json-c saturates what does not fit (2^64 reads as 2^63 - 1): no
+	 * blob is that large, so say so here rather than quote a size the
+	 * document does not have. */
+	if (d->size == INT64_MAX)
+		return cfs_error(ERANGE, "%s: %s: %s.size is out of range",
+				 c->src, label, path);
 	r = json_get(c, o, label, path, "annotations", json_type_object, false,
 		     &ann);
 	if (r < 0)
