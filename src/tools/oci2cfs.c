@@ -84,6 +84,31 @@ static void usage(FILE *out)
 
 #define usage_error(...) tool_usage_error(PROG, 2, __VA_ARGS__)
 
+/* The library's message for @r, else strerror. */
+static const char *error_text(int r)
+{
+	return cfs_error_message()[0] ? cfs_error_message() : strerror(-r);
+}
+
+/* Print @o as pretty JSON on stdout and free it. */
+static void put_json(json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(
+			       o, JSON_C_TO_STRING_PRETTY |
+					  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+/* Exit status after the last output: stdout must reach its file. */
+static int finish_stdout(void)
+{
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 struct progress_state {
 	struct timespec start;
 	bool shown;
@@ -147,9 +172,7 @@ static int write_dump(cfs_inode *root, const char *path)
 	else if (f == stdout && fflush(f) != 0 && r == 0)
 		r = -errno;
 	if (r < 0)
-		fprintf(stderr, PROG ": %s: %s\n", path,
-			cfs_error_message()[0] ? cfs_error_message() :
-						 strerror(-r));
+		fprintf(stderr, PROG ": %s: %s\n", path, error_text(r));
 	return r;
 }
 
@@ -254,10 +277,7 @@ static void print_json(const char *source, const char *output,
 			       json_object_new_string(digest_hex));
 	json_object_object_add(o, "seconds", json_object_new_double(seconds));
 	json_object_object_add(o, "io", io_report());
-	printf("%s\n", json_object_to_json_string_ext(
-			       o, JSON_C_TO_STRING_PRETTY |
-					  JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
+	put_json(o);
 }
 
 static int seal_main(const char *source, const cfs_seal_options *opts,
@@ -267,9 +287,7 @@ static int seal_main(const char *source, const cfs_seal_options *opts,
 	int r = cfs_seal(source, opts, &res);
 
 	if (r < 0) {
-		fprintf(stderr, PROG ": seal: %s\n",
-			cfs_error_message()[0] ? cfs_error_message() :
-						 strerror(-r));
+		fprintf(stderr, PROG ": seal: %s\n", error_text(r));
 		return 1;
 	}
 	if (json) {
@@ -307,20 +325,12 @@ static int seal_main(const char *source, const cfs_seal_options *opts,
 			json_object_array_add(layers, l);
 		}
 		json_object_object_add(o, "layers", layers);
-		printf("%s\n",
-		       json_object_to_json_string_ext(
-			       o, JSON_C_TO_STRING_PRETTY |
-					  JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
+		put_json(o);
 	} else {
 		printf("%s\n", res.manifest_digest);
 	}
 	cfs_seal_result_clear(&res);
-	if (fflush(stdout) != 0) {
-		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
-		return 1;
-	}
-	return 0;
+	return finish_stdout();
 }
 
 static int artifact_main(const char *source, const char *output,
@@ -330,9 +340,7 @@ static int artifact_main(const char *source, const char *output,
 	int r = cfs_artifact(source, output, opts, &res);
 
 	if (r < 0) {
-		fprintf(stderr, PROG ": artifact: %s\n",
-			cfs_error_message()[0] ? cfs_error_message() :
-						 strerror(-r));
+		fprintf(stderr, PROG ": artifact: %s\n", error_text(r));
 		return 1;
 	}
 	if (json) {
@@ -361,19 +369,11 @@ static int artifact_main(const char *source, const char *output,
 			json_object_new_int64((int64_t)res.image_size));
 		json_object_object_add(o, CFS_ANNOTATION_MERGED,
 				       json_object_new_string(res.merged));
-		printf("%s\n",
-		       json_object_to_json_string_ext(
-			       o, JSON_C_TO_STRING_PRETTY |
-					  JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
+		put_json(o);
 	} else {
 		printf("%s\n", res.manifest_digest);
 	}
-	if (fflush(stdout) != 0) {
-		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
-		return 1;
-	}
-	return 0;
+	return finish_stdout();
 }
 
 int main(int argc, char **argv)
@@ -510,9 +510,7 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		if (ps.shown)
 			fputc('\n', stderr);
-		fprintf(stderr, PROG ": %s\n",
-			cfs_error_message()[0] ? cfs_error_message() :
-						 strerror(-r));
+		fprintf(stderr, PROG ": %s\n", error_text(r));
 		cfs_inode_unref(root);
 		cfs_convert_stats_clear(&stats);
 		return 1;
@@ -533,9 +531,5 @@ int main(int argc, char **argv)
 			   (double)(t1.tv_sec - t0.tv_sec) +
 				   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	cfs_convert_stats_clear(&stats);
-	if (fflush(stdout) != 0) {
-		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
-		return 1;
-	}
-	return 0;
+	return finish_stdout();
 }
