@@ -27,6 +27,8 @@ set -euo pipefail
 
 me=ais
 : "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+# shellcheck source=tests/scripts/lib.sh
+. "$CFS_SRC/tests/scripts/lib.sh"
 cs=$CFS_BIN/cfs-store
 
 fail() {
@@ -78,25 +80,14 @@ export CONTAINERS_CONF=$work/containers.conf
 P=(timeout 120 podman)
 
 cleanup() {
-	local rc=$? left=0 m
+	local rc=$?
 	trap - EXIT INT TERM
 	[ -n "$lister_pid" ] && kill "$lister_pid" 2>/dev/null
 	[ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
 	podman rm -af -t 0 >/dev/null 2>&1 || true
 	# podman's own mounts (container overlays, the graphroot's shm)
 	# and ours, deepest first.
-	while read -r m; do
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || {
-			echo "$me: warning: could not unmount $m" >&2
-			left=1
-		}
-	done < <(awk '{ print $5 }' /proc/self/mountinfo | grep -F "$work" | sort -r)
-	if [ "$left" -eq 0 ]; then
-		rm -rf "$work"
-	else
-		echo "$me: left $work behind (still mounted)" >&2
-		rc=1
-	fi
+	remove_work "$work" || rc=1
 	exit "$rc"
 }
 trap cleanup EXIT

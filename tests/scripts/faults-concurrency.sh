@@ -33,6 +33,8 @@ set -euo pipefail
 
 me=faults-concurrency
 : "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+# shellcheck source=tests/scripts/lib.sh
+. "$CFS_SRC/tests/scripts/lib.sh"
 cs=$CFS_BIN/cfs-store
 DURATION=${FAULTS_DURATION:-60}
 RANDOM=4711
@@ -57,23 +59,12 @@ mkdir -p "$CFS_TEST_TMP"
 work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 pids=()
 cleanup() {
-	local rc=$? left=0 m
+	local rc=$?
 	trap - EXIT INT TERM
 	touch "$work/stop"
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	while read -r m; do
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || {
-			echo "$me: warning: could not unmount $m" >&2
-			left=1
-		}
-	done < <(awk '{ print $5 }' /proc/self/mountinfo | grep -F "$work/" | sort -r)
-	if [ "$left" -eq 0 ]; then
-		rm -rf "$work"
-	else
-		echo "$me: left $work behind (still mounted)" >&2
-		rc=1
-	fi
+	remove_work "$work" || rc=1
 	exit "$rc"
 }
 trap cleanup EXIT
