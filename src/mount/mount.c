@@ -627,6 +627,17 @@ static int legacy_path_ok(const char *what, const char *path)
 	return 0;
 }
 
+/* mount(2) gives one EINVAL for every option the kernel does not know:
+ * name each feature this mount asked for that an old kernel lacks. */
+static const char *legacy_hint(const struct mount_ctx *c)
+{
+	if (c->opts->upperdir)
+		return upper_hint;
+	if (c->verity)
+		return "data-only lower layers need Linux 6.5, verity= Linux 6.6 (try verity=off); see dmesg";
+	return "data-only lower layers need Linux 6.5; see dmesg";
+}
+
 static int overlay_mount_legacy(struct mount_ctx *c, const char *lower)
 {
 	const cfs_mount_options *o = c->opts;
@@ -665,12 +676,8 @@ static int overlay_mount_legacy(struct mount_ctx *c, const char *lower)
 	/* The target by its fd, as it was checked. */
 	snprintf(target, sizeof(target), "/proc/self/fd/%d", c->target_fd);
 	if (mount(c->source, target, "overlay", flags, data) < 0)
-		return fs_fail(
-			-1, errno,
-			o->upperdir ?
-				upper_hint :
-				"data-only lower layers need Linux 6.5; see dmesg",
-			"overlay: mount on %s", c->target);
+		return fs_fail(-1, errno, legacy_hint(c),
+			       "overlay: mount on %s", c->target);
 	return 0;
 }
 
