@@ -692,6 +692,14 @@ static int check_image(struct fsck *f, const char *hex)
 			    0 &&
 		    S_ISREG(ost.st_mode))
 			continue;
+		/* A failed import takes back its image before its objects:
+		 * an unnamed image whose object is gone may be gone too. */
+		if (!named && !corrupt &&
+		    faccessat(s->images_fd, rel + strlen("images/"), F_OK,
+			      AT_SYMLINK_NOFOLLOW) < 0) {
+			r = 0;
+			goto out;
+		}
 		r = store_objset_add(&missing, set.v[i].digest, 0);
 		if (r < 0)
 			goto out;
@@ -841,6 +849,12 @@ static int check_images_dir(struct fsck *f)
 			snprintf(cfs, sizeof(cfs), "%s.cfs", hex);
 			if (faccessat(s->images_fd, cfs, F_OK,
 				      AT_SYMLINK_NOFOLLOW) == 0)
+				continue;
+			/* Gone too since readdir: a failed import took back
+			 * its metadata, then its image. */
+			if (faccessat(s->images_fd, de->d_name, F_OK,
+				      AT_SYMLINK_NOFOLLOW) < 0 &&
+			    errno == ENOENT)
 				continue;
 			r = problem(f, "orphan-metadata", rel,
 				    "metadata of a missing image");
