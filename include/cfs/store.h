@@ -14,14 +14,15 @@
  *   tmp/                    temporaries of running (or killed) writers
  *   mounts/<id>.json        a mount made by cfs_store_mount() (id: hash of
  *                           the target), mounts/<id>/ its upper and work
- *   lock, names.lock        flock(2) files
+ *   lock, gate.lock, names.lock  flock(2) files
  *
  * Images are referred to by a name or by a unique prefix of their digest
  * (a name wins over a digest prefix that happens to spell it).
  *
  * Concurrency: any number of imports, tags and removals may run at once
  * (in processes or threads, each with its own handle); gc and a repairing
- * fsck wait for them and make them wait. Listing never blocks.
+ * fsck wait for them and make them wait (those that start while gc waits
+ * wait for gc: it is not starved). Listing never blocks.
  * A handle itself must not be used by two threads at once.
  */
 #ifndef CFS_STORE_H

@@ -7,13 +7,20 @@
  *      (objects already in the store are found there and not written);
  *   2. write the image to tmp/w-.../image.cfs, enable fs-verity on the
  *      staged objects and the image, syncfs;
- *   3. move the objects into objects/ (an unreferenced object is fine);
- *   4. move the image to images/<digest>.cfs (an image without metadata
+ *   3. under names.lock, write what is left to write into tmp/w-...
+ *      (blobs, metadata, the new names.json) and make the objects/XX
+ *      directories: the last steps that need room on the disk;
+ *   4. move the objects into objects/ (an unreferenced object is fine);
+ *   5. move the image to images/<digest>.cfs (an image without metadata
  *      or name is an interrupted import: fsck accepts it, gc removes it);
- *   5. images/<digest>.json, then names.json, each by rename.
+ *   6. blobs, images/<digest>.json, then names.json, each by rename.
  *
- * The whole import holds ROOT/lock shared, so gc (exclusive) can neither
- * take an object this import found in the store nor see it half done.
+ * A failure in 4-6 (a rename that finds the disk full: a directory may
+ * need a new block) takes back, still under names.lock, everything this
+ * import moved in: until names.json is replaced, a failed import leaves
+ * the store as it was. The whole import holds ROOT/lock shared, so gc
+ * (exclusive) can neither take an object this import found in the store
+ * nor see it half done.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -39,12 +46,41 @@
 
 CFS_DEFINE_CLEANUP(DIR *, closedir)
 
+/* Does objects/XX exist, or did this import make it? */
+enum subdir_state { SUBDIR_UNKNOWN, SUBDIR_THERE, SUBDIR_MADE };
+
+/*
+ * What the commit moved into the store, so that a failure before
+ * names.json is replaced takes it all back (commit_undo()). Everything
+ * here is this import's own: renamed in with RENAME_NOREPLACE while it
+ * holds names.lock, which every commit and every undo holds.
+ */
+struct undo {
+	uint8_t (*objects)[CFS_DIGEST_SIZE]; /* room for all of the image's */
+	size_t n_objects;
+	uint8_t subdir[256]; /* objects/XX: enum subdir_state */
+	bool image, meta;
+	char blobs[2][CFS_DIGEST_HEX_SIZE + 1];
+	size_t n_blobs;
+};
+
+/* What step 3 staged in the writer's directory for steps 4-6. */
+struct stage {
+	bool image; /* image.cfs: the store lacks the image */
+	bool meta; /* meta.json: the store lacks its metadata */
+	bool names; /* names.json: the new table */
+	char blobs[2][CFS_DIGEST_HEX_SIZE + 1]; /* blobs the store lacks */
+	size_t n_blobs;
+};
+
 struct import {
 	cfs_store *s;
 	struct store_writer w;
 	cfs_store_import_result res;
 	const struct store_objset *set; /* objects the image references */
 	bool verity_off; /* stop trying once the filesystem said no */
+	struct undo undo;
+	bool committed; /* names.json replaced: nothing to take back */
 };
 
 /*
@@ -91,7 +127,8 @@ static int for_each_staged(int objdir,
 	int r = 0;
 
 	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = -errno;
+		r = cfs_error_errno(errno, "store %s: tmp/%s/objects",
+				    im->s->root, im->w.name);
 		cfs_closep(&fd);
 		return r;
 	}
@@ -105,7 +142,10 @@ static int for_each_staged(int objdir,
 		sfd = openat(objdir, de->d_name,
 			     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (sfd < 0 || !(sd = fdopendir(sfd))) {
-			r = -errno;
+			r = cfs_error_errno(errno,
+					    "store %s: tmp/%s/objects/%s",
+					    im->s->root, im->w.name,
+					    de->d_name);
 			cfs_closep(&sfd);
 			break;
 		}
@@ -133,33 +173,76 @@ static int staged_verity(struct import *im, int subfd, const char *sub,
 	return r < 0 ? r : 0;
 }
 
+/* objects/XX unless it is there; a directory made here goes again
+ * with an undo (if it is still empty). */
+static int make_subdir(struct import *im, const char *sub, uint8_t idx)
+{
+	if (im->undo.subdir[idx] != SUBDIR_UNKNOWN)
+		return 0;
+	if (mkdirat(im->s->objects_fd, sub, 0755) == 0)
+		im->undo.subdir[idx] = SUBDIR_MADE;
+	else if (errno == EEXIST)
+		im->undo.subdir[idx] = SUBDIR_THERE;
+	else
+		return cfs_error_errno(errno, "store %s: objects/%s",
+				       im->s->root, sub);
+	return 0;
+}
+
+/* The digest of the staged object @sub/@name if the image references
+ * it: content of files that a later layer deleted or replaced is not,
+ * and never enters the store. */
+static bool staged_wanted(struct import *im, const char *sub, const char *name,
+			  uint8_t digest[CFS_DIGEST_SIZE])
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+	snprintf(hex, sizeof(hex), "%s%s", sub, name);
+	return cfs_digest_from_hex(digest, hex) == 0 &&
+	       store_objset_has(im->set, digest);
+}
+
+static int staged_mkdir(struct import *im, int subfd, const char *sub,
+			const char *name)
+{
+	uint8_t digest[CFS_DIGEST_SIZE];
+
+	(void)subfd;
+	if (!staged_wanted(im, sub, name, digest))
+		return 0;
+	return make_subdir(im, sub, digest[0]);
+}
+
 static int staged_move(struct import *im, int subfd, const char *sub,
 		       const char *name)
 {
 	cfs_store *s = im->s;
 	_cleanup_close_ int dst = -1;
 	uint8_t digest[CFS_DIGEST_SIZE];
-	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	struct stat st;
+	int r;
 
-	/* Content of files that a later layer deleted or replaced: no
-	 * image needs it, so it never enters the store. */
-	snprintf(hex, sizeof(hex), "%s%s", sub, name);
-	if (cfs_digest_from_hex(digest, hex) < 0 ||
-	    !store_objset_has(im->set, digest))
+	if (!staged_wanted(im, sub, name, digest))
 		return 0;
-	if (mkdirat(s->objects_fd, sub, 0755) < 0 && errno != EEXIST)
-		return -errno;
+	r = make_subdir(im, sub, digest[0]);
+	if (r < 0)
+		return r;
 	dst = openat(s->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dst < 0 || fstatat(subfd, name, &st, 0) < 0)
-		return -errno;
-	/* Another import may have moved the same object in meanwhile:
-	 * same name, same content, keep theirs. */
+		return cfs_error_errno(errno, "store %s: objects/%s", s->root,
+				       sub);
+	/* Another import may have committed the same object since the
+	 * conversion looked: same name, same content, keep theirs. */
 	if (renameat2(subfd, name, dst, name, RENAME_NOREPLACE) < 0) {
 		if (errno != EEXIST)
-			return -errno;
+			return cfs_error_errno(errno,
+					       "store %s: moving objects/%s/%s "
+					       "into place",
+					       s->root, sub, name);
 		return 0;
 	}
+	/* Room for every object was made before the first move. */
+	memcpy(im->undo.objects[im->undo.n_objects++], digest, CFS_DIGEST_SIZE);
 	im->res.objects_new++;
 	im->res.objects_new_bytes += (uint64_t)st.st_size;
 	return 0;
@@ -224,13 +307,13 @@ static int64_t import_time(void)
 	return (int64_t)time(NULL);
 }
 
-static int write_meta(struct import *im, const char *source,
+/* The metadata, as meta.json in the writer's directory. */
+static int stage_meta(struct import *im, const char *source,
 		      const cfs_convert_stats *stats, json_object *config)
 {
 	cfs_store *s = im->s;
 	_cleanup_close_ int fd = -1;
 	json_object *o = json_object_new_object();
-	char name[CFS_DIGEST_HEX_SIZE + 8];
 	char when[32];
 	int64_t now = import_time();
 	time_t t = (time_t)now;
@@ -282,39 +365,30 @@ static int write_meta(struct import *im, const char *source,
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r < 0)
-		return cfs_error_errno(-r, "store %s: writing metadata",
-				       s->root);
-	snprintf(name, sizeof(name), "%s.json", im->res.digest);
-	/* A racing import of the same image may have written it first. */
-	if (renameat2(im->w.fd, "meta.json", s->images_fd, name,
-		      RENAME_NOREPLACE) < 0 &&
-	    errno != EEXIST)
-		return cfs_error_errno(errno, "store %s: images/%s", s->root,
-				       name);
+		return cfs_error_errno(-r,
+				       "store %s: tmp/%s/meta.json: "
+				       "writing metadata",
+				       s->root, im->w.name);
 	return 0;
 }
 
-static int add_names(struct import *im, const cfs_store_import_options *opts,
-		     const struct cfs_oci_image *oci)
+/* The names table with the new names, as names.json in the writer's
+ * directory (names.lock held). */
+static int stage_names(struct import *im, const cfs_store_import_options *opts,
+		       const struct cfs_oci_image *oci)
 {
 	const char *config = oci ? oci->config_digest : NULL;
 	const char *manifest = oci ? oci->manifest_digest : NULL;
 	struct store_names t;
-	int lockfd, r;
+	int r;
 
-	if (opts->n_names == 0)
-		return 0;
-	lockfd = store_names_lock(im->s);
-	if (lockfd < 0)
-		return lockfd;
 	r = store_names_read(im->s, &t);
 	for (size_t i = 0; r == 0 && i < opts->n_names; i++)
 		r = store_names_set(&t, opts->names[i], im->res.digest, config,
 				    manifest);
 	if (r == 0)
-		r = store_names_write(im->s, &im->w, &t);
+		r = store_names_stage(im->s, &im->w, &t);
 	store_names_clear(&t);
-	close(lockfd);
 	return r;
 }
 
@@ -419,19 +493,275 @@ static int check_objects(struct import *im, struct cfs_objects *objs,
 	return 0;
 }
 
-/* Does the image and every object it references have fs-verity? */
-static bool all_verity(cfs_store *s, const char *image_name,
-		       const struct store_objset *set)
+/* ---- the commit (steps 3-6) ---------------------------------------- */
+
+/* 0 and whether @path in @dirfd has fs-verity, or -errno. */
+static int file_verity(int dirfd, const char *path, bool *verity)
 {
-	if (!store_has_verity(s->images_fd, image_name))
-		return false;
-	for (size_t i = 0; i < set->n; i++) {
+	struct statx stx;
+
+	if (statx(dirfd, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) <
+	    0)
+		return -errno;
+	*verity = (stx.stx_attributes_mask & STATX_ATTR_VERITY) &&
+		  (stx.stx_attributes & STATX_ATTR_VERITY);
+	return 0;
+}
+
+/*
+ * Every object the image references is in objects/ or staged here, and
+ * will the image and all of them have fs-verity once in place? An object
+ * the conversion found in the store can be gone by now: an import that
+ * had just moved it in failed and took it back. Under names.lock nothing
+ * changes until this import's commit is done, so the answer holds.
+ */
+static int check_objects_there(struct import *im, int stage_fd,
+			       const struct stage *st, bool *verity)
+{
+	cfs_store *s = im->s;
+	char image_name[CFS_DIGEST_HEX_SIZE + 8];
+	bool v = false;
+	int r;
+
+	snprintf(image_name, sizeof(image_name), "%s.cfs", im->res.digest);
+	r = st->image ? file_verity(im->w.fd, "image.cfs", &v) :
+			file_verity(s->images_fd, image_name, &v);
+	if (r < 0)
+		return cfs_error_errno(-r, "store %s: images/%s", s->root,
+				       image_name);
+	*verity = v;
+	for (size_t i = 0; i < im->set->n; i++) {
 		char path[CFS_DIGEST_HEX_SIZE + 2];
-		cfs_digest_to_object_path(set->v[i].digest, path);
-		if (!store_has_verity(s->objects_fd, path))
-			return false;
+
+		cfs_digest_to_object_path(im->set->v[i].digest, path);
+		r = file_verity(s->objects_fd, path, &v);
+		if (r == -ENOENT)
+			r = file_verity(stage_fd, path, &v);
+		if (r == -ENOENT)
+			return cfs_error(EAGAIN,
+					 "store %s: objects/%s was in the "
+					 "store when the import began and is "
+					 "gone (a concurrent import failed "
+					 "and took it back); import again",
+					 s->root, path);
+		if (r < 0)
+			return cfs_error_errno(-r, "store %s: objects/%s",
+					       s->root, path);
+		*verity = *verity && v;
 	}
-	return true;
+	return 0;
+}
+
+/* A blob the store lacks goes to the writer's directory. */
+static int stage_blob(struct import *im, struct stage *st, const char *digest,
+		      const void *data, size_t len)
+{
+	int r = store_blob_stage(im->s, &im->w, digest, data, len);
+
+	if (r > 0)
+		snprintf(st->blobs[st->n_blobs++], sizeof(st->blobs[0]), "%s",
+			 digest + 7);
+	return r < 0 ? r : 0;
+}
+
+/*
+ * Step 3: everything the commit writes, written into the writer's
+ * directory, and the objects/XX directories made: what can fail for
+ * want of room fails here, before the store shows anything.
+ */
+static int commit_stage(struct import *im, int stage_fd, struct stage *st,
+			const char *recorded,
+			const cfs_store_import_options *opts,
+			const cfs_convert_stats *stats, json_object *config,
+			const struct cfs_oci_image *oci)
+{
+	cfs_store *s = im->s;
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+	int r;
+
+	r = for_each_staged(stage_fd, staged_mkdir, im);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "%s.cfs", im->res.digest);
+	st->image =
+		faccessat(s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
+	im->res.existed = !st->image;
+	r = check_objects_there(im, stage_fd, st, &im->res.verity);
+	if (r == 0 && oci)
+		r = stage_blob(im, st, oci->config_digest, oci->config,
+			       oci->config_len);
+	if (r == 0 && oci && oci->manifest)
+		r = stage_blob(im, st, oci->manifest_digest, oci->manifest,
+			       oci->manifest_len);
+	if (r < 0)
+		return r;
+	/* A complete import of the image keeps its metadata (the first
+	 * import's config). */
+	snprintf(name, sizeof(name), "%s.json", im->res.digest);
+	if (faccessat(s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = stage_meta(im, recorded, stats, config);
+		if (r < 0)
+			return r;
+		st->meta = true;
+	}
+	if (opts->n_names) {
+		r = stage_names(im, opts, oci);
+		if (r < 0)
+			return r;
+		st->names = true;
+	}
+	return 0;
+}
+
+/* Rename @name of the writer's directory to @to in @dirfd unless that
+ * exists: 1 if moved, 0 if it was there. */
+static int move_in(struct import *im, const char *name, int dirfd,
+		   const char *to, const char *where)
+{
+	if (renameat2(im->w.fd, name, dirfd, to, RENAME_NOREPLACE) == 0)
+		return 1;
+	if (errno == EEXIST)
+		return 0;
+	return cfs_error_errno(errno, "store %s: %s/%s", im->s->root, where,
+			       to);
+}
+
+static int fsync_dir(cfs_store *s, int dirfd, const char *where)
+{
+	if (fsync(dirfd) < 0)
+		return cfs_error_errno(errno, "store %s: fsync %s", s->root,
+				       where);
+	return 0;
+}
+
+/*
+ * Steps 4-6: only renames and fsyncs, each recorded for commit_undo(),
+ * up to the rename of names.json, which commits the import.
+ */
+static int commit_apply(struct import *im, int stage_fd, const struct stage *st)
+{
+	cfs_store *s = im->s;
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+	int r;
+
+	im->undo.objects =
+		calloc(im->set->n ? im->set->n : 1, sizeof(*im->undo.objects));
+	if (!im->undo.objects)
+		return -ENOMEM;
+	r = for_each_staged(stage_fd, staged_move, im);
+	if (r < 0)
+		return r;
+	if (st->image) {
+		snprintf(name, sizeof(name), "%s.cfs", im->res.digest);
+		r = move_in(im, "image.cfs", s->images_fd, name, "images");
+		if (r < 0)
+			return r;
+		im->undo.image = r > 0;
+		r = fsync_dir(s, s->images_fd, "images");
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < st->n_blobs; i++) {
+		r = move_in(im, st->blobs[i], s->blobs_fd, st->blobs[i],
+			    "blobs/sha256");
+		if (r < 0)
+			return r;
+		if (r > 0)
+			memcpy(im->undo.blobs[im->undo.n_blobs++], st->blobs[i],
+			       sizeof(st->blobs[i]));
+	}
+	if (st->n_blobs && (r = fsync_dir(s, s->blobs_fd, "blobs")) < 0)
+		return r;
+	if (st->meta) {
+		snprintf(name, sizeof(name), "%s.json", im->res.digest);
+		r = move_in(im, "meta.json", s->images_fd, name, "images");
+		if (r < 0)
+			return r;
+		im->undo.meta = r > 0;
+		r = fsync_dir(s, s->images_fd, "images");
+		if (r < 0)
+			return r;
+	}
+	if (!st->names) {
+		im->committed = true;
+		return 0;
+	}
+	r = store_names_commit(s, &im->w);
+	if (r < 0)
+		return r;
+	/* From here on the import stands: a failing fsync is reported,
+	 * nothing is taken back (the old table is gone). */
+	im->committed = true;
+	return fsync_dir(s, s->root_fd, "names.json");
+}
+
+/*
+ * Take back what commit_apply() moved in, newest first: the metadata
+ * before its image (fsck would call it orphaned), the image before its
+ * objects (a plain fsck, running alongside, would find it lacking
+ * them), empty objects/XX directories last. Only this import's own
+ * files are removed: nobody else committed meanwhile (names.lock).
+ */
+static void commit_undo(struct import *im)
+{
+	cfs_store *s = im->s;
+	struct undo *u = &im->undo;
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+
+	if (u->meta) {
+		snprintf(name, sizeof(name), "%s.json", im->res.digest);
+		unlinkat(s->images_fd, name, 0);
+	}
+	if (u->image) {
+		snprintf(name, sizeof(name), "%s.cfs", im->res.digest);
+		unlinkat(s->images_fd, name, 0);
+	}
+	for (size_t i = 0; i < u->n_blobs; i++)
+		unlinkat(s->blobs_fd, u->blobs[i], 0);
+	for (size_t i = 0; i < u->n_objects; i++) {
+		char path[CFS_DIGEST_HEX_SIZE + 2];
+
+		cfs_digest_to_object_path(u->objects[i], path);
+		unlinkat(s->objects_fd, path, 0);
+	}
+	for (int i = 0; i < 256; i++) {
+		if (u->subdir[i] != SUBDIR_MADE)
+			continue;
+		snprintf(name, sizeof(name), "%02x", i);
+		unlinkat(s->objects_fd, name, AT_REMOVEDIR);
+	}
+	/* Not made durable: a crash now leaves what a killed import
+	 * leaves, which fsck accepts and gc removes. */
+}
+
+/*
+ * Steps 3-6 under names.lock: no other import commits or takes a commit
+ * back meanwhile, so what this one checks stays true until it is done,
+ * and what it takes back on failure is its own.
+ */
+static int commit(struct import *im, int stage_fd, const char *recorded,
+		  const cfs_store_import_options *opts,
+		  const cfs_convert_stats *stats, json_object *config,
+		  const struct cfs_oci_image *oci)
+{
+	struct stage st = { 0 };
+	int lockfd, r;
+
+	lockfd = store_names_lock(im->s);
+	if (lockfd < 0)
+		return lockfd;
+	r = commit_stage(im, stage_fd, &st, recorded, opts, stats, config, oci);
+	if (r == 0)
+		r = commit_apply(im, stage_fd, &st);
+	if (r < 0 && !im->committed)
+		commit_undo(im);
+	close(lockfd);
+	/* Every object the image needs is in place: an image a repair
+	 * marked broken is whole again. Only now: an undo would have
+	 * made it broken again. */
+	if (im->committed)
+		store_broken_clear(im->s, im->res.digest);
+	return r;
 }
 
 static int do_import(struct import *im, const char *source,
@@ -447,7 +777,7 @@ static int do_import(struct import *im, const char *source,
 	json_object *config = NULL;
 	struct cfs_oci_image *oci = NULL;
 	struct cfs_found_artifact art = { 0 };
-	bool have_art = false;
+	bool have_art = false, existed;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	char image_name[CFS_DIGEST_HEX_SIZE + 8];
 	cfs_inode *root = NULL;
@@ -545,15 +875,18 @@ static int do_import(struct import *im, const char *source,
 		r = check_artifact(im, source, opts, &art);
 	if (r < 0)
 		goto out;
-	im->res.existed = faccessat(s->images_fd, image_name, F_OK,
-				    AT_SYMLINK_NOFOLLOW) == 0;
+	/* An image already there needs no fs-verity on this copy (if it
+	 * is gone by the commit, this copy goes in as it is, and the
+	 * metadata says so). */
+	existed = faccessat(s->images_fd, image_name, F_OK,
+			    AT_SYMLINK_NOFOLLOW) == 0;
 	stage_fd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (stage_fd < 0) {
 		r = cfs_error_errno(errno, "%s", staging);
 		goto out;
 	}
 	r = for_each_staged(stage_fd, staged_verity, im);
-	if (r == 0 && !im->res.existed) {
+	if (r == 0 && !existed) {
 		r = enable_verity(im, im->w.fd, "image.cfs");
 		r = r < 0 ? r : 0;
 	}
@@ -564,60 +897,8 @@ static int do_import(struct import *im, const char *source,
 	}
 	/* Objects and image durable before anything names them. */
 	r = cfs_objects_sync(objs);
-	if (r < 0)
-		goto out;
-
-	/* 3 and 4: objects, then the image. */
-	r = for_each_staged(stage_fd, staged_move, im);
-	if (r < 0) {
-		r = cfs_error_errno(-r, "store %s: moving objects into place",
-				    s->root);
-		goto out;
-	}
-	if (!im->res.existed) {
-		if (renameat2(im->w.fd, "image.cfs", s->images_fd, image_name,
-			      RENAME_NOREPLACE) < 0) {
-			if (errno != EEXIST) {
-				r = cfs_error_errno(errno,
-						    "store %s: images/%s",
-						    s->root, image_name);
-				goto out;
-			}
-			im->res.existed = true;
-		}
-		if (fsync(s->images_fd) < 0) {
-			r = cfs_error_errno(errno, "store %s: fsync images",
-					    s->root);
-			goto out;
-		}
-	}
-	/* Every object the image needs is in place now: an image a
-	 * repair marked broken is whole again. */
-	store_broken_clear(s, im->res.digest);
-	im->res.verity = all_verity(s, image_name, &set);
-
-	/* The raw config and manifest, for the names to point at. */
-	if (oci)
-		r = store_blob_write(s, &im->w, oci->config_digest, oci->config,
-				     oci->config_len);
-	if (r == 0 && oci && oci->manifest)
-		r = store_blob_write(s, &im->w, oci->manifest_digest,
-				     oci->manifest, oci->manifest_len);
-	if (r < 0)
-		goto out;
-
-	/* 5: metadata (unless a complete import was there), names. */
-	snprintf(image_name, sizeof(image_name), "%s.json", im->res.digest);
-	if (faccessat(s->images_fd, image_name, F_OK, AT_SYMLINK_NOFOLLOW) <
-	    0) {
-		r = write_meta(im, recorded, &stats, config);
-		if (r == 0 && fsync(s->images_fd) < 0)
-			r = cfs_error_errno(errno, "store %s: fsync images",
-					    s->root);
-		if (r < 0)
-			goto out;
-	}
-	r = add_names(im, opts, oci);
+	if (r == 0)
+		r = commit(im, stage_fd, recorded, opts, &stats, config, oci);
 out:
 	cfs_found_artifact_clear(&art);
 	cfs_oci_free(oci);
@@ -667,6 +948,7 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 		r = do_import(&im, source, recorded, opts);
 	store_writer_close(s, &im.w);
 	store_lock(s, LOCK_UN);
+	free(im.undo.objects);
 	if (r == 0 && result)
 		*result = im.res;
 	return r;

@@ -39,7 +39,14 @@ int store_writer_open(cfs_store *s, struct store_writer *w);
 /* Remove the directory and everything in it. */
 void store_writer_close(cfs_store *s, struct store_writer *w);
 
-/* flock(2) on ROOT/lock: LOCK_SH, LOCK_EX or LOCK_UN. */
+/* The turnstile every locker of ROOT/lock passes (store_lock()). */
+#define STORE_GATE_LOCK "gate.lock"
+
+/* flock(2) on ROOT/lock: LOCK_SH, LOCK_EX or LOCK_UN. Shared and
+ * exclusive lockers queue through ROOT/gate.lock, so that a waiting
+ * exclusive locker (gc) is not starved by overlapping shared ones.
+ * Never call it while holding ROOT/lock: a waiting gc would hold the
+ * gate and wait for us. */
 int store_lock(cfs_store *s, int op);
 /* Take ROOT/names.lock exclusively; returns its fd (close to release). */
 int store_names_lock(cfs_store *s);
@@ -75,6 +82,12 @@ int store_names_read(cfs_store *s, struct store_names *t);
 /* Write @t as names.json: into @w's directory, fsync, rename over. */
 int store_names_write(cfs_store *s, struct store_writer *w,
 		      const struct store_names *t);
+/* The halves of store_names_write(): stage writes @w's names.json (this
+ * can fail for want of space), commit renames it over ROOT's (replacing
+ * an entry needs no room); then the caller fsyncs ROOT. */
+int store_names_stage(cfs_store *s, struct store_writer *w,
+		      const struct store_names *t);
+int store_names_commit(cfs_store *s, struct store_writer *w);
 void store_names_clear(struct store_names *t);
 /* Set (or move) @name to @digest with its OCI @config and @manifest
  * digests (each "sha256:<hex>" or NULL); remove it (-ENOENT if absent). */
@@ -94,9 +107,10 @@ bool store_blob_digest_valid(const char *digest);
 /* Read blob @digest ("sha256:<hex>") and check its SHA-256: -ENOENT if
  * absent, -EBADMSG (with a message) if its content does not match. */
 int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len);
-/* Store @len bytes as the blob @digest (their SHA-256, checked) via the
- * writer's directory: fsync'ed, renamed into place unless present. */
-int store_blob_write(cfs_store *s, struct store_writer *w, const char *digest,
+/* Stage @len bytes as the blob @digest (their SHA-256, checked) in the
+ * writer's directory, named by the hex digits, fsync'ed: 1 if staged
+ * (the caller renames it into blobs/sha256/), 0 if the blob is there. */
+int store_blob_stage(cfs_store *s, struct store_writer *w, const char *digest,
 		     const void *data, size_t len);
 /* SHA-256 of @len bytes as "sha256:<hex>" (72 bytes with the NUL). */
 int store_sha256_digest(const void *data, size_t len, char out[72]);

@@ -287,10 +287,58 @@ static int flock_retry(int fd, int op)
 	return 0;
 }
 
+/*
+ * ROOT/gate.lock, opened on every use and created on demand (stores made
+ * before it existed get it with their first lock). -ENOENT when it can
+ * be neither opened nor created: a read-only store (where no writer can
+ * be waiting), a caller who may not write the root, or a store without
+ * it on a full disk. The gate only makes locking fair, so locking then
+ * goes on without it.
+ */
+static int gate_open(cfs_store *s)
+{
+	int fd = openat(s->root_fd, STORE_GATE_LOCK,
+			O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+	if (fd < 0 && (errno == EACCES || errno == EROFS))
+		fd = openat(s->root_fd, STORE_GATE_LOCK,
+			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	if (errno == ENOENT || errno == EACCES || errno == EROFS ||
+	    errno == ENOSPC || errno == EDQUOT)
+		return -ENOENT;
+	return cfs_error_errno(errno, "store %s: " STORE_GATE_LOCK, s->root);
+}
+
+/*
+ * flock(2) grants a shared lock whenever no exclusive one is held, even
+ * while an exclusive locker waits: imports that overlap would keep gc
+ * out for ever. So every locker of ROOT/lock, shared or exclusive, first
+ * takes gate.lock exclusively and keeps it until it holds ROOT/lock. A
+ * shared locker holds the gate for an instant; an exclusive one holds it
+ * while it waits for the running shared holders to finish, and no new
+ * one can get in meanwhile. Nobody waits for the gate while holding
+ * ROOT/lock, which is what keeps this free of deadlocks.
+ */
 int store_lock(cfs_store *s, int op)
 {
-	int r = flock_retry(s->lock_fd, op);
+	int gate = -1, r;
 
+	if (op != LOCK_UN) {
+		gate = gate_open(s);
+		if (gate < 0 && gate != -ENOENT)
+			return gate;
+		r = gate < 0 ? 0 : flock_retry(gate, LOCK_EX);
+		if (r < 0) {
+			close(gate);
+			return cfs_error_errno(
+				-r, "store %s: locking " STORE_GATE_LOCK,
+				s->root);
+		}
+	}
+	r = flock_retry(s->lock_fd, op);
+	cfs_closep(&gate); /* releases the gate */
 	if (r < 0)
 		return cfs_error_errno(-r, "store %s: locking", s->root);
 	return 0;
@@ -524,7 +572,7 @@ int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len)
 	return 0;
 }
 
-int store_blob_write(cfs_store *s, struct store_writer *w, const char *digest,
+int store_blob_stage(cfs_store *s, struct store_writer *w, const char *digest,
 		     const void *data, size_t len)
 {
 	_cleanup_close_ int fd = -1;
@@ -544,18 +592,10 @@ int store_blob_write(cfs_store *s, struct store_writer *w, const char *digest,
 	r = fd < 0 ? -errno : cfs_write_all(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
-	/* A racing writer of the same blob may have been first. */
-	if (r == 0 &&
-	    renameat2(w->fd, digest + 7, s->blobs_fd, digest + 7,
-		      RENAME_NOREPLACE) < 0 &&
-	    errno != EEXIST)
-		r = -errno;
-	if (r == 0 && fsync(s->blobs_fd) < 0)
-		r = -errno;
 	if (r < 0)
-		return cfs_error_errno(-r, "store %s: blobs/sha256/%s", s->root,
-				       digest + 7);
-	return 0;
+		return cfs_error_errno(-r, "store %s: tmp/%s/%s", s->root,
+				       w->name, digest + 7);
+	return 1;
 }
 
 /* ---- names.json ------------------------------------------------------ */
@@ -751,7 +791,7 @@ static int name_cmp(const void *a, const void *b)
 		      ((const struct store_name *)b)->name);
 }
 
-int store_names_write(cfs_store *s, struct store_writer *w,
+int store_names_stage(cfs_store *s, struct store_writer *w,
 		      const struct store_names *t)
 {
 	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
@@ -797,12 +837,30 @@ int store_names_write(cfs_store *s, struct store_writer *w,
 	if (r < 0)
 		return cfs_error_errno(-r, "store %s: writing names.json",
 				       s->root);
+	return 0;
+}
+
+int store_names_commit(cfs_store *s, struct store_writer *w)
+{
+	/* Over an existing entry a rename needs no room: it cannot fail
+	 * for want of space (except for the first names.json). */
 	if (renameat(w->fd, "names.json", s->root_fd, "names.json") < 0)
 		return cfs_error_errno(errno, "store %s: renaming names.json",
 				       s->root);
-	if (fsync(s->root_fd) < 0)
-		return cfs_error_errno(errno, "store %s: fsync", s->root);
 	return 0;
+}
+
+int store_names_write(cfs_store *s, struct store_writer *w,
+		      const struct store_names *t)
+{
+	int r = store_names_stage(s, w, t);
+
+	if (r == 0)
+		r = store_names_commit(s, w);
+	if (r == 0 && fsync(s->root_fd) < 0)
+		r = cfs_error_errno(errno, "store %s: fsync names.json",
+				    s->root);
+	return r;
 }
 
 /* ---- object sets ------------------------------------------------------- */

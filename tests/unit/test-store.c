@@ -6,7 +6,10 @@
  * removing exactly the unreferenced objects, fsck finding a deleted
  * object, a bit flip (with verify) and a stray file and repairing them,
  * stale and live temporaries, and a failed import leaving every byte of
- * the store as it was.
+ * the store as it was: also when a rename or fsync of its commit fails
+ * (each in turn), or when an object it found in the store is gone by the
+ * commit. Tag and rm the same way. gc gets ROOT/lock ahead of shared
+ * lockers that come after it (ROOT/gate.lock, made on demand).
  */
 /* Fixture paths live in fixed buffers far larger than they need. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -15,8 +18,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cfs/cfs.h>
@@ -43,6 +52,95 @@ static void write_file(const char *path, const char *fill, size_t size)
 	for (size_t i = 0; i < size; i++)
 		fputc(fill[i % strlen(fill)], f);
 	fclose(f);
+}
+
+/* ---- fault injection ---------------------------------------------------- */
+
+/*
+ * The store's commit is renames and fsyncs; on a real disk a rename can
+ * find no room for a new directory block (ext4), and an fsync can fail.
+ * These definitions take the place of libc's for the library archive
+ * linked into this test. Armed, the Nth call from then on fails with
+ * ENOSPC, and says which call it was (the file, for an fsync).
+ */
+static int fault_at; /* fail the Nth call from now on; 0: never */
+static int fault_calls; /* calls since armed, also after the failure */
+static char fault_what[PATH_MAX + 32]; /* the call that failed */
+
+static void fault_arm(int n)
+{
+	__atomic_store_n(&fault_calls, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&fault_at, n, __ATOMIC_SEQ_CST);
+	fault_what[0] = '\0';
+}
+
+/* Disarm: did the fault fire? */
+static bool fault_disarm(void)
+{
+	__atomic_store_n(&fault_at, 0, __ATOMIC_SEQ_CST);
+	return fault_what[0] != '\0';
+}
+
+static bool fault_due(const char *call, int fd)
+{
+	char link[64], path[PATH_MAX];
+	ssize_t n = -1;
+	int at = __atomic_load_n(&fault_at, __ATOMIC_SEQ_CST);
+
+	if (at == 0 ||
+	    __atomic_add_fetch(&fault_calls, 1, __ATOMIC_SEQ_CST) != at ||
+	    fault_what[0])
+		return false;
+	if (fd >= 0) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, path, sizeof(path) - 1);
+	}
+	path[n < 0 ? 0 : n] = '\0';
+	snprintf(fault_what, sizeof(fault_what), "%s %s", call, path);
+	errno = ENOSPC;
+	return true;
+}
+
+int renameat2(int olddirfd, const char *oldpath, int newdirfd,
+	      const char *newpath, unsigned int flags)
+{
+	if (fault_due("rename", -1))
+		return -1;
+	return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath,
+			    flags);
+}
+
+int renameat(int olddirfd, const char *oldpath, int newdirfd,
+	     const char *newpath)
+{
+	return renameat2(olddirfd, oldpath, newdirfd, newpath, 0);
+}
+
+int fsync(int fd)
+{
+	if (fault_due("fsync", fd))
+		return -1;
+	return (int)syscall(SYS_fsync, fd);
+}
+
+/* Called once when the next exclusive flock of ROOT/names.lock is asked
+ * for: that is where an import's commit begins. */
+static void (*names_lock_hook)(void);
+
+int flock(int fd, int op)
+{
+	char path[1200];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "%s/names.lock", ROOT);
+	if (names_lock_hook && op == LOCK_EX && fstat(fd, &a) == 0 &&
+	    stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino) {
+		void (*hook)(void) = names_lock_hook;
+		names_lock_hook = NULL;
+		hook();
+	}
+	return (int)syscall(SYS_flock, fd, op);
 }
 
 /* ---- a listing of every file of the store: path, size, digest ---------- */
@@ -561,6 +659,308 @@ static void test_failed_import(cfs_store *s)
 	free(after);
 }
 
+/* Remove the empty objects/XX directories (as after a fresh gc of a
+ * store that never had them), so that an import makes some. */
+static void remove_empty_subdirs(void)
+{
+	char path[1200];
+
+	for (int i = 0; i < 256; i++) {
+		snprintf(path, sizeof(path), "%s/objects/%02x", ROOT, i);
+		rmdir(path);
+	}
+}
+
+static bool names_json_fsync(void)
+{
+	char want[1200];
+
+	snprintf(want, sizeof(want), "fsync %s", ROOT);
+	return strcmp(fault_what, want) == 0;
+}
+
+/*
+ * @op (an import, tag or rm) with the Nth rename or fsync failing, for
+ * N = 1, 2, ... until it succeeds: each failure is one error that names
+ * the store and leaves every byte of it as it was, except one: the fsync
+ * of ROOT after names.json was replaced (the operation stands, the old
+ * table is gone), which must be the last call. Returns the failures.
+ */
+static int sweep_faults(const char *what, int (*op)(cfs_store *s), cfs_store *s,
+			bool (*done)(cfs_store *s))
+{
+	int failed = 0, committed = 0;
+
+	for (int n = 1; n < 1000; n++) {
+		char *before = snapshot(), *after;
+		int r;
+
+		fault_arm(n);
+		r = op(s);
+		if (!fault_disarm()) {
+			CHECK(r == 0);
+			free(before);
+			break;
+		}
+		failed++;
+		CHECK(r == -ENOSPC);
+		CHECK(strstr(cfs_error_message(), ROOT));
+		after = snapshot();
+		if (names_json_fsync()) {
+			/* The one window: done, though reported failed, and
+			 * nothing was left to do. */
+			committed++;
+			CHECK(done(s));
+			CHECK(fault_calls == n);
+			if (!done(s) || fault_calls != n)
+				fprintf(stderr, "%s: fault %d (%s), %d calls\n",
+					what, n, fault_what, fault_calls);
+			free(before);
+			free(after);
+			break;
+		} else {
+			CHECK(!done(s));
+			CHECK(strcmp(before, after) == 0);
+			if (strcmp(before, after) != 0)
+				fprintf(stderr,
+					"%s: fault %d (%s): before:\n%s\n"
+					"after:\n%s\n",
+					what, n, fault_what, before, after);
+		}
+		CHECK(fsck_clean(s, 0));
+		free(before);
+		free(after);
+	}
+	CHECK(done(s));
+	/* At most the final call leaves the operation done. */
+	CHECK(committed <= 1);
+	printf("%s: %d faults, each left the store as it was%s\n", what, failed,
+	       committed ? " (but the final fsync)" : "");
+	return failed;
+}
+
+static char faulty_src[1200];
+
+static int op_import(cfs_store *s)
+{
+	return import(s, faulty_src, "faulty", NULL);
+}
+
+static bool faulty_done(cfs_store *s)
+{
+	cfs_store_image img;
+	bool ok;
+
+	if (cfs_store_inspect(s, "faulty", &img) < 0) {
+		cfs_error_clear();
+		return false;
+	}
+	ok = img.complete;
+	cfs_store_image_clear(&img);
+	return ok;
+}
+
+static int op_import_again(cfs_store *s)
+{
+	return import(s, faulty_src, "faulty-again", NULL);
+}
+
+static bool again_done(cfs_store *s)
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	bool ok = cfs_store_resolve(s, "faulty-again", hex) == 0;
+
+	cfs_error_clear();
+	return ok;
+}
+
+static int op_tag(cfs_store *s)
+{
+	return cfs_store_tag(s, "faulty", "faulty-tag");
+}
+
+static bool tag_done(cfs_store *s)
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	bool ok = cfs_store_resolve(s, "faulty-tag", hex) == 0;
+
+	cfs_error_clear();
+	return ok;
+}
+
+static int op_rm(cfs_store *s)
+{
+	return cfs_store_remove(s, "faulty-tag");
+}
+
+static bool rm_done(cfs_store *s)
+{
+	return !tag_done(s);
+}
+
+static void test_commit_faults(cfs_store *s)
+{
+	char path[1200];
+	int n;
+
+	snprintf(faulty_src, sizeof(faulty_src), "oci:%s/fx/zstd", T);
+	remove_empty_subdirs();
+	/* Renames of objects, image, blobs, metadata, names.json, and the
+	 * fsyncs of staged files and directories: a dozen at least. */
+	n = sweep_faults("import", op_import, s, faulty_done);
+	CHECK(n >= 12);
+	/* The same import again: nothing new but its names. */
+	CHECK(sweep_faults("import again", op_import_again, s, again_done) >=
+	      2);
+	CHECK(sweep_faults("tag", op_tag, s, tag_done) >= 2);
+	CHECK(sweep_faults("rm", op_rm, s, rm_done) >= 2);
+	CHECK(fsck_clean(s, CFS_STORE_FSCK_VERIFY));
+	snprintf(path, sizeof(path), "%s/" STORE_GATE_LOCK, ROOT);
+	CHECK(access(path, F_OK) == 0);
+}
+
+/* ---- an object found in the store is gone by the commit --------------- */
+
+static char vanish_obj[1300], vanish_keep[1300];
+
+static void vanish(void)
+{
+	CHECK(rename(vanish_obj, vanish_keep) == 0);
+}
+
+/*
+ * An import that had just moved an object in failed and took it back
+ * while another import, which had found it in the store, converted: the
+ * second must not commit an image that lacks it.
+ */
+static void test_vanished_object(cfs_store *s)
+{
+	char dir[1200], file[1300], src[1300], path[CFS_DIGEST_HEX_SIZE + 2];
+	uint8_t d[CFS_DIGEST_SIZE];
+	char *before, *after;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/vanish", T);
+	mkdir(dir, 0755);
+	snprintf(file, sizeof(file), "%s/shared", dir);
+	write_file(file, "content shared by every tree ", 5000);
+	snprintf(file, sizeof(file), "%s/own", dir);
+	write_file(file, "only in the vanish tree ", 7000);
+	snprintf(file, sizeof(file), "%s/shared", dir);
+	fd = open(file, O_RDONLY);
+	if (fd < 0 || cfs_verity_digest_fd(fd, d) < 0)
+		die(file);
+	close(fd);
+	cfs_digest_to_object_path(d, path);
+	snprintf(vanish_obj, sizeof(vanish_obj), "%s/objects/%s", ROOT, path);
+	snprintf(vanish_keep, sizeof(vanish_keep), "%s/kept-object", T);
+	CHECK(access(vanish_obj, F_OK) == 0);
+
+	snprintf(src, sizeof(src), "dir:%s", dir);
+	before = snapshot();
+	names_lock_hook = vanish;
+	CHECK_ERR(import(s, src, "vanish", NULL), EAGAIN);
+	CHECK(strstr(cfs_error_message(), path) &&
+	      strstr(cfs_error_message(), "import again"));
+	CHECK(names_lock_hook == NULL);
+	CHECK(rename(vanish_keep, vanish_obj) == 0);
+	after = snapshot();
+	CHECK(strcmp(before, after) == 0);
+	free(before);
+	free(after);
+	CHECK_OK(import(s, src, "vanish", NULL));
+	CHECK(fsck_clean(s, CFS_STORE_FSCK_VERIFY));
+}
+
+/* ---- writer priority ------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Is someone holding @path's flock? */
+static bool flock_held(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool held;
+
+	if (fd < 0)
+		return false;
+	held = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return held;
+}
+
+/* In a child: open the store, then gc it (@gc) or take ROOT/lock shared
+ * and create @marker; exit 0 on success. */
+static pid_t child(bool gc, const char *marker)
+{
+	pid_t pid = fork();
+	cfs_store *c = NULL;
+	int r;
+
+	if (pid != 0)
+		return pid;
+	r = cfs_store_open(&c, ROOT, NULL);
+	if (r == 0 && gc)
+		r = cfs_store_gc(c, 0, NULL);
+	else if (r == 0)
+		r = store_lock(c, LOCK_SH);
+	if (r == 0 && marker)
+		write_file(marker, "x", 1);
+	_exit(r < 0);
+}
+
+static bool exited_ok(pid_t pid)
+{
+	int st;
+
+	return waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+	       WEXITSTATUS(st) == 0;
+}
+
+/*
+ * flock(2) would let a shared locker that comes after a waiting gc go
+ * first; with the gate it waits for gc. A store from before the gate
+ * existed gets it on its first lock.
+ */
+static void test_gate(void)
+{
+	char gate[1200], marker[1200];
+	cfs_store *a = NULL;
+	pid_t gc, sh;
+	int i;
+
+	snprintf(gate, sizeof(gate), "%s/" STORE_GATE_LOCK, ROOT);
+	snprintf(marker, sizeof(marker), "%s/shared-locked", T);
+	unlink(gate);
+	CHECK_OK(cfs_store_open(&a, ROOT, NULL));
+	if (!a)
+		return;
+	/* An import runs. */
+	CHECK_OK(store_lock(a, LOCK_SH));
+	CHECK(access(gate, F_OK) == 0);
+	gc = child(true, NULL);
+	for (i = 0; i < 1000 && !flock_held(gate); i++)
+		sleep_ms(10);
+	/* gc waits for the import, holding the gate. */
+	CHECK(flock_held(gate));
+	sh = child(false, marker);
+	sleep_ms(300);
+	/* A shared locker that came later waits for gc. */
+	CHECK(access(marker, F_OK) < 0);
+	CHECK(waitpid(gc, NULL, WNOHANG) == 0);
+	CHECK_OK(store_lock(a, LOCK_UN));
+	CHECK(exited_ok(gc));
+	CHECK(exited_ok(sh));
+	CHECK(access(marker, F_OK) == 0);
+	unlink(marker);
+	cfs_store_free(a);
+}
+
 int main(void)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -597,6 +997,9 @@ int main(void)
 	test_fsck(s, hl);
 	test_temporaries(s);
 	test_failed_import(s);
+	test_commit_faults(s);
+	test_vanished_object(s);
+	test_gate();
 	cfs_store_free(s);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", T);
