@@ -124,57 +124,292 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* Write @len bytes as @dirfd/@name atomically (temporary + rename). */
-static int write_file_at(int dirfd, const char *where, const char *name,
-			 const void *data, size_t len)
-{
-	struct cfs_atomic_file af = { .fd = -1 };
-	int r;
+/* ---- a sync's changes, all or nothing ---------------------------------- */
 
-	r = cfs_atomic_open(&af, dirfd, 0644);
-	if (r == 0)
-		r = cfs_write_all(af.fd, data, len);
-	if (r == 0 && fsync(af.fd) < 0)
-		r = -errno;
-	if (r == 0)
-		r = cfs_atomic_commit(&af, name, true);
-	cfs_atomic_abort(&af);
-	if (r < 0)
-		return cfs_error_errno(-r, "ais %s/%s", where, name);
+/*
+ * A sync changes the AIS in two phases, so that a full disk leaves it as
+ * it was. First everything that needs room: the mounts of new images,
+ * new directories, and every file that differs from what is there,
+ * written next to its place as .tmp-NAME (a symlink made so); all of it
+ * recorded here. Then renames only: new names first, then replacements
+ * (a rename over an existing entry needs no room), layers.json and
+ * images.json last. A failure before the first of those two takes it
+ * all back (txn_undo()); podman, which reads only the JSON files, never
+ * sees a half-done sync.
+ */
+enum txn_phase {
+	PHASE_NEW, /* a name that was not there */
+	PHASE_REPLACE, /* a file or symlink that was there */
+	PHASE_JSON, /* layers.json, images.json: in this order, last */
+};
+
+struct txn_file {
+	int base; /* the AIS directory it is in: borrowed */
+	char *path, *tmp; /* relative to @base */
+	enum txn_phase phase;
+	bool done; /* renamed into place */
+};
+
+struct txn_dir {
+	int base;
+	char *path;
+};
+
+struct ais_txn {
+	const char *ais; /* the AIS directory, for messages */
+	int images_fd, layers_fd; /* the bases (and overlay_fd): borrowed */
+	struct txn_file *files;
+	size_t n_files;
+	struct txn_dir *dirs; /* made by this sync */
+	size_t n_dirs;
+	char **mounts; /* mount points of this sync's mounts */
+	size_t n_mounts;
+	bool committed; /* a JSON file replaced: nothing to take back */
+};
+
+/* The AIS subdirectory @base is, for messages. */
+static const char *txn_where(const struct ais_txn *t, int base)
+{
+	if (base == t->images_fd)
+		return IMAGES_DIR;
+	return base == t->layers_fd ? LAYERS_DIR : OVERLAY_DIR;
+}
+
+/* "DIR/.tmp-NAME" for "DIR/NAME" (or ".tmp-NAME" for "NAME"). */
+static char *tmp_path(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	int dir = base ? (int)(base - path) + 1 : 0;
+	char *out;
+
+	if (asprintf(&out, "%.*s.tmp-%s", dir, path, path + dir) < 0)
+		return NULL;
+	return out;
+}
+
+static int txn_add(struct ais_txn *t, int base, const char *path,
+		   enum txn_phase phase, char **tmp_out)
+{
+	struct txn_file *v = realloc(t->files, (t->n_files + 1) * sizeof(*v));
+	struct txn_file *f;
+
+	if (!v)
+		return -ENOMEM;
+	t->files = v;
+	f = &v[t->n_files];
+	memset(f, 0, sizeof(*f));
+	f->base = base;
+	f->phase = phase;
+	f->path = strdup(path);
+	f->tmp = tmp_path(path);
+	if (!f->path || !f->tmp) {
+		free(f->path);
+		free(f->tmp);
+		return -ENOMEM;
+	}
+	t->n_files++;
+	*tmp_out = f->tmp;
 	return 0;
 }
 
-/* Make @dirfd/@name a symlink to @target, replacing what is there. */
-static int symlink_at(int dirfd, const char *where, const char *name,
-		      const char *target)
+/* Is @base/@path a regular file holding exactly @data? */
+static bool same_content(int base, const char *path, const void *data,
+			 size_t len)
 {
-	char tmp[NAME_MAX + 1], cur[PATH_MAX];
-	ssize_t n = readlinkat(dirfd, name, cur, sizeof(cur) - 1);
+	_cleanup_close_ int fd =
+		openat(base, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t got;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != len)
+		return false;
+	buf = malloc(len ? len : 1);
+	return buf && cfs_read_full(fd, buf, len, &got) == 0 && got == len &&
+	       memcmp(buf, data, len) == 0;
+}
+
+/* A temporary a killed sync left beside an entry that needs no change. */
+static void remove_stale_tmp(int base, const char *path)
+{
+	_cleanup_free_ char *tmp = tmp_path(path);
+
+	if (tmp)
+		unlinkat(base, tmp, 0);
+}
+
+/* Stage @base/@path with @len bytes of @data, unless it holds them. */
+static int txn_file(struct ais_txn *t, int base, const char *path,
+		    const void *data, size_t len, bool json)
+{
+	_cleanup_close_ int fd = -1;
+	enum txn_phase phase;
+	char *tmp;
+	int r;
+
+	if (same_content(base, path, data, len)) {
+		remove_stale_tmp(base, path);
+		return 0;
+	}
+	phase = json ? PHASE_JSON :
+		faccessat(base, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ?
+		       PHASE_REPLACE :
+		       PHASE_NEW;
+	r = txn_add(t, base, path, phase, &tmp);
+	if (r < 0)
+		return r;
+	/* A leftover of a killed sync (syncs take turns: they hold the
+	 * AIS's lock files). */
+	unlinkat(base, tmp, 0);
+	fd = openat(base, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+	r = fd < 0 ? -errno : cfs_write_all(fd, data, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r < 0)
+		return cfs_error_errno(-r, "ais %s/%s/%s", t->ais,
+				       txn_where(t, base), tmp);
+	return 0;
+}
+
+/* Stage @base/@path as a symlink to @target, unless it is one. */
+static int txn_symlink(struct ais_txn *t, int base, const char *path,
+		       const char *target)
+{
+	char cur[PATH_MAX], *tmp;
+	ssize_t n = readlinkat(base, path, cur, sizeof(cur) - 1);
+	int r;
 
 	if (n >= 0) {
 		cur[n] = '\0';
-		if (strcmp(cur, target) == 0)
+		if (strcmp(cur, target) == 0) {
+			remove_stale_tmp(base, path);
 			return 0;
+		}
 	}
-	snprintf(tmp, sizeof(tmp), ".tmp-%d-%.32s", (int)getpid(), name);
-	unlinkat(dirfd, tmp, 0);
-	if (symlinkat(target, dirfd, tmp) < 0)
-		return cfs_error_errno(errno, "ais %s/%s", where, tmp);
-	if (renameat(dirfd, tmp, dirfd, name) < 0) {
-		int e = errno;
+	r = txn_add(t, base, path,
+		    n >= 0 || errno != ENOENT ? PHASE_REPLACE : PHASE_NEW,
+		    &tmp);
+	if (r < 0)
+		return r;
+	unlinkat(base, tmp, 0);
+	if (symlinkat(target, base, tmp) < 0)
+		return cfs_error_errno(errno, "ais %s/%s/%s", t->ais,
+				       txn_where(t, base), tmp);
+	return 0;
+}
 
-		unlinkat(dirfd, tmp, 0);
-		return cfs_error_errno(e, "ais %s/%s", where, name);
+/* mkdir @base/@path unless it is there; one made here is recorded. */
+static int txn_mkdir(struct ais_txn *t, int base, const char *path)
+{
+	struct txn_dir *v;
+
+	if (mkdirat(base, path, 0755) < 0) {
+		if (errno == EEXIST)
+			return 0;
+		return cfs_error_errno(errno, "ais %s/%s/%s", t->ais,
+				       txn_where(t, base), path);
+	}
+	v = realloc(t->dirs, (t->n_dirs + 1) * sizeof(*v));
+	if (v) {
+		t->dirs = v;
+		v[t->n_dirs].base = base;
+		v[t->n_dirs].path = strdup(path);
+	}
+	if (!v || !v[t->n_dirs].path) {
+		unlinkat(base, path, AT_REMOVEDIR);
+		return -ENOMEM;
+	}
+	t->n_dirs++;
+	return 0;
+}
+
+static int txn_commit_phase(struct ais_txn *t, enum txn_phase phase)
+{
+	for (size_t i = 0; i < t->n_files; i++) {
+		struct txn_file *f = &t->files[i];
+
+		if (f->phase != phase)
+			continue;
+		if (renameat(f->base, f->tmp, f->base, f->path) < 0)
+			return cfs_error_errno(errno, "ais %s/%s/%s", t->ais,
+					       txn_where(t, f->base), f->path);
+		f->done = true;
+		if (phase == PHASE_JSON)
+			t->committed = true;
 	}
 	return 0;
 }
 
-/* Open (creating) @dir/@name and take its fcntl write lock, waiting. */
+/* The renames of the second phase. */
+static int txn_commit(struct ais_txn *t)
+{
+	int r = txn_commit_phase(t, PHASE_NEW);
+
+	if (r == 0)
+		r = txn_commit_phase(t, PHASE_REPLACE);
+	if (r == 0)
+		r = txn_commit_phase(t, PHASE_JSON);
+	return r;
+}
+
+/* Take back what the sync did: the temporaries, the new names, the
+ * directories it made, then the mounts it made. */
+static void txn_undo(cfs_store *s, struct ais_txn *t)
+{
+	for (size_t i = 0; i < t->n_files; i++) {
+		struct txn_file *f = &t->files[i];
+
+		if (!f->done)
+			unlinkat(f->base, f->tmp, 0);
+		else if (f->phase == PHASE_NEW)
+			unlinkat(f->base, f->path, 0);
+	}
+	for (size_t i = t->n_dirs; i-- > 0;)
+		store_rm_rf_at(t->dirs[i].base, t->dirs[i].path);
+	for (size_t i = 0; i < t->n_mounts; i++) {
+		if (cfs_store_umount(s, t->mounts[i], 0) < 0)
+			cfs_error_clear();
+		rmdir(t->mounts[i]);
+	}
+}
+
+static void txn_free(struct ais_txn *t)
+{
+	for (size_t i = 0; i < t->n_files; i++) {
+		free(t->files[i].path);
+		free(t->files[i].tmp);
+	}
+	for (size_t i = 0; i < t->n_dirs; i++)
+		free(t->dirs[i].path);
+	free(t->files);
+	free(t->dirs);
+	store_strv_free(t->mounts, t->n_mounts);
+}
+
+/* Tell readers the store changed: a fresh token at offset 0. */
+static int touch_lock(int fd, const char *what)
+{
+	uint8_t token[LOCK_TOKEN_SIZE];
+
+	if (getrandom(token, sizeof(token), 0) != (ssize_t)sizeof(token))
+		return cfs_error_errno(errno, "getrandom");
+	if (pwrite(fd, token, sizeof(token), 0) != (ssize_t)sizeof(token))
+		return cfs_error_errno(errno, "ais %s: writing token", what);
+	return 0;
+}
+
+/*
+ * Open (creating) @dir/@name and take its fcntl write lock, waiting. A
+ * lock file just made gets a token now, while a failure (a full disk)
+ * changes nothing: touch_lock() at the end then only overwrites it.
+ */
 static int lock_file(const char *dir, const char *name)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	_cleanup_free_ char *path = NULL;
-	int fd;
+	struct stat st;
+	int fd, r;
 
 	if (asprintf(&path, "%s/%s", dir, name) < 0)
 		return -ENOMEM;
@@ -189,19 +424,15 @@ static int lock_file(const char *dir, const char *name)
 		close(fd);
 		return cfs_error_errno(e, "ais %s: locking", path);
 	}
+	if (fstat(fd, &st) < 0)
+		r = cfs_error_errno(errno, "ais %s", path);
+	else
+		r = st.st_size >= LOCK_TOKEN_SIZE ? 0 : touch_lock(fd, path);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	return fd;
-}
-
-/* Tell readers the store changed: a fresh token at offset 0. */
-static int touch_lock(int fd, const char *what)
-{
-	uint8_t token[LOCK_TOKEN_SIZE];
-
-	if (getrandom(token, sizeof(token), 0) != (ssize_t)sizeof(token))
-		return cfs_error_errno(errno, "getrandom");
-	if (pwrite(fd, token, sizeof(token), 0) != (ssize_t)sizeof(token))
-		return cfs_error_errno(errno, "ais %s: writing token", what);
-	return 0;
 }
 
 /*
@@ -393,8 +624,10 @@ static void ais_image_clear(struct ais_image *a)
 	memset(a, 0, sizeof(*a));
 }
 
-/* Mount the image read-only at its mount point unless it is there. */
-static int ais_image_mount(cfs_store *s, struct ais_image *a, bool *mounted)
+/* Mount the image read-only at its mount point unless it is there (a
+ * mount made here is recorded in @t). */
+static int ais_image_mount(cfs_store *s, struct ais_txn *t, struct ais_image *a,
+			   bool *mounted)
 {
 	int r;
 
@@ -403,8 +636,13 @@ static int ais_image_mount(cfs_store *s, struct ais_image *a, bool *mounted)
 		return 0;
 	if (mkdir(a->mountpoint, 0755) < 0 && errno != EEXIST)
 		return cfs_error_errno(errno, "creating %s", a->mountpoint);
-	r = cfs_store_mount(s, a->img->digest, a->mountpoint, NULL);
+	r = store_strv_add(&t->mounts, &t->n_mounts, a->mountpoint);
+	if (r == 0)
+		r = cfs_store_mount(s, a->img->digest, a->mountpoint, NULL);
 	if (r < 0) {
+		if (t->n_mounts &&
+		    strcmp(t->mounts[t->n_mounts - 1], a->mountpoint) == 0)
+			free(t->mounts[--t->n_mounts]);
 		rmdir(a->mountpoint);
 		return cfs_error_prefix(-r, "ais: mounting %s", a->img->digest);
 	}
@@ -479,65 +717,54 @@ static json_object *layer_json(const struct ais_image *a)
 	return j;
 }
 
-static int write_json_at(int dirfd, const char *where, const char *name,
-			 json_object *j)
+static int stage_json(struct ais_txn *t, int dirfd, const char *name,
+		      json_object *j)
 {
 	const char *text = json_object_to_json_string_ext(
 		j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 
-	return write_file_at(dirfd, where, name, text, strlen(text));
+	return txn_file(t, dirfd, name, text, strlen(text), true);
 }
 
-/* The image's big-data files and its layer directory. */
-static int ais_image_write(int images_fd, int overlay_fd,
+/* Stage the image's big-data files and its layer directory. */
+static int ais_image_stage(struct ais_txn *t, int images_fd, int overlay_fd,
 			   const struct ais_image *a)
 {
 	char key[7 + CFS_DIGEST_HEX_SIZE + 1];
-	char where[sizeof(OVERLAY_DIR) + CFS_DIGEST_HEX_SIZE + 16];
 	char fname[2 + 4 * sizeof(key)];
-	_cleanup_close_ int ifd = -1, lfd = -1, links = -1;
+	char path[CFS_DIGEST_HEX_SIZE + 1 + sizeof(fname)];
 	int r;
 
-	if (mkdirat(images_fd, a->id, 0755) < 0 && errno != EEXIST)
-		return cfs_error_errno(errno, "ais " IMAGES_DIR "/%s", a->id);
-	ifd = openat(images_fd, a->id,
-		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (ifd < 0)
-		return cfs_error_errno(errno, "ais " IMAGES_DIR "/%s", a->id);
-	snprintf(where, sizeof(where), IMAGES_DIR "/%s", a->id);
+	r = txn_mkdir(t, images_fd, a->id);
+	if (r < 0)
+		return r;
 	snprintf(key, sizeof(key), "sha256:%s", a->id);
 	fname[0] = '=';
 	EVP_EncodeBlock((unsigned char *)fname + 1, (unsigned char *)key,
 			(int)strlen(key));
-	r = write_file_at(ifd, where, fname, a->config, a->config_len);
+	snprintf(path, sizeof(path), "%s/%s", a->id, fname);
+	r = txn_file(t, images_fd, path, a->config, a->config_len, false);
+	snprintf(path, sizeof(path), "%s/manifest", a->id);
 	if (r == 0)
-		r = write_file_at(ifd, where, "manifest", a->manifest,
-				  a->manifest_len);
+		r = txn_file(t, images_fd, path, a->manifest, a->manifest_len,
+			     false);
 	if (r < 0 || !a->first_of_layer)
 		return r;
 
-	if (mkdirat(overlay_fd, a->layer, 0755) < 0 && errno != EEXIST)
-		return cfs_error_errno(errno, "ais " OVERLAY_DIR "/%s",
-				       a->layer);
-	lfd = openat(overlay_fd, a->layer,
-		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (lfd < 0)
-		return cfs_error_errno(errno, "ais " OVERLAY_DIR "/%s",
-				       a->layer);
-	snprintf(where, sizeof(where), OVERLAY_DIR "/%s", a->layer);
-	r = write_file_at(lfd, where, "link", a->short_name,
-			  strlen(a->short_name));
+	r = txn_mkdir(t, overlay_fd, a->layer);
+	snprintf(path, sizeof(path), "%s/link", a->layer);
+	if (r == 0)
+		r = txn_file(t, overlay_fd, path, a->short_name,
+			     strlen(a->short_name), false);
 	/* The driver stats diff/ when it creates a container on the layer;
 	 * the mount itself goes through l/<short>. */
+	snprintf(path, sizeof(path), "%s/diff", a->layer);
 	if (r == 0)
-		r = symlink_at(lfd, where, "diff", a->mountpoint);
-	if (r < 0)
-		return r;
-	links = openat(overlay_fd, "l",
-		       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (links < 0)
-		return cfs_error_errno(errno, "ais " LINKS_DIR);
-	return symlink_at(links, LINKS_DIR, a->short_name, a->mountpoint);
+		r = txn_symlink(t, overlay_fd, path, a->mountpoint);
+	snprintf(path, sizeof(path), "l/%s", a->short_name);
+	if (r == 0)
+		r = txn_symlink(t, overlay_fd, path, a->mountpoint);
+	return r;
 }
 
 static bool in_set(const struct ais_image *v, size_t n, const char *name,
@@ -785,6 +1012,7 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	_cleanup_close_ int images_fd = -1, layers_fd = -1, overlay_fd = -1;
 	_cleanup_close_ int links_fd = -1, ilock = -1, llock = -1;
 	_cleanup_(json_object_putp) json_object *ij = NULL, *lj = NULL;
+	struct ais_txn t = { 0 };
 	cfs_store_ais_result dummy;
 	cfs_store_image *images = NULL;
 	struct ais_image *v = NULL;
@@ -827,6 +1055,9 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 		if (ilock < 0)
 			return ilock;
 	}
+	t.ais = ais;
+	t.images_fd = images_fd;
+	t.layers_fd = layers_fd;
 
 	r = cfs_store_list(s, &images, &count);
 	if (r < 0)
@@ -845,25 +1076,30 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 				v[i].first_of_layer = false;
 		r = ais_image_prepare(&v[i], run);
 		if (r == 0 && v[i].first_of_layer)
-			r = ais_image_mount(s, &v[i], &mounted);
+			r = ais_image_mount(s, &t, &v[i], &mounted);
 		if (r < 0)
 			break;
 		res->mounted += mounted;
-		r = ais_image_write(images_fd, overlay_fd, &v[i]);
+		r = ais_image_stage(&t, images_fd, overlay_fd, &v[i]);
 		if (r < 0)
 			break;
 		json_object_array_add(ij, image_json(&v[i]));
 		if (v[i].first_of_layer)
 			json_object_array_add(lj, layer_json(&v[i]));
 	}
-	if (r < 0)
-		goto out;
-	res->images = n;
-	r = write_json_at(layers_fd, LAYERS_DIR, "layers.json", lj);
+	/* containers/storage's order: layers, then images. */
 	if (r == 0)
-		r = write_json_at(images_fd, IMAGES_DIR, "images.json", ij);
-	if (r < 0)
+		r = stage_json(&t, layers_fd, "layers.json", lj);
+	if (r == 0)
+		r = stage_json(&t, images_fd, "images.json", ij);
+	if (r == 0)
+		r = txn_commit(&t);
+	if (r < 0) {
+		if (!t.committed)
+			txn_undo(s, &t);
 		goto out;
+	}
+	res->images = n;
 	/* What podman may no longer see goes only after the JSON that no
 	 * longer names it. */
 	prune_hex_dirs(images_fd, v, n, offsetof(struct ais_image, id), -1);
@@ -871,11 +1107,15 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 		       links_fd);
 	prune_mounts(s, run, v, n, res);
 out:
-	/* The tokens tell podman to reload, also after a partial update. */
-	if (touch_lock(llock, LAYERS_DIR "/layers.lock") < 0 && r == 0)
+	/* The tokens tell podman to reload (after a failure, only if the
+	 * AIS changed). */
+	if ((r == 0 || t.committed) &&
+	    touch_lock(llock, LAYERS_DIR "/layers.lock") < 0 && r == 0)
 		r = -EIO;
-	if (touch_lock(ilock, IMAGES_DIR "/images.lock") < 0 && r == 0)
+	if ((r == 0 || t.committed) &&
+	    touch_lock(ilock, IMAGES_DIR "/images.lock") < 0 && r == 0)
 		r = -EIO;
+	txn_free(&t);
 	for (size_t i = 0; i < n; i++)
 		ais_image_clear(&v[i]);
 	free(v);
