@@ -22,6 +22,17 @@ struct path {
 	size_t n;
 };
 
+/* A directory met while resolving a path, and its level (the root is
+ * level 0). Levels are counted on the way, through symlinks and "..", so
+ * that no entry goes below CFS_TREE_DEPTH_MAX levels. */
+struct place {
+	cfs_inode *dir;
+	size_t level;
+};
+
+/* Bytes of a path that a depth error shows. */
+#define PATH_SHOWN 160
+
 static int new_dir(cfs_inode **out)
 {
 	int r = cfs_inode_new(out, S_IFDIR | 0755);
@@ -99,17 +110,31 @@ static int split_path(struct cfs_applier *a, const char *raw, struct path *p)
 	return 0;
 }
 
-static int make_implicit_dir(struct cfs_applier *a, cfs_inode *parent,
-			     const char *name, cfs_inode **out)
+/* @raw would put an entry below CFS_TREE_DEPTH_MAX levels. Only a long
+ * path, or one through symlinks, gets there: show its start, so that the
+ * reason stays within the one line of the message. */
+static int too_deep(struct cfs_applier *a, const char *raw)
+{
+	bool cut = strlen(raw) > PATH_SHOWN;
+
+	return cfs_error(ELOOP, "%s: %.*s%s: deeper than %d levels", a->where,
+			 PATH_SHOWN, raw, cut ? "..." : "", CFS_TREE_DEPTH_MAX);
+}
+
+static int make_implicit_dir(struct cfs_applier *a, const char *raw,
+			     struct place parent, const char *name,
+			     cfs_inode **out)
 {
 	cfs_inode *dir = NULL;
 	int r;
 
+	if (parent.level >= CFS_TREE_DEPTH_MAX)
+		return too_deep(a, raw);
 	r = new_dir(&dir);
 	if (r == 0)
-		r = cfs_dir_link(parent, name, dir);
+		r = cfs_dir_link(parent.dir, name, dir);
 	if (r == 0)
-		r = cfs_dir_set_tag(parent, name, a->layer);
+		r = cfs_dir_set_tag(parent.dir, name, a->layer);
 	cfs_inode_unref(dir); /* the tree holds it */
 	if (r < 0)
 		return r;
@@ -117,18 +142,19 @@ static int make_implicit_dir(struct cfs_applier *a, cfs_inode *parent,
 	return 0;
 }
 
-static int walk(struct cfs_applier *a, const char *raw, cfs_inode *start,
+static int walk(struct cfs_applier *a, const char *raw, struct place start,
 		const char *const *comp, size_t n, int *budget,
-		cfs_inode **out);
+		struct place *out);
 
 /* Follow symlink @link found in directory @dir to the directory it names,
  * inside the tree: absolute targets start at the root, ".." stops there. */
-static int follow(struct cfs_applier *a, const char *raw, cfs_inode *dir,
-		  cfs_inode *link, int *budget, cfs_inode **out)
+static int follow(struct cfs_applier *a, const char *raw, struct place dir,
+		  cfs_inode *link, int *budget, struct place *out)
 {
 	struct path *p;
 	const char *target = cfs_inode_target(link);
-	cfs_inode *cur = target[0] == '/' ? a->root : dir;
+	struct place cur =
+		target[0] == '/' ? (struct place){ a->root, 0 } : dir;
 	size_t i = 0;
 	int r = 0;
 
@@ -147,8 +173,10 @@ static int follow(struct cfs_applier *a, const char *raw, cfs_inode *dir,
 			p->comp[p->n++] = s;
 	while (r == 0 && i < p->n) {
 		if (strcmp(p->comp[i], "..") == 0) {
-			cfs_inode *up = cfs_dir_parent(cur);
-			cur = up ? up : a->root;
+			cfs_inode *up = cfs_dir_parent(cur.dir);
+			/* only the root has no parent */
+			if (up)
+				cur = (struct place){ up, cur.level - 1 };
 			i++;
 			continue;
 		}
@@ -167,40 +195,53 @@ static int follow(struct cfs_applier *a, const char *raw, cfs_inode *dir,
 
 /* Walk @n components from @start, creating missing directories and
  * following symlinks; the result must be a directory. */
-static int walk(struct cfs_applier *a, const char *raw, cfs_inode *start,
-		const char *const *comp, size_t n, int *budget, cfs_inode **out)
+static int walk(struct cfs_applier *a, const char *raw, struct place start,
+		const char *const *comp, size_t n, int *budget,
+		struct place *out)
 {
-	cfs_inode *cur = start;
+	struct place cur = start;
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
-		cfs_inode *child = cfs_dir_lookup(cur, comp[i]);
+		struct place next = { cfs_dir_lookup(cur.dir, comp[i]),
+				      cur.level + 1 };
 
-		if (!child) {
-			r = make_implicit_dir(a, cur, comp[i], &child);
+		if (!next.dir) {
+			r = make_implicit_dir(a, raw, cur, comp[i], &next.dir);
 			if (r < 0)
 				return r;
-		} else if (cfs_inode_type(child) == S_IFLNK) {
-			r = follow(a, raw, cur, child, budget, &child);
+		} else if (cfs_inode_type(next.dir) == S_IFLNK) {
+			r = follow(a, raw, cur, next.dir, budget, &next);
 			if (r < 0)
 				return r;
 		}
-		if (cfs_inode_type(child) != S_IFDIR)
+		if (cfs_inode_type(next.dir) != S_IFDIR)
 			return cfs_error(ENOTDIR,
 					 "%s: %s: '%s' is not a directory",
 					 a->where, raw, comp[i]);
-		cur = child;
+		cur = next;
 	}
 	*out = cur;
 	return 0;
 }
 
+/* The directory that is to hold the last component of @p, and the check
+ * that the entry fits in CFS_TREE_DEPTH_MAX levels. */
 static int parent_of(struct cfs_applier *a, const char *raw,
 		     const struct path *p, cfs_inode **dir)
 {
 	int budget = CFS_SYMLINK_FOLLOW_MAX;
+	struct place at;
+	int r;
 
-	return walk(a, raw, a->root, p->comp, p->n - 1, &budget, dir);
+	r = walk(a, raw, (struct place){ a->root, 0 }, p->comp, p->n - 1,
+		 &budget, &at);
+	if (r < 0)
+		return r;
+	if (at.level >= CFS_TREE_DEPTH_MAX)
+		return too_deep(a, raw);
+	*dir = at.dir;
+	return 0;
 }
 
 static int set_meta(struct cfs_applier *a, cfs_inode *inode,
@@ -340,7 +381,8 @@ static int apply_hardlink(struct cfs_applier *a,
 {
 	const char *name = p->comp[p->n - 1];
 	struct path *tp;
-	cfs_inode *tdir, *target;
+	struct place tdir;
+	cfs_inode *target;
 	int r;
 
 	tp = malloc(sizeof(*tp));
@@ -352,14 +394,14 @@ static int apply_hardlink(struct cfs_applier *a,
 			      e->path);
 	if (r == 0) {
 		int budget = CFS_SYMLINK_FOLLOW_MAX;
-		r = walk(a, e->path, a->root, tp->comp, tp->n - 1, &budget,
-			 &tdir);
+		r = walk(a, e->path, (struct place){ a->root, 0 }, tp->comp,
+			 tp->n - 1, &budget, &tdir);
 	}
 	if (r < 0) {
 		free(tp);
 		return r;
 	}
-	target = cfs_dir_lookup(tdir, tp->comp[tp->n - 1]);
+	target = cfs_dir_lookup(tdir.dir, tp->comp[tp->n - 1]);
 	free(tp);
 	if (!target)
 		return cfs_error(

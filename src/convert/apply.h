@@ -10,6 +10,8 @@
  *  - missing parents are created (0755, root, mtime 0);
  *  - symlinks in parent components are followed inside the tree, never
  *    above its root;
+ *  - no entry goes below CFS_TREE_DEPTH_MAX levels (image/tree-internal.h),
+ *    counted where the path leads, through symlinks;
  *  - hardlinks name an inode already in the tree.
  * The applier knows nothing of tar: the caller turns each header into a
  * struct cfs_layer_entry and fills regular files' content afterwards.

@@ -18,12 +18,11 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "convert/convert-internal.h"
-
-/* Directory nesting deeper than this is refused: each level holds one
- * open descriptor, and Linux paths stop resolving long before it. */
-#define CFS_DIR_DEPTH_MAX 2048
+#include "image/tree-internal.h"
 
 #define READ_BUF_SIZE (1024 * 1024)
+/* Bytes of a path that a depth error shows. */
+#define PATH_SHOWN 160
 
 struct hardlink {
 	dev_t dev;
@@ -32,6 +31,7 @@ struct hardlink {
 };
 
 struct dirsource {
+	const char *root; /* as the source names it */
 	struct cfs_objects *objs;
 	cfs_convert_stats *stats;
 	void *hardlinks; /* tsearch tree of struct hardlink */
@@ -193,18 +193,50 @@ static int load_regular(struct dirsource *ds, cfs_inode *inode, int dirfd,
 	return r;
 }
 
-static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
-		    const char *path, int depth);
+/* The target buffer lives here, not in the frame of load_entry(), which
+ * the recursion repeats once a level. */
+static int load_symlink(cfs_inode *inode, int dirfd, const char *name,
+			const char *path)
+{
+	_cleanup_free_ char *target = malloc(CFS_TARGET_MAX + 2);
+	ssize_t n;
 
-/* Create the inode for @name (in @dirfd), fully loaded. */
+	if (!target)
+		return -ENOMEM;
+	n = readlinkat(dirfd, name, target, CFS_TARGET_MAX + 1);
+	if (n < 0)
+		return cfs_error_errno(errno, "%s", path);
+	target[n] = '\0';
+	return cfs_inode_set_target(inode, target);
+}
+
+/* @path (the source root, "/", the path inside it) is below
+ * CFS_TREE_DEPTH_MAX levels, so over 4 KiB: show the start of it. */
+static int too_deep(const struct dirsource *ds, const char *path)
+{
+	const char *rel = path + strlen(ds->root) + 1;
+	bool cut = strlen(rel) > PATH_SHOWN;
+
+	return cfs_error(ELOOP, "dir:%s: %.*s%s: deeper than %d levels",
+			 ds->root, PATH_SHOWN, rel, cut ? "..." : "",
+			 CFS_TREE_DEPTH_MAX);
+}
+
+static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
+		    const char *path, int level);
+
+/* Create the inode for @name (in @dirfd), fully loaded. @level is that of
+ * @parent: the root's is 0. */
 static int load_entry(struct dirsource *ds, cfs_inode *parent, int dirfd,
-		      const char *name, const char *path, int depth)
+		      const char *name, const char *path, int level)
 {
 	struct stat st;
 	cfs_inode *inode = NULL;
 	struct hardlink key, *hl = NULL;
 	int r;
 
+	if (level >= CFS_TREE_DEPTH_MAX)
+		return too_deep(ds, path);
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return cfs_error_errno(errno, "%s", path);
 
@@ -234,17 +266,9 @@ static int load_entry(struct dirsource *ds, cfs_inode *parent, int dirfd,
 	case S_IFREG:
 		r = load_regular(ds, inode, dirfd, name, &st, path);
 		break;
-	case S_IFLNK: {
-		char target[CFS_TARGET_MAX + 2];
-		ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
-		if (n < 0) {
-			r = cfs_error_errno(errno, "%s", path);
-			break;
-		}
-		target[n] = '\0';
-		r = cfs_inode_set_target(inode, target);
+	case S_IFLNK:
+		r = load_symlink(inode, dirfd, name, path);
 		break;
-	}
 	case S_IFCHR:
 	case S_IFBLK:
 		r = cfs_inode_set_rdev(inode, st.st_rdev);
@@ -259,7 +283,7 @@ static int load_entry(struct dirsource *ds, cfs_inode *parent, int dirfd,
 			r = cfs_error_errno(errno, "%s", path);
 			break;
 		}
-		r = load_dir(ds, inode, fd, path, depth + 1);
+		r = load_dir(ds, inode, fd, path, level + 1);
 		break;
 	}
 	}
@@ -296,7 +320,7 @@ static int name_cmp(const void *a, const void *b)
 }
 
 static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
-		    const char *path, int depth)
+		    const char *path, int level)
 {
 	char **names = NULL;
 	size_t n = 0, cap = 0;
@@ -304,9 +328,6 @@ static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
 	DIR *d;
 	int r = 0, fd;
 
-	if (depth > CFS_DIR_DEPTH_MAX)
-		return cfs_error(ELOOP, "%s: more than %d nested directories",
-				 path, CFS_DIR_DEPTH_MAX);
 	fd = dup(dirfd);
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		r = cfs_error_errno(errno, "%s", path);
@@ -350,7 +371,7 @@ static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
 			r = -ENOMEM;
 			break;
 		}
-		r = load_entry(ds, dir, dirfd, names[i], child, depth);
+		r = load_entry(ds, dir, dirfd, names[i], child, level);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
@@ -361,7 +382,7 @@ static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
 int cfs_dirsource_load(cfs_inode **root_out, const char *path,
 		       struct cfs_objects *objs, cfs_convert_stats *stats)
 {
-	struct dirsource ds = { .objs = objs, .stats = stats };
+	struct dirsource ds = { .root = path, .objs = objs, .stats = stats };
 	_cleanup_close_ int fd = -1;
 	cfs_inode *root = NULL;
 	struct stat st;

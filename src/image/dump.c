@@ -28,11 +28,6 @@
  * each at most 4x longer once escaped; 1 MiB leaves ample room and bounds
  * the memory one hostile line can take. */
 #define CFS_DUMP_LINE_MAX (1024 * 1024)
-/* Deepest path read, in components. Linux resolves at most PATH_MAX (4096)
- * bytes, so at most 2048 components, in one call; the bound keeps the
- * recursive walkers of the tree (freeing, image writing) off the end of
- * the stack. */
-#define CFS_DUMP_DEPTH_MAX 4096
 
 /* The fixed fields of a line, in order; xattrs follow. */
 enum {
@@ -363,11 +358,12 @@ struct walk_frame {
 	size_t path_len; /* length of the directory's path */
 };
 
-/* Depth-first preorder without recursion: the depth of a tree is not
- * bounded by anything the writer controls. */
+/* Depth-first preorder without recursion. A tree deeper than
+ * CFS_TREE_DEPTH_MAX is refused: the dump reader would refuse its dump. */
 static int walk(struct dump_writer *w, cfs_inode *root)
 {
 	_cleanup_free_ struct walk_frame *stack = NULL;
+	char buf[SHOW_MAX + 4];
 	size_t depth = 0, cap = 0;
 	int r;
 
@@ -398,6 +394,12 @@ static int walk(struct dump_writer *w, cfs_inode *root)
 		if (r < 0)
 			return cfs_error(ENOMEM, "dump: out of memory");
 		path_len = w->path.len;
+		/* with the root's frame, @depth frames: @child is at that level */
+		if (depth > CFS_TREE_DEPTH_MAX)
+			return cfs_error(ELOOP,
+					 "dump: %s: deeper than %d levels",
+					 show(buf, w->path.buf, w->path.len),
+					 CFS_TREE_DEPTH_MAX);
 		r = emit(w, child);
 		if (r < 0)
 			return r;
@@ -701,10 +703,11 @@ static int walk_path(struct dump_reader *r, const char *what, char *path,
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 		cfs_inode *child;
 
-		if (++depth > CFS_DUMP_DEPTH_MAX)
-			return fail(r, EINVAL, "%s%s deeper than %d components",
+		/* "/a" is level 1: the same count as every tree's */
+		if (++depth > CFS_TREE_DEPTH_MAX)
+			return fail(r, EINVAL, "%s%s: deeper than %d levels",
 				    what, show(buf, path, len),
-				    CFS_DUMP_DEPTH_MAX);
+				    CFS_TREE_DEPTH_MAX);
 		if (n == 0)
 			return fail(r, EINVAL, "empty component in %s%s", what,
 				    show(buf, path, len));

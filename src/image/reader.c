@@ -7,8 +7,9 @@
  * bounded by the image size, each inode is parsed at most once (a table of
  * nids turns a second sighting into a hardlink, or into an error for a
  * directory, which also catches cycles), and the recursion over
- * directories stops at READER_DEPTH_MAX. Any inconsistency is -EINVAL with
- * one line naming the byte offset where it was found.
+ * directories stops at CFS_TREE_DEPTH_MAX levels, which every source and
+ * the writer keep too. Any inconsistency is -EINVAL with one line naming
+ * the byte offset where it was found.
  *
  * The overlayfs xattrs that the writer adds are turned back into what the
  * source tree held: metacopy into a digest, redirect into a payload,
@@ -32,10 +33,8 @@
 #include "image/erofs-format.h"
 #include "image/tree-internal.h"
 
-/* Deepest directory nesting accepted. It bounds the recursion, and so the
- * stack; real trees are a few dozen levels deep, and a path through 1024
- * levels is already half of PATH_MAX. */
-#define READER_DEPTH_MAX 1024
+/* Bytes of a path that a depth error shows. */
+#define PATH_SHOWN 160
 
 /* i_format bits 0-3 are the version and the data layout; bit 4 is only
  * used by newer EROFS to reinterpret the nlink field, which is ignored
@@ -918,17 +917,53 @@ static void nid_table_free(struct nid_table *t)
 
 /* ---- directories ----------------------------------------------------- */
 
+/* Where an entry sits: its name in its directory, the directory's place
+ * (NULL for the root) and its level, the root's being 0. The places of
+ * one path are the frames of the recursion that reads it. */
+struct place {
+	const struct place *up;
+	const uint8_t *name;
+	size_t len;
+	unsigned int level;
+};
+
 static int read_inode(struct reader *rd, uint64_t nid, uint64_t ref_off,
-		      unsigned int depth, struct nid_entry *out);
+		      const struct place *at, struct nid_entry *out);
 
 struct dir_reader {
 	struct reader *rd;
 	const struct raw_inode *ri;
 	cfs_inode *dir;
-	unsigned int depth;
+	const struct place *at;
 	const uint8_t *prev; /* previous name (in the image), for the order */
 	size_t prev_len;
 };
+
+/* The entry at @at, in the directory of @dr, is below CFS_TREE_DEPTH_MAX
+ * levels: name its path, cut to its start. */
+static int too_deep(const struct dir_reader *dr, const struct place *at,
+		    uint64_t off)
+{
+	_cleanup_free_ const struct place **path = NULL;
+	char shown[PATH_SHOWN + 4];
+	size_t i, len = 0;
+
+	path = malloc(at->level * sizeof(*path));
+	if (!path)
+		return no_memory();
+	for (const struct place *p = at; p->up; p = p->up)
+		path[p->level - 1] = p;
+	for (i = 0; i < at->level && len <= PATH_SHOWN; i++)
+		len += (size_t)snprintf(shown + len, PATH_SHOWN + 1 - len,
+					"/%.*s", (int)path[i]->len,
+					(const char *)path[i]->name);
+	if (i < at->level || len > PATH_SHOWN)
+		memcpy(shown + CFS_MIN(len, PATH_SHOWN), "...", 4);
+	return image_invalid(off,
+			     "directory nid %" PRIu64
+			     ": %s: deeper than %d levels",
+			     dr->ri->nid, shown, CFS_TREE_DEPTH_MAX);
+}
 
 static int link_entry(struct dir_reader *dr, const uint8_t *name, size_t len,
 		      cfs_inode *child, uint64_t off)
@@ -949,11 +984,14 @@ static int link_entry(struct dir_reader *dr, const uint8_t *name, size_t len,
 static int read_entry(struct dir_reader *dr, const uint8_t *dirent,
 		      const uint8_t *name, size_t len, uint64_t off)
 {
+	const struct place at = { dr->at, name, len, dr->at->level + 1 };
 	struct erofs_dirent de;
 	struct nid_entry e;
 	uint64_t nid;
 	int r;
 
+	if (at.level > CFS_TREE_DEPTH_MAX)
+		return too_deep(dr, &at, off);
 	memcpy(&de, dirent, sizeof(de));
 	nid = le64toh(de.nid);
 	if (nid_lookup(dr->rd->nids, nid, &e)) {
@@ -966,7 +1004,7 @@ static int read_entry(struct dir_reader *dr, const uint8_t *dirent,
 				" met before",
 				dr->ri->nid, nid);
 	} else {
-		r = read_inode(dr->rd, nid, off, dr->depth + 1, &e);
+		r = read_inode(dr->rd, nid, off, &at, &e);
 		if (r < 0)
 			return r;
 	}
@@ -1076,13 +1114,13 @@ static int read_dir_block(struct dir_reader *dr, const uint8_t *block,
 }
 
 static int read_dir(struct reader *rd, const struct raw_inode *ri,
-		    cfs_inode *dir, unsigned int depth)
+		    cfs_inode *dir, const struct place *at)
 {
 	struct dir_reader dr = {
 		.rd = rd,
 		.ri = ri,
 		.dir = dir,
-		.depth = depth,
+		.at = at,
 	};
 	uint64_t nblocks = CFS_DIV_ROUND_UP(ri->size, EROFS_BLKSIZ);
 	int r;
@@ -1105,7 +1143,7 @@ static int read_dir(struct reader *rd, const struct raw_inode *ri,
  * from the source).
  */
 static int read_inode(struct reader *rd, uint64_t nid, uint64_t ref_off,
-		      unsigned int depth, struct nid_entry *out)
+		      const struct place *at, struct nid_entry *out)
 {
 	_cleanup_(xattr_list_free) struct xattr_list xl = { 0 };
 	cfs_inode *inode = NULL;
@@ -1118,11 +1156,6 @@ static int read_inode(struct reader *rd, uint64_t nid, uint64_t ref_off,
 	*out = (struct nid_entry){ .nid = nid, .raw_type = ri.mode & S_IFMT };
 	if (S_ISCHR(ri.mode) && ri.i_u == 0)
 		return 0;
-	if (S_ISDIR(ri.mode) && depth > READER_DEPTH_MAX)
-		return image_invalid(ri.off,
-				     "nid %" PRIu64
-				     ": directories nested deeper than %d",
-				     nid, READER_DEPTH_MAX);
 	r = check_layout(rd, &ri);
 	if (r < 0)
 		return r;
@@ -1138,7 +1171,7 @@ static int read_inode(struct reader *rd, uint64_t nid, uint64_t ref_off,
 	if (r < 0)
 		return r;
 	if (S_ISDIR(ri.mode)) {
-		r = read_dir(rd, &ri, inode, depth);
+		r = read_dir(rd, &ri, inode, at);
 		if (r < 0)
 			return r;
 	}
@@ -1155,6 +1188,7 @@ int cfs_image_read(cfs_inode **root_out, const void *data, size_t len,
 	struct reader rd = { .data = data, .len = len, .nids = &nids };
 	const uint64_t root_ref = EROFS_SUPER_OFFSET +
 				  offsetof(struct erofs_super_block, root_nid);
+	const struct place root_at = { 0 };
 	struct nid_entry root = { 0 };
 	unsigned int format = 0;
 	uint16_t root_nid = 0;
@@ -1166,7 +1200,7 @@ int cfs_image_read(cfs_inode **root_out, const void *data, size_t len,
 	r = read_superblock(&rd, &root_nid);
 	if (r < 0)
 		return r;
-	r = read_inode(&rd, root_nid, root_ref, 0, &root);
+	r = read_inode(&rd, root_nid, root_ref, &root_at, &root);
 	if (r == 0 && (!root.inode || !S_ISDIR(root.raw_type)))
 		r = image_invalid(root_ref, "root nid %u is not a directory",
 				  root_nid);

@@ -8,6 +8,19 @@
 
 #include <cfs/image.h>
 
+/*
+ * Deepest entry of any tree the project builds, writes or reads: the root
+ * is level 0, "/a" level 1, and no entry is below level 2048. That is the
+ * most a path of 4096 bytes (PATH_MAX, CFS_LAYER_PATH_MAX) names, "a/" a
+ * level: a lower limit would refuse trees that unpacking path by path
+ * makes, a higher one admits only trees built through symlinks to the
+ * bottom of earlier chains (82,000 levels from a 400 KiB layer), and
+ * costs what recurses once a level: the image reader (0.7 KiB of stack),
+ * dir: (an open descriptor) and fsck.erofs 1.5 (13 KiB of stack: 26 MiB
+ * at this depth; its default 8 MiB runs out beyond about 650 levels).
+ */
+#define CFS_TREE_DEPTH_MAX 2048
+
 struct cfs_xattr {
 	char *name;
 	uint8_t *value;
@@ -68,9 +81,11 @@ int cfs_dir_get_tag(const cfs_inode *dir, const char *name, uint32_t *tag);
 int cfs_dir_set_tag(cfs_inode *dir, const char *name, uint32_t tag);
 /*
  * Visit every entry below @root depth first, entries in strcmp order,
- * without recursion (trees can be deep). @visit returns < 0 to stop with
- * that error, 0 to go on (and into a directory), 1 to skip the children
- * of the directory just visited.
+ * without recursion. @visit returns < 0 to stop with that error, 0 to go
+ * on (and into a directory), 1 to skip the children of the directory just
+ * visited. An entry below CFS_TREE_DEPTH_MAX levels stops the walk with
+ * -ELOOP before it is visited: what the writer would make of such a tree,
+ * the reader refuses.
  */
 typedef int (*cfs_walk_fn)(void *ctx, cfs_inode *dir, const char *name,
 			   cfs_inode *child);

@@ -471,6 +471,25 @@ static int dentry_pcmp(const void *a, const void *b)
 			  *(const struct cfs_dentry *const *)b);
 }
 
+/*
+ * Whether directory @dir is @ancestor or below it. An empty directory holds
+ * nothing but itself, which answers at once for every directory a source
+ * creates on its way down a path: only whole subtrees (the reader and dir:
+ * link them bottom up, under parents not linked yet) cost the walk up, so
+ * building a tree of depth d costs O(d), not O(d^2).
+ */
+static bool dir_holds(const cfs_inode *ancestor, const cfs_inode *dir)
+{
+	if (ancestor == dir)
+		return true;
+	if (ancestor->dir->count == 0)
+		return false;
+	for (const cfs_inode *p = dir; p; p = p->dir->parent)
+		if (p == ancestor)
+			return true;
+	return false;
+}
+
 int cfs_dir_link(cfs_inode *dir, const char *name, cfs_inode *child)
 {
 	struct cfs_dir *d = dir->dir;
@@ -489,11 +508,9 @@ int cfs_dir_link(cfs_inode *dir, const char *name, cfs_inode *child)
 		if (child->dir->parent || child->nlink)
 			return cfs_error(EMLINK, "%s: directory linked twice",
 					 name);
-		for (cfs_inode *p = dir; p; p = p->dir->parent)
-			if (p == child)
-				return cfs_error(ELOOP,
-						 "%s: directory inside itself",
-						 name);
+		if (dir_holds(child, dir))
+			return cfs_error(ELOOP, "%s: directory inside itself",
+					 name);
 	}
 	if (d->count == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 8;
@@ -653,12 +670,39 @@ cfs_inode *cfs_tree_lookup(cfs_inode *root, const char *path)
 	return NULL;
 }
 
+/* One directory on cfs_tree_walk's stack; next: its next entry. */
+struct frame {
+	cfs_inode *dir;
+	size_t next;
+};
+
+/* Bytes of a path too deep for the tree that a message shows. */
+#define PATH_SHOWN 160
+
+/* The walk met an entry below CFS_TREE_DEPTH_MAX levels: name its path
+ * (the entries last visited in each frame), cut to its start. */
+static int walk_too_deep(struct frame *stack, size_t depth)
+{
+	char path[PATH_SHOWN + 4];
+	size_t i, len = 0;
+
+	for (i = 0; i < depth && len <= PATH_SHOWN; i++) {
+		const char *name;
+		cfs_inode *child;
+
+		cfs_dir_entry_at(stack[i].dir, stack[i].next - 1, &name,
+				 &child);
+		len += (size_t)snprintf(path + len, PATH_SHOWN + 1 - len, "/%s",
+					name);
+	}
+	if (i < depth || len > PATH_SHOWN)
+		memcpy(path + CFS_MIN(len, PATH_SHOWN), "...", 4);
+	return cfs_error(ELOOP, "image tree: %s: deeper than %d levels", path,
+			 CFS_TREE_DEPTH_MAX);
+}
+
 int cfs_tree_walk(cfs_inode *root, cfs_walk_fn visit, void *ctx)
 {
-	struct frame {
-		cfs_inode *dir;
-		size_t next;
-	};
 	_cleanup_free_ struct frame *stack = NULL;
 	size_t depth = 0, cap = 64;
 
@@ -677,6 +721,9 @@ int cfs_tree_walk(cfs_inode *root, cfs_walk_fn visit, void *ctx)
 			continue;
 		}
 		cfs_dir_entry_at(f->dir, f->next++, &name, &child);
+		/* with the root's frame, @depth frames: @child is at that level */
+		if (depth > CFS_TREE_DEPTH_MAX)
+			return walk_too_deep(stack, depth);
 		r = visit(ctx, f->dir, name, child);
 		if (r < 0)
 			return r;

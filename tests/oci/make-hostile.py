@@ -60,6 +60,7 @@ TARGET_MAX = c_constant("include/cfs/image.h", "CFS_TARGET_MAX")
 XATTRS_INODE_MAX = c_constant("include/cfs/image.h", "CFS_XATTRS_INODE_MAX")
 PATH_MAX = c_constant("src/convert/apply.h", "CFS_LAYER_PATH_MAX")
 FOLLOW_MAX = c_constant("src/convert/apply.h", "CFS_SYMLINK_FOLLOW_MAX")
+DEPTH_MAX = c_constant("src/image/tree-internal.h", "CFS_TREE_DEPTH_MAX")
 LAYERS_MAX = c_constant("src/convert/oci.h", "CFS_OCI_LAYERS_MAX")
 INDEX_DEPTH_MAX = c_constant("src/convert/oci.h", "CFS_OCI_INDEX_DEPTH_MAX")
 JSON_DEPTH_MAX = c_constant("src/convert/oci.c", "OCI_JSON_DEPTH_MAX")
@@ -77,6 +78,9 @@ BOMB_SIZE = 2 * 1024 ** 3
 WIDE = 200000
 # Deep nesting: levels of "a/" in one path (4001 bytes, under the limit)
 DEEP = 2000
+# What a layer 82,000 levels deep may take to be refused (well under a
+# second; linking in time quadratic in the depth took over 10 minutes)
+DEEP_TIMEOUT = 10
 
 
 def zero_verity(size):
@@ -484,16 +488,29 @@ def entries(o):
               "has": {"/wide/f000000": {"type": "f", "size": 0},
                       "/wide/f%06d" % (WIDE - 1): {"type": "f", "size": 0}}})
     # DEEP levels in one path (implicit directories), a file at the bottom
+    # (the image oci2cfs wrote and its own reader refused at 1024 levels)
     deep = "a/" * DEEP
     assert len(deep) + 1 <= PATH_MAX
     o.accept("deep-%d" % DEEP, [layer([E(deep + "f", "f", data=b"bottom")])],
              {"has": {"/" + deep + "f": f(data=b"bottom", type="f")}, "maxdepth": DEEP + 1,
-              "count": DEEP + 2},
-             bug="the image reader (cfs:IMAGE, artifact checks) refuses the image oci2cfs "
-             "wrote: directories nested deeper than 1024")
+              "count": DEEP + 2})
+    # The depth limit (the root is level 0): the deepest file and the
+    # deepest directory that paths of PATH_MAX bytes name
+    top = "a/" * DEPTH_MAX
+    assert len(top) == PATH_MAX
+    o.accept("deep-%d" % DEPTH_MAX,
+             [layer([E(top[:-2] + "f", "f", data=b"bottom"), E(top, "d")])],
+             {"has": {"/" + top[:-2] + "f": f(data=b"bottom", type="f"),
+                      "/" + top[:-1]: {"type": "d"}},
+              "maxdepth": DEPTH_MAX, "count": DEPTH_MAX + 2})
+    # One level more: no path is that long, a symlink to the bottom is
+    l = layer([E(top, "d"), E("s", "l", link=top[:-1]), E("s/f", "f", data=b"x")])
+    o.refuse("deep-%d" % (DEPTH_MAX + 1), [l],
+             [lay(l), "s/f: deeper than %d levels" % DEPTH_MAX])
     # Deeper than any path: each entry goes through a symlink to the
     # bottom of the last chain and adds 2000 more levels, 40 times (the
-    # symlink budget of one path): 82,000 levels from a 400 KiB layer.
+    # symlink budget of one path): 82,000 levels from a 400 KiB layer,
+    # refused where the second chain passes the limit.
     ents = [E("b0/" + "a/" * DEEP + "f", "f", data=b"0")]
     hops = FOLLOW_MAX
     for i in range(1, hops + 1):
@@ -501,11 +518,10 @@ def entries(o):
         ents.append(E("l%d" % i, "l", link="/" + "/".join(
             ["l%d" % (i - 1)] if i > 1 else ["b0"]) + "/" + "a/" * DEEP))
         ents.append(E("l%d/" % i + "a/" * DEEP + "f", "f", data=b"%d" % i))
-    o.accept("deep-symlinked", [layer(ents)], {"maxdepth": (hops + 1) * DEEP + 2},
-             timeout=SLOW_BUG_TIMEOUT,
-             bug="no depth limit for OCI layers, and time quadratic in the depth "
-             "(cfs_dir_link walks every ancestor of each new directory): 82,000 levels "
-             "from a 400 KiB layer take more than 10 minutes")
+    l = layer(ents)
+    o.refuse("deep-symlinked", [l],
+             [lay(l), ": l1/a/a/a/", "...: deeper than %d levels" % DEPTH_MAX],
+             timeout=DEEP_TIMEOUT)
 
 
 def names(o):

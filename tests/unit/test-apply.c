@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 
 #include "convert/apply.h"
+#include "image/tree-internal.h"
 #include "test.h"
 
 static struct cfs_applier A;
@@ -36,6 +37,87 @@ static cfs_inode *at(const char *path)
 static void layer(uint32_t n)
 {
 	cfs_applier_begin_layer(&A, n, "layer test");
+}
+
+/* "@first" then @levels times "NAME/", then "@last". */
+static char *path_of(const char *first, const char *name, int levels,
+		     const char *last)
+{
+	size_t n = strlen(name) + 1, len = strlen(first) + n * (size_t)levels;
+	char *s = malloc(len + strlen(last) + 1);
+
+	if (!s)
+		abort();
+	strcpy(s, first);
+	for (int i = 0; i < levels; i++) {
+		strcat(s, name);
+		strcat(s, "/");
+	}
+	strcat(s, last);
+	return s;
+}
+
+static void check_message(const char *want)
+{
+	if (!strstr(cfs_error_message(), want)) {
+		fprintf(stderr, "message \"%s\" lacks \"%s\"\n",
+			cfs_error_message(), want);
+		CHECK(!"message");
+	}
+}
+
+/*
+ * No entry below CFS_TREE_DEPTH_MAX levels (the root is level 0): the
+ * deepest plain path (4095 bytes of "a/a/...") is accepted, and a level
+ * more, which only a path through a symlink reaches, is refused whatever
+ * the entry, with levels counted where the symlinks lead.
+ */
+static void test_depth(void)
+{
+	char *path = path_of("", "a", CFS_TREE_DEPTH_MAX - 1, "f");
+	char *dirs = path_of("", "b", CFS_TREE_DEPTH_MAX, "");
+	char *target = path_of("", "b", CFS_TREE_DEPTH_MAX - 1, "b");
+	char *deep = path_of("bs/", "b", CFS_TREE_DEPTH_MAX - 2, "x");
+
+	CHECK_OK(cfs_applier_init(&A));
+	layer(1);
+	/* a file and a directory at the limit, implicit parents above */
+	CHECK(strlen(path) == CFS_LAYER_PATH_MAX - 1);
+	CHECK_OK(FILE_(path));
+	CHECK(at(path) != NULL);
+	CHECK(strlen(dirs) == CFS_LAYER_PATH_MAX);
+	CHECK_OK(DIR_(dirs));
+	CHECK(at(target) != NULL && cfs_dir_count(at(target)) == 0);
+	/* "s" leads to the directory at the limit: nothing more below */
+	CHECK_OK(LINK("s", target));
+	cfs_error_clear();
+	CHECK_ERR(FILE_("s/f"), ELOOP);
+	check_message("layer test: s/f: deeper than 2048 levels");
+	CHECK_ERR(DIR_("s/d"), ELOOP);
+	CHECK_ERR(LINK("s/l", "/"), ELOOP);
+	CHECK_ERR(HARD("s/h", path), ELOOP);
+	CHECK_ERR(FILE_("s/.wh.x"), ELOOP);
+	CHECK_ERR(FILE_("s/implicit/f"), ELOOP);
+	check_message("s/implicit/f: deeper than 2048 levels");
+	CHECK(cfs_dir_count(at(target)) == 0);
+	/* ".." in a symlink goes one level up: "up/f" is at the limit */
+	CHECK_OK(LINK("up", "s/.."));
+	CHECK_OK(FILE_("up/f"));
+	CHECK_ERR(FILE_("up/g/f"), ELOOP);
+	/* "bs/b/.../x": a symlink one level down, then a path of 4096 bytes;
+	 * the message cuts the path and keeps the reason */
+	CHECK_OK(LINK("bs", "b/b"));
+	CHECK(strlen(deep) == CFS_LAYER_PATH_MAX);
+	cfs_error_clear();
+	CHECK_ERR(FILE_(deep), ELOOP);
+	check_message("layer test: bs/b/b/");
+	check_message("...: deeper than 2048 levels");
+	CHECK(strlen(cfs_error_message()) < 300);
+	cfs_applier_fini(&A);
+	free(deep);
+	free(target);
+	free(dirs);
+	free(path);
 }
 
 int main(void)
@@ -157,5 +239,7 @@ int main(void)
 	CHECK(cfs_dir_count(A.root) == 1);
 
 	cfs_applier_fini(&A);
+
+	test_depth();
 	return test_done();
 }

@@ -445,6 +445,69 @@ static void test_accept(void)
 	}
 }
 
+/*
+ * Paths down to level CFS_TREE_DEPTH_MAX ("/a" is level 1) are read and
+ * written; a line one level deeper is refused, and so is a dump of a tree
+ * that deep.
+ */
+static void test_depth(void)
+{
+	/* as the writer writes them: a directory with one subdirectory, an
+	 * empty one, a file */
+	static const char dir[] = " 0 40755 3 0 0 0 0.0 - - -\n";
+	static const char empty[] = " 0 40755 2 0 0 0 0.0 - - -\n";
+	static const char reg[] = " 0 100644 1 0 0 0 0.0 - - -\n";
+	size_t cap = (2u * CFS_TREE_DEPTH_MAX + 64) * CFS_TREE_DEPTH_MAX;
+	size_t len = 0;
+	char *text = malloc(cap), *path = malloc(2 * CFS_TREE_DEPTH_MAX + 8);
+	cfs_inode *root = NULL, *d;
+	size_t plen = 0, out_len;
+	char *out;
+	FILE *f;
+
+	if (!text || !path)
+		abort();
+	len += (size_t)snprintf(text, cap, "/%s", dir);
+	/* directories at levels 1 to the limit - 1 */
+	for (int level = 1; level < CFS_TREE_DEPTH_MAX; level++) {
+		plen += (size_t)sprintf(path + plen, "/a");
+		len += (size_t)snprintf(text + len, cap - len, "%s%s", path,
+					dir);
+	}
+	/* at the limit: a file and an empty directory */
+	len += (size_t)snprintf(text + len, cap - len, "%s/d%s%s/f%s", path,
+				empty, path, reg);
+	CHECK_OK(parse(&root, text, len));
+	strcat(path, "/d");
+	d = root ? cfs_tree_lookup(root, path) : NULL;
+	CHECK(d != NULL && cfs_dir_count(d) == 0);
+	if (d) {
+		out = dump(root, &out_len);
+		CHECK(out != NULL && out_len == len &&
+		      memcmp(out, text, len) == 0);
+		free(out);
+		/* one level more, through the API: the writer refuses */
+		add(d, "x", S_IFREG | 0644);
+		f = tmpfile();
+		if (!f)
+			abort();
+		cfs_error_clear();
+		CHECK_ERR(cfs_dump_write(root, f), ELOOP);
+		fclose(f);
+		CHECK(strncmp(cfs_error_message(), "dump: /a/a/a/", 13) == 0);
+		CHECK(strstr(cfs_error_message(),
+			     "...: deeper than 2048 levels") != NULL);
+	}
+	cfs_inode_unref(root);
+
+	/* a line one level deeper: refused, naming its line */
+	len += (size_t)snprintf(text + len, cap - len, "%s/x%s", path, reg);
+	check_fail_len(text, len, CFS_TREE_DEPTH_MAX + 3,
+		       "...: deeper than 2048 levels");
+	free(path);
+	free(text);
+}
+
 /* A write error comes back as -errno. */
 static void test_write_error(void)
 {
@@ -467,5 +530,6 @@ int main(void)
 	test_write_error();
 	test_fail();
 	test_accept();
+	test_depth();
 	return test_done();
 }

@@ -21,6 +21,7 @@
 
 #include "common/util.h"
 #include "image/erofs-format.h"
+#include "image/tree-internal.h"
 #include "test.h"
 #include "treecmp.h"
 
@@ -525,20 +526,62 @@ static void test_crafted(void)
 	free(m.data);
 }
 
+/*
+ * Every tree the writer writes reads back: entries down to level
+ * CFS_TREE_DEPTH_MAX (the root is level 0). The writer refuses one level
+ * more, so the image that has it is made by pointing the dirent of a file
+ * at the limit to a directory that holds a file.
+ */
 static void test_depth_limit(void)
 {
-	cfs_inode *root = NULL, *d;
+	cfs_inode *root = NULL, *d, *back = NULL;
+	uint64_t nid, q_nid, root_nid;
+	char want[256] = "";
 	struct membuf m;
+	uint8_t *de;
 
-	/* deeper than the reader's limit of 1024 */
 	CHECK_OK(cfs_inode_new(&root, S_IFDIR | 0755));
 	d = root;
-	for (int i = 0; i < 1100; i++)
-		d = add(d, "d", S_IFDIR | 0755);
+	for (int level = 1; level < CFS_TREE_DEPTH_MAX; level++)
+		d = add(d, "a", S_IFDIR | 0755);
+	add(d, "a", S_IFDIR | 0755);
+	add(d, "f", S_IFREG | 0644);
+	add(add(root, "q", S_IFDIR | 0755), "g", S_IFREG | 0644);
 	CHECK_OK(write_image(root, 0, 1, &m));
-	cfs_inode_unref(root);
-	expect_error(m.data, m.len, EINVAL, "nested deeper");
+	CHECK_OK(cfs_image_read(&back, m.data, m.len, NULL));
+	CHECK(back != NULL && treecmp(root, back) == 0);
+	cfs_inode_unref(back);
+
+	/* "f" at the limit becomes directory "q", so "g" is one below */
+	root_nid = (uint64_t)(m.data[1024 + 14] | m.data[1024 + 15] << 8);
+	de = find_dirent(m.data, m.len, root_nid, "q");
+	CHECK(de != NULL);
+	q_nid = de ? dirent_nid(de) : 0;
+	nid = root_nid;
+	for (int level = 1; de && level < CFS_TREE_DEPTH_MAX; level++) {
+		de = find_dirent(m.data, m.len, nid, "a");
+		nid = de ? dirent_nid(de) : 0;
+	}
+	de = de ? find_dirent(m.data, m.len, nid, "f") : NULL;
+	CHECK(de != NULL);
+	if (de) {
+		set_dirent_nid(de, q_nid);
+		de[10] = EROFS_FT_DIR;
+		/* the message shows the first 160 bytes of the path */
+		for (int i = 0; i < 80; i++)
+			strcat(want, "/a");
+		strcat(want, "...: deeper than 2048 levels");
+		expect_error(m.data, m.len, EINVAL, want);
+	}
 	free(m.data);
+
+	/* the writer refuses what the reader would */
+	add(cfs_dir_lookup(d, "a"), "over", S_IFREG | 0644);
+	cfs_error_clear();
+	CHECK_ERR(write_image(root, 0, 1, &m), ELOOP);
+	CHECK(strstr(cfs_error_message(), "deeper than 2048 levels") != NULL);
+	free(m.data);
+	cfs_inode_unref(root);
 }
 
 /* ---- robustness ------------------------------------------------------ */

@@ -1,17 +1,131 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
-/* The tree model: links, lookups, order, xattrs, nlink accounting. */
+/* The tree model: links, lookups, order, xattrs, nlink accounting, the
+ * cycle check and the depth limit of walks. */
 #include <errno.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cfs/image.h>
 
+#include "image/tree-internal.h"
 #include "test.h"
+
+/* Levels of the chain that linking must build in linear time: with a walk
+ * over the ancestors per link it takes 5e9 steps (over 30 s). */
+#define CHAIN_LEVELS 100000
+/* What the chain may take: 0.07 s here, 0.26 s under ASan. */
+#define CHAIN_SECONDS 5.0
 
 static cfs_inode *mk(uint32_t mode)
 {
 	cfs_inode *i = NULL;
 	CHECK_OK(cfs_inode_new(&i, mode));
 	return i;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A directory can never end up inside itself, whether it is empty or
+ * holds a subtree (the reader and dir: link subtrees bottom up). */
+static void test_cycles(void)
+{
+	cfs_inode *top = mk(S_IFDIR | 0755);
+	cfs_inode *mid = mk(S_IFDIR | 0755);
+	cfs_inode *low = mk(S_IFDIR | 0755);
+	cfs_inode *other = mk(S_IFDIR | 0755);
+
+	CHECK_ERR(cfs_dir_link(top, "self", top), ELOOP);
+	CHECK_OK(cfs_dir_link(top, "mid", mid));
+	CHECK_OK(cfs_dir_link(mid, "low", low));
+	CHECK_ERR(cfs_dir_link(mid, "top", top), ELOOP);
+	CHECK_ERR(cfs_dir_link(low, "top", top), ELOOP);
+	CHECK(strstr(cfs_error_message(), "directory inside itself") != NULL);
+	/* a subtree goes under a directory outside it */
+	CHECK_OK(cfs_dir_link(other, "top", top));
+	CHECK(cfs_dir_parent(top) == other);
+	CHECK(cfs_tree_lookup(other, "/top/mid/low") == low);
+	cfs_inode_unref(low);
+	cfs_inode_unref(mid);
+	cfs_inode_unref(top);
+	cfs_inode_unref(other);
+}
+
+/* New empty directories linked one below the other, as a source makes
+ * them on its way down a path: linear in the depth. */
+static void test_linear_chain(void)
+{
+	cfs_inode **chain = calloc(CHAIN_LEVELS + 1, sizeof(*chain));
+	double start = now(), secs;
+
+	if (!chain)
+		abort();
+	chain[0] = mk(S_IFDIR | 0755);
+	for (size_t i = 1; i <= CHAIN_LEVELS; i++) {
+		chain[i] = mk(S_IFDIR | 0755);
+		CHECK_OK(cfs_dir_link(chain[i - 1], "d", chain[i]));
+		cfs_inode_unref(chain[i]); /* its parent holds it */
+	}
+	secs = now() - start;
+	printf("%d levels linked in %.3f s\n", CHAIN_LEVELS, secs);
+	CHECK(secs < CHAIN_SECONDS);
+	CHECK(cfs_dir_parent(chain[CHAIN_LEVELS]) == chain[CHAIN_LEVELS - 1]);
+	/* bottom up: freeing the root at once would recurse once a level */
+	for (size_t i = CHAIN_LEVELS; i > 0; i--)
+		CHECK_OK(cfs_dir_unlink(chain[i - 1], "d"));
+	cfs_inode_unref(chain[0]);
+	free(chain);
+}
+
+static int count_visit(void *ctx, cfs_inode *dir, const char *name,
+		       cfs_inode *child)
+{
+	(void)dir;
+	(void)name;
+	(void)child;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static cfs_inode *add(cfs_inode *dir, const char *name, uint32_t mode)
+{
+	cfs_inode *i = mk(mode);
+
+	CHECK_OK(cfs_dir_link(dir, name, i));
+	cfs_inode_unref(i); /* the directory holds it */
+	return i;
+}
+
+/* cfs_tree_walk, which the image writer uses, takes entries down to level
+ * CFS_TREE_DEPTH_MAX (the root is level 0) and refuses one more. */
+static void test_walk_depth(void)
+{
+	cfs_inode *root = mk(S_IFDIR | 0755), *d = root;
+	size_t visited = 0;
+
+	/* directories at levels 1 to the limit - 1, a file at the limit */
+	for (int level = 1; level < CFS_TREE_DEPTH_MAX; level++)
+		d = add(d, "a", S_IFDIR | 0755);
+	add(d, "f", S_IFREG | 0644);
+	CHECK_OK(cfs_tree_walk(root, count_visit, &visited));
+	CHECK(visited == CFS_TREE_DEPTH_MAX);
+
+	/* a directory at the limit, holding a file one level below it */
+	d = add(d, "last", S_IFDIR | 0755);
+	add(d, "over", S_IFREG | 0644);
+	visited = 0;
+	cfs_error_clear();
+	CHECK_ERR(cfs_tree_walk(root, count_visit, &visited), ELOOP);
+	CHECK(visited == CFS_TREE_DEPTH_MAX + 1); /* all but "over" */
+	CHECK(strstr(cfs_error_message(), "image tree: /a/a/a/") != NULL);
+	CHECK(strstr(cfs_error_message(), "...: deeper than 2048 levels") !=
+	      NULL);
+	cfs_inode_unref(root);
 }
 
 int main(void)
@@ -140,5 +254,9 @@ int main(void)
 	cfs_inode_unref(file);
 	cfs_inode_unref(sub);
 	cfs_inode_unref(root);
+
+	test_cycles();
+	test_linear_chain();
+	test_walk_depth();
 	return test_done();
 }
