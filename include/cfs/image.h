@@ -207,11 +207,15 @@ typedef struct cfs_verity cfs_verity;
 
 CFS_EXPORT int cfs_verity_new(cfs_verity **out);
 CFS_EXPORT int cfs_verity_update(cfs_verity *v, const void *data, size_t len);
+/** Add @len zero bytes (a hole of a sparse file), as cfs_verity_update()
+ * of that many zeros would, in O(log @len) hashes. */
+CFS_EXPORT int cfs_verity_update_zeros(cfs_verity *v, uint64_t len);
 /** Finish and write the digest; the context may then be reset and reused. */
 CFS_EXPORT int cfs_verity_final(cfs_verity *v, uint8_t digest[CFS_DIGEST_SIZE]);
 CFS_EXPORT void cfs_verity_reset(cfs_verity *v);
 CFS_EXPORT void cfs_verity_free(cfs_verity *v);
-/** Digest of a whole buffer / of a file read from its current offset. */
+/** Digest of a whole buffer / of a file read from its current offset (the
+ * holes of a sparse regular file are hashed without being read). */
 CFS_EXPORT int cfs_verity_digest_buffer(const void *data, size_t len,
 					uint8_t digest[CFS_DIGEST_SIZE]);
 CFS_EXPORT int cfs_verity_digest_fd(int fd, uint8_t digest[CFS_DIGEST_SIZE]);

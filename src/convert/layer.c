@@ -2,6 +2,7 @@
 #include "convert/layer.h"
 
 #include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -24,6 +25,49 @@
 #define LAYER_BUFS 4
 #define LAYER_BUF_SIZE (1024 * 1024)
 #define LAYER_IN_SIZE (256 * 1024)
+
+/* libarchive's own limits on tar extension headers (3.6, "sanity
+ * limits" of archive_read_support_format_tar.c): a PAX, GNU long name or
+ * ACL header of more than 1 MiB is refused, and it stops following
+ * extension headers after 32 of them. */
+#define TAR_BLOCK 512
+#define TAR_SPECIAL_MAX (1024 * 1024)
+#define TAR_CHAIN_MAX 32
+/* Bytes of a name with a NUL byte quoted in the message. */
+#define TAR_NUL_NAME_MAX 200
+
+enum walk_state {
+	WALK_HEADER, /* collecting a 512-byte header */
+	WALK_BODY, /* collecting the body of a PAX header */
+	WALK_SKIP, /* passing over another body, or padding */
+	WALK_DONE, /* the entry's own header, or nothing to understand */
+};
+
+/*
+ * The header blocks of one tar entry, seen as they pass from the stream
+ * to libarchive (see "PAX records with a NUL byte" below).
+ */
+struct tar_walk {
+	bool active; /* from cfs_layer_next_entry() to the header's check */
+	enum walk_state state;
+	int64_t start; /* offset of the entry's first header */
+	int64_t pos; /* offset of the next byte to look at */
+	int64_t hdr_off; /* offset of the header being read */
+	uint8_t hdr[TAR_BLOCK];
+	size_t hfill;
+	unsigned int depth; /* headers of the entry so far */
+	char type; /* of the PAX header whose body is collected */
+	uint8_t *body; /* up to TAR_SPECIAL_MAX bytes, kept for the stream */
+	size_t body_len, body_want, body_cap;
+	uint64_t skip;
+	bool oom;
+	/* the first record naming something with a NUL byte, or -1 */
+	int64_t nul_off; /* offset of its PAX header */
+	int64_t nul_end; /* where the body of that header ends */
+	char nul_type; /* 'x' (or 'X') or 'g' */
+	const char *nul_key;
+	char nul_name[TAR_NUL_NAME_MAX + 4]; /* what libarchive keeps */
+};
 
 struct layer_buf {
 	uint8_t *data;
@@ -61,6 +105,15 @@ struct cfs_layer_stream {
 	bool have_out;
 
 	struct archive *archive;
+
+	/* consumer state: the buffer libarchive reads (valid while
+	 * has_current) and where it starts in the tar stream */
+	const uint8_t *cur_data;
+	size_t cur_len;
+	int64_t cur_off;
+	struct archive_entry *entry; /* read last; its data may be left */
+	int64_t entry_off;
+	struct tar_walk walk;
 };
 
 int cfs_parse_sha256(const char *s, uint8_t digest[32])
@@ -349,6 +402,313 @@ static void *producer(void *arg)
 	return NULL;
 }
 
+/* ---- PAX records with a NUL byte --------------------------------------- */
+
+/*
+ * libarchive (3.6) copies the value of a PAX path record as a C string:
+ * "etc/passwd\0.txt" names /etc/passwd, while Go's archive/tar (so
+ * containerd) refuses the header. libarchive shows no raw record, so the
+ * header blocks of each entry are looked at on their way from the stream
+ * to libarchive: from the offset where libarchive starts reading the
+ * entry (cfs_layer_next_entry() knows it: the previous entry's data has
+ * been skipped) through its extension headers up to its own header. The
+ * entry's data is never looked at, so a walk that went wrong cannot
+ * outlive its entry. Whatever the walk does not understand ends it
+ * quietly and leaves the errors to libarchive.
+ */
+
+/*
+ * A tar number field as libarchive reads it (tar_atol): base-256 (two's
+ * complement, big-endian) when the first byte has its top bit set, else
+ * octal after blanks with an optional '-'. A negative value is -1, one
+ * above @max is @max + 1: "too large" is all the walk needs to know.
+ */
+static int64_t tar_number(const uint8_t *f, size_t len, int64_t max)
+{
+	int64_t v = 0;
+	bool neg = false;
+	size_t i = 0;
+
+	if (f[0] & 0x80) {
+		/* bit 6 of the first byte is the sign bit */
+		if (f[0] & 0x40)
+			return -1;
+		v = f[0] & 0x3f;
+		for (i = 1; i < len && v <= max; i++)
+			v = v * 256 + f[i];
+		return v > max ? max + 1 : v;
+	}
+	while (i < len && (f[i] == ' ' || f[i] == '\t'))
+		i++;
+	if (i < len && f[i] == '-') {
+		neg = true;
+		i++;
+	}
+	for (; i < len && f[i] >= '0' && f[i] <= '7' && v <= max; i++)
+		v = v * 8 + (f[i] - '0');
+	if (neg && v)
+		return -1;
+	return v > max ? max + 1 : v;
+}
+
+/* libarchive's test: the checksum field holds octal digits, blanks or
+ * NULs, and the sum of the header's bytes (the field counted as spaces),
+ * unsigned or, as some old tars wrote it, signed. */
+static bool tar_checksum_ok(const uint8_t *h)
+{
+	int64_t want;
+	int sum_u = 0, sum_s = 0;
+
+	for (size_t i = 148; i < 156; i++)
+		if (h[i] != ' ' && h[i] != '\0' && (h[i] < '0' || h[i] > '7'))
+			return false;
+	want = tar_number(h + 148, 8, INT32_MAX);
+	for (size_t i = 0; i < TAR_BLOCK; i++) {
+		int c = i >= 148 && i < 156 ? ' ' : h[i];
+
+		sum_u += c;
+		sum_s += i >= 148 && i < 156 ? c : (signed char)c;
+	}
+	return want == sum_u || want == sum_s;
+}
+
+static bool block_is_zero(const uint8_t *h)
+{
+	for (size_t i = 0; i < TAR_BLOCK; i++)
+		if (h[i])
+			return false;
+	return true;
+}
+
+/* The records that name a file: libarchive takes the entry's path from
+ * path or GNU.sparse.name, its link target from linkpath. */
+static const char *name_key(const uint8_t *key, size_t len)
+{
+	static const char *const keys[] = { "path", "linkpath",
+					    "GNU.sparse.name" };
+
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(keys); i++)
+		if (strlen(keys[i]) == len && !memcmp(key, keys[i], len))
+			return keys[i];
+	return NULL;
+}
+
+static void walk_found_nul(struct tar_walk *w, const char *key,
+			   const uint8_t *value)
+{
+	size_t n = strlen((const char *)value);
+
+	if (w->nul_off >= 0)
+		return;
+	w->nul_off = w->hdr_off;
+	w->nul_end = w->pos;
+	w->nul_type = w->type;
+	w->nul_key = key;
+	if (n > TAR_NUL_NAME_MAX)
+		snprintf(w->nul_name, sizeof(w->nul_name), "%.*s...",
+			 TAR_NUL_NAME_MAX, (const char *)value);
+	else
+		memcpy(w->nul_name, value, n + 1);
+}
+
+/*
+ * The records of a PAX header body, "LEN KEY=VALUE\n", as libarchive reads
+ * them: the first malformed record ends the header (libarchive ignores
+ * the rest of it), a KEY ends at '=' (a NUL byte before it makes the
+ * record malformed), a VALUE may hold any byte.
+ */
+static void walk_pax(struct tar_walk *w)
+{
+	const uint8_t *p = w->body, *end = w->body + w->body_len;
+
+	while (p < end) {
+		size_t avail = (size_t)(end - p), len = 0, i;
+		const uint8_t *key, *eq, *nl;
+		const char *named;
+
+		for (i = 0; i < avail && p[i] != ' '; i++) {
+			if (p[i] < '0' || p[i] > '9')
+				return;
+			len = len * 10 + (size_t)(p[i] - '0');
+			if (len > 999999)
+				return;
+		}
+		/* The '\n' ending the record lies after the space. */
+		if (len < 1 || len > avail || p[len - 1] != '\n')
+			return;
+		key = p + i + 1;
+		nl = p + len - 1;
+		for (eq = key; eq < nl && *eq && *eq != '='; eq++)
+			;
+		if (eq == key || eq == nl || *eq != '=')
+			return;
+		named = name_key(key, (size_t)(eq - key));
+		if (named && memchr(eq + 1, '\0', (size_t)(nl - eq - 1)))
+			walk_found_nul(w, named, eq + 1);
+		p += len;
+	}
+}
+
+/* A header block is complete: what follows it? */
+static void walk_header(struct tar_walk *w)
+{
+	int64_t size;
+	uint64_t pad;
+
+	if (block_is_zero(w->hdr) || !tar_checksum_ok(w->hdr) ||
+	    ++w->depth > TAR_CHAIN_MAX) {
+		w->state = WALK_DONE;
+		return;
+	}
+	switch (w->hdr[156]) {
+	case 'x':
+	case 'X':
+	case 'g':
+	case 'L':
+	case 'K':
+	case 'A':
+		break;
+	case 'V':
+		/* a GNU volume label: the next header follows at once */
+		return;
+	default:
+		/* the entry's own header: the walk is over */
+		w->state = WALK_DONE;
+		return;
+	}
+	size = tar_number(w->hdr + 124, 12, TAR_SPECIAL_MAX);
+	if (size < 0 || size > TAR_SPECIAL_MAX) {
+		w->state = WALK_DONE; /* libarchive refuses it */
+		return;
+	}
+	pad = CFS_ROUND_UP((uint64_t)size, TAR_BLOCK) - (uint64_t)size;
+	w->skip = pad;
+	w->state = WALK_SKIP;
+	if (w->hdr[156] == 'L' || w->hdr[156] == 'K' || w->hdr[156] == 'A') {
+		w->skip += (uint64_t)size;
+	} else if (size) {
+		if ((size_t)size > w->body_cap) {
+			uint8_t *b = realloc(w->body, (size_t)size);
+
+			if (!b) {
+				w->oom = true;
+				w->state = WALK_DONE;
+				return;
+			}
+			w->body = b;
+			w->body_cap = (size_t)size;
+		}
+		w->type = (char)w->hdr[156];
+		w->body_len = 0;
+		w->body_want = (size_t)size;
+		w->state = WALK_BODY;
+	}
+	if (w->state == WALK_SKIP && !w->skip)
+		w->state = WALK_HEADER;
+}
+
+/* Look at the bytes of the current buffer the walk still needs. */
+static void walk_feed(struct cfs_layer_stream *s)
+{
+	struct tar_walk *w = &s->walk;
+	const uint8_t *p;
+	size_t avail;
+
+	if (!w->active || w->state == WALK_DONE ||
+	    w->pos >= s->cur_off + (int64_t)s->cur_len)
+		return;
+	/* libarchive reads no further than it consumes, so the bytes of
+	 * the entry's first header are never gone before the walk starts;
+	 * if they were, the walk could only stop. */
+	if (w->pos < s->cur_off) {
+		w->state = WALK_DONE;
+		return;
+	}
+	p = s->cur_data + (w->pos - s->cur_off);
+	avail = (size_t)(s->cur_off + (int64_t)s->cur_len - w->pos);
+	while (avail && w->state != WALK_DONE) {
+		size_t n = 0;
+
+		switch (w->state) {
+		case WALK_HEADER:
+			if (!w->hfill)
+				w->hdr_off = w->pos;
+			n = CFS_MIN(avail, TAR_BLOCK - w->hfill);
+			memcpy(w->hdr + w->hfill, p, n);
+			w->hfill += n;
+			break;
+		case WALK_BODY:
+			n = CFS_MIN(avail, w->body_want - w->body_len);
+			memcpy(w->body + w->body_len, p, n);
+			w->body_len += n;
+			break;
+		case WALK_SKIP:
+			n = (size_t)CFS_MIN((uint64_t)avail, w->skip);
+			w->skip -= n;
+			break;
+		case WALK_DONE:
+			break;
+		}
+		p += n;
+		avail -= n;
+		w->pos += (int64_t)n;
+		if (w->state == WALK_HEADER && w->hfill == TAR_BLOCK) {
+			w->hfill = 0;
+			walk_header(w);
+		} else if (w->state == WALK_BODY &&
+			   w->body_len == w->body_want) {
+			/* w->pos is where the body ends */
+			walk_pax(w);
+			w->state = w->skip ? WALK_SKIP : WALK_HEADER;
+		} else if (w->state == WALK_SKIP && !w->skip) {
+			w->state = WALK_HEADER;
+		}
+	}
+}
+
+/* libarchive is about to read an entry's headers from @off on. */
+static void walk_start(struct cfs_layer_stream *s, int64_t off)
+{
+	struct tar_walk *w = &s->walk;
+
+	/* The first entry's walk began before libarchive's first look. */
+	if (w->active && w->start == off)
+		return;
+	w->active = true;
+	w->state = WALK_HEADER;
+	w->start = w->pos = off;
+	w->hfill = 0;
+	w->depth = 0;
+	w->skip = 0;
+	w->nul_off = -1;
+}
+
+/* libarchive read the headers of the entry @e up to @end: refuse it if
+ * one of them had a record with a NUL byte. (A PAX header whose body
+ * goes past @end is one libarchive passed over unread, as it does with
+ * the header after the 32nd of an entry.) */
+static int walk_check(struct cfs_layer_stream *s, struct archive_entry *e,
+		      int64_t end)
+{
+	struct tar_walk *w = &s->walk;
+	const char *path = archive_entry_pathname(e);
+
+	walk_feed(s);
+	w->active = false;
+	if (w->oom)
+		return cfs_error(ENOMEM, "%s: tar offset %lld: out of memory",
+				 s->what, (long long)w->start);
+	if (w->nul_off < 0 || w->nul_end > end)
+		return 0;
+	return cfs_error(EINVAL,
+			 "%s: tar offset %lld: %s: the PAX %s record%s has a "
+			 "NUL byte after '%s'",
+			 s->what, (long long)w->start, path ? path : "?",
+			 w->nul_key,
+			 w->nul_type == 'g' ? " of a global header" : "",
+			 w->nul_name);
+}
+
 /* ---- consumer -------------------------------------------------------- */
 
 /* Release the buffer the consumer holds and wait for the next one.
@@ -381,8 +741,15 @@ static la_ssize_t archive_read_cb(struct archive *a, void *client,
 				  const void **buffer)
 {
 	struct cfs_layer_stream *s = client;
-	ssize_t n = next_buf(s, buffer);
+	ssize_t n;
 
+	/* The buffer goes back to the producer: first the walk takes what
+	 * it needs of it. */
+	walk_feed(s);
+	n = next_buf(s, buffer);
+	s->cur_off += (int64_t)s->cur_len;
+	s->cur_data = n > 0 ? *buffer : NULL;
+	s->cur_len = n > 0 ? (size_t)n : 0;
 	if (n < 0) {
 		archive_set_error(a, (int)-n, "%s", s->msg);
 		return -1;
@@ -427,6 +794,57 @@ const char *cfs_layer_error(struct cfs_layer_stream *s)
 	msg = s->err < 0 && s->msg[0] ? s->msg : NULL;
 	pthread_mutex_unlock(&s->lock);
 	return msg;
+}
+
+/* An error of the archive at tar offset @off: the producer's message
+ * when it failed (corrupt or truncated compressed data), else
+ * libarchive's. */
+static int read_error(struct cfs_layer_stream *s, int64_t off, const char *path)
+{
+	const char *why = cfs_layer_error(s);
+
+	if (why)
+		return cfs_error(EINVAL, "%s", why);
+	why = archive_error_string(s->archive);
+	return cfs_error(EINVAL, "%s: tar offset %lld: %s%s%s", s->what,
+			 (long long)off, path ? path : "", path ? ": " : "",
+			 why ? why : "unreadable tar header");
+}
+
+int cfs_layer_next_entry(struct cfs_layer_stream *s,
+			 struct archive_entry **entry, int64_t *offset)
+{
+	struct archive *a = s->archive;
+	int64_t off;
+	int ar;
+
+	if (s->empty)
+		return 0;
+	/* What the caller left of the last entry's data (all of it, or its
+	 * padding) is skipped here, so that the position is the offset of
+	 * the next header: libarchive's own archive_read_header_position()
+	 * gives ARCHIVE_FATAL (-30) instead once a header was fatal. */
+	if (s->entry) {
+		const char *path = archive_entry_pathname(s->entry);
+
+		s->entry = NULL;
+		if (archive_read_data_skip(a) != ARCHIVE_OK)
+			return read_error(s, s->entry_off, path);
+	}
+	off = archive_filter_bytes(a, 0);
+	walk_start(s, off);
+	ar = archive_read_next_header(a, entry);
+	if (ar == ARCHIVE_EOF) {
+		s->walk.active = false;
+		return 0;
+	}
+	if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
+		return read_error(s, off, NULL);
+	s->entry = *entry;
+	s->entry_off = off;
+	*offset = off;
+	ar = walk_check(s, *entry, archive_filter_bytes(a, 0));
+	return ar < 0 ? ar : 1;
 }
 
 int cfs_layer_finish(struct cfs_layer_stream *s, struct cfs_layer_digests *d)
@@ -488,6 +906,10 @@ int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
 	}
 	if (r == 0)
 		r = wait_first(s);
+	/* libarchive's first look at the stream is at the first entry's
+	 * headers: the walk starts with it. */
+	if (r == 0)
+		walk_start(s, 0);
 	/* An empty stream is an empty layer (Docker writes them for
 	 * metadata-only steps); libarchive would call it unrecognised. */
 	if (r == 0 && !s->empty &&
@@ -526,6 +948,7 @@ void cfs_layer_close(struct cfs_layer_stream *s)
 	EVP_MD_CTX_free(s->sha_c);
 	EVP_MD_CTX_free(s->sha_u);
 	free(s->in);
+	free(s->walk.body);
 	free(s->what);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

@@ -19,6 +19,7 @@
 #include "convert/oci.h"
 
 struct archive;
+struct archive_entry;
 struct cfs_layer_stream;
 
 struct cfs_layer_digests {
@@ -32,8 +33,22 @@ struct cfs_layer_digests {
 int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
 		   enum cfs_layer_compression compression, const char *what);
 /* The libarchive reader over the tar stream (owned by the stream), or
- * NULL when the layer is empty (zero bytes once decompressed). */
+ * NULL when the layer is empty (zero bytes once decompressed). Read
+ * entries with cfs_layer_next_entry(), their data with libarchive. */
 struct archive *cfs_layer_archive(struct cfs_layer_stream *s);
+/*
+ * The next tar entry: 1 with *@entry set (owned by the archive, valid
+ * until the next call) and *@offset the tar offset of its first header
+ * (a PAX or GNU extension header where it has one); 0 at the end of the
+ * archive; or -errno with a message naming the layer and the tar offset
+ * of the header that could not be read. What the caller did not read of
+ * the previous entry's data is skipped first. An entry is refused when a
+ * PAX path, linkpath or GNU.sparse.name record of its headers holds a
+ * NUL byte: libarchive would cut the name there, where Go's archive/tar
+ * (containerd) refuses the header.
+ */
+int cfs_layer_next_entry(struct cfs_layer_stream *s,
+			 struct archive_entry **entry, int64_t *offset);
 /* After libarchive reached the end of the archive: read what is left of
  * the stream and return the digests. Errors of the producer (corrupt or
  * truncated compressed data) come back here, or from libarchive reads,

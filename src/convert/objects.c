@@ -294,6 +294,25 @@ void cfs_object_writer_begin(struct cfs_object_writer *w)
 	w->size = 0;
 }
 
+/* Room for @len more bytes in memory (the caller keeps the total within
+ * CFS_OBJECT_MEM_MAX). */
+static int mem_grow(struct cfs_object_writer *w, size_t len)
+{
+	size_t cap = w->mem_cap ? w->mem_cap : 64 * 1024;
+	uint8_t *n;
+
+	if (w->mem_len + len <= w->mem_cap)
+		return 0;
+	while (cap < w->mem_len + len)
+		cap *= 2;
+	n = realloc(w->mem, cap);
+	if (!n)
+		return -ENOMEM;
+	w->mem = n;
+	w->mem_cap = cap;
+	return 0;
+}
+
 static int spill(struct cfs_object_writer *w)
 {
 	int r;
@@ -338,19 +357,46 @@ int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
 					       w->objs->path);
 		return 0;
 	}
-	if (w->mem_len + len > w->mem_cap) {
-		size_t cap = w->mem_cap ? w->mem_cap : 64 * 1024;
-		uint8_t *n;
-		while (cap < w->mem_len + len)
-			cap *= 2;
-		n = realloc(w->mem, cap);
-		if (!n)
-			return -ENOMEM;
-		w->mem = n;
-		w->mem_cap = cap;
-	}
+	r = mem_grow(w, len);
+	if (r < 0)
+		return r;
 	memcpy(w->mem + w->mem_len, data, len);
 	w->mem_len += len;
+	return 0;
+}
+
+int cfs_object_writer_write_zeros(struct cfs_object_writer *w, uint64_t len)
+{
+	int r;
+
+	if (len == 0)
+		return 0;
+	r = cfs_verity_update_zeros(w->verity, len);
+	if (r < 0)
+		return r;
+	w->size += len;
+	if (!w->objs)
+		return 0;
+	if (w->spill.fd < 0 && len <= CFS_OBJECT_MEM_MAX - w->mem_len) {
+		r = mem_grow(w, (size_t)len);
+		if (r < 0)
+			return r;
+		memset(w->mem + w->mem_len, 0, (size_t)len);
+		w->mem_len += (size_t)len;
+		return 0;
+	}
+	if (w->spill.fd < 0) {
+		r = spill(w);
+		if (r < 0)
+			return r;
+	}
+	/* Nothing written: the offset moves on, and commit gives the file
+	 * its size. off_t is signed: past 2^63 bytes lseek refuses. */
+	if (len > INT64_MAX || lseek(w->spill.fd, (off_t)len, SEEK_CUR) < 0)
+		return cfs_error_errno(len > INT64_MAX ? EFBIG : errno,
+				       "a hole of %llu bytes in a temporary "
+				       "object in %s",
+				       (unsigned long long)len, w->objs->path);
 	return 0;
 }
 
@@ -372,6 +418,15 @@ int cfs_object_writer_commit(struct cfs_object_writer *w,
 		r = spill(w);
 		if (r < 0)
 			return r;
+	}
+	/* A trailing hole has no byte written after it: the size comes from
+	 * here. */
+	if (w->size > INT64_MAX || ftruncate(w->spill.fd, (off_t)w->size) < 0) {
+		r = cfs_error_errno(w->size > INT64_MAX ? EFBIG : errno,
+				    "temporary object of %llu bytes in %s",
+				    (unsigned long long)w->size, w->objs->path);
+		cfs_atomic_abort(&w->spill);
+		return r;
 	}
 	/* The temporary lives in the top directory; name it XX/<rest>. */
 	cfs_digest_to_object_path(digest, path);

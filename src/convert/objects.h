@@ -56,6 +56,11 @@ int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
  * so that an existing object costs no write at all; larger content spills
  * to an anonymous temporary file in the object directory.
  * With @objs NULL only the digest is computed.
+ *
+ * The holes of a sparse file are added with cfs_object_writer_write_zeros:
+ * they cost a few hashes whatever their size, and in a spilled object they
+ * stay holes (an object of 1 TiB with one data block takes one block of
+ * disk); content that fits in memory is written out whole.
  */
 #define CFS_OBJECT_MEM_MAX (64 * 1024 * 1024)
 
@@ -68,6 +73,8 @@ void cfs_object_writer_free(struct cfs_object_writer *w);
 void cfs_object_writer_begin(struct cfs_object_writer *w);
 int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
 			    size_t len);
+/* Append @len zero bytes: a hole. */
+int cfs_object_writer_write_zeros(struct cfs_object_writer *w, uint64_t len);
 /* Finish: compute the digest and store the object unless it exists. */
 int cfs_object_writer_commit(struct cfs_object_writer *w,
 			     uint8_t digest[CFS_DIGEST_SIZE]);

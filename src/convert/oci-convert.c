@@ -70,7 +70,23 @@ static void report(struct oci_conv *c, struct cfs_layer_stream *s, bool force)
 	c->opts->progress(c->opts->progress_opaque, &c->progress);
 }
 
-/* Read a regular file's data from the tar stream into its inode. */
+/* The zeros from @pos to @end of a sparse file: a hole of the object,
+ * which costs neither hashing nor disk in proportion to its size. */
+static int add_hole(struct oci_conv *c, uint8_t *small, bool inline_,
+		    int64_t pos, int64_t end)
+{
+	if (end <= pos)
+		return 0;
+	if (inline_) {
+		memset(small + pos, 0, (size_t)(end - pos));
+		return 0;
+	}
+	return cfs_object_writer_write_zeros(c->writer, (uint64_t)(end - pos));
+}
+
+/* Read a regular file's data from the tar stream into its inode. A sparse
+ * file comes as data blocks at their offsets; what lies between them and
+ * after the last one is a hole. */
 static int read_content(struct oci_conv *c, struct archive *a,
 			struct archive_entry *ae, cfs_inode *file,
 			const char *path)
@@ -78,7 +94,6 @@ static int read_content(struct oci_conv *c, struct archive *a,
 	int64_t size = archive_entry_size(ae);
 	uint8_t digest[CFS_DIGEST_SIZE];
 	uint8_t small[CFS_INLINE_DEFAULT];
-	static const uint8_t zeros[4096];
 	bool inline_ = size <= CFS_INLINE_DEFAULT;
 	int64_t pos = 0;
 	int r;
@@ -109,31 +124,19 @@ static int read_content(struct oci_conv *c, struct archive *a,
 				"%s: %s: data block at %lld beyond size %lld",
 				c->where, path, (long long)off,
 				(long long)size);
-		/* Sparse files: holes read as zeros. */
-		while (pos < off) {
-			size_t n = (size_t)CFS_MIN((int64_t)sizeof(zeros),
-						   off - pos);
-			if (inline_)
-				memcpy(small + pos, zeros, n);
-			else if ((r = cfs_object_writer_write(c->writer, zeros,
-							      n)) < 0)
-				return r;
-			pos += (int64_t)n;
-		}
+		r = add_hole(c, small, inline_, pos, off);
+		if (r < 0)
+			return cfs_error_prefix(-r, "%s: %s", c->where, path);
+		pos = off;
 		if (inline_)
 			memcpy(small + pos, buf, len);
 		else if ((r = cfs_object_writer_write(c->writer, buf, len)) < 0)
 			return cfs_error_prefix(-r, "%s: %s", c->where, path);
 		pos += (int64_t)len;
 	}
-	while (pos < size) {
-		size_t n = (size_t)CFS_MIN((int64_t)sizeof(zeros), size - pos);
-		if (inline_)
-			memcpy(small + pos, zeros, n);
-		else if ((r = cfs_object_writer_write(c->writer, zeros, n)) < 0)
-			return r;
-		pos += (int64_t)n;
-	}
+	r = add_hole(c, small, inline_, pos, size);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: %s", c->where, path);
 	if (inline_)
 		return cfs_inode_set_content(file, small, (size_t)size);
 	r = cfs_object_writer_commit(c->writer, digest);
@@ -172,7 +175,7 @@ static int write_discard(void *opaque, const void *data, size_t len)
 }
 
 static int convert_entry(struct oci_conv *c, struct archive *a,
-			 struct archive_entry *ae)
+			 struct archive_entry *ae, int64_t offset)
 {
 	struct cfs_layer_entry e = { 0 };
 	const char *path = archive_entry_pathname(ae);
@@ -187,7 +190,7 @@ static int convert_entry(struct oci_conv *c, struct archive *a,
 		return cfs_error(
 			EINVAL,
 			"%s: entry at tar offset %lld has no usable name",
-			c->where, (long long)archive_read_header_position(a));
+			c->where, (long long)offset);
 	e.path = path;
 	e.mode = archive_entry_mode(ae);
 	e.hardlink = archive_entry_hardlink(ae) != NULL;
@@ -319,6 +322,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	struct cfs_blob blob;
 	struct archive *a;
 	struct archive_entry *ae;
+	int64_t offset;
 	int r;
 
 	snprintf(c->where, sizeof(c->where), "%s: layer %s", c->img->source,
@@ -355,26 +359,10 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	if (r < 0)
 		return r;
 	a = cfs_layer_archive(s);
-	while (a) {
-		int ar = archive_read_next_header(a, &ae);
-
-		if (ar == ARCHIVE_EOF)
-			break;
-		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
-			const char *why = cfs_layer_error(s);
-			r = why ? cfs_error(EINVAL, "%s", why) :
-				  cfs_error(
-					  EINVAL, "%s: tar offset %lld: %s",
-					  c->where,
-					  (long long)
-						  archive_read_header_position(
-							  a),
-					  archive_error_string(a));
-			goto out;
-		}
+	while ((r = cfs_layer_next_entry(s, &ae, &offset)) > 0) {
 		info->entries++;
 		report(c, s, false);
-		r = convert_entry(c, a, ae);
+		r = convert_entry(c, a, ae, offset);
 		if (r < 0) {
 			/* a producer failure surfaces as a read error */
 			if (cfs_layer_error(s))
@@ -382,7 +370,8 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 			goto out;
 		}
 	}
-	r = cfs_layer_finish(s, &d);
+	if (r == 0)
+		r = cfs_layer_finish(s, &d);
 	if (r < 0)
 		goto out;
 	c->input_done += d.compressed_size;

@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * Layer streams (src/convert/layer.c): tar streams written here block by
+ * block, read with cfs_layer_next_entry() as oci2cfs reads a layer. What
+ * is checked: the tar offset of a header libarchive refuses (the offset
+ * of the entry's first header, never ARCHIVE_FATAL's -30); NUL bytes in
+ * PAX path, linkpath and GNU.sparse.name records refused, wherever the
+ * 1 MiB buffers of the stream cut the record, after entries whose data
+ * the caller read, skipped, or that were sparse; and no NUL byte refused
+ * where libarchive does not read a header (a tar inside a file's data, a
+ * record after a malformed one, records that name nothing).
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "common/error.h"
+#include "common/util.h"
+#include "convert/layer.h"
+#include "test.h"
+
+#define BLOCK 512
+#define MIB (1024 * 1024)
+
+static char tmpdir[1024];
+
+/* ---- writing tar streams ----------------------------------------------- */
+
+struct tar {
+	uint8_t *data;
+	size_t len, cap;
+};
+
+static void put(struct tar *t, const void *p, size_t n)
+{
+	if (t->len + n > t->cap) {
+		size_t cap = t->cap ? t->cap : 4096;
+
+		while (cap < t->len + n)
+			cap *= 2;
+		t->data = realloc(t->data, cap);
+		if (!t->data) {
+			fprintf(stderr, "out of memory\n");
+			exit(1);
+		}
+		t->cap = cap;
+	}
+	memcpy(t->data + t->len, p, n);
+	t->len += n;
+}
+
+static void pad(struct tar *t)
+{
+	static const uint8_t zeros[BLOCK];
+
+	put(t, zeros, CFS_ROUND_UP(t->len, BLOCK) - t->len);
+}
+
+static void checksum(uint8_t *h)
+{
+	unsigned int sum = 0;
+
+	memset(h + 148, ' ', 8);
+	for (size_t i = 0; i < BLOCK; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+}
+
+/* A header block: ustar, or GNU (magic "ustar  \0") with @gnu. */
+static void header_block(uint8_t h[BLOCK], const char *name, char type,
+			 uint64_t size, const char *link, bool gnu)
+{
+	memset(h, 0, BLOCK);
+	snprintf((char *)h, 100, "%s", name);
+	memcpy(h + 100, "0000644", 8);
+	memcpy(h + 108, "0000000", 8);
+	memcpy(h + 116, "0000000", 8);
+	snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)size);
+	memcpy(h + 136, "14000000000", 12);
+	h[156] = (uint8_t)type;
+	if (link)
+		snprintf((char *)h + 157, 100, "%s", link);
+	if (gnu) {
+		memcpy(h + 257, "ustar  ", 8); /* with its NUL */
+	} else {
+		memcpy(h + 257, "ustar", 6);
+		memcpy(h + 263, "00", 2);
+	}
+	checksum(h);
+}
+
+static void header(struct tar *t, const char *name, char type, uint64_t size,
+		   const char *link)
+{
+	uint8_t h[BLOCK];
+
+	header_block(h, name, type, size, link, false);
+	put(t, h, BLOCK);
+}
+
+/* A regular file with @size bytes of @c. */
+static void file(struct tar *t, const char *name, size_t size, char c)
+{
+	uint8_t *d = malloc(size ? size : 1);
+
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	memset(d, c, size);
+	header(t, name, '0', size, NULL);
+	put(t, d, size);
+	pad(t);
+	free(d);
+}
+
+struct rec {
+	const char *key;
+	const char *value;
+	size_t len; /* of value: it may hold NUL bytes */
+};
+
+#define REC(k, v)                                                              \
+	{                                                                      \
+		k, v, sizeof(v) - 1                                            \
+	}
+
+/* A PAX header ('x' or 'g') with @n records, then its padding. */
+static void pax(struct tar *t, char type, const struct rec *r, size_t n)
+{
+	struct tar body = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		size_t fixed = strlen(r[i].key) + r[i].len + 3, len = fixed;
+		char num[24];
+
+		/* the length counts its own digits */
+		while ((size_t)snprintf(num, sizeof(num), "%zu", len) + fixed !=
+		       len)
+			len = strlen(num) + fixed;
+		put(&body, num, strlen(num));
+		put(&body, " ", 1);
+		put(&body, r[i].key, strlen(r[i].key));
+		put(&body, "=", 1);
+		put(&body, r[i].value, r[i].len);
+		put(&body, "\n", 1);
+	}
+	header(t, type == 'g' ? "pax_global_header" : "PaxHeaders/x", type,
+	       body.len, NULL);
+	if (body.len)
+		put(t, body.data, body.len);
+	pad(t);
+	free(body.data);
+}
+
+static void end(struct tar *t)
+{
+	static const uint8_t zeros[2 * BLOCK];
+
+	put(t, zeros, sizeof(zeros));
+}
+
+/* ---- reading them ----------------------------------------------------- */
+
+struct result {
+	int r; /* of the last call, 0 at the end */
+	size_t entries;
+	int64_t offsets[16];
+	char names[16][128];
+	char msg[1024];
+};
+
+static void gzip(const struct tar *t, struct tar *out)
+{
+	uLongf n = compressBound((uLong)t->len) + 64;
+	z_stream zs = { 0 };
+
+	out->data = malloc(n);
+	out->cap = n;
+	CHECK(out->data != NULL);
+	if (!out->data)
+		exit(1);
+	CHECK(deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8,
+			   Z_DEFAULT_STRATEGY) == Z_OK);
+	zs.next_in = t->data;
+	zs.avail_in = (uInt)t->len;
+	zs.next_out = out->data;
+	zs.avail_out = (uInt)n;
+	CHECK(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+	out->len = n - zs.avail_out;
+	deflateEnd(&zs);
+}
+
+/*
+ * Read @t as a layer, entry by entry; the data of regular files is read
+ * with @read_data, else left for cfs_layer_next_entry() to skip.
+ */
+static void read_layer(const struct tar *t, enum cfs_layer_compression comp,
+		       bool read_data, struct result *res)
+{
+	char path[1200];
+	struct cfs_layer_stream *s = NULL;
+	struct cfs_layer_digests d;
+	struct tar z = { 0 };
+	const struct tar *blob = t;
+	struct cfs_blob b;
+	int fd;
+
+	memset(res, 0, sizeof(*res));
+	if (comp == CFS_LAYER_GZIP) {
+		gzip(t, &z);
+		blob = &z;
+	}
+	snprintf(path, sizeof(path), "%s/layer", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_OK(cfs_write_all(fd, blob->data, blob->len));
+	b = (struct cfs_blob){ .fd = fd, .offset = 0, .length = blob->len };
+	cfs_error_clear();
+	res->r = cfs_layer_open(&s, &b, comp, "L");
+	while (res->r == 0) {
+		struct archive_entry *e;
+		int64_t off;
+		const char *name;
+
+		res->r = cfs_layer_next_entry(s, &e, &off);
+		if (res->r <= 0)
+			break;
+		res->r = 0;
+		name = archive_entry_pathname(e);
+		if (res->entries < CFS_ARRAY_SIZE(res->offsets)) {
+			res->offsets[res->entries] = off;
+			snprintf(res->names[res->entries], 128, "%s",
+				 name ? name : "");
+		}
+		res->entries++;
+		while (read_data && archive_entry_filetype(e) == AE_IFREG) {
+			const void *buf;
+			size_t len;
+			la_int64_t at;
+			int ar = archive_read_data_block(cfs_layer_archive(s),
+							 &buf, &len, &at);
+
+			if (ar == ARCHIVE_EOF)
+				break;
+			if (ar != ARCHIVE_OK) {
+				res->r = cfs_error(EIO, "reading data");
+				break;
+			}
+		}
+	}
+	if (res->r == 0)
+		res->r = cfs_layer_finish(s, &d);
+	snprintf(res->msg, sizeof(res->msg), "%s", cfs_error_message());
+	cfs_layer_close(s);
+	close(fd);
+	unlink(path);
+	free(z.data);
+}
+
+/* Refused, with a message holding every one of the NULL-terminated
+ * strings after @t. */
+static bool refused(const struct tar *t, bool read_data, ...)
+{
+	struct result res;
+	const char *want;
+	bool ok;
+	va_list ap;
+
+	read_layer(t, CFS_LAYER_TAR, read_data, &res);
+	ok = res.r == -EINVAL;
+	va_start(ap, read_data);
+	while ((want = va_arg(ap, const char *)))
+		if (!strstr(res.msg, want))
+			ok = false;
+	va_end(ap);
+	if (!ok)
+		fprintf(stderr, "expected a refusal, got %d: %s\n", res.r,
+			res.msg);
+	return ok;
+}
+
+static bool accepted(const struct tar *t, bool read_data, size_t entries)
+{
+	struct result res;
+
+	read_layer(t, CFS_LAYER_TAR, read_data, &res);
+	if (res.r != 0 || res.entries != entries)
+		fprintf(stderr, "expected %zu entries, got %zu, %d: %s\n",
+			entries, res.entries, res.r, res.msg);
+	return res.r == 0 && res.entries == entries;
+}
+
+static char at[64];
+
+/* "tar offset N" */
+static const char *at_offset(size_t off)
+{
+	snprintf(at, sizeof(at), "tar offset %zu:", off);
+	return at;
+}
+
+/* ---- the cases -------------------------------------------------------- */
+
+/* Headers libarchive refuses as fatal: the message names the offset of
+ * the entry's first header. */
+static void check_fatal_offsets(void)
+{
+	struct tar t = { 0 };
+	uint8_t h[BLOCK];
+	size_t base;
+
+	file(&t, "a", 1000, 'a');
+	file(&t, "b", 0, 'b');
+	base = t.len;
+	/* a negative size (base-256) */
+	header_block(h, "neg", '0', 0, NULL, false);
+	memset(h + 124, 0xff, 12);
+	checksum(h);
+	put(&t, h, BLOCK);
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "negative size", NULL));
+	CHECK(refused(&t, false, at_offset(base), "negative size", NULL));
+
+	/* behind a PAX header, the entry's offset is the PAX header's */
+	t.len = base;
+	pax(&t, 'x', (struct rec[]){ REC("mtime", "1") }, 1);
+	put(&t, h, BLOCK);
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "negative size", NULL));
+
+	/* a PAX header of 1 TiB, then the stream ends */
+	t.len = base;
+	header_block(h, "PaxHeaders/huge", 'x', 0, NULL, false);
+	h[124] = 0x80;
+	memset(h + 125, 0, 11);
+	h[130] = 1; /* 2^40 */
+	checksum(h);
+	put(&t, h, BLOCK);
+	CHECK(refused(&t, true, at_offset(base), "too large", NULL));
+
+	/* a GNU long name of 2 MiB */
+	t.len = base;
+	header_block(h, "././@LongLink", 'L', 2 * MIB, NULL, true);
+	put(&t, h, BLOCK);
+	file(&t, "x", 0, 'x');
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "too large", NULL));
+
+	/* a damaged checksum */
+	t.len = base;
+	header_block(h, "sum", '0', 0, NULL, false);
+	h[0] = 'S';
+	put(&t, h, BLOCK);
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "Damaged", NULL));
+
+	/* data that ends early, left for the skip: the entry's offset and
+	 * its name */
+	t.len = base;
+	pax(&t, 'x', (struct rec[]){ REC("size", "1048576") }, 1);
+	header(&t, "h", '1', 0, "a");
+	put(&t, "short", 5);
+	CHECK(refused(&t, true, at_offset(base), "h: ", NULL));
+	free(t.data);
+}
+
+static const struct rec nul_path = REC("path", "etc/passwd\0.txt");
+
+static void check_nul_records(void)
+{
+	struct tar t = { 0 };
+	size_t base;
+	struct result res;
+
+	file(&t, "etc/passwd", 10, 'p');
+	base = t.len;
+	pax(&t, 'x', &nul_path, 1);
+	file(&t, "x", 1, 'n');
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "NUL",
+		      "PAX path record has a NUL byte after 'etc/passwd'",
+		      NULL));
+	CHECK(refused(&t, false, at_offset(base), "NUL", NULL));
+
+	/* the same without the NUL byte: a name libarchive keeps whole */
+	t.len = base;
+	pax(&t, 'x', (struct rec[]){ REC("path", "etc/passwd.txt") }, 1);
+	file(&t, "x", 1, 'n');
+	end(&t);
+	read_layer(&t, CFS_LAYER_TAR, true, &res);
+	CHECK(res.r == 0 && res.entries == 2);
+	CHECK(strcmp(res.names[1], "etc/passwd.txt") == 0);
+	CHECK(res.offsets[0] == 0 && res.offsets[1] == (int64_t)base);
+
+	/* linkpath and GNU.sparse.name, and a record among others */
+	t.len = base;
+	pax(&t, 'x',
+	    (struct rec[]){ REC("mtime", "1.5"),
+			    REC("linkpath", "/etc/passwd\0.txt"),
+			    REC("uid", "0") },
+	    3);
+	header(&t, "x", '2', 0, NULL);
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "x: ", "linkpath",
+		      "after '/etc/passwd'", NULL));
+	t.len = base;
+	pax(&t, 'x', (struct rec[]){ REC("GNU.sparse.name", "a\0b") }, 1);
+	file(&t, "x", 1, 'n');
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "GNU.sparse.name", NULL));
+
+	/* a global header: libarchive 3.6 does not apply it, Go refuses it;
+	 * the entry after it starts at the global header */
+	t.len = base;
+	pax(&t, 'g', &nul_path, 1);
+	file(&t, "x", 1, 'n');
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "global header", NULL));
+	t.len = base;
+	pax(&t, 'g', (struct rec[]){ REC("comment", "hello") }, 1);
+	file(&t, "y", 1, 'n');
+	pax(&t, 'x', (struct rec[]){ REC("path", "z") }, 1);
+	file(&t, "x", 1, 'n');
+	end(&t);
+	read_layer(&t, CFS_LAYER_TAR, false, &res);
+	CHECK(res.r == 0 && res.entries == 3);
+	CHECK(res.offsets[1] == (int64_t)base);
+	CHECK(res.offsets[2] == (int64_t)(base + 4 * BLOCK));
+	CHECK(strcmp(res.names[1], "y") == 0 && strcmp(res.names[2], "z") == 0);
+
+	/* two PAX headers for one entry: a NUL byte in either is refused */
+	t.len = base;
+	pax(&t, 'x', &nul_path, 1);
+	pax(&t, 'x', (struct rec[]){ REC("path", "ok") }, 1);
+	file(&t, "x", 1, 'n');
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "NUL", NULL));
+
+	/* libarchive reads 32 headers for one entry and passes over the
+	 * 33rd unread: a NUL byte in the 31st or 32nd PAX header counts */
+	for (int k = 31; k <= 32; k++) {
+		t.len = base;
+		for (int i = 1; i <= k; i++)
+			pax(&t, 'x',
+			    i < k ? (struct rec[]){ REC("path", "ok") } :
+				    &nul_path,
+			    1);
+		file(&t, "x", 1, 'n');
+		end(&t);
+		CHECK(refused(&t, true, at_offset(base), "NUL", NULL));
+	}
+
+	/* What libarchive does not read as a name is left alone: a record
+	 * after a malformed one (libarchive ignores the rest of the header)
+	 * and a NUL byte in a record that names nothing. */
+	t.len = base;
+	pax(&t, 'x', (struct rec[]){ REC("comment", "a\0b"), REC("path", "p") },
+	    2);
+	file(&t, "x", 1, 'n');
+	end(&t);
+	read_layer(&t, CFS_LAYER_TAR, true, &res);
+	CHECK(res.r == 0 && res.entries == 2 && strcmp(res.names[1], "p") == 0);
+	t.len = base;
+	header(&t, "PaxHeaders/x", 'x', 35, NULL);
+	put(&t, "9 novalue\n25 path=etc/passwd\0.txt\n", 35);
+	pad(&t);
+	file(&t, "x", 1, 'n');
+	end(&t);
+	read_layer(&t, CFS_LAYER_TAR, true, &res);
+	CHECK(res.r == 0 && res.entries == 2 && strcmp(res.names[1], "x") == 0);
+
+	/* A tar stored as a file holds such a header as data: never looked
+	 * at, read or skipped. */
+	{
+		struct tar inner = { 0 };
+
+		pax(&inner, 'x', &nul_path, 1);
+		file(&inner, "x", 1, 'n');
+		end(&inner);
+		t.len = base;
+		header(&t, "inner.tar", '0', inner.len, NULL);
+		put(&t, inner.data, inner.len);
+		pad(&t);
+		file(&t, "after", 3, 'a');
+		end(&t);
+		CHECK(accepted(&t, true, 3));
+		CHECK(accepted(&t, false, 3));
+		free(inner.data);
+	}
+	free(t.data);
+}
+
+/*
+ * The stream's buffers are 1 MiB and headers start on 512-byte blocks:
+ * a buffer ends right before a PAX header, after its header block, or in
+ * its body, where a first record of varying length puts the end of the
+ * buffer before, inside and after the path record with the NUL byte.
+ * The file before the PAX header fills the buffer; its data is read or
+ * skipped; the layer is plain or gzip.
+ */
+static void check_buffer_cuts(void)
+{
+	/* bytes of the PAX header (and body) before the buffer ends */
+	static const size_t before[] = { 0, 512, 1024, 1536 };
+	static const size_t fillers[] = {
+		460, 480, 490, 495, 499, 500, 505, 520
+	};
+	char filler[600];
+	size_t bad = 0;
+
+	memset(filler, 'c', sizeof(filler));
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(before); i++) {
+		for (size_t j = 0; j < CFS_ARRAY_SIZE(fillers); j++) {
+			struct rec recs[3] = {
+				{ "comment", filler, fillers[j] },
+				nul_path,
+				{ "comment", filler, 300 },
+			};
+			size_t x = MIB - before[i];
+			struct tar t = { 0 };
+
+			file(&t, "fill", x - BLOCK, 'f');
+			pax(&t, 'x', recs, 3);
+			file(&t, "x", 1, 'n');
+			end(&t);
+			for (int k = 0; k < 4; k++) {
+				struct result res;
+				bool gz = k & 1, rd = k & 2;
+
+				read_layer(&t,
+					   gz ? CFS_LAYER_GZIP : CFS_LAYER_TAR,
+					   rd, &res);
+				if (res.r == -EINVAL &&
+				    strstr(res.msg, at_offset(x)) &&
+				    strstr(res.msg, "NUL"))
+					continue;
+				fprintf(stderr,
+					"cut %zu, filler %zu (%s, %s): "
+					"%d %s\n",
+					before[i], fillers[j],
+					gz ? "gzip" : "tar",
+					rd ? "read" : "skipped", res.r,
+					res.msg);
+				bad++;
+			}
+			free(t.data);
+		}
+	}
+	CHECK(bad == 0);
+}
+
+/* GNU sparse files, old format with an extension block and PAX 1.0:
+ * the entry after them is still checked, at its own offset. */
+static void check_sparse(void)
+{
+	struct tar t = { 0 };
+	uint8_t h[BLOCK], ext[BLOCK];
+	struct result res;
+	size_t base, n = 6;
+	char map[16];
+
+	/* 'S' with 4 extents in the header and 2 in an extension block */
+	header_block(h, "sparse", 'S', n * BLOCK, NULL, true);
+	memset(ext, 0, sizeof(ext));
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *e = i < 4 ? h + 386 + 24 * i : ext + 24 * (i - 4);
+
+		snprintf((char *)e, 12, "%011llo",
+			 (unsigned long long)(i * 65536));
+		snprintf((char *)e + 12, 12, "%011o", BLOCK);
+	}
+	h[482] = 1;
+	snprintf((char *)h + 483, 12, "%011o", MIB);
+	checksum(h);
+	put(&t, h, BLOCK);
+	put(&t, ext, BLOCK);
+	{
+		uint8_t d[6 * BLOCK];
+
+		memset(d, 's', sizeof(d));
+		put(&t, d, sizeof(d));
+	}
+	/* PAX 1.0: the map starts the data */
+	pax(&t, 'x',
+	    (struct rec[]){ REC("GNU.sparse.major", "1"),
+			    REC("GNU.sparse.minor", "0"),
+			    REC("GNU.sparse.name", "lastlog"),
+			    REC("GNU.sparse.realsize", "1099511627776") },
+	    4);
+	header(&t, "GNUSparseFile.0/lastlog", '0', 2 * BLOCK, NULL);
+	snprintf(map, sizeof(map), "1\n0\n512\n");
+	put(&t, map, strlen(map));
+	pad(&t);
+	{
+		uint8_t d[BLOCK];
+
+		memset(d, 'l', sizeof(d));
+		put(&t, d, sizeof(d));
+	}
+	base = t.len;
+	file(&t, "after", 3, 'a');
+	end(&t);
+	for (int rd = 0; rd < 2; rd++) {
+		read_layer(&t, CFS_LAYER_TAR, rd, &res);
+		CHECK(res.r == 0 && res.entries == 3);
+		CHECK(strcmp(res.names[0], "sparse") == 0 &&
+		      strcmp(res.names[1], "lastlog") == 0);
+		CHECK(res.offsets[2] == (int64_t)base);
+	}
+	t.len = base;
+	pax(&t, 'x', &nul_path, 1);
+	file(&t, "x", 1, 'n');
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "NUL", NULL));
+	CHECK(refused(&t, false, at_offset(base), "NUL", NULL));
+	free(t.data);
+}
+
+int main(void)
+{
+	const char *base = getenv("CFS_TEST_TMP");
+
+	if (!base || !*base)
+		base = "/tmp";
+	if ((size_t)snprintf(tmpdir, sizeof(tmpdir), "%s/test-layer-XXXXXX",
+			     base) >= sizeof(tmpdir) ||
+	    !mkdtemp(tmpdir)) {
+		fprintf(stderr, "mkdtemp(%s): %s\n", tmpdir, strerror(errno));
+		return 1;
+	}
+	check_fatal_offsets();
+	check_nul_records();
+	check_buffer_cuts();
+	check_sparse();
+	CHECK(rmdir(tmpdir) == 0);
+	return test_done();
+}
