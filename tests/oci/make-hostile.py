@@ -73,11 +73,8 @@ JSON_DEPTH_MAX = c_constant("src/convert/oci.c", "OCI_JSON_DEPTH_MAX")
 JSON_CONTAINERS_MAX = c_constant("src/convert/oci.c", "OCI_JSON_CONTAINERS_MAX")
 XATTRS_ENTRY_MAX = c_constant("src/convert/oci-convert.c", "CFS_ENTRY_XATTRS_MAX")
 
-# Seconds a conversion may take (ten times what it takes today, or the
-# time a fixed version should need where today's takes hours)
+# Seconds a conversion may take (ten times what it takes today)
 TIMEOUT = 60
-# ... and for the known bugs that make a conversion take hours
-SLOW_BUG_TIMEOUT = 15
 # The bomb: one file of zeros this large, gzip (level 1: fastest to make)
 BOMB_SIZE = 2 * 1024 ** 3
 # The wide directory
