@@ -57,9 +57,12 @@ for tool in python3 zstd fsck.erofs fsverity timeout; do
 	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
 done
 [ -x /usr/bin/time ] || fail "/usr/bin/time is not installed (Debian package 'time')"
-if ldd "$oci2cfs" 2>/dev/null | grep -q libasan ||
-	ldd "$CFS_BIN/../lib/libcfs.so" 2>/dev/null | grep -q libasan ||
-	nm -D "$oci2cfs" 2>/dev/null | grep -q __asan_init; then
+# (outputs taken whole: with pipefail, grep -q leaving early could kill
+# the writer with SIGPIPE and take an ASan build for a plain one)
+deps="$(ldd "$oci2cfs" 2>/dev/null || true)
+$(ldd "$CFS_BIN/../lib/libcfs.so" 2>/dev/null || true)
+$(nm -D "$oci2cfs" 2>/dev/null || true)"
+if grep -q 'libasan\|__asan_init' <<<"$deps"; then
 	RSS_MAX_KB=$((1024 * 1024))
 	asan=1
 else

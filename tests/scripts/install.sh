@@ -52,8 +52,11 @@ int main(void)
 C
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 # A sanitizer build of the library needs a sanitizer build of its user.
+# (ldd's output is taken whole first: with pipefail, grep -q leaving
+# early could kill ldd with SIGPIPE and fail the test now and then)
 san=
-if ldd "$libdir/libcfs.so" | grep -q libasan; then
+deps=$(ldd "$libdir/libcfs.so")
+if grep -q libasan <<<"$deps"; then
 	san="-fsanitize=address,undefined"
 fi
 # shellcheck disable=SC2046
