@@ -2,7 +2,9 @@
 #include "error.h"
 
 /* Messages are cut at CFS_ERROR_MAX on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,7 +68,8 @@ static void put_message(const char *msg, size_t len)
  * Format the whole message, then put it. Should memory for it run out,
  * the message is cut at its end instead: a cut message beats none.
  */
-static void set_message(const char *fmt, va_list ap, const char *suffix)
+__attribute__((format(printf, 1, 0))) static void
+set_message(const char *fmt, va_list ap, const char *suffix)
 {
 	char *msg = NULL;
 	va_list aq;

@@ -577,7 +577,6 @@ static size_t xattr_entry_size(const struct wxattr *x)
 static int compute_shared_xattrs(struct writer *w)
 {
 	_cleanup_free_ struct wxattr **all = NULL;
-	_cleanup_free_ int64_t *group_off = NULL;
 	size_t total = 0, k = 0;
 	uint64_t off = 0;
 
