@@ -1003,6 +1003,59 @@ static int ais_collect(cfs_store *s, const cfs_store_image *images,
 	return 0;
 }
 
+/*
+ * layers.json as it must be while images.json changes: the layers of
+ * this sync (@lj), then those of the current layers.json that this sync
+ * drops. The old images.json names only old layers and the new one only
+ * new ones, so with this file in place either images.json is consistent,
+ * and a sync killed between its renames never leaves podman an image
+ * whose layer is unknown. The final layers.json (@lj) follows images.json.
+ * NULL when nothing is dropped (or there is no layers.json to read):
+ * then @lj goes first and alone, containers/storage's own order.
+ */
+static json_object *layers_union(int layers_fd, json_object *lj)
+{
+	_cleanup_close_ int fd =
+		openat(layers_fd, "layers.json", O_RDONLY | O_CLOEXEC);
+	_cleanup_(json_object_putp) json_object *old = NULL;
+	json_object *u = NULL;
+	size_t n_new = json_object_array_length(lj);
+
+	if (fd < 0)
+		return NULL;
+	old = json_object_from_fd(fd);
+	if (!old || !json_object_is_type(old, json_type_array))
+		return NULL;
+	for (size_t i = 0; i < json_object_array_length(old); i++) {
+		json_object *e = json_object_array_get_idx(old, i), *id;
+		bool kept = false;
+
+		if (!json_object_object_get_ex(e, "id", &id))
+			continue;
+		for (size_t j = 0; j < n_new && !kept; j++) {
+			json_object *nid;
+
+			json_object_object_get_ex(
+				json_object_array_get_idx(lj, j), "id", &nid);
+			kept = !strcmp(json_object_get_string(nid),
+				       json_object_get_string(id));
+		}
+		if (kept)
+			continue;
+		if (!u) {
+			u = json_object_new_array();
+			for (size_t j = 0; u && j < n_new; j++)
+				json_object_array_add(
+					u, json_object_get(
+						   json_object_array_get_idx(
+							   lj, j)));
+		}
+		if (u)
+			json_object_array_add(u, json_object_get(e));
+	}
+	return u;
+}
+
 int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 		       cfs_store_ais_result *res)
 {
@@ -1012,7 +1065,8 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	_cleanup_close_ int images_fd = -1, layers_fd = -1, overlay_fd = -1;
 	_cleanup_close_ int links_fd = -1, ilock = -1, llock = -1;
 	_cleanup_(json_object_putp) json_object *ij = NULL, *lj = NULL;
-	struct ais_txn t = { 0 };
+	_cleanup_(json_object_putp) json_object *lu = NULL;
+	struct ais_txn t = { 0 }, t_final = { 0 };
 	cfs_store_ais_result dummy;
 	cfs_store_image *images = NULL;
 	struct ais_image *v = NULL;
@@ -1058,6 +1112,7 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	t.ais = ais;
 	t.images_fd = images_fd;
 	t.layers_fd = layers_fd;
+	t_final = t;
 
 	r = cfs_store_list(s, &images, &count);
 	if (r < 0)
@@ -1087,9 +1142,12 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 		if (v[i].first_of_layer)
 			json_object_array_add(lj, layer_json(&v[i]));
 	}
-	/* containers/storage's order: layers, then images. */
-	if (r == 0)
-		r = stage_json(&t, layers_fd, "layers.json", lj);
+	/* containers/storage's order: layers, then images; a sync that drops
+	 * layers keeps them in layers.json until images.json is replaced. */
+	if (r == 0) {
+		lu = layers_union(layers_fd, lj);
+		r = stage_json(&t, layers_fd, "layers.json", lu ? lu : lj);
+	}
 	if (r == 0)
 		r = stage_json(&t, images_fd, "images.json", ij);
 	if (r == 0)
@@ -1098,6 +1156,17 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 		if (!t.committed)
 			txn_undo(s, &t);
 		goto out;
+	}
+	/* A failure here leaves the union: consistent, and the dropped
+	 * layers' directories and mounts stay until a sync succeeds. */
+	if (lu) {
+		r = stage_json(&t_final, layers_fd, "layers.json", lj);
+		if (r == 0)
+			r = txn_commit(&t_final);
+		if (r < 0) {
+			txn_undo(s, &t_final);
+			goto out;
+		}
 	}
 	res->images = n;
 	/* What podman may no longer see goes only after the JSON that no
@@ -1116,6 +1185,7 @@ out:
 	    touch_lock(ilock, IMAGES_DIR "/images.lock") < 0 && r == 0)
 		r = -EIO;
 	txn_free(&t);
+	txn_free(&t_final);
 	for (size_t i = 0; i < n; i++)
 		ais_image_clear(&v[i]);
 	free(v);
