@@ -133,14 +133,16 @@ static int mkdir_p(const char *path, mode_t mode)
  * written next to its place as .tmp-NAME (a symlink made so); all of it
  * recorded here. Then renames only: new names first, then replacements
  * (a rename over an existing entry needs no room), layers.json and
- * images.json last. A failure before the first of those two takes it
- * all back (txn_undo()); podman, which reads only the JSON files, never
- * sees a half-done sync.
+ * images.json last (and, when layers are dropped, the final layers.json
+ * after those: layers_union()). A failure before the first JSON file
+ * takes it all back (txn_undo()); podman, which reads only the JSON
+ * files, never sees a half-done sync.
  */
 enum txn_phase {
 	PHASE_NEW, /* a name that was not there */
 	PHASE_REPLACE, /* a file or symlink that was there */
-	PHASE_JSON, /* layers.json, images.json: in this order, last */
+	PHASE_JSON, /* layers.json, images.json: in this order */
+	PHASE_FINAL, /* layers.json without the layers a sync drops, last */
 };
 
 struct txn_file {
@@ -175,14 +177,16 @@ static const char *txn_where(const struct ais_txn *t, int base)
 	return base == t->layers_fd ? LAYERS_DIR : OVERLAY_DIR;
 }
 
-/* "DIR/.tmp-NAME" for "DIR/NAME" (or ".tmp-NAME" for "NAME"). */
-static char *tmp_path(const char *path)
+/* "DIR/.tmp-NAME" for "DIR/NAME" (or ".tmp-NAME" for "NAME"); in
+ * PHASE_FINAL ".tmp-final-NAME", beside the same file's PHASE_JSON one. */
+static char *tmp_path(const char *path, enum txn_phase phase)
 {
 	const char *base = strrchr(path, '/');
 	int dir = base ? (int)(base - path) + 1 : 0;
 	char *out;
 
-	if (asprintf(&out, "%.*s.tmp-%s", dir, path, path + dir) < 0)
+	if (asprintf(&out, "%.*s.tmp-%s%s", dir, path,
+		     phase == PHASE_FINAL ? "final-" : "", path + dir) < 0)
 		return NULL;
 	return out;
 }
@@ -201,7 +205,7 @@ static int txn_add(struct ais_txn *t, int base, const char *path,
 	f->base = base;
 	f->phase = phase;
 	f->path = strdup(path);
-	f->tmp = tmp_path(path);
+	f->tmp = tmp_path(path, phase);
 	if (!f->path || !f->tmp) {
 		free(f->path);
 		free(f->tmp);
@@ -233,29 +237,23 @@ static bool same_content(int base, const char *path, const void *data,
 /* A temporary a killed sync left beside an entry that needs no change. */
 static void remove_stale_tmp(int base, const char *path)
 {
-	_cleanup_free_ char *tmp = tmp_path(path);
+	_cleanup_free_ char *tmp = tmp_path(path, PHASE_NEW);
+	_cleanup_free_ char *final = tmp_path(path, PHASE_FINAL);
 
 	if (tmp)
 		unlinkat(base, tmp, 0);
+	if (final)
+		unlinkat(base, final, 0);
 }
 
-/* Stage @base/@path with @len bytes of @data, unless it holds them. */
-static int txn_file(struct ais_txn *t, int base, const char *path,
-		    const void *data, size_t len, bool json)
+/* Stage @base/@path with @len bytes of @data to be renamed in @phase. */
+static int txn_stage(struct ais_txn *t, int base, const char *path,
+		     const void *data, size_t len, enum txn_phase phase)
 {
 	_cleanup_close_ int fd = -1;
-	enum txn_phase phase;
 	char *tmp;
 	int r;
 
-	if (same_content(base, path, data, len)) {
-		remove_stale_tmp(base, path);
-		return 0;
-	}
-	phase = json ? PHASE_JSON :
-		faccessat(base, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ?
-		       PHASE_REPLACE :
-		       PHASE_NEW;
 	r = txn_add(t, base, path, phase, &tmp);
 	if (r < 0)
 		return r;
@@ -270,6 +268,21 @@ static int txn_file(struct ais_txn *t, int base, const char *path,
 		return cfs_error_errno(-r, "ais %s/%s/%s", t->ais,
 				       txn_where(t, base), tmp);
 	return 0;
+}
+
+/* Stage @base/@path with @len bytes of @data, unless it holds them. */
+static int txn_file(struct ais_txn *t, int base, const char *path,
+		    const void *data, size_t len, bool json)
+{
+	if (same_content(base, path, data, len)) {
+		remove_stale_tmp(base, path);
+		return 0;
+	}
+	return txn_stage(t, base, path, data, len,
+			 json ? PHASE_JSON :
+			 faccessat(base, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ?
+				PHASE_REPLACE :
+				PHASE_NEW);
 }
 
 /* Stage @base/@path as a symlink to @target, unless it is one. */
@@ -335,7 +348,7 @@ static int txn_commit_phase(struct ais_txn *t, enum txn_phase phase)
 			return cfs_error_errno(errno, "ais %s/%s/%s", t->ais,
 					       txn_where(t, f->base), f->path);
 		f->done = true;
-		if (phase == PHASE_JSON)
+		if (phase >= PHASE_JSON)
 			t->committed = true;
 	}
 	return 0;
@@ -350,6 +363,8 @@ static int txn_commit(struct ais_txn *t)
 		r = txn_commit_phase(t, PHASE_REPLACE);
 	if (r == 0)
 		r = txn_commit_phase(t, PHASE_JSON);
+	if (r == 0)
+		r = txn_commit_phase(t, PHASE_FINAL);
 	return r;
 }
 
@@ -717,11 +732,16 @@ static json_object *layer_json(const struct ais_image *a)
 	return j;
 }
 
+static const char *json_text(json_object *j)
+{
+	return json_object_to_json_string_ext(
+		j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
 static int stage_json(struct ais_txn *t, int dirfd, const char *name,
 		      json_object *j)
 {
-	const char *text = json_object_to_json_string_ext(
-		j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *text = json_text(j);
 
 	return txn_file(t, dirfd, name, text, strlen(text), true);
 }
@@ -1066,7 +1086,7 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	_cleanup_close_ int links_fd = -1, ilock = -1, llock = -1;
 	_cleanup_(json_object_putp) json_object *ij = NULL, *lj = NULL;
 	_cleanup_(json_object_putp) json_object *lu = NULL;
-	struct ais_txn t = { 0 }, t_final = { 0 };
+	struct ais_txn t = { 0 };
 	cfs_store_ais_result dummy;
 	cfs_store_image *images = NULL;
 	struct ais_image *v = NULL;
@@ -1112,7 +1132,6 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	t.ais = ais;
 	t.images_fd = images_fd;
 	t.layers_fd = layers_fd;
-	t_final = t;
 
 	r = cfs_store_list(s, &images, &count);
 	if (r < 0)
@@ -1143,30 +1162,27 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 			json_object_array_add(lj, layer_json(&v[i]));
 	}
 	/* containers/storage's order: layers, then images; a sync that drops
-	 * layers keeps them in layers.json until images.json is replaced. */
+	 * layers keeps them in layers.json until images.json is replaced,
+	 * and writes the final layers.json (staged now, with the rest of
+	 * what needs room) after it. */
 	if (r == 0) {
 		lu = layers_union(layers_fd, lj);
 		r = stage_json(&t, layers_fd, "layers.json", lu ? lu : lj);
 	}
 	if (r == 0)
 		r = stage_json(&t, images_fd, "images.json", ij);
+	if (r == 0 && lu) {
+		const char *text = json_text(lj);
+
+		r = txn_stage(&t, layers_fd, "layers.json", text, strlen(text),
+			      PHASE_FINAL);
+	}
 	if (r == 0)
 		r = txn_commit(&t);
 	if (r < 0) {
 		if (!t.committed)
 			txn_undo(s, &t);
 		goto out;
-	}
-	/* A failure here leaves the union: consistent, and the dropped
-	 * layers' directories and mounts stay until a sync succeeds. */
-	if (lu) {
-		r = stage_json(&t_final, layers_fd, "layers.json", lj);
-		if (r == 0)
-			r = txn_commit(&t_final);
-		if (r < 0) {
-			txn_undo(s, &t_final);
-			goto out;
-		}
 	}
 	res->images = n;
 	/* What podman may no longer see goes only after the JSON that no
@@ -1185,7 +1201,6 @@ out:
 	    touch_lock(ilock, IMAGES_DIR "/images.lock") < 0 && r == 0)
 		r = -EIO;
 	txn_free(&t);
-	txn_free(&t_final);
 	for (size_t i = 0; i < n; i++)
 		ais_image_clear(&v[i]);
 	free(v);
