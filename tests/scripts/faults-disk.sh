@@ -187,39 +187,7 @@ sweep() {
 }
 
 tiny_image() { # DIR SEED N
-	python3 - "$@" <<'EOF'
-import hashlib, io, json, os, random, sys, tarfile
-out, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rnd = random.Random(seed)
-os.makedirs(f"{out}/blobs/sha256", exist_ok=True)
-def blob(data):
-    d = hashlib.sha256(data).hexdigest()
-    with open(f"{out}/blobs/sha256/{d}", "wb") as f:
-        f.write(data)
-    return "sha256:" + d, len(data)
-buf = io.BytesIO()
-with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-    for i in range(n):
-        data = rnd.randbytes(rnd.choice([100, 3000, 9000]))
-        ti = tarfile.TarInfo(f"d{i % 4}/f{seed}-{i}")
-        ti.size, ti.mtime, ti.mode = len(data), 1700000000, 0o644
-        t.addfile(ti, io.BytesIO(data))
-layer = buf.getvalue()
-ld, ls = blob(layer)
-config = json.dumps({"architecture": "amd64", "os": "linux",
-    "rootfs": {"type": "layers", "diff_ids": [ld]}}).encode()
-cd, cs = blob(config)
-manifest = json.dumps({"schemaVersion": 2,
-    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": ls}]}).encode()
-md, ms = blob(manifest)
-with open(f"{out}/index.json", "w") as f:
-    json.dump({"schemaVersion": 2, "manifests": [{"mediaType":
-        "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms}]}, f)
-with open(f"{out}/oci-layout", "w") as f:
-    f.write('{"imageLayoutVersion": "1.0.0"}')
-EOF
+	python3 "$CFS_SRC/tests/scripts/tiny-oci.py" "$@" --sizes 100,3000,9000 --dirs 4
 }
 
 tiny_image "$work/bystander" 100 20
