@@ -634,6 +634,22 @@ static int fsync_dir(cfs_store *s, int dirfd, const char *where)
 	return 0;
 }
 
+/* Move the staged @staged to images/<digest>@suffix and make that
+ * lasting; @moved: whether this import put it there (for the undo). */
+static int move_to_images(struct import *im, const char *staged,
+			  const char *suffix, bool *moved)
+{
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+	int r;
+
+	snprintf(name, sizeof(name), "%s%s", im->res.digest, suffix);
+	r = move_in(im, staged, im->s->images_fd, name, "images");
+	if (r < 0)
+		return r;
+	*moved = r > 0;
+	return fsync_dir(im->s, im->s->images_fd, "images");
+}
+
 /*
  * Steps 4-6: only renames and fsyncs, each recorded for commit_undo(),
  * up to the rename of names.json, which commits the import.
@@ -641,7 +657,6 @@ static int fsync_dir(cfs_store *s, int dirfd, const char *where)
 static int commit_apply(struct import *im, int stage_fd, const struct stage *st)
 {
 	cfs_store *s = im->s;
-	char name[CFS_DIGEST_HEX_SIZE + 8];
 	int r;
 
 	im->undo.objects =
@@ -652,12 +667,7 @@ static int commit_apply(struct import *im, int stage_fd, const struct stage *st)
 	if (r < 0)
 		return r;
 	if (st->image) {
-		snprintf(name, sizeof(name), "%s.cfs", im->res.digest);
-		r = move_in(im, "image.cfs", s->images_fd, name, "images");
-		if (r < 0)
-			return r;
-		im->undo.image = r > 0;
-		r = fsync_dir(s, s->images_fd, "images");
+		r = move_to_images(im, "image.cfs", ".cfs", &im->undo.image);
 		if (r < 0)
 			return r;
 	}
@@ -673,12 +683,7 @@ static int commit_apply(struct import *im, int stage_fd, const struct stage *st)
 	if (st->n_blobs && (r = fsync_dir(s, s->blobs_fd, "blobs")) < 0)
 		return r;
 	if (st->meta) {
-		snprintf(name, sizeof(name), "%s.json", im->res.digest);
-		r = move_in(im, "meta.json", s->images_fd, name, "images");
-		if (r < 0)
-			return r;
-		im->undo.meta = r > 0;
-		r = fsync_dir(s, s->images_fd, "images");
+		r = move_to_images(im, "meta.json", ".json", &im->undo.meta);
 		if (r < 0)
 			return r;
 	}
