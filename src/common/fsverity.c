@@ -176,14 +176,23 @@ int cfs_verity_new(cfs_verity **out)
 	return 0;
 }
 
-static int verity_update(cfs_verity *v, const uint8_t *p, size_t len)
+/* Count @len more bytes of data: fs-verity sizes are 64-bit. */
+static int add_size(cfs_verity *v, uint64_t len)
 {
-	int r;
-
 	if (len > UINT64_MAX - v->size)
 		return cfs_error(EFBIG,
 				 "fs-verity: data larger than 2^64 bytes");
 	v->size += len;
+	return 0;
+}
+
+static int verity_update(cfs_verity *v, const uint8_t *p, size_t len)
+{
+	int r;
+
+	r = add_size(v, len);
+	if (r < 0)
+		return r;
 
 	if (v->fill) {
 		size_t n = CFS_MIN(len, VERITY_BLOCK_SIZE - v->fill);
@@ -278,10 +287,9 @@ static int verity_update_zeros(cfs_verity *v, uint64_t len)
 {
 	int r;
 
-	if (len > UINT64_MAX - v->size)
-		return cfs_error(EFBIG,
-				 "fs-verity: data larger than 2^64 bytes");
-	v->size += len;
+	r = add_size(v, len);
+	if (r < 0)
+		return r;
 
 	if (v->fill) {
 		size_t n = (size_t)CFS_MIN(
