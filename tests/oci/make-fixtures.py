@@ -11,7 +11,7 @@ OUTDIR must not exist or be empty. Written there:
       sorted JSON keys, gzip with mtime 0, zstd single-threaded)
   expected/NAME.tsv
       for each good fixture, the merged tree in the format of
-      shared/corpus/tree-listing.py, derived here from the entries put in
+      tests/corpus/tree-listing.py, derived here from the entries put in
       the layers (a small model of the OCI layer rules), never from
       oci2cfs output
   expected/NAME.mtime-ns

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Convert every image of the shared corpus (real Debian images built by
-# ../shared/corpus/make-corpus.sh), in every source form, into one object
+# Convert every image of the corpus (real Debian images built by
+# tests/corpus/make-corpus.sh), in every source form, into one object
 # directory; check each image with fsck.erofs, mount it, and compare the
 # mounted tree with the corpus' expected listing (what umoci unpack gives).
 #
@@ -8,7 +8,7 @@
 # the build tree, which needs root and the Debian mirror, ~3 minutes).
 set -euo pipefail
 
-shared="$CFS_SRC/../shared/corpus"
+corpus_tools="$CFS_SRC/tests/corpus"
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
 
 tmp=$(mktemp -d "$CFS_TEST_TMP/corpus.XXXXXX")
@@ -36,7 +36,7 @@ check() { # NAME SOURCE EXPECTED
 	mounts+=("$tmp/$name.meta")
 	mount -t overlay overlay -o "ro,metacopy=on,redirect_dir=on,lowerdir=$tmp/$name.meta::$objects" "$tmp/$name.root"
 	mounts+=("$tmp/$name.root")
-	python3 "$shared/tree-listing.py" "$tmp/$name.root" > "$tmp/$name.tsv"
+	python3 "$corpus_tools/tree-listing.py" "$tmp/$name.root" > "$tmp/$name.tsv"
 	if diff "$expected" "$tmp/$name.tsv" > "$tmp/$name.diff"; then
 		echo "ok   $name ($(grep -c . "$tmp/$name.tsv") paths)"
 	else

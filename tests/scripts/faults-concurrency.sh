@@ -55,7 +55,7 @@ step() { echo "== $me: [${SECONDS}s] $*"; }
 [ "$(id -u)" -eq 0 ] || fail "must run as root (mounts)"
 command -v python3 >/dev/null || fail "python3 is not installed"
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
-listing=$CFS_SRC/../shared/corpus/tree-listing.py
+listing=$CFS_SRC/tests/corpus/tree-listing.py
 [ -f "$listing" ] || fail "no $listing"
 images=(debian-minbase debian-python debian-caps debian-minbase-rebuilt)
 for img in "${images[@]}"; do

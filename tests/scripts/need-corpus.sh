@@ -10,7 +10,7 @@ flock 9
 if [ ! -f "$corpus/REPORT.md" ]; then
 	echo "corpus: building into $corpus" >&2
 	log="$(dirname "$corpus")/corpus-build.log"
-	if ! "$CFS_SRC/../shared/corpus/make-corpus.sh" "$corpus" > "$log" 2>&1; then
+	if ! "$CFS_SRC/tests/corpus/make-corpus.sh" "$corpus" > "$log" 2>&1; then
 		tail -30 "$log" >&2
 		exit 1
 	fi

@@ -27,7 +27,7 @@ me=oci-fixtures
 oci2cfs=$CFS_BIN/oci2cfs
 generator=$CFS_SRC/tests/oci/make-fixtures.py
 digests=$CFS_SRC/tests/oci/expected-digests.txt
-tree_listing=$CFS_SRC/../shared/corpus/tree-listing.py
+tree_listing=$CFS_SRC/tests/corpus/tree-listing.py
 
 fail() {
 	echo "$me: FAIL: $*" >&2

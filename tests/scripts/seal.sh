@@ -29,7 +29,7 @@ me=seal
 : "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
 cs=$CFS_BIN/cfs-store
 o2c=$CFS_BIN/oci2cfs
-shared="$CFS_SRC/../shared/corpus"
+corpus_tools="$CFS_SRC/tests/corpus"
 
 fail() {
 	echo "$me: FAIL: $*" >&2
@@ -290,7 +290,7 @@ jcheck "j['digest'] == '$merged' and j['sealed'] and j['artifact']" "pull: not t
 "${N[@]}" inspect python --json | jcheck "j['manifest_digest'] == '$new'" "pulled manifest is not the sealed one"
 mkdir -p "$mnt"
 "${N[@]}" mount python "$mnt"
-python3 "$shared/tree-listing.py" "$mnt" >"$work/python.tsv"
+python3 "$corpus_tools/tree-listing.py" "$mnt" >"$work/python.tsv"
 diff "$corpus/expected/debian-python.tsv" "$work/python.tsv" >"$work/tree.diff" ||
 	fail "pulled tree differs from expected: $(head -5 "$work/tree.diff")"
 "${N[@]}" umount "$mnt"
