@@ -3,10 +3,16 @@
 # composefs image plus object directory, then mount it (root only) and
 # show that the mounted tree reads back, identical files sharing one object.
 #   usage: examples/demo.sh [BUILD_DIR]   (default: build)
+# Mounting needs root: run by a user, the demo runs itself again through
+# sudo (without sudo, it converts and stops before the mount).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
 oci2cfs=$(cd "$build" && pwd)/bin/oci2cfs
+[ -x "$oci2cfs" ] || { echo "$0: no $oci2cfs: build first (cmake -B build && cmake --build build)" >&2; exit 1; }
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then
+	exec sudo "$here/demo.sh" "$(cd "$build" && pwd)"
+fi
 out=$(mktemp -d /tmp/oci2cfs-demo.XXXXXX)
 mounted=()
 cleanup() {
@@ -21,7 +27,7 @@ echo "== object directory"
 (cd "$out/objects" && find . -type f | sort)
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "== not root: skipping the mount part of the demo"
+	echo "== not root and no sudo: the mount part of the demo needs root"
 	exit 0
 fi
 mkdir "$out/erofs" "$out/root"

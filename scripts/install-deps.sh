@@ -1,7 +1,11 @@
 #!/bin/bash
 # Install every build and test dependency on Debian 12 (bookworm).
-# Idempotent; needs root (uses sudo when run as a normal user).
+# Idempotent; needs root (uses sudo when run as a normal user, and only
+# when something is missing).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/as-root.sh
+. scripts/as-root.sh
 
 PACKAGES=(
 	# build
@@ -11,6 +15,10 @@ PACKAGES=(
 	# tests: image checks, fs-verity reference, xattr tools, scripting,
 	# zstd layers for the OCI fixtures
 	erofs-utils fsverity attr python3 util-linux zstd
+	# the Debian image corpus (tests/corpus/make-corpus.sh)
+	debootstrap umoci jq
+	# the README's commands as a user with sudo (tests/scripts/readme.sh)
+	sudo
 	# peak RSS of conversions of hostile images (tests/scripts/hostile.sh)
 	time
 	# podman additional image store test (tests/scripts/ais.sh)
@@ -23,11 +31,6 @@ PACKAGES=(
 	# bookworm-security, with apt-get download)
 	qemu-system-x86 busybox-static e2fsprogs cpio kmod xz-utils
 )
-
-SUDO=
-if [ "$(id -u)" -ne 0 ]; then
-	SUDO=sudo
-fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -42,6 +45,5 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 
 echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+as_root apt-get update -qq
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
