@@ -171,7 +171,7 @@ step "initramfs"
 # data disk, where the guest reads only the pages it uses.
 ird=$work/initramfs
 stage=$work/stage
-mkdir -p "$ird/bin" "$ird/modules" "$stage/sys/bin"
+mkdir -p "$ird/bin" "$ird/modules" "$stage/sys/bin" "$stage/sys/libs"
 busybox=$(command -v busybox)
 cp -L "$busybox" "$ird/bin/busybox"
 case $("$ird/bin/busybox" 2>&1 || true) in
@@ -185,16 +185,22 @@ install -m 0755 "$CFS_SRC/tests/vm/init" "$ird/init"
 install -m 0755 "$CFS_SRC/tests/vm/verity-test.sh" "$ird/verity-test.sh"
 (cd "$ird" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet) >"$work/initrd.cpio"
 echo "$me: initramfs $(($(stat -c %s "$work/initrd.cpio") / 1024)) KiB"
-# A binary into sys/bin and every shared library ldd names (and the
-# loader) at its own path under sys/: /init links sys/* into / (libcfs is
-# found through the build's RUNPATH).
+# A binary into sys/bin, every shared library ldd names into sys/libs
+# (the guest's LD_LIBRARY_PATH, so libcfs is found wherever the build
+# is), and the loader at its own path under sys/, which /init links into
+# / (it is named by absolute path in every binary). No build path is
+# linked into the guest's root: a build under /tmp, /run or /mnt would
+# meet the initramfs's own directories there.
 copy_bin() { # PATH
 	local lib
 	cp -L "$1" "$stage/sys/bin/"
 	while read -r lib; do
+		cp -L "$lib" "$stage/sys/libs/"
+	done < <(ldd "$1" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+	while read -r lib; do
 		mkdir -p "$stage/sys$(dirname "$lib")"
 		cp -L "$lib" "$stage/sys$lib"
-	done < <(ldd "$1" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+	done < <(ldd "$1" 2>/dev/null | awk '$1 ~ /^\// { print $1 }')
 }
 for b in "$CFS_BIN/cfs-store" "$CFS_BIN/oci2cfs" "$(command -v fsverity)"; do
 	copy_bin "$b"
