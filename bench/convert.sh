@@ -11,7 +11,7 @@
 # Needs root for umoci unpack (as the corpus does).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-corpus=${1:-${CFS_CORPUS:-$here/build/tests/corpus}}
+corpus=${1:-${CFS_CORPUS:-$here/build-corpus}}
 image=${2:-debian-build}
 oci2cfs=${OCI2CFS:-$here/build/bin/oci2cfs}
 layout="$corpus/$image"

@@ -29,7 +29,7 @@
 # directory; the machine's own podman storage is untouched.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-corpus=${1:-${CFS_CORPUS:-$here/build/tests/corpus}}
+corpus=${1:-${CFS_CORPUS:-$here/build-corpus}}
 image=${2:-debian-python}
 base=${3:-debian-minbase}
 bin=${CFS_BIN:-$here/build/bin}

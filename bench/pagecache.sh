@@ -9,7 +9,7 @@
 #   usage: bench/pagecache.sh [CORPUS_DIR]   (root)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-corpus=${1:-${CFS_CORPUS:-$here/build/tests/corpus}}
+corpus=${1:-${CFS_CORPUS:-$here/build-corpus}}
 oci2cfs=${OCI2CFS:-$here/build/bin/oci2cfs}
 images=(debian-minbase debian-python)
 for t in umoci fincore; do command -v $t >/dev/null || { echo "$t missing"; exit 1; }; done

@@ -22,7 +22,7 @@
 # temporary directory; the machine's own podman storage is untouched.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-corpus=${1:-${CFS_CORPUS:-$here/build/tests/corpus}}
+corpus=${1:-${CFS_CORPUS:-$here/build-corpus}}
 image=${2:-debian-python}
 base=${3:-debian-minbase}
 bin=${CFS_BIN:-$here/build/bin}
@@ -145,7 +145,11 @@ timed() { # NAME CMD...
 	echo "$t0 $t1" | awk '{ printf "%.4f\n", $2 - $1 }' >>"$work/$n.cmd"
 	echo "$t0 $t2" | awk '{ printf "%.4f\n", $2 - $1 }' >>"$work/$n.sync"
 }
-pull() { pod "$1" pull -q "oci:$corpus/$2" >/dev/null; }
+# podman names an image pulled from oci:PATH after PATH ("localhost/PATH"),
+# which must then be a valid reference (no upper case, no component that
+# starts with a dot): pull by the path relative to the corpus, whose
+# image names are valid, wherever the corpus is.
+pull() { (cd "$corpus" && pod "$1" pull -q "oci:$2") >/dev/null; }
 import_sync() {
 	cfs "$1" import "oci:$corpus/$2" --name "$3" >/dev/null
 	cfs_sync "$1"

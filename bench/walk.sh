@@ -7,7 +7,7 @@
 #   usage: bench/walk.sh [CORPUS_DIR] [IMAGE]   (root; default debian-build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-corpus=${1:-${CFS_CORPUS:-$here/build/tests/corpus}}
+corpus=${1:-${CFS_CORPUS:-$here/build-corpus}}
 image=${2:-debian-build}
 oci2cfs=${OCI2CFS:-$here/build/bin/oci2cfs}
 layout="$corpus/$image"
