@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/fs.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -162,4 +164,15 @@ int cfs_open_parent(const char *path, int *dirfd_out, const char **base_out)
 	}
 	*dirfd_out = fd;
 	return 0;
+}
+
+void cfs_dir_spread_subdirs(int dirfd)
+{
+	int flags;
+
+	/* Best effort: a hint to the allocator, nothing depends on it. */
+	if (ioctl(dirfd, FS_IOC_GETFLAGS, &flags) < 0 || (flags & FS_TOPDIR_FL))
+		return;
+	flags |= FS_TOPDIR_FL;
+	(void)ioctl(dirfd, FS_IOC_SETFLAGS, &flags);
 }

@@ -17,6 +17,18 @@
 /* Value of a hex digit (either case), or -1. */
 int cfs_hex_value(char c);
 
+/*
+ * Mark a directory whose subdirectories should spread over the file
+ * system (FS_TOPDIR_FL, chattr +T): ext4's Orlov allocator then places
+ * each new subdirectory, and so the inodes of the files made in it, in a
+ * block group of its own, as it does for top-level directories. Object
+ * directories want it: on an ext4 without a journal every new inode
+ * rescans the recently freed inodes of its group, and one group holding
+ * every object makes that quadratic. Best effort; silent where the file
+ * system has no such flag.
+ */
+void cfs_dir_spread_subdirs(int dirfd);
+
 /* Write all of @buf, retrying on short writes and EINTR. 0 or -errno. */
 int cfs_write_all(int fd, const void *buf, size_t len);
 /* Read until @len bytes or EOF; *got receives the count. 0 or -errno. */

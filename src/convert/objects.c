@@ -29,8 +29,9 @@ struct cfs_objects {
 int cfs_objects_open(struct cfs_objects **out, const char *path)
 {
 	struct cfs_objects *objs;
+	bool created = mkdir(path, 0755) == 0;
 
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+	if (!created && errno != EEXIST)
 		return cfs_error_errno(errno, "object directory %s", path);
 	objs = calloc(1, sizeof(*objs));
 	if (!objs)
@@ -47,6 +48,8 @@ int cfs_objects_open(struct cfs_objects **out, const char *path)
 		cfs_objects_free(objs);
 		return r;
 	}
+	if (created)
+		cfs_dir_spread_subdirs(objs->dirfd);
 	*out = objs;
 	return 0;
 }
@@ -252,7 +255,6 @@ struct cfs_object_writer {
 	uint8_t *mem;
 	size_t mem_len, mem_cap;
 	uint64_t size;
-	int spill_fd; /* O_TMPFILE in the object directory, or -1 */
 	struct cfs_atomic_file spill;
 };
 
@@ -313,13 +315,20 @@ static int mem_grow(struct cfs_object_writer *w, size_t len)
 	return 0;
 }
 
-static int spill(struct cfs_object_writer *w)
+/*
+ * Move what is held in memory to a temporary file in @dirfd: the top
+ * directory for an object too large for memory (its digest, and so its
+ * XX/, is not known yet; same file system, so linking it into XX/ later
+ * is one atomic step), else the object's own XX/. The latter matters on
+ * ext4: a new inode goes into its directory's block group, where without
+ * a journal every allocation rescans the recently freed inodes, so
+ * 256 directories spread what one top directory would concentrate.
+ */
+static int spill(struct cfs_object_writer *w, int dirfd)
 {
 	int r;
 
-	/* A temporary in the top directory: same filesystem as the objects,
-	 * so linking it into XX/ later is one atomic step. */
-	r = cfs_atomic_open(&w->spill, w->objs->dirfd, 0600);
+	r = cfs_atomic_open(&w->spill, dirfd, 0600);
 	if (r < 0)
 		return cfs_error_errno(-r, "temporary object in %s",
 				       w->objs->path);
@@ -345,7 +354,7 @@ int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
 	if (!w->objs)
 		return 0;
 	if (w->spill.fd < 0 && w->mem_len + len > CFS_OBJECT_MEM_MAX) {
-		r = spill(w);
+		r = spill(w, w->objs->dirfd);
 		if (r < 0)
 			return r;
 	}
@@ -386,7 +395,7 @@ int cfs_object_writer_write_zeros(struct cfs_object_writer *w, uint64_t len)
 		return 0;
 	}
 	if (w->spill.fd < 0) {
-		r = spill(w);
+		r = spill(w, w->objs->dirfd);
 		if (r < 0)
 			return r;
 	}
@@ -414,8 +423,13 @@ int cfs_object_writer_commit(struct cfs_object_writer *w,
 		cfs_atomic_abort(&w->spill);
 		return reuse(w->objs, w->size);
 	}
+	subfd = open_subdir(w->objs, digest);
+	if (subfd < 0) {
+		cfs_atomic_abort(&w->spill);
+		return subfd;
+	}
 	if (w->spill.fd < 0) {
-		r = spill(w);
+		r = spill(w, subfd);
 		if (r < 0)
 			return r;
 	}
@@ -428,13 +442,8 @@ int cfs_object_writer_commit(struct cfs_object_writer *w,
 		cfs_atomic_abort(&w->spill);
 		return r;
 	}
-	/* The temporary lives in the top directory; name it XX/<rest>. */
+	/* Name the temporary XX/<rest>. */
 	cfs_digest_to_object_path(digest, path);
-	subfd = open_subdir(w->objs, digest);
-	if (subfd < 0) {
-		cfs_atomic_abort(&w->spill);
-		return subfd;
-	}
 	path[2] = '\0';
 	r = commit_at(w->objs, &w->spill, subfd, path + 3, digest, w->size);
 	return r;

@@ -218,6 +218,8 @@ int cfs_store_open(cfs_store **out, const char *root,
 		goto fail;
 	}
 	r = open_subdir(s, "objects", create, &s->objects_fd);
+	if (r == 0 && create)
+		cfs_dir_spread_subdirs(s->objects_fd);
 	if (r == 0)
 		r = open_subdir(s, "images", create, &s->images_fd);
 	if (r == 0)

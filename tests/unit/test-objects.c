@@ -9,7 +9,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +168,55 @@ static bool clean(void)
 	return system(cmd) == 0;
 }
 
+/* FS_IOC_GETFLAGS of @path has FS_TOPDIR_FL; -1 where there are no
+ * flags. */
+static int topdir_flag(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), flags = 0;
+	int r = fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 ?
+			!!(flags & FS_TOPDIR_FL) :
+			-1;
+
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/*
+ * An object directory that cfs_objects_open() makes is marked to spread
+ * its XX/ directories over the file system (chattr +T), where the file
+ * system has the flag; one that exists is left as it is.
+ */
+static void check_spread(void)
+{
+	struct cfs_objects *objs = NULL;
+	char sub[1100], probe[1100];
+	bool has_flag;
+	int fd, flags;
+
+	snprintf(probe, sizeof(probe), "%s/probe", dir);
+	CHECK(mkdir(probe, 0755) == 0);
+	fd = open(probe, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	has_flag = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 &&
+		   (flags |= FS_TOPDIR_FL,
+		    ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0) &&
+		   topdir_flag(probe) == 1;
+	close(fd);
+	CHECK(rmdir(probe) == 0);
+
+	snprintf(sub, sizeof(sub), "%s/spread", dir);
+	CHECK_OK(cfs_objects_open(&objs, sub));
+	cfs_objects_free(objs);
+	if (has_flag) {
+		CHECK(topdir_flag(sub) == 1);
+		CHECK(topdir_flag(dir) == 0);
+	} else {
+		printf("# no FS_TOPDIR_FL on this file system: not checked\n");
+	}
+	CHECK(rmdir(sub) == 0);
+}
+
 int main(void)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -181,6 +233,7 @@ int main(void)
 		fprintf(stderr, "mkdtemp(%s): %s\n", dir, strerror(errno));
 		return 1;
 	}
+	check_spread();
 	CHECK_OK(cfs_objects_open(&objs, dir));
 	if (!objs)
 		return test_done();
