@@ -95,7 +95,8 @@ typedef struct cfs_convert_stats {
 	size_t n_layers;
 } cfs_convert_stats;
 
-/** Free what a filled-in cfs_convert_stats owns and zero it. */
+/** Free what a filled-in cfs_convert_stats owns and zero it. Accepts
+ * NULL. */
 CFS_EXPORT void cfs_convert_stats_clear(cfs_convert_stats *stats);
 
 /**
