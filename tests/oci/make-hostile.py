@@ -627,6 +627,32 @@ def names(o):
         o.refuse(name, [l], [lay(l), "the root must be a directory"])
 
 
+def typeflags(o):
+    """Typeflags libarchive would read as regular files: refused, as Go's
+    archive/tar users (containerd, containers/storage) refuse them, except
+    '7' (contiguous) and '\\0' (pre-POSIX), which are regular files."""
+    base = b"".join(e.tar() for e in base_layer())
+    for flag, name in ((b"Z", "Z"), (b"D", "D"), (b"M", "M"), (b"N", "N"), (b"\x01", "x01")):
+        l = Layer(base + raw_file(b"odd/f", b"data of an odd entry", typeflag=flag) + END)
+        shown = "'%s'" % name if len(name) == 1 else "\\" + name
+        o.refuse("typeflag-" + name, [l],
+                 [lay(l), "tar offset %d: " % len(base),
+                  "odd/f: unsupported tar entry type " + shown])
+    # the same behind a PAX header: refused at the PAX header's offset
+    l = Layer(base + raw_file(b"odd/f", b"z", typeflag=b"Z", pax=[(b"path", b"odd/pax-z")]) + END)
+    o.refuse("typeflag-Z-pax", [l], [lay(l), "tar offset %d: " % len(base),
+                                     "odd/pax-z: unsupported tar entry type 'Z'"])
+    # a GNU volume label: no layer holds one
+    label = header(b"label", 0o644, octal(0, 8), octal(0, 8), octal(0, 12), octal(T0, 12),
+                   b"V", b"", 0, 0, magic=b"ustar  \0")
+    l = Layer(base + label + raw_file(b"after-label", b"a") + END)
+    o.refuse("typeflag-V", [l], [lay(l), "tar offset %d: a GNU volume header" % len(base)])
+    l = Layer(base + raw_file(b"odd/contig", b"contiguous", typeflag=b"7")
+              + raw_file(b"odd/v7", b"pre-posix", typeflag=b"\0") + END)
+    o.accept("typeflag-7", [l], {"has": {"/odd/contig": f(data=b"contiguous", type="f"),
+                                         "/odd/v7": f(data=b"pre-posix", type="f")}})
+
+
 def esc_path(p):
     """A path as the expectations write it: the dump's escaping."""
     out = ""
@@ -998,6 +1024,7 @@ def main():
     sizes(o)
     entries(o)
     names(o)
+    typeflags(o)
     xattrs(o)
     ids(o)
     documents(o)
