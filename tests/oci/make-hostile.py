@@ -839,6 +839,38 @@ def documents(o):
              {"has": {"/etc/passwd": {"type": "f"}}})
 
 
+def ambiguous(o):
+    """index.json naming two images for one platform under two tags,
+    converted without REF: an error listing the tags, never the first
+    image taken silently (the same in an oci-archive)."""
+    a, b2 = layer(base_layer()), layer(base_layer() + [E("only-in-b", "f", data=b"b")])
+    name = "index-two-tags"
+    path = os.path.join(o.out, name)
+    mf.oci_layout(path, [a], tag="a")
+    # the second image: its blobs beside the first one's
+    cfg = canonical_json(config_for([b2]))
+    man = canonical_json({
+        "schemaVersion": 2, "mediaType": mf.MT_MANIFEST,
+        "config": {"mediaType": mf.MT_CONFIG, "digest": sha256(cfg), "size": len(cfg)},
+        "layers": [{"mediaType": b2.media_type, "digest": b2.digest, "size": len(b2.blob)}]})
+    for data in (b2.blob, cfg, man):
+        mf.write_file(os.path.join(path, "blobs", "sha256", sha256(data)[7:]), data)
+    with open(os.path.join(path, "index.json"), "rb") as fi:
+        index = json.load(fi)
+    plat = {"architecture": "amd64", "os": "linux"}
+    index["manifests"][0]["platform"] = plat
+    index["manifests"].append({"mediaType": mf.MT_MANIFEST, "digest": sha256(man),
+                               "size": len(man), "platform": plat,
+                               "annotations": {mf.REF_ANNOTATION: "b"}})
+    mf.write_file(os.path.join(path, "index.json"), canonical_json(index))
+    o.refuse(name, None, ["index.json lists 2 images", "choose one with oci:PATH:REF",
+                          "tags: a, b"])
+    mf.oci_archive(os.path.join(o.out, name + "-archive.tar"), path)
+    o.refuse(name + "-archive", None, ["index.json lists 2 images",
+                                       "choose one with oci-archive:FILE:REF", "tags: a, b"],
+             kind="oci-archive")
+
+
 def archives(o):
     """Hostile oci-archive and docker-archive files: members are looked
     up in the archive only, symlinks between members are followed inside
@@ -1028,6 +1060,7 @@ def main():
     xattrs(o)
     ids(o)
     documents(o)
+    ambiguous(o)
     archives(o)
     if not no_bomb:
         make_bomb(o, out)
