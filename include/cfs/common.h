@@ -43,6 +43,14 @@ extern "C" {
  * The message of the last error raised on this thread, or "" if none.
  * The string is owned by the library and valid until the next libcfs call
  * on this thread.
+ *
+ * As with libgit2's git_error_last(), the message is only meaningful
+ * right after a call that returned an error: success does not clear it,
+ * and a few calls fail without a sentence to add (a lookup such as
+ * cfs_dir_unlink() of a missing name returns -ENOENT alone), leaving the
+ * message of an earlier failure in place. Decide on the return value,
+ * never on the message; to tell a fresh message from an old one, call
+ * cfs_error_clear() before the call.
  */
 CFS_EXPORT const char *cfs_error_message(void);
 

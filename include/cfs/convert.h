@@ -93,9 +93,16 @@ typedef struct cfs_convert_stats {
 	/** OCI sources: the layers, owned; see cfs_convert_stats_clear() */
 	cfs_layer_info *layers;
 	size_t n_layers;
+	/** OCI sources: user.* xattrs of symlinks, devices and fifos left
+	 * out of the image. Linux keeps user.* on regular files and
+	 * directories only (it refuses to set one elsewhere and answers
+	 * ENODATA to reading it), and containerd drops them with a warning
+	 * when it unpacks; a tool should warn when this is not 0. */
+	uint64_t xattrs_dropped;
 } cfs_convert_stats;
 
-/** Free what a filled-in cfs_convert_stats owns and zero it. */
+/** Free what a filled-in cfs_convert_stats owns and zero it. Accepts
+ * NULL. */
 CFS_EXPORT void cfs_convert_stats_clear(cfs_convert_stats *stats);
 
 /**

@@ -85,6 +85,8 @@ static int load_dump(cfs_inode **root_out, const char *path,
 
 void cfs_convert_stats_clear(cfs_convert_stats *stats)
 {
+	if (!stats)
+		return;
 	free(stats->layers);
 	memset(stats, 0, sizeof(*stats));
 }

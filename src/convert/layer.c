@@ -67,6 +67,10 @@ struct tar_walk {
 	char nul_type; /* 'x' (or 'X') or 'g' */
 	const char *nul_key;
 	char nul_name[TAR_NUL_NAME_MAX + 4]; /* what libarchive keeps */
+	/* the typeflag of the entry's own header, or -1 if the walk ended
+	 * before it; the offset of a GNU volume header before it, or -1 */
+	int typeflag;
+	int64_t volume_off;
 };
 
 struct layer_buf {
@@ -570,9 +574,12 @@ static void walk_header(struct tar_walk *w)
 		break;
 	case 'V':
 		/* a GNU volume label: the next header follows at once */
+		if (w->volume_off < 0)
+			w->volume_off = w->hdr_off;
 		return;
 	default:
 		/* the entry's own header: the walk is over */
+		w->typeflag = w->hdr[156];
 		w->state = WALK_DONE;
 		return;
 	}
@@ -681,23 +688,69 @@ static void walk_start(struct cfs_layer_stream *s, int64_t off)
 	w->depth = 0;
 	w->skip = 0;
 	w->nul_off = -1;
+	w->typeflag = -1;
+	w->volume_off = -1;
+}
+
+/*
+ * The typeflags an entry may have. libarchive makes a regular file of
+ * any typeflag it does not know (POSIX's advice for readers), where Go's
+ * archive/tar hands it on and containerd and containers/storage refuse
+ * it ("unhandled tar header type"): a layer is refused rather than given
+ * a file its author never meant. Besides the POSIX types: '\0' (pre-POSIX
+ * regular file), '7' (contiguous file: POSIX says to read it as a
+ * regular file, as GNU tar and bsdtar do), 'S' (old GNU sparse file,
+ * which libarchive reads in full). Refused among those with a meaning:
+ * GNU's 'D' (incremental dump directory, whose body lists names),
+ * 'M' (the rest of a file from the previous volume), 'N' (a renaming
+ * script) and 'V' (volume label), none of which a layer can hold.
+ */
+static bool typeflag_ok(int t)
+{
+	return t == '\0' || (t >= '0' && t <= '7') || t == 'S';
+}
+
+/* @t as a message shows it: 'Z', or \xNN for what is not printable. */
+static const char *typeflag_str(int t, char buf[8])
+{
+	if (t > 0x20 && t < 0x7f)
+		snprintf(buf, 8, "'%c'", t);
+	else
+		snprintf(buf, 8, "\\x%02x", (unsigned)t & 0xff);
+	return buf;
 }
 
 /* libarchive read the headers of the entry @e up to @end: refuse it if
- * one of them had a record with a NUL byte. (A PAX header whose body
- * goes past @end is one libarchive passed over unread, as it does with
- * the header after the 32nd of an entry.) */
+ * one of them had a record with a NUL byte, if its typeflag is none a
+ * layer may hold, or if a GNU volume header came before it. (A PAX header
+ * whose body goes past @end is one libarchive passed over unread, as it
+ * does with the header after the 32nd of an entry.) */
 static int walk_check(struct cfs_layer_stream *s, struct archive_entry *e,
 		      int64_t end)
 {
 	struct tar_walk *w = &s->walk;
 	const char *path = archive_entry_pathname(e);
+	char t[8];
 
 	walk_feed(s);
 	w->active = false;
 	if (w->oom)
 		return cfs_error(ENOMEM, "%s: tar offset %lld: out of memory",
 				 s->what, (long long)w->start);
+	if (w->volume_off >= 0)
+		return cfs_error(EINVAL,
+				 "%s: tar offset %lld: a GNU volume header "
+				 "(typeflag 'V'), which no layer holds",
+				 s->what, (long long)w->volume_off);
+	/* (A walk that ended before the entry's own header, past the 32
+	 * extension headers libarchive follows, leaves the type to it.) */
+	if (w->typeflag >= 0 && !typeflag_ok(w->typeflag))
+		return cfs_error(EINVAL,
+				 "%s: tar offset %lld: %s: unsupported tar "
+				 "entry type %s",
+				 s->what, (long long)w->start,
+				 path ? path : "?",
+				 typeflag_str(w->typeflag, t));
 	if (w->nul_off < 0 || w->nul_end > end)
 		return 0;
 	return cfs_error(EINVAL,

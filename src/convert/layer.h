@@ -45,7 +45,9 @@ struct archive *cfs_layer_archive(struct cfs_layer_stream *s);
  * the previous entry's data is skipped first. An entry is refused when a
  * PAX path, linkpath or GNU.sparse.name record of its headers holds a
  * NUL byte: libarchive would cut the name there, where Go's archive/tar
- * (containerd) refuses the header.
+ * (containerd) refuses the header; and when its typeflag is none a layer
+ * holds (anything but '0'-'7', '\0' and 'S'), or a GNU volume header
+ * comes before it: libarchive would make a regular file of it.
  */
 int cfs_layer_next_entry(struct cfs_layer_stream *s,
 			 struct archive_entry **entry, int64_t *offset);

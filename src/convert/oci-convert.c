@@ -39,6 +39,7 @@ struct oci_conv {
 	bool layer_on;
 	struct cfs_object_writer *writer;
 	struct cfs_entry_xattr *xattrs;
+	uint64_t xattrs_dropped;
 	char where[256];
 };
 
@@ -166,6 +167,21 @@ static int copy_content(cfs_inode *to, const cfs_inode *from)
 	return r;
 }
 
+/*
+ * Whether an entry of file type @type keeps xattr @name. Linux allows
+ * user.* on regular files and directories only (xattr_permission() in
+ * fs/xattr.c: EPERM to set one on anything else, ENODATA to read one),
+ * so a user.* xattr of a symlink, device or fifo in the image would be
+ * listed by listxattr and unreadable by getxattr. containerd's unpacker
+ * meets the EPERM and goes on without the xattr ("ignored xattr ... in
+ * archive"): the conversion drops it too, and counts it.
+ */
+static bool xattr_kept(uint32_t type, const char *name)
+{
+	return type == S_IFREG || type == S_IFDIR ||
+	       strncmp(name, "user.", strlen("user.")) != 0;
+}
+
 static int write_discard(void *opaque, const void *data, size_t len)
 {
 	(void)opaque;
@@ -233,6 +249,11 @@ static int convert_entry(struct oci_conv *c, struct archive *a,
 	archive_entry_xattr_reset(ae);
 	while (archive_entry_xattr_next(ae, &name, &value, &len) ==
 	       ARCHIVE_OK) {
+		/* (a hardlink's own xattrs are never applied) */
+		if (!e.hardlink && !xattr_kept(e.mode & S_IFMT, name)) {
+			c->xattrs_dropped++;
+			continue;
+		}
 		if (n == CFS_ENTRY_XATTRS_MAX)
 			return cfs_error(E2BIG, "%s: %s: more than %d xattrs",
 					 c->where, path, CFS_ENTRY_XATTRS_MAX);
@@ -434,6 +455,7 @@ int cfs_oci_load(cfs_inode **root_out, const char *source,
 		}
 	}
 out:
+	stats->xattrs_dropped = c.xattrs_dropped;
 	cfs_object_writer_free(c.writer);
 	cfs_applier_fini(&c.applier);
 	cfs_applier_fini(&c.layer);

@@ -1366,66 +1366,132 @@ static bool selectable(const struct oci_desc *d)
 	       is_manifest_type(d->media_type);
 }
 
+/* How well entry @d matches the wanted platform; an index without a
+ * platform is descended into if no manifest matches (no backtracking:
+ * one document per level keeps the work bounded). */
+static int entry_score(const struct oci_ctx *c, const struct oci_desc *d)
+{
+	if (!d->os && d->media_type && is_index_type(d->media_type))
+		return 0;
+	return platform_score(&c->want, d);
+}
+
+/* "oci:PATH" or "oci-archive:FILE", for a hint in a message. */
+static const char *layout_syntax(const struct oci_ctx *c)
+{
+	return strncmp(c->src, "oci:", 4) ? "oci-archive:FILE" : "oci:PATH";
+}
+
+/* At most this many digests are named when several images tie. */
+#define TIES_SHOWN 4
+
 /*
- * The entry of a nested index @idx (@label) matching the platform best;
- * ties go to the first. An index whose only usable entry has no
- * platform gets that entry; an index entry without platform is taken
- * when nothing else matches.
+ * Of the entries @ds[0..@n) of index @label marked in @cand (all when
+ * @cand is NULL), the one whose platform matches best, in *@best
+ * (SIZE_MAX when none does). Two entries of different digests that
+ * match equally well are two images for the platform: taking the first
+ * would be a silent choice, so it is -EINVAL naming their digests (a
+ * digest REF picks one). Entries of one digest are one image.
+ */
+static int best_platform(struct oci_ctx *c, const char *label,
+			 const struct oci_desc *ds, const bool *cand, size_t n,
+			 size_t *best)
+{
+	const char *shown[TIES_SHOWN];
+	char list[400] = "";
+	size_t n_shown = 0;
+	int best_score = -1;
+
+	*best = SIZE_MAX;
+	for (size_t i = 0; i < n; i++) {
+		int s;
+
+		if ((cand && !cand[i]) || !selectable(&ds[i]))
+			continue;
+		s = entry_score(c, &ds[i]);
+		if (s > best_score) {
+			best_score = s;
+			*best = i;
+		}
+	}
+	if (*best == SIZE_MAX)
+		return 0;
+	/* The digests that match as well, *best's first: a second one is
+	 * a tie. */
+	for (size_t i = *best; i < n; i++) {
+		bool seen = false;
+
+		if ((cand && !cand[i]) || !selectable(&ds[i]) ||
+		    entry_score(c, &ds[i]) != best_score)
+			continue;
+		for (size_t k = 0; k < n_shown; k++)
+			seen = seen || !strcmp(shown[k], ds[i].digest);
+		if (seen)
+			continue;
+		if (n_shown == TIES_SHOWN) {
+			list_add(list, sizeof(list), "...");
+			break;
+		}
+		shown[n_shown++] = ds[i].digest;
+		list_add(list, sizeof(list), ds[i].digest);
+	}
+	if (n_shown < 2)
+		return 0;
+	*best = SIZE_MAX;
+	return cfs_error(EINVAL,
+			 "%s: %s: more than one image for %s: %s; choose one "
+			 "with %s:DIGEST",
+			 c->src, label, c->want_str, list, layout_syntax(c));
+}
+
+/*
+ * The entry of a nested index @idx (@label) matching the platform best
+ * (several images matching equally well are an error). An index whose
+ * only usable entry has no platform gets that entry; an index entry
+ * without platform is taken when nothing else matches.
  */
 static int select_platform(struct oci_ctx *c, struct json_object *idx,
 			   const char *label, struct oci_target *t)
 {
 	struct json_object *list;
-	struct oci_desc d, best_d = { 0 }, only_d = { 0 };
+	_cleanup_free_ struct oci_desc *ds = NULL;
 	char key[64], plats[512] = "", p[128];
-	size_t n, best = SIZE_MAX, usable = 0, only = 0;
-	int best_score = -1, r;
+	size_t n, best, usable = 0, only = 0;
+	int r;
 
 	r = json_get(c, idx, label, "", "manifests", json_type_array, true,
 		     &list);
 	if (r < 0)
 		return r;
 	n = json_object_array_length(list);
+	ds = calloc(n ? n : 1, sizeof(*ds));
+	if (!ds)
+		return cfs_error(ENOMEM, "%s: out of memory", c->src);
 	for (size_t i = 0; i < n; i++) {
-		int s;
-
 		snprintf(key, sizeof(key), "manifests[%zu]", i);
 		r = parse_desc(c, json_object_array_get_idx(list, i), label,
-			       key, &d);
+			       key, &ds[i]);
 		if (r < 0)
 			return r;
-		if (!selectable(&d))
+		if (!selectable(&ds[i]))
 			continue;
-		if (!usable++) {
+		if (!usable++)
 			only = i;
-			only_d = d;
-		}
-		format_platform(p, sizeof(p), &d);
+		format_platform(p, sizeof(p), &ds[i]);
 		list_add(plats, sizeof(plats), p);
-		/* An index inside without a platform is descended into if no
-		 * manifest here matches (no backtracking: one document per
-		 * level keeps the work bounded). */
-		if (!d.os && d.media_type && is_index_type(d.media_type))
-			s = 0;
-		else
-			s = platform_score(&c->want, &d);
-		if (s > best_score) {
-			best_score = s;
-			best = i;
-			best_d = d;
-		}
 	}
-	if (best == SIZE_MAX && usable == 1 && !only_d.os) {
+	r = best_platform(c, label, ds, NULL, n, &best);
+	if (r < 0)
+		return r;
+	if (best == SIZE_MAX && usable == 1 && !ds[only].os)
 		best = only;
-		best_d = only_d;
-	}
 	if (best == SIZE_MAX)
 		return cfs_error(ENOENT,
 				 "%s: %s: no image for %s (platforms: %s)",
 				 c->src, label, c->want_str,
 				 plats[0] ? plats : "none");
 	snprintf(key, sizeof(key), "manifests[%zu].digest", best);
-	return set_target(c, t, &best_d, label, key);
+	return set_target(c, t, &ds[best], label, key);
 }
 
 /* ref is "sha256:<hex>", "@sha256:<hex>" or "<other alg>:<hex>"? */
@@ -1481,11 +1547,11 @@ static int select_top(struct oci_ctx *c, struct json_object *idx,
 	struct json_object *list;
 	_cleanup_free_ struct oci_desc *ds = NULL;
 	_cleanup_free_ bool *cand = NULL;
-	char key[64], tags[400] = "", q[OCI_QUOTE_MAX + 4];
-	const char *digest = NULL, *first = NULL;
-	size_t n, n_cand = 0, untagged = 0, first_i = 0, best = SIZE_MAX;
-	bool same = true, all_plat = true;
-	int r, best_score = -1;
+	char key[64], tags[400] = "", q[OCI_QUOTE_MAX + 4], tag_label[256];
+	const char *digest = NULL, *first = NULL, *first_tag = NULL;
+	size_t n, n_cand = 0, untagged = 0, first_i = 0, best;
+	bool same = true, all_plat = true, same_tag = true;
+	int r;
 
 	if (!json_object_is_type(idx, json_type_object))
 		return type_error(c, label, "the document", idx,
@@ -1534,8 +1600,13 @@ static int select_top(struct oci_ctx *c, struct json_object *idx,
 		if (!n_cand++) {
 			first = ds[i].digest;
 			first_i = i;
-		} else if (strcmp(first, ds[i].digest)) {
-			same = false;
+			first_tag = ds[i].ref_name;
+		} else {
+			if (strcmp(first, ds[i].digest))
+				same = false;
+			if (!first_tag != !ds[i].ref_name ||
+			    (first_tag && strcmp(first_tag, ds[i].ref_name)))
+				same_tag = false;
 		}
 		if (!ds[i].os)
 			all_plat = false;
@@ -1564,19 +1635,18 @@ static int select_top(struct oci_ctx *c, struct json_object *idx,
 		return set_target(c, t, &ds[first_i], label, key);
 	}
 	/* Several images: fine if they are one image for several
-	 * platforms (an index.json written as a multi-platform index). */
-	if (all_plat) {
-		for (size_t i = 0; i < n; i++) {
-			int s;
-
-			if (!cand[i] || !selectable(&ds[i]))
-				continue;
-			s = platform_score(&c->want, &ds[i]);
-			if (s > best_score) {
-				best_score = s;
-				best = i;
-			}
-		}
+	 * platforms (an index.json written as a multi-platform index):
+	 * each has a platform and, without REF, they share one tag or none
+	 * (entries that differ only in platform). Two of them for the
+	 * wanted platform are still two images. */
+	if (all_plat && (c->ref || same_tag)) {
+		if (c->ref)
+			snprintf(tag_label, sizeof(tag_label),
+				 "index.json: tag \"%s\"", quote(c->ref, q));
+		r = best_platform(c, c->ref ? tag_label : label, ds, cand, n,
+				  &best);
+		if (r < 0)
+			return r;
 		if (best == SIZE_MAX)
 			return cfs_error(ENOENT,
 					 "%s: index.json: no image for %s",
@@ -1592,9 +1662,7 @@ static int select_top(struct oci_ctx *c, struct json_object *idx,
 	return cfs_error(EINVAL,
 			 "%s: index.json lists %zu images; choose one with "
 			 "%s:REF (tags: %s)",
-			 c->src, n_cand,
-			 strncmp(c->src, "oci:", 4) ? "oci-archive:FILE" :
-						      "oci:PATH",
+			 c->src, n_cand, layout_syntax(c),
 			 tags[0] ? tags : "none");
 }
 
@@ -1767,6 +1835,19 @@ static void docker_tags(struct json_object *list, char *buf, size_t size)
 	}
 }
 
+/* Entries @a and @b of manifest.json are one image: the same config
+ * and the same layers. */
+static bool same_docker_image(struct json_object *a, struct json_object *b)
+{
+	struct json_object *ca = NULL, *cb = NULL, *la = NULL, *lb = NULL;
+
+	json_object_object_get_ex(a, "Config", &ca);
+	json_object_object_get_ex(b, "Config", &cb);
+	json_object_object_get_ex(a, "Layers", &la);
+	json_object_object_get_ex(b, "Layers", &lb);
+	return json_object_equal(ca, cb) && json_object_equal(la, lb);
+}
+
 /* Entry of manifest.json that REF names. */
 static int docker_select(struct oci_ctx *c, struct json_object *list,
 			 size_t *out)
@@ -1811,14 +1892,20 @@ static int docker_select(struct oci_ctx *c, struct json_object *list,
 		*out = v;
 		return 0;
 	}
-	/* An exact match first, then docker's normalised names. */
+	/* An exact match first, then docker's normalised names. A tag of
+	 * two different images (docker save never writes one) names
+	 * neither: choosing the first would be a silent choice. */
 	for (int pass = 0; pass < 2; pass++) {
+		size_t found = SIZE_MAX, others = 0;
+		char at[400] = "";
+
 		for (size_t i = 0; i < n; i++) {
 			struct json_object *e =
 				json_object_array_get_idx(list, i);
 			struct json_object *rt;
 			const char *s;
 			char label[48];
+			size_t j = 0;
 
 			snprintf(label, sizeof(label), "[%zu]", i);
 			if (!json_object_is_type(e, json_type_object))
@@ -1828,8 +1915,7 @@ static int docker_select(struct oci_ctx *c, struct json_object *list,
 				     json_type_array, false, &rt);
 			if (r < 0)
 				return r;
-			for (size_t j = 0;
-			     rt && j < json_object_array_length(rt); j++) {
+			for (; rt && j < json_object_array_length(rt); j++) {
 				snprintf(key, sizeof(key), "%s.RepoTags[%zu]",
 					 label, j);
 				r = json_elem_string(
@@ -1838,11 +1924,31 @@ static int docker_select(struct oci_ctx *c, struct json_object *list,
 				if (r < 0)
 					return r;
 				if (pass == 0 ? !strcmp(s, c->ref) :
-						repo_tag_matches(s, c->ref)) {
-					*out = i;
-					return 0;
-				}
+						repo_tag_matches(s, c->ref))
+					break;
 			}
+			if (!rt || j == json_object_array_length(rt))
+				continue;
+			if (found == SIZE_MAX) {
+				found = i;
+				snprintf(at, sizeof(at), "@%zu", i);
+			} else if (!same_docker_image(json_object_array_get_idx(
+							      list, found),
+						      e)) {
+				snprintf(label, sizeof(label), "@%zu", i);
+				list_add(at, sizeof(at), label);
+				others++;
+			}
+		}
+		if (others)
+			return cfs_error(EINVAL,
+					 "%s: tag \"%s\" names several images "
+					 "in manifest.json (%s); choose one "
+					 "with docker-archive:FILE:@N",
+					 c->src, quote(c->ref, q), at);
+		if (found != SIZE_MAX) {
+			*out = found;
+			return 0;
 		}
 	}
 	return cfs_error(

@@ -92,10 +92,13 @@ struct cfs_blob {
  * normalisation: "debian" == "docker.io/library/debian:latest") or "@N",
  * the 0-based position in manifest.json. Without REF the source must
  * hold exactly one image (entries of index.json that differ only in
- * platform count as one and are chosen by platform).
+ * platform, same tag or none, count as one and are chosen by platform).
  *
  * Image indexes are followed, choosing the entry whose platform matches
- * best; a single manifest is taken whatever its platform.
+ * best; a single manifest is taken whatever its platform. Nothing is
+ * chosen silently: entries of different digests that match the platform
+ * equally well, or a docker-archive tag on entries of different images,
+ * are an error listing the digests (or @N) to choose from.
  *
  * Errors: a one-line message naming the source and what is wrong
  * ("oci:/x: manifest sha256:ab..: size 100, descriptor in index.json
@@ -103,7 +106,8 @@ struct cfs_blob {
  *   -ENOENT      missing file, blob or member; unknown REF; no image for
  *                the platform
  *   -EINVAL      malformed source string, platform or JSON; wrong JSON
- *                types; REF missing where several images exist;
+ *                types; REF missing where several images exist, or
+ *                naming several; several images for the platform;
  *                diff_ids not matching the layers
  *   -EBADMSG     content not matching its digest or size
  *   -EFBIG       JSON document over CFS_OCI_JSON_MAX

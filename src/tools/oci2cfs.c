@@ -259,6 +259,9 @@ static void print_json(const char *source, const char *output,
 			       json_object_new_int64((int64_t)s->file_bytes));
 	json_object_object_add(o, "inline_files",
 			       json_object_new_int64((int64_t)s->inline_files));
+	json_object_object_add(
+		o, "xattrs_dropped",
+		json_object_new_int64((int64_t)s->xattrs_dropped));
 	json_object_object_add(objects, "new",
 			       json_object_new_int64((int64_t)s->objects_new));
 	json_object_object_add(
@@ -522,6 +525,12 @@ int main(int argc, char **argv)
 	}
 	cfs_inode_unref(root);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (stats.xattrs_dropped)
+		fprintf(stderr,
+			PROG ": warning: %s: dropped %llu user.* xattrs of "
+			     "symlinks, devices or fifos (Linux keeps user.* "
+			     "on regular files and directories only)\n",
+			source, (unsigned long long)stats.xattrs_dropped);
 
 	cfs_digest_to_hex(digest, hex);
 	if (print_digest)

@@ -19,13 +19,16 @@ OUTDIR must not exist or be empty. Written there:
       seconds cannot show
   cases.tsv
       one line per fixture, tab separated:
-        good  NAME  SOURCE-KIND  RELPATH
+        good  NAME  SOURCE-KIND  RELPATH  [DROPPED]
         fail  NAME  SOURCE-KIND  RELPATH  SUBSTRING...
       SOURCE is "KIND:OUTDIR/RELPATH"; the error message of a should-fail
-      fixture must contain every SUBSTRING.
+      fixture must contain every SUBSTRING. DROPPED is the number of
+      xattrs the conversion must drop with a warning (user.* where Linux
+      keeps none); without it, the conversion says nothing.
 
 Good fixtures: hardlinks, sparse (GNU tar --sparse of a real sparse file,
-old GNU and PAX 0.0/0.1/1.0), bigids, times, specials, xattrs, typechange,
+old GNU and PAX 0.0/0.1/1.0), bigids, times, specials, xattrs,
+xattrs-special (user.* xattrs of symlinks and special files), typechange,
 zstd, docker (docker-archive of typechange), ociarchive (oci-archive of
 xattrs), entries-max (exactly CFS_IMAGE_ENTRIES_MAX entries).
 Should-fail fixtures: should-fail-*, see make_should_fail().
@@ -520,7 +523,10 @@ class Inode:
         self.mode = e.mode & 0o7777
         self.uid, self.gid = e.uid, e.gid
         self.sec, self.nsec = parse_time(e.mtime)
-        self.xattrs = dict(e.xattrs + e.lxattrs)
+        # Linux keeps user.* xattrs on regular files and directories only:
+        # the rest is dropped, as containerd drops what lsetxattr refuses
+        self.xattrs = {n: v for n, v in e.xattrs + e.lxattrs
+                       if self.kind in "fd" or not n.startswith(b"user.")}
 
 
 class Model:
@@ -879,6 +885,28 @@ def xattr_layers():
     return [(Layer(tar_of(l1)), l1), (Layer(tar_of(l2), "tar"), l2)]
 
 
+def xattr_special_layers():
+    """user.* xattrs where Linux has none (symlinks, devices, fifos, and
+    a whiteout device kept as content): dropped, XATTRS_DROPPED of them;
+    other namespaces kept, user.* kept on files and directories."""
+    l1 = [
+        E("s/", "d", xattrs=[("user.dir", "kept")]),
+        E("s/file", "f", data=b"file\n", xattrs=[("user.file", "kept")]),
+        E("s/link", "l", link="file", xattrs=[("user.link", "dropped"),
+                                               ("trusted.link", "kept")]),
+        E("s/lxlink", "l", link="file", lxattrs=[("user.lx", b"dropped")]),
+        E("s/fifo", "p", xattrs=[("user.fifo", "dropped"), ("trusted.fifo", "kept")]),
+        E("s/null", "c", mode=0o666, rdev=(1, 3), xattrs=[("user.chr", "dropped"),
+                                                          ("trusted.chr", "kept")]),
+        E("s/loop", "b", mode=0o660, rdev=(7, 0), xattrs=[("user.blk", "dropped")]),
+        E("s/whiteout", "c", mode=0o600, rdev=(0, 0), xattrs=[("user.wh", "dropped")]),
+    ]
+    return [(Layer(tar_of(l1)), l1)]
+
+
+XATTRS_DROPPED = 6
+
+
 def typechange_layers():
     l1 = [
         E("file-to-dir", "f", data=b"was a file\n"),
@@ -1176,7 +1204,7 @@ def main():
     os.makedirs(os.path.join(out, "expected"), exist_ok=True)
     cases = []
 
-    def good(name, layer_entries, kind="oci", rel=None, write=True):
+    def good(name, layer_entries, kind="oci", rel=None, write=True, dropped=0):
         model = Model()
         for i, (_, entries) in enumerate(layer_entries):
             model.apply(i + 1, entries)
@@ -1185,7 +1213,7 @@ def main():
         write_file(os.path.join(out, "expected", name + ".mtime-ns"), ns.encode())
         if write:
             oci_layout(os.path.join(out, name), [l for l, _ in layer_entries], tag=name)
-        cases.append(["good", name, kind, rel or name])
+        cases.append(["good", name, kind, rel or name] + ([str(dropped)] if dropped else []))
 
     good("hardlinks", fx_hardlinks())
     good("sparse", fx_sparse())
@@ -1194,6 +1222,7 @@ def main():
     good("specials", fx_specials())
     xa = xattr_layers()
     good("xattrs", xa)
+    good("xattrs-special", xattr_special_layers(), dropped=XATTRS_DROPPED)
     tc = typechange_layers()
     good("typechange", tc)
     good("zstd", fx_zstd())

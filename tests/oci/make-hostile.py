@@ -627,6 +627,32 @@ def names(o):
         o.refuse(name, [l], [lay(l), "the root must be a directory"])
 
 
+def typeflags(o):
+    """Typeflags libarchive would read as regular files: refused, as Go's
+    archive/tar users (containerd, containers/storage) refuse them, except
+    '7' (contiguous) and '\\0' (pre-POSIX), which are regular files."""
+    base = b"".join(e.tar() for e in base_layer())
+    for flag, name in ((b"Z", "Z"), (b"D", "D"), (b"M", "M"), (b"N", "N"), (b"\x01", "x01")):
+        l = Layer(base + raw_file(b"odd/f", b"data of an odd entry", typeflag=flag) + END)
+        shown = "'%s'" % name if len(name) == 1 else "\\" + name
+        o.refuse("typeflag-" + name, [l],
+                 [lay(l), "tar offset %d: " % len(base),
+                  "odd/f: unsupported tar entry type " + shown])
+    # the same behind a PAX header: refused at the PAX header's offset
+    l = Layer(base + raw_file(b"odd/f", b"z", typeflag=b"Z", pax=[(b"path", b"odd/pax-z")]) + END)
+    o.refuse("typeflag-Z-pax", [l], [lay(l), "tar offset %d: " % len(base),
+                                     "odd/pax-z: unsupported tar entry type 'Z'"])
+    # a GNU volume label: no layer holds one
+    label = header(b"label", 0o644, octal(0, 8), octal(0, 8), octal(0, 12), octal(T0, 12),
+                   b"V", b"", 0, 0, magic=b"ustar  \0")
+    l = Layer(base + label + raw_file(b"after-label", b"a") + END)
+    o.refuse("typeflag-V", [l], [lay(l), "tar offset %d: a GNU volume header" % len(base)])
+    l = Layer(base + raw_file(b"odd/contig", b"contiguous", typeflag=b"7")
+              + raw_file(b"odd/v7", b"pre-posix", typeflag=b"\0") + END)
+    o.accept("typeflag-7", [l], {"has": {"/odd/contig": f(data=b"contiguous", type="f"),
+                                         "/odd/v7": f(data=b"pre-posix", type="f")}})
+
+
 def esc_path(p):
     """A path as the expectations write it: the dump's escaping."""
     out = ""
@@ -811,6 +837,38 @@ def documents(o):
     # layers (docker writes them for metadata-only steps)
     o.accept("empty-layers", [Layer(b"", "tar"), Layer(b"", "gzip"), layer(base_layer())],
              {"has": {"/etc/passwd": {"type": "f"}}})
+
+
+def ambiguous(o):
+    """index.json naming two images for one platform under two tags,
+    converted without REF: an error listing the tags, never the first
+    image taken silently (the same in an oci-archive)."""
+    a, b2 = layer(base_layer()), layer(base_layer() + [E("only-in-b", "f", data=b"b")])
+    name = "index-two-tags"
+    path = os.path.join(o.out, name)
+    mf.oci_layout(path, [a], tag="a")
+    # the second image: its blobs beside the first one's
+    cfg = canonical_json(config_for([b2]))
+    man = canonical_json({
+        "schemaVersion": 2, "mediaType": mf.MT_MANIFEST,
+        "config": {"mediaType": mf.MT_CONFIG, "digest": sha256(cfg), "size": len(cfg)},
+        "layers": [{"mediaType": b2.media_type, "digest": b2.digest, "size": len(b2.blob)}]})
+    for data in (b2.blob, cfg, man):
+        mf.write_file(os.path.join(path, "blobs", "sha256", sha256(data)[7:]), data)
+    with open(os.path.join(path, "index.json"), "rb") as fi:
+        index = json.load(fi)
+    plat = {"architecture": "amd64", "os": "linux"}
+    index["manifests"][0]["platform"] = plat
+    index["manifests"].append({"mediaType": mf.MT_MANIFEST, "digest": sha256(man),
+                               "size": len(man), "platform": plat,
+                               "annotations": {mf.REF_ANNOTATION: "b"}})
+    mf.write_file(os.path.join(path, "index.json"), canonical_json(index))
+    o.refuse(name, None, ["index.json lists 2 images", "choose one with oci:PATH:REF",
+                          "tags: a, b"])
+    mf.oci_archive(os.path.join(o.out, name + "-archive.tar"), path)
+    o.refuse(name + "-archive", None, ["index.json lists 2 images",
+                                       "choose one with oci-archive:FILE:REF", "tags: a, b"],
+             kind="oci-archive")
 
 
 def archives(o):
@@ -998,9 +1056,11 @@ def main():
     sizes(o)
     entries(o)
     names(o)
+    typeflags(o)
     xattrs(o)
     ids(o)
     documents(o)
+    ambiguous(o)
     archives(o)
     if not no_bomb:
         make_bomb(o, out)

@@ -204,7 +204,7 @@ def expect(path, want):
     if type(v) is not type(want) or v != want:
         errors.append(f"{path} = {v!r}, expected {want!r}")
 keys = {"source", "output", "inodes", "hardlinks", "file_bytes", "inline_files",
-        "objects", "image_size", "image_digest", "seconds", "io"}
+        "xattrs_dropped", "objects", "image_size", "image_digest", "seconds", "io"}
 if set(r) != keys:
     errors.append(f"top-level keys {sorted(r)}, expected {sorted(keys)}")
 if set(r.get("io", {})) != {"read_bytes", "write_bytes", "cancelled_write_bytes"}:
@@ -223,6 +223,7 @@ expect("inodes.blockdevs", ndev)
 expect("hardlinks", 1)
 expect("file_bytes", 10 + 64 + 100 + 5000 + 5000)
 expect("inline_files", 2)
+expect("xattrs_dropped", 0)
 if run == 1:    # fresh object directory; dup5000 reuses obj5000's object
     expect("objects.new", 2)
     expect("objects.new_bytes", 5100)

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
 /* The error message: one line, and a message longer than its buffer
- * keeps its start (where) and its end (why), losing the middle. */
+ * keeps its start (where) and its end (why), losing the middle; it is
+ * only meaningful right after a failed call. */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <cfs/convert.h>
+#include <cfs/image.h>
 
 #include "common/error.h"
 #include "test.h"
@@ -18,6 +23,38 @@ static bool ends(const char *s, const char *suffix)
 	size_t n = strlen(s), m = strlen(suffix);
 
 	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/*
+ * The documented contract of cfs_error_message() (cfs/common.h): only
+ * meaningful right after a failed call. A call that fails without a
+ * sentence of its own leaves an earlier message in place; clearing first
+ * tells the two apart.
+ */
+static void test_stale_message(void)
+{
+	cfs_inode *dir = NULL, *file = NULL;
+
+	CHECK_OK(cfs_inode_new(&dir, S_IFDIR | 0755));
+	CHECK_OK(cfs_inode_new(&file, S_IFREG | 0644));
+	CHECK_ERR(cfs_inode_set_mtime(file, 0, 2000000000u), EINVAL);
+	CHECK(strstr(cfs_error_message(), "nanoseconds") != NULL);
+	/* success does not clear it */
+	CHECK_OK(cfs_dir_link(dir, "f", file));
+	CHECK(strstr(cfs_error_message(), "nanoseconds") != NULL);
+	/* a failure without a message of its own shows the old one */
+	CHECK_ERR(cfs_dir_unlink(dir, "missing"), ENOENT);
+	CHECK(strstr(cfs_error_message(), "nanoseconds") != NULL);
+	/* cleared before the call: nothing pretends to explain it */
+	cfs_error_clear();
+	CHECK_ERR(cfs_dir_unlink(dir, "missing"), ENOENT);
+	CHECK(strcmp(cfs_error_message(), "") == 0);
+	/* a failure with a message replaces whatever was there */
+	CHECK_ERR(cfs_inode_set_mtime(file, 0, 1000000000u), EINVAL);
+	CHECK(strstr(cfs_error_message(), "1000000000") != NULL);
+	cfs_inode_unref(file);
+	cfs_inode_unref(dir);
+	cfs_error_clear();
 }
 
 int main(void)
@@ -73,5 +110,9 @@ int main(void)
 	cfs_error(EINVAL, "%s", path);
 	CHECK(strlen(cfs_error_message()) == 1023);
 	CHECK(strstr(cfs_error_message(), "...") != NULL);
+
+	test_stale_message();
+	/* like every _free, the stats' clear accepts NULL */
+	cfs_convert_stats_clear(NULL);
 	return test_done();
 }

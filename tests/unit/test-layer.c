@@ -8,7 +8,8 @@
  * 1 MiB buffers of the stream cut the record, after entries whose data
  * the caller read, skipped, or that were sparse; and no NUL byte refused
  * where libarchive does not read a header (a tar inside a file's data, a
- * record after a malformed one, records that name nothing).
+ * record after a malformed one, records that name nothing); typeflags
+ * that no layer may hold refused at the entry's first header.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -622,6 +623,68 @@ static void check_sparse(void)
 	free(t.data);
 }
 
+/* Typeflags: the POSIX ones, '\0', '7' and 'S' are entries; any other is
+ * refused at the entry's first header (after its PAX header if it has
+ * one), and so is an entry after a GNU volume header. */
+static void check_typeflags(void)
+{
+	static const char ok[] = {
+		'\0', '0', '1', '2', '3', '4', '5', '6', '7'
+	};
+	static const struct {
+		char type;
+		const char *shown;
+	} bad[] = { { 'Z', "'Z'" },	{ 'D', "'D'" }, { 'M', "'M'" },
+		    { 'N', "'N'" },	{ '8', "'8'" }, { ' ', "\\x20" },
+		    { '\x80', "\\x80" } };
+	struct tar t = { 0 };
+	struct result res;
+	size_t base;
+
+	file(&t, "first", 3, 'f');
+	base = t.len;
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(ok); i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "t%zu", i);
+		/* a hardlink names something before it, the rest no data */
+		header(&t, name, ok[i], 0, ok[i] == '1' ? "first" : "x");
+	}
+	end(&t);
+	read_layer(&t, CFS_LAYER_TAR, true, &res);
+	CHECK(res.r == 0 && res.entries == 1 + CFS_ARRAY_SIZE(ok));
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(bad); i++) {
+		char want[64];
+
+		t.len = base;
+		header(&t, "odd", bad[i].type, 3, NULL);
+		put(&t, "odd", 3);
+		pad(&t);
+		end(&t);
+		snprintf(want, sizeof(want),
+			 "odd: unsupported tar entry type %s", bad[i].shown);
+		CHECK(refused(&t, true, at_offset(base), want, NULL));
+		/* behind a PAX header: the entry's first header is that one */
+		t.len = base;
+		pax(&t, 'x', (struct rec[]){ REC("path", "odd-pax") }, 1);
+		header(&t, "odd", bad[i].type, 0, NULL);
+		end(&t);
+		CHECK(refused(&t, false, at_offset(base), "odd-pax: ", NULL));
+	}
+	/* a GNU volume label before an entry */
+	t.len = base;
+	{
+		uint8_t h[BLOCK];
+
+		header_block(h, "label", 'V', 0, NULL, true);
+		put(&t, h, BLOCK);
+	}
+	file(&t, "after-label", 1, 'a');
+	end(&t);
+	CHECK(refused(&t, true, at_offset(base), "GNU volume header", NULL));
+	free(t.data);
+}
+
 int main(void)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -638,6 +701,7 @@ int main(void)
 	check_nul_records();
 	check_buffer_cuts();
 	check_sparse();
+	check_typeflags();
 	CHECK(rmdir(tmpdir) == 0);
 	return test_done();
 }

@@ -734,6 +734,153 @@ static void test_platforms(void)
 	}
 }
 
+/* An index.json entry: manifest @x, platform linux/@arch unless NULL,
+ * tag @tag unless NULL. */
+static const char *entry_json(const struct fx *x, const char *arch,
+			      const char *tag)
+{
+	static char buf[4][512];
+	static int k;
+	char *b = buf[k++ % 4], ann[160] = "";
+
+	if (tag)
+		snprintf(ann, sizeof(ann),
+			 ",\"annotations\":{\"org.opencontainers.image.ref."
+			 "name\":\"%s\"}",
+			 tag);
+	snprintf(b, 512,
+		 "{\"mediaType\":\"" MT_MANIFEST
+		 "\",\"digest\":\"%s\",\"size\":%zu%s%s}",
+		 x->manifest, x->manifest_size,
+		 arch ? plat_json(arch, NULL) : "", ann);
+	return b;
+}
+
+/*
+ * Sources naming several images without saying which: an error listing
+ * what to choose from, never the first one taken silently; with one
+ * candidate (or several entries of one image) nothing changes.
+ */
+static void test_ambiguous(void)
+{
+	char dir[1024], json[8192], src[2048], inner[DIGEST_LEN];
+	struct cfs_oci_image *img;
+	struct fx one, two, arm;
+	size_t inner_size;
+
+	/* two tags, same platform */
+	layout(dir, "two-tags-one-platform");
+	fx_image(dir, "one", &one);
+	fx_image(dir, "two", &two);
+	snprintf(json, sizeof(json),
+		 "{\"schemaVersion\":2,\"manifests\":[%s,%s]}",
+		 entry_json(&one, "amd64", "one"),
+		 entry_json(&two, "amd64", "two"));
+	index_json(dir, json);
+	OPEN_FAIL(src_of(src, "oci", dir, NULL), "linux/amd64", EINVAL,
+		  "index.json lists 2 images", "tags: one, two",
+		  "oci:PATH:REF");
+	img = OPEN_OK(src_of(src, "oci", dir, "two"), "linux/amd64");
+	check_image(img, &two, false);
+	cfs_oci_free(img);
+
+	/* two tags, two platforms: two images as well */
+	fx_image(dir, "arm64", &arm);
+	snprintf(json, sizeof(json),
+		 "{\"schemaVersion\":2,\"manifests\":[%s,%s]}",
+		 entry_json(&one, "amd64", "one"),
+		 entry_json(&arm, "arm64", "arm"));
+	index_json(dir, json);
+	OPEN_FAIL(src_of(src, "oci", dir, NULL), "linux/amd64", EINVAL,
+		  "index.json lists 2 images", "tags: one, arm");
+	img = OPEN_OK(src_of(src, "oci", dir, "arm"), "linux/amd64");
+	check_image(img, &arm, false);
+	cfs_oci_free(img);
+
+	/* one tag on two images for one platform (and one for another):
+	 * the other platform is no choice to make, this one is */
+	snprintf(json, sizeof(json),
+		 "{\"schemaVersion\":2,\"manifests\":[%s,%s,%s]}",
+		 entry_json(&one, "amd64", "multi"),
+		 entry_json(&arm, "arm64", "multi"),
+		 entry_json(&two, "amd64", "multi"));
+	index_json(dir, json);
+	img = OPEN_OK(src_of(src, "oci", dir, NULL), "linux/arm64");
+	check_image(img, &arm, false);
+	cfs_oci_free(img);
+	OPEN_FAIL(src_of(src, "oci", dir, NULL), "linux/amd64", EINVAL,
+		  "index.json: more than one image for linux/amd64",
+		  one.manifest, two.manifest, "oci:PATH:DIGEST");
+	OPEN_FAIL(src_of(src, "oci", dir, "multi"), "linux/amd64", EINVAL,
+		  "index.json: tag \"multi\": more than one image for "
+		  "linux/amd64");
+	img = OPEN_OK(src_of(src, "oci", dir, two.manifest), "linux/amd64");
+	check_image(img, &two, false);
+	cfs_oci_free(img);
+	/* untagged, as a multi-platform index.json */
+	snprintf(json, sizeof(json),
+		 "{\"schemaVersion\":2,\"manifests\":[%s,%s,%s]}",
+		 entry_json(&one, "amd64", NULL),
+		 entry_json(&arm, "arm64", NULL),
+		 entry_json(&two, "amd64", NULL));
+	index_json(dir, json);
+	OPEN_FAIL(src_of(src, "oci", dir, NULL), "linux/amd64", EINVAL,
+		  "more than one image for linux/amd64");
+	/* one image listed twice for a platform is one image */
+	snprintf(json, sizeof(json),
+		 "{\"schemaVersion\":2,\"manifests\":[%s,%s,%s]}",
+		 entry_json(&one, "amd64", NULL),
+		 entry_json(&arm, "arm64", NULL),
+		 entry_json(&one, "amd64", NULL));
+	index_json(dir, json);
+	img = OPEN_OK(src_of(src, "oci", dir, NULL), "linux/amd64");
+	check_image(img, &one, false);
+	cfs_oci_free(img);
+
+	/* a nested index with two images for one platform */
+	snprintf(json, sizeof(json),
+		 "{\"schemaVersion\":2,\"manifests\":[%s,%s,%s]}",
+		 entry_json(&one, "amd64", NULL),
+		 entry_json(&two, "amd64", NULL),
+		 entry_json(&arm, "arm64", NULL));
+	inner_size = blob_str(dir, json, inner);
+	snprintf(
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_INDEX
+		"\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
+		"{\"org.opencontainers.image.ref.name\":\"nested\"}}]}",
+		inner, inner_size);
+	index_json(dir, json);
+	OPEN_FAIL(src_of(src, "oci", dir, NULL), "linux/amd64", EINVAL, inner,
+		  "more than one image for linux/amd64", one.manifest,
+		  two.manifest, "oci:PATH:DIGEST");
+	img = OPEN_OK(src_of(src, "oci", dir, NULL), "linux/arm64");
+	check_image(img, &arm, false);
+	cfs_oci_free(img);
+	img = OPEN_OK(src_of(src, "oci", dir, one.manifest), NULL);
+	check_image(img, &one, false);
+	cfs_oci_free(img);
+
+	/* --platform matching several variants equally well */
+	snprintf(
+		json, sizeof(json),
+		"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%zu%s},{\"mediaType\":\"" MT_MANIFEST
+		"\",\"digest\":\"%s\",\"size\":%zu%s}]}",
+		one.manifest, one.manifest_size, plat_json("arm", "v6"),
+		two.manifest, two.manifest_size, plat_json("arm", "v7"));
+	index_json(dir, json);
+	OPEN_FAIL(src_of(src, "oci", dir, NULL), "linux/arm", EINVAL,
+		  "more than one image for linux/arm", one.manifest,
+		  two.manifest);
+	img = OPEN_OK(src_of(src, "oci", dir, NULL), "linux/arm/v7");
+	check_image(img, &two, false);
+	cfs_oci_free(img);
+	img = OPEN_OK(src_of(src, "oci", dir, NULL), "linux/arm/v6");
+	check_image(img, &one, false);
+	cfs_oci_free(img);
+}
+
 /* ---- bad layouts ------------------------------------------------------ */
 
 /* Store @man as the manifest blob and list it alone in index.json, with
@@ -1457,6 +1604,36 @@ static void test_docker_archive(void)
 	OPEN_FAIL(src_of(src, "docker-archive", tarp, "busybox:1"), NULL,
 		  ENOENT, "no image tagged \"busybox:1\"");
 
+	/* one tag on two images, exactly or once normalised: no choice is
+	 * made; one image listed twice is one image */
+	snprintf(
+		man, sizeof(man),
+		"[{\"Config\":\"%s.json\",\"RepoTags\":[\"example.com/x:1\","
+		"\"busybox:latest\"],\"Layers\":[\"aaa/layer.tar\","
+		"\"bbb/layer.tar\"]},{\"Config\":\"%s.json\",\"RepoTags\":"
+		"[\"docker.io/library/busybox:latest\"],\"Layers\":["
+		"\"aaa/layer.tar\",\"bbb/layer.tar\"]},{\"Config\":\"%s.json\","
+		"\"RepoTags\":[\"example.com/x:1\"],\"Layers\":["
+		"\"bbb/layer.tar\"]}]",
+		x.config + 7, x.config + 7, x.config + 7);
+	path_in(tarp, T, "one-tag-two-images.tar");
+	docker_tar(tarp, &x, man, NULL);
+	OPEN_FAIL(src_of(src, "docker-archive", tarp, "example.com/x:1"), NULL,
+		  EINVAL,
+		  "tag \"example.com/x:1\" names several images in "
+		  "manifest.json (@0, @2)",
+		  "docker-archive:FILE:@N");
+	img = OPEN_OK(src_of(src, "docker-archive", tarp, "busybox"), NULL);
+	check_image(img, &x, true);
+	cfs_oci_free(img);
+	img = OPEN_OK(src_of(src, "docker-archive", tarp, "busybox:latest"),
+		      NULL);
+	check_image(img, &x, true);
+	cfs_oci_free(img);
+	img = OPEN_OK(src_of(src, "docker-archive", tarp, "@0"), NULL);
+	check_image(img, &x, true);
+	cfs_oci_free(img);
+
 	/* a config whose name is not its digest */
 	snprintf(bad, sizeof(bad), "%064d.json", 0);
 	snprintf(man, sizeof(man),
@@ -1535,6 +1712,7 @@ int main(void)
 
 	test_layout();
 	test_platforms();
+	test_ambiguous();
 	test_bad_layouts();
 	test_oci_archive();
 	test_docker_archive();
