@@ -12,6 +12,8 @@ PACKAGES=(
 	build-essential cmake pkg-config clang clang-format git
 	libssl-dev libxxhash-dev libjson-c-dev
 	libarchive-dev libzstd-dev zlib1g-dev libmount-dev
+	# ISA-L inflates gzip layers (optional at build time: zlib otherwise)
+	libisal-dev
 	# tests: image checks, fs-verity reference, xattr tools, scripting,
 	# zstd layers for the OCI fixtures
 	erofs-utils fsverity attr python3 util-linux zstd

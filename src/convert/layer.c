@@ -14,6 +14,9 @@
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
+#ifdef CFS_HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 
 #include <cfs/image.h>
 
@@ -83,6 +86,7 @@ struct cfs_layer_stream {
 	int fd;
 	uint64_t offset, length;
 	enum cfs_layer_compression compression;
+	enum cfs_gzip_decoder gzip_decoder;
 	char *what;
 
 	pthread_t thread;
@@ -246,7 +250,48 @@ static int produce_plain(struct cfs_layer_stream *s)
 	}
 }
 
-static int produce_gzip(struct cfs_layer_stream *s)
+/* Which gzip decoder cfs_layer_open() gives the next stream. */
+#ifdef CFS_HAVE_ISAL
+static int gzip_decoder = CFS_GZIP_ISAL;
+#else
+static int gzip_decoder = CFS_GZIP_ZLIB;
+#endif
+
+int cfs_layer_set_gzip_decoder(enum cfs_gzip_decoder d)
+{
+#ifndef CFS_HAVE_ISAL
+	if (d == CFS_GZIP_ISAL)
+		return -ENOTSUP;
+#endif
+	if (d != CFS_GZIP_ZLIB && d != CFS_GZIP_ISAL)
+		return -EINVAL;
+	__atomic_store_n(&gzip_decoder, (int)d, __ATOMIC_RELAXED);
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static int
+gzip_corrupt(struct cfs_layer_stream *s, uint64_t at, const char *fmt, ...)
+{
+	char why[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return fail(s, EINVAL,
+		    "%s: corrupt gzip data near compressed offset %llu: %s",
+		    s->what, (unsigned long long)at, why);
+}
+
+static int gzip_truncated(struct cfs_layer_stream *s)
+{
+	return fail(
+		s, EINVAL,
+		"%s: truncated gzip stream (ends at compressed offset %llu)",
+		s->what, (unsigned long long)s->digests.compressed_size);
+}
+
+static int produce_gzip_zlib(struct cfs_layer_stream *s)
 {
 	z_stream zs = { 0 };
 	bool member_done = false;
@@ -264,12 +309,7 @@ static int produce_gzip(struct cfs_layer_stream *s)
 			}
 			if (n == 0) {
 				if (!member_done)
-					r = fail(
-						s, EINVAL,
-						"%s: truncated gzip stream (ends at compressed offset %llu)",
-						s->what,
-						(unsigned long long)s->digests
-							.compressed_size);
+					r = gzip_truncated(s);
 				break;
 			}
 			zs.next_in = s->in;
@@ -293,13 +333,9 @@ static int produce_gzip(struct cfs_layer_stream *s)
 		if (zr == Z_STREAM_END) {
 			member_done = true;
 		} else if (zr != Z_OK && zr != Z_BUF_ERROR) {
-			r = fail(
-				s, EINVAL,
-				"%s: corrupt gzip data near compressed offset %llu: %s",
-				s->what,
-				(unsigned long long)(s->digests.compressed_size -
-						     zs.avail_in),
-				zs.msg ? zs.msg : "inflate failed");
+			r = gzip_corrupt(
+				s, s->digests.compressed_size - zs.avail_in,
+				"%s", zs.msg ? zs.msg : "inflate failed");
 			break;
 		}
 		r = out_done(s, false);
@@ -311,6 +347,247 @@ static int produce_gzip(struct cfs_layer_stream *s)
 	inflateEnd(&zs);
 	return r;
 }
+
+#ifdef CFS_HAVE_ISAL
+/*
+ * gzip with ISA-L's inflate: the same streams as produce_gzip_zlib()
+ * (concatenated members), refused for the same reasons, at the same
+ * offsets and in zlib's words wherever zlib has words for the fault, so
+ * that a layer fails alike whichever decoder the build chose. Only the
+ * offset of corrupt deflate data may differ, by the few bytes ISA-L reads
+ * ahead ("near").
+ *
+ * Where ISA-L differs from zlib, and what is done about it:
+ * - isal_inflate() can read the gzip header itself, but (2.30) into a
+ *   header structure that lasts one call: a header that spans two inputs
+ *   loses what was read of it (its flags, the header CRC so far), and a
+ *   member with a header CRC is refused. The header is read here with
+ *   isal_read_gzip_header() and a structure that lives as long as the
+ *   member.
+ * - It decodes ahead into a buffer of its own, holding output back, and
+ *   reads up to eight bytes ahead into its bit buffer: full output is no
+ *   sign that it needs input, and the end of the blob is a truncation
+ *   only when it asked for more and the member is not finished.
+ * - Its header parse wants ten bytes, where zlib checks the magic after
+ *   two and the method and flags after four: those checks are made here
+ *   as zlib makes them (a stray byte after the last member is then a
+ *   truncation with both, a short piece of junk corrupt data with both).
+ * - It checks the trailer's CRC-32 and ISIZE in one comparison: the
+ *   trailer is looked at again to say which, at zlib's offset.
+ * At the end of a member (ISAL_BLOCK_FINISH) its bit buffer holds no
+ * whole byte (at most the padding bits of the last deflate byte, when the
+ * trailer was read from the input rather than from that buffer) and
+ * next_in is the first byte after the trailer, where the next member
+ * starts; that is checked, never assumed.
+ */
+struct isal_gz {
+	struct inflate_state st;
+	struct isal_gzip_header hdr; /* lives as long as the member */
+	enum { GZ_HEAD, GZ_BODY, GZ_DONE } phase;
+	uint8_t head[4]; /* the member's first bytes, as zlib checks them */
+	unsigned int nhead;
+	uint8_t tail[8]; /* the 8 bytes of the blob before s->in */
+	size_t in_len; /* bytes in s->in */
+};
+
+/* Offset in the blob of the next byte ISA-L will take. */
+static uint64_t isal_pos(struct cfs_layer_stream *s, const struct isal_gz *g)
+{
+	return s->digests.compressed_size - g->st.avail_in;
+}
+
+/* Before s->in is read over: keep its last bytes for the trailer. */
+static void isal_keep_tail(struct cfs_layer_stream *s, struct isal_gz *g)
+{
+	size_t n = g->in_len;
+
+	if (n >= sizeof(g->tail)) {
+		memcpy(g->tail, s->in + n - sizeof(g->tail), sizeof(g->tail));
+	} else if (n > 0) {
+		memmove(g->tail, g->tail + n, sizeof(g->tail) - n);
+		memcpy(g->tail + sizeof(g->tail) - n, s->in, n);
+	}
+}
+
+/* zlib's first checks of a member: the magic once two bytes are in, the
+ * method and the reserved flags once four are. */
+static int isal_check_head(struct cfs_layer_stream *s, struct isal_gz *g)
+{
+	const uint8_t *p = g->st.next_in;
+	uint64_t at = isal_pos(s, g);
+	uint32_t n = g->st.avail_in;
+
+	while (g->nhead < sizeof(g->head) && n > 0) {
+		g->head[g->nhead++] = *p++;
+		n--;
+		at++;
+		if (g->nhead == 2 && (g->head[0] != 0x1f || g->head[1] != 0x8b))
+			return gzip_corrupt(s, at, "incorrect header check");
+		if (g->nhead == 4 && g->head[2] != 8)
+			return gzip_corrupt(s, at,
+					    "unknown compression method");
+		if (g->nhead == 4 && (g->head[3] & 0xe0))
+			return gzip_corrupt(s, at, "unknown header flags set");
+	}
+	return 0;
+}
+
+/* The trailer ISA-L refused ends at next_in: CRC-32 first, as zlib. */
+static int isal_trailer_error(struct cfs_layer_stream *s, struct isal_gz *g)
+{
+	size_t used = (size_t)(g->st.next_in - s->in);
+	size_t k = CFS_MIN(used, sizeof(g->tail));
+	uint64_t end = isal_pos(s, g);
+	uint8_t t[8];
+	uint32_t crc;
+
+	memcpy(t, g->tail + k, sizeof(t) - k);
+	memcpy(t + sizeof(t) - k, g->st.next_in - k, k);
+	crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
+	      (uint32_t)t[3] << 24;
+	if (crc != g->st.crc)
+		return gzip_corrupt(s, end - 4, "incorrect data check");
+	return gzip_corrupt(s, end, "incorrect length check");
+}
+
+static int isal_error(struct cfs_layer_stream *s, struct isal_gz *g, int ret)
+{
+	/* what is still in the bit buffer was not looked at yet */
+	uint64_t at = isal_pos(s, g);
+	uint64_t ahead = g->st.read_in_length > 0 ?
+				 (uint64_t)g->st.read_in_length / 8 :
+				 0;
+
+	at -= CFS_MIN(ahead, at);
+	switch (ret) {
+	case ISAL_INVALID_BLOCK:
+		return gzip_corrupt(s, at, "invalid deflate block");
+	case ISAL_INVALID_SYMBOL:
+		return gzip_corrupt(s, at, "invalid deflate code");
+	case ISAL_INVALID_LOOKBACK:
+		return gzip_corrupt(s, at, "invalid distance too far back");
+	case ISAL_INVALID_WRAPPER:
+		return gzip_corrupt(s, at, "incorrect header check");
+	case ISAL_UNSUPPORTED_METHOD:
+		return gzip_corrupt(s, at, "unknown compression method");
+	case ISAL_INCORRECT_CHECKSUM:
+		if (g->phase == GZ_HEAD)
+			return gzip_corrupt(s, at, "header crc mismatch");
+		return isal_trailer_error(s, g);
+	default:
+		return gzip_corrupt(s, at, "ISA-L inflate error %d", ret);
+	}
+}
+
+static int produce_gzip_isal(struct cfs_layer_stream *s)
+{
+	struct isal_gz *g = calloc(1, sizeof(*g));
+	bool need_input = true;
+	int r = 0, ret;
+
+	if (!g)
+		return fail(s, ENOMEM, "%s: ISA-L init failed", s->what);
+	isal_inflate_init(&g->st);
+	g->st.crc_flag = ISAL_GZIP;
+	isal_gzip_header_init(&g->hdr);
+	for (;;) {
+		uint32_t in_before, out_before;
+		uint8_t *buf;
+
+		if (need_input) {
+			ssize_t n;
+
+			isal_keep_tail(s, g);
+			n = read_input(s);
+			if (n < 0) {
+				r = (int)n;
+				break;
+			}
+			if (n == 0) {
+				if (g->phase != GZ_DONE)
+					r = gzip_truncated(s);
+				break;
+			}
+			g->in_len = (size_t)n;
+			g->st.next_in = s->in;
+			g->st.avail_in = (uint32_t)n;
+			need_input = false;
+		}
+		if (g->phase == GZ_DONE) {
+			/* Another gzip member follows. */
+			isal_inflate_reset(&g->st);
+			isal_gzip_header_init(&g->hdr);
+			g->nhead = 0;
+			g->phase = GZ_HEAD;
+		}
+		if (g->phase == GZ_HEAD) {
+			r = isal_check_head(s, g);
+			if (r < 0)
+				break;
+			ret = isal_read_gzip_header(&g->st, &g->hdr);
+			if (ret == ISAL_END_INPUT && g->st.avail_in == 0) {
+				need_input = true;
+				continue;
+			}
+			if (ret != ISAL_DECOMP_OK) {
+				r = ret < 0 ?
+					    isal_error(s, g, ret) :
+					    fail(s, EIO,
+						 "%s: ISA-L gzip header read failed (%d)",
+						 s->what, ret);
+				break;
+			}
+			g->phase = GZ_BODY;
+		}
+		buf = out_buf(s);
+		if (!buf) {
+			r = -ECANCELED;
+			break;
+		}
+		g->st.next_out = buf + s->fill;
+		g->st.avail_out = (uint32_t)(LAYER_BUF_SIZE - s->fill);
+		in_before = g->st.avail_in;
+		out_before = g->st.avail_out;
+		ret = isal_inflate(&g->st);
+		s->fill = LAYER_BUF_SIZE - g->st.avail_out;
+		if (ret != ISAL_DECOMP_OK) {
+			r = isal_error(s, g, ret);
+			break;
+		}
+		if (g->st.block_state == ISAL_BLOCK_FINISH) {
+			if (g->st.read_in_length >= 8) {
+				r = fail(
+					s, EIO,
+					"%s: ISA-L kept %d bits past the gzip member ending at compressed offset %llu",
+					s->what, (int)g->st.read_in_length,
+					(unsigned long long)isal_pos(s, g));
+				break;
+			}
+			g->phase = GZ_DONE;
+		}
+		/* Full output with all the input taken: call again with the
+		 * next buffer before asking for more input. */
+		need_input = g->st.avail_in == 0 &&
+			     (g->phase == GZ_DONE || g->st.avail_out > 0);
+		if (!need_input && g->phase != GZ_DONE && g->st.avail_out > 0 &&
+		    g->st.avail_in == in_before &&
+		    g->st.avail_out == out_before) {
+			r = fail(
+				s, EIO,
+				"%s: ISA-L inflate stalled at compressed offset %llu",
+				s->what, (unsigned long long)isal_pos(s, g));
+			break;
+		}
+		r = out_done(s, false);
+		if (r < 0)
+			break;
+	}
+	if (r == 0)
+		r = out_done(s, true);
+	free(g);
+	return r;
+}
+#endif
 
 static int produce_zstd(struct cfs_layer_stream *s)
 {
@@ -382,7 +659,13 @@ static void *producer(void *arg)
 
 	switch (s->compression) {
 	case CFS_LAYER_GZIP:
-		r = produce_gzip(s);
+#ifdef CFS_HAVE_ISAL
+		if (s->gzip_decoder == CFS_GZIP_ISAL) {
+			r = produce_gzip_isal(s);
+			break;
+		}
+#endif
+		r = produce_gzip_zlib(s);
 		break;
 	case CFS_LAYER_ZSTD:
 		r = produce_zstd(s);
@@ -929,6 +1212,8 @@ int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
 	s->offset = blob->offset;
 	s->length = blob->length;
 	s->compression = compression;
+	s->gzip_decoder = (enum cfs_gzip_decoder)__atomic_load_n(
+		&gzip_decoder, __ATOMIC_RELAXED);
 	s->what = strdup(what);
 	s->in = malloc(LAYER_IN_SIZE);
 	s->sha_c = EVP_MD_CTX_new();

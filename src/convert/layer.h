@@ -3,12 +3,12 @@
  * Reading one layer blob as a tar stream, once.
  *
  * A producer thread reads the blob, hashes the compressed bytes,
- * decompresses (zlib for gzip, libzstd) and hashes the uncompressed
- * stream; the caller's thread parses tar with libarchive from those
- * buffers and hashes and stores file contents. The two overlap on two
- * cores. libarchive never sees a compressed byte: it only parses tar, so
- * the uncompressed digest (the diff_id) is computed on exactly the bytes
- * it parsed.
+ * decompresses (gzip with ISA-L when built with it, else zlib; zstd with
+ * libzstd) and hashes the uncompressed stream; the caller's thread
+ * parses tar with libarchive from those buffers and hashes and stores
+ * file contents. The two overlap on two cores. libarchive never sees a
+ * compressed byte: it only parses tar, so the uncompressed digest (the
+ * diff_id) is computed on exactly the bytes it parsed.
  */
 #ifndef CFS_LAYER_H
 #define CFS_LAYER_H
@@ -62,6 +62,19 @@ uint64_t cfs_layer_bytes_read(struct cfs_layer_stream *s);
 const char *cfs_layer_error(struct cfs_layer_stream *s);
 /* Stop the producer and free everything. Accepts NULL. */
 void cfs_layer_close(struct cfs_layer_stream *s);
+
+/*
+ * The gzip decoder of the layers opened after the call: ISA-L's when the
+ * build found it (CFS_HAVE_ISAL, the default then), else zlib's. Both
+ * take the same streams and fail with the same messages; the unit tests
+ * run every gzip case through each. -ENOTSUP for ISA-L in a build
+ * without it.
+ */
+enum cfs_gzip_decoder {
+	CFS_GZIP_ZLIB,
+	CFS_GZIP_ISAL,
+};
+int cfs_layer_set_gzip_decoder(enum cfs_gzip_decoder d);
 
 /* "sha256:<hex>" parsing helper: -EINVAL unless exactly that form. */
 int cfs_parse_sha256(const char *s, uint8_t digest[32]);

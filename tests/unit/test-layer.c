@@ -9,12 +9,18 @@
  * the caller read, skipped, or that were sparse; and no NUL byte refused
  * where libarchive does not read a header (a tar inside a file's data, a
  * record after a malformed one, records that name nothing); typeflags
- * that no layer may hold refused at the entry's first header.
+ * that no layer may hold refused at the entry's first header. gzip layers
+ * through both decoders (zlib, and ISA-L when built with it): members
+ * that end, and headers that are cut, where the blob is read in pieces;
+ * output that fills the buffers exactly; truncation, junk after the last
+ * member, wrong CRC-32, ISIZE and header CRC, each refused with the same
+ * message at the same offset by both; corrupt deflate data.
  */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -197,26 +203,19 @@ static void gzip(const struct tar *t, struct tar *out)
 	deflateEnd(&zs);
 }
 
-/*
- * Read @t as a layer, entry by entry; the data of regular files is read
- * with @read_data, else left for cfs_layer_next_entry() to skip.
- */
-static void read_layer(const struct tar *t, enum cfs_layer_compression comp,
-		       bool read_data, struct result *res)
+/* Read @blob, compressed with @comp, as a layer (see read_layer()); the
+ * digests when it was read to its end. */
+static void read_blob(const struct tar *blob, enum cfs_layer_compression comp,
+		      bool read_data, struct result *res,
+		      struct cfs_layer_digests *digests)
 {
 	char path[1200];
 	struct cfs_layer_stream *s = NULL;
-	struct cfs_layer_digests d;
-	struct tar z = { 0 };
-	const struct tar *blob = t;
+	struct cfs_layer_digests d = { 0 };
 	struct cfs_blob b;
 	int fd;
 
 	memset(res, 0, sizeof(*res));
-	if (comp == CFS_LAYER_GZIP) {
-		gzip(t, &z);
-		blob = &z;
-	}
 	snprintf(path, sizeof(path), "%s/layer", tmpdir);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	CHECK(fd >= 0);
@@ -261,6 +260,22 @@ static void read_layer(const struct tar *t, enum cfs_layer_compression comp,
 	cfs_layer_close(s);
 	close(fd);
 	unlink(path);
+	if (digests)
+		*digests = d;
+}
+
+/*
+ * Read @t as a layer, entry by entry; the data of regular files is read
+ * with @read_data, else left for cfs_layer_next_entry() to skip.
+ */
+static void read_layer(const struct tar *t, enum cfs_layer_compression comp,
+		       bool read_data, struct result *res)
+{
+	struct tar z = { 0 };
+
+	if (comp == CFS_LAYER_GZIP)
+		gzip(t, &z);
+	read_blob(comp == CFS_LAYER_GZIP ? &z : t, comp, read_data, res, NULL);
 	free(z.data);
 }
 
@@ -685,6 +700,458 @@ static void check_typeflags(void)
 	free(t.data);
 }
 
+/* ---- gzip streams, through both decoders ------------------------------- */
+
+/* LAYER_IN_SIZE of layer.c: the blob is read in pieces of this size. */
+#define IN_SIZE (256 * 1024)
+
+static const struct {
+	enum cfs_gzip_decoder d;
+	const char *name;
+} decoders[] = {
+	{ CFS_GZIP_ZLIB, "zlib" },
+	{ CFS_GZIP_ISAL, "isal" },
+};
+
+/* A gzip member of @n bytes at @p appended to @out: zlib at @level,
+ * with the header fields of @h when not NULL. */
+static void gz_member(struct tar *out, const void *p, size_t n, int level,
+		      gz_header *h)
+{
+	uLong cap = compressBound((uLong)n) + 1024 + (h ? h->extra_len : 0);
+	uint8_t *buf = malloc(cap);
+	z_stream zs = { 0 };
+
+	CHECK(buf != NULL);
+	if (!buf)
+		exit(1);
+	CHECK(deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8,
+			   Z_DEFAULT_STRATEGY) == Z_OK);
+	if (h)
+		CHECK(deflateSetHeader(&zs, h) == Z_OK);
+	zs.next_in = (Bytef *)p;
+	zs.avail_in = (uInt)n;
+	zs.next_out = buf;
+	zs.avail_out = (uInt)cap;
+	CHECK(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+	put(out, buf, cap - zs.avail_out);
+	deflateEnd(&zs);
+	free(buf);
+}
+
+/* Members with no data, @n bytes of them (at least 22): each is 22
+ * bytes and an extra field, and moves whatever follows. */
+static void gz_pad(struct tar *out, size_t n)
+{
+	static uint8_t extra[65535];
+
+	CHECK(n >= 22);
+	while (n >= 22) {
+		size_t xlen = CFS_MIN(n - 22, sizeof(extra));
+		gz_header h = { .extra = extra, .extra_len = (uInt)xlen };
+
+		/* leave none, or enough for one more */
+		if (n - 22 - xlen > 0 && n - 22 - xlen < 22)
+			xlen -= 22;
+		h.extra_len = (uInt)xlen;
+		gz_member(out, "", 0, 6, &h);
+		n -= 22 + xlen;
+	}
+	CHECK(n == 0);
+}
+
+/* A member whose deflate data refers to @dict: matches reach back
+ * before the start of the data ("invalid distance too far back"). */
+static void gz_dict_member(struct tar *out, const uint8_t *p, size_t n,
+			   const uint8_t *dict, size_t dict_len)
+{
+	static const uint8_t hdr[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3 };
+	uLong cap = compressBound((uLong)n) + 64;
+	uint8_t *buf = malloc(cap), trailer[8];
+	uint32_t crc = (uint32_t)crc32(0, p, (uInt)n);
+	z_stream zs = { 0 };
+
+	CHECK(buf != NULL);
+	if (!buf)
+		exit(1);
+	CHECK(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) ==
+	      Z_OK);
+	CHECK(deflateSetDictionary(&zs, dict, (uInt)dict_len) == Z_OK);
+	zs.next_in = (Bytef *)p;
+	zs.avail_in = (uInt)n;
+	zs.next_out = buf;
+	zs.avail_out = (uInt)cap;
+	CHECK(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+	for (int i = 0; i < 4; i++) {
+		trailer[i] = (uint8_t)(crc >> (8 * i));
+		trailer[4 + i] = (uint8_t)(n >> (8 * i));
+	}
+	put(out, hdr, sizeof(hdr));
+	put(out, buf, cap - zs.avail_out);
+	put(out, trailer, sizeof(trailer));
+	deflateEnd(&zs);
+	free(buf);
+}
+
+static void sha256(const void *p, size_t n, uint8_t out[32])
+{
+	unsigned int len = 32;
+
+	CHECK(EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) == 1);
+}
+
+/* Set the decoder; false (after a note, once) when not built. */
+static bool use_decoder(size_t i)
+{
+	static bool noted;
+	int r = cfs_layer_set_gzip_decoder(decoders[i].d);
+
+	if (r == -ENOTSUP) {
+		if (!noted)
+			printf("gzip: no ISA-L in this build, zlib only\n");
+		noted = true;
+		return false;
+	}
+	CHECK_OK(r);
+	return r == 0;
+}
+
+/* @blob gives the tar stream @t with every decoder. */
+static bool gz_gives(const struct tar *blob, const struct tar *t,
+		     const char *what)
+{
+	uint8_t want[32];
+	bool ok = true;
+
+	sha256(t->data, t->len, want);
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(decoders); i++) {
+		struct cfs_layer_digests d;
+		struct result res;
+
+		if (!use_decoder(i))
+			continue;
+		read_blob(blob, CFS_LAYER_GZIP, false, &res, &d);
+		if (res.r == 0 && d.uncompressed_size == t->len &&
+		    d.compressed_size == blob->len &&
+		    !memcmp(d.uncompressed, want, 32))
+			continue;
+		fprintf(stderr, "%s (%s): %d, %llu bytes of %zu: %s\n", what,
+			decoders[i].name, res.r,
+			(unsigned long long)d.uncompressed_size, t->len,
+			res.msg);
+		ok = false;
+	}
+	return ok;
+}
+
+/* @blob is refused by every decoder with the message @want, or (not
+ * @exact) one that starts with @want. */
+static bool gz_refused(const struct tar *blob, const char *want, bool exact,
+		       const char *what)
+{
+	bool ok = true;
+
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(decoders); i++) {
+		struct result res;
+
+		if (!use_decoder(i))
+			continue;
+		read_blob(blob, CFS_LAYER_GZIP, false, &res, NULL);
+		if (res.r == -EINVAL &&
+		    (exact ? !strcmp(res.msg, want) :
+			     !strncmp(res.msg, want, strlen(want)))) {
+			continue;
+		}
+		fprintf(stderr, "%s (%s): want \"%s\", got %d \"%s\"\n", what,
+			decoders[i].name, want, res.r, res.msg);
+		ok = false;
+	}
+	return ok;
+}
+
+static const char *truncated_at(size_t off)
+{
+	static char m[128];
+
+	snprintf(m, sizeof(m),
+		 "L: truncated gzip stream (ends at compressed offset %zu)",
+		 off);
+	return m;
+}
+
+static const char *corrupt_at(size_t off, const char *why)
+{
+	static char m[256];
+
+	snprintf(m, sizeof(m),
+		 "L: corrupt gzip data near compressed offset %zu: %s", off,
+		 why);
+	return m;
+}
+
+/* Bytes that compress, but not to nothing: letters of a 16-letter
+ * alphabet, from a fixed LCG. */
+static void text_file(struct tar *t, const char *name, size_t size,
+		      uint32_t seed)
+{
+	uint8_t *d = malloc(size);
+
+	CHECK(d != NULL);
+	if (!d)
+		exit(1);
+	for (size_t i = 0; i < size; i++) {
+		seed = seed * 1103515245u + 12345u;
+		d[i] = (uint8_t)('a' + ((seed >> 16) & 15));
+	}
+	header(t, name, '0', size, NULL);
+	put(t, d, size);
+	pad(t);
+	free(d);
+}
+
+/* Members that end, and headers that are cut, where the blob is read in
+ * pieces: padding members move the boundary over the first piece's
+ * end, byte by byte. */
+static void check_gzip_boundaries(const struct tar *t)
+{
+	static uint8_t extra[5] = { 'A', 'B', 2, 0, 'x' };
+	gz_header h = { .extra = extra,
+			.extra_len = sizeof(extra),
+			.name = (Bytef *)"layer.tar",
+			.comment = (Bytef *)"made by test-layer",
+			.hcrc = 1 };
+	size_t cut = t->len / 3, bad = 0;
+	struct tar m1 = { 0 }, m2 = { 0 }, m2h = { 0 };
+	size_t hlen;
+
+	gz_member(&m1, t->data, cut, 6, NULL);
+	gz_member(&m2, t->data + cut, t->len - cut, 6, NULL);
+	gz_member(&m2h, t->data + cut, t->len - cut, 6, &h);
+	hlen = 10 + 2 + sizeof(extra) + strlen("layer.tar") + 1 +
+	       strlen("made by test-layer") + 1 + 2;
+	CHECK(m1.len + 22 < IN_SIZE - 64);
+	/* the end of the first member over the end of the first piece */
+	for (int d = -24; d <= 24; d++) {
+		size_t end = (size_t)(IN_SIZE + d);
+		struct tar b = { 0 };
+		char what[64];
+
+		gz_pad(&b, end - m1.len);
+		put(&b, m1.data, m1.len);
+		CHECK(b.len == end);
+		put(&b, m2.data, m2.len);
+		snprintf(what, sizeof(what), "member end at %zu", end);
+		if (!gz_gives(&b, t, what))
+			bad++;
+		/* its CRC-32, then its ISIZE, wrong */
+		b.data[end - 8] ^= 1;
+		if (!gz_refused(&b, corrupt_at(end - 4, "incorrect data check"),
+				true, what))
+			bad++;
+		b.data[end - 8] ^= 1;
+		b.data[end - 1] ^= 1;
+		if (!gz_refused(&b, corrupt_at(end, "incorrect length check"),
+				true, what))
+			bad++;
+		free(b.data);
+	}
+	/* a header with every field, cut anywhere by the end of a piece */
+	for (size_t k = 0; k <= hlen + 1; k++) {
+		size_t start = IN_SIZE - k;
+		struct tar b = { 0 };
+		char what[64];
+
+		gz_pad(&b, start - m1.len);
+		put(&b, m1.data, m1.len);
+		put(&b, m2h.data, m2h.len);
+		snprintf(what, sizeof(what), "header at %zu", start);
+		if (!gz_gives(&b, t, what))
+			bad++;
+		/* the header CRC wrong */
+		b.data[start + hlen - 1] ^= 1;
+		if (!gz_refused(&b,
+				corrupt_at(start + hlen, "header crc mismatch"),
+				true, what))
+			bad++;
+		free(b.data);
+	}
+	/* junk after the last member, cut by the end of a piece */
+	for (size_t k = 0; k <= 4; k++) {
+		size_t end = IN_SIZE - k;
+		struct tar b = { 0 };
+
+		gz_pad(&b, end - m1.len);
+		put(&b, m1.data, m1.len);
+		put(&b, "junk", 4);
+		if (!gz_refused(&b,
+				corrupt_at(end + 2, "incorrect header check"),
+				true, "junk after a piece"))
+			bad++;
+		free(b.data);
+	}
+	CHECK(bad == 0);
+	free(m1.data);
+	free(m2.data);
+	free(m2h.data);
+}
+
+static void check_gzip(void)
+{
+	struct tar t = { 0 }, zeros = { 0 }, b = { 0 }, one = { 0 };
+	size_t bad = 0, len;
+	uint8_t dict[4096];
+
+	text_file(&t, "a", 300 * 1024, 1);
+	file(&t, "z", 64 * 1024, '\0');
+	text_file(&t, "b", 400 * 1024 + 17, 2);
+	end(&t);
+
+	/* one member, zlib's levels; stored blocks */
+	for (int level = 0; level <= 9; level += 3) {
+		char what[32];
+
+		b.len = 0;
+		gz_member(&b, t.data, t.len, level, NULL);
+		snprintf(what, sizeof(what), "level %d", level);
+		if (!gz_gives(&b, &t, what))
+			bad++;
+	}
+	/* members: two, many, empty ones anywhere */
+	b.len = 0;
+	gz_member(&b, t.data, 12345, 6, NULL);
+	gz_member(&b, t.data + 12345, t.len - 12345, 1, NULL);
+	if (!gz_gives(&b, &t, "two members"))
+		bad++;
+	b.len = 0;
+	gz_pad(&b, 22);
+	for (size_t off = 0; off < t.len; off += 100000) {
+		gz_member(&b, t.data + off, CFS_MIN(100000, t.len - off), 6,
+			  NULL);
+		gz_pad(&b, 29);
+	}
+	if (!gz_gives(&b, &t, "many members"))
+		bad++;
+
+	/* output that fills the 1 MiB buffers exactly, from one piece of
+	 * input: 2 MiB of tar from a few KiB of gzip */
+	len = 2 * MIB - 3 * BLOCK;
+	file(&zeros, "zeros", len, '\0');
+	end(&zeros);
+	CHECK(zeros.len == 2 * MIB);
+	for (int level = 1; level <= 9; level += 8) {
+		b.len = 0;
+		gz_member(&b, zeros.data, zeros.len, level, NULL);
+		if (!gz_gives(&b, &zeros, "2 MiB of zeros"))
+			bad++;
+	}
+	b.len = 0;
+	gz_member(&b, zeros.data, MIB, 6, NULL);
+	gz_member(&b, zeros.data + MIB, MIB, 6, NULL);
+	if (!gz_gives(&b, &zeros, "1 MiB + 1 MiB of zeros"))
+		bad++;
+
+	check_gzip_boundaries(&t);
+
+	/* truncated: in the header, the data, the trailer, the next header */
+	gz_member(&one, t.data, t.len, 6, NULL);
+	{
+		size_t cuts[] = { 0,	       1,	    2,
+				  3,	       4,	    9,
+				  10,	       11,	    IN_SIZE,
+				  IN_SIZE + 1, one.len / 2, one.len - 8,
+				  one.len - 5, one.len - 1 };
+
+		for (size_t i = 0; i < CFS_ARRAY_SIZE(cuts); i++) {
+			struct tar c = { .data = one.data, .len = cuts[i] };
+
+			if (!gz_refused(&c, truncated_at(cuts[i]), true,
+					"truncated"))
+				bad++;
+		}
+	}
+	b.len = 0;
+	put(&b, one.data, one.len);
+	put(&b, one.data, 5);
+	if (!gz_refused(&b, truncated_at(b.len), true, "second header cut"))
+		bad++;
+
+	/* after the last member: junk, NUL bytes, headers zlib refuses */
+	{
+		static const struct {
+			const char *bytes;
+			size_t len, at; /* 0: truncated */
+			const char *why;
+		} tails[] = {
+			{ "junk after the gzip member", 26, 2,
+			  "incorrect header check" },
+			{ "\0", 1, 0, NULL },
+			{ "j", 1, 0, NULL },
+			{ "\0\0", 2, 2, "incorrect header check" },
+			{ "\x1f\x8b\x08", 3, 0, NULL },
+			{ "\x1f\x8b\x07\x00", 4, 4,
+			  "unknown compression method" },
+			{ "\x1f\x8b\x08\xe0", 4, 4,
+			  "unknown header flags set" },
+		};
+
+		for (size_t i = 0; i < CFS_ARRAY_SIZE(tails); i++) {
+			const char *want;
+
+			b.len = 0;
+			put(&b, one.data, one.len);
+			put(&b, tails[i].bytes, tails[i].len);
+			want = tails[i].why ? corrupt_at(one.len + tails[i].at,
+							 tails[i].why) :
+					      truncated_at(b.len);
+			if (!gz_refused(&b, want, true, "after the member"))
+				bad++;
+		}
+	}
+
+	/* corrupt deflate data: the offset is "near" */
+	b.len = 0;
+	gz_member(&b, t.data, t.len, 0, NULL);
+	b.data[13] ^= 0xff; /* NLEN of the first stored block */
+	if (!gz_refused(&b, "L: corrupt gzip data near compressed offset ",
+			false, "stored length"))
+		bad++;
+	b.data[13] ^= 0xff;
+	b.data[10] |= 6; /* block type 3 */
+	if (!gz_refused(&b, "L: corrupt gzip data near compressed offset ",
+			false, "block type"))
+		bad++;
+	memcpy(dict, t.data, sizeof(dict));
+	b.len = 0;
+	gz_dict_member(&b, t.data, t.len, dict, sizeof(dict));
+	if (!gz_refused(&b, "L: corrupt gzip data near compressed offset ",
+			false, "distance"))
+		bad++;
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(decoders); i++) {
+		struct result res;
+
+		if (!use_decoder(i))
+			continue;
+		read_blob(&b, CFS_LAYER_GZIP, false, &res, NULL);
+		CHECK(strstr(res.msg, ": invalid distance too far back"));
+	}
+	b.len = 0;
+	put(&b, one.data, one.len);
+	for (size_t i = one.len / 2; i < one.len / 2 + 8; i++)
+		b.data[i] ^= 0x5a;
+	if (!gz_refused(&b, "L: corrupt gzip data near compressed offset ",
+			false, "flipped bytes"))
+		bad++;
+
+	CHECK(bad == 0);
+	/* back to the build's default */
+	if (cfs_layer_set_gzip_decoder(CFS_GZIP_ISAL) < 0)
+		CHECK_OK(cfs_layer_set_gzip_decoder(CFS_GZIP_ZLIB));
+	free(t.data);
+	free(zeros.data);
+	free(b.data);
+	free(one.data);
+}
+
 int main(void)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -702,6 +1169,7 @@ int main(void)
 	check_buffer_cuts();
 	check_sparse();
 	check_typeflags();
+	check_gzip();
 	CHECK(rmdir(tmpdir) == 0);
 	return test_done();
 }
