@@ -110,6 +110,21 @@ typedef struct cfs_store_import_options {
 	}
 
 /** What an import did. */
+/** What an import did with one layer of an OCI image. */
+typedef struct cfs_store_layer_result {
+	char digest[80]; /**< "sha256:<hex>" of the layer blob */
+	char diff_id[80]; /**< "sha256:<hex>" of its tar, "" if not known */
+	/** Built from the store's record of the layer (its diff_id): the
+	 * blob was not read. */
+	bool reused;
+	/** A record of the layer was made (it goes into the store with
+	 * the image). */
+	bool recorded;
+	uint64_t bytes_read; /**< compressed bytes read from the blob */
+	uint64_t tar_bytes; /**< bytes of the layer's tar */
+	uint64_t entries; /**< tar entries */
+} cfs_store_layer_result;
+
 typedef struct cfs_store_import_result {
 	char digest[CFS_DIGEST_HEX_SIZE + 1]; /**< the image id */
 	bool existed; /**< the image was in the store already */
@@ -131,7 +146,15 @@ typedef struct cfs_store_import_result {
 	/** A composefs artifact of the image was found and checked out
 	 * (or, CFS_STORE_IMPORT_TRUST_ARTIFACT, used). */
 	bool artifact;
+	/** OCI sources: each layer, in order; owned, freed by
+	 * cfs_store_import_result_clear(). */
+	cfs_store_layer_result *layers;
+	size_t n_layers;
 } cfs_store_import_result;
+
+/** Free what a filled-in cfs_store_import_result owns and zero it.
+ * Accepts NULL. */
+CFS_EXPORT void cfs_store_import_result_clear(cfs_store_import_result *res);
 
 /**
  * Convert @source (any cfs_convert() source) into the store and name the
@@ -244,6 +267,8 @@ typedef struct cfs_store_gc_result {
 	/** Every path removed, relative to the root, in removal order. */
 	char **paths;
 	size_t n_paths;
+	/** layer records no remaining image needs (or damaged ones) */
+	uint64_t records;
 } cfs_store_gc_result;
 
 CFS_EXPORT void cfs_store_gc_result_clear(cfs_store_gc_result *res);
@@ -293,6 +318,10 @@ typedef struct cfs_store_fsck_result {
 	 * and gc do): paths relative to the root. */
 	char **cleaned;
 	size_t n_cleaned;
+	/** Layer records checked (each must read and have its objects;
+	 * repair removes a bad one, the next import of its layer reads the
+	 * layer again). */
+	uint64_t records;
 } cfs_store_fsck_result;
 
 CFS_EXPORT void cfs_store_fsck_result_clear(cfs_store_fsck_result *res);

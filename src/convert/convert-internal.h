@@ -6,20 +6,25 @@
 
 #include "convert/objects.h"
 
+struct cfs_records;
+
 /* Build a tree from the directory @path (dir: source). */
 int cfs_dirsource_load(cfs_inode **root_out, const char *path,
 		       struct cfs_objects *objs, cfs_convert_stats *stats);
 
-/* Build a tree from an OCI source (oci:, oci-archive:, docker-archive:). */
+/* Build a tree from an OCI source (oci:, oci-archive:, docker-archive:),
+ * with layer records (records.h) when @records is not NULL. */
 int cfs_oci_load(cfs_inode **root_out, const char *source,
 		 const cfs_convert_options *opts, struct cfs_objects *objs,
-		 cfs_convert_stats *stats);
+		 struct cfs_records *records, cfs_convert_stats *stats);
 
 /* cfs_convert_tree() into an object directory the caller opened (and
- * keeps: it syncs and frees @objs). @objs may be NULL. */
+ * keeps: it syncs and frees @objs). @objs and @records may be NULL;
+ * records are used by OCI sources only. */
 int cfs_convert_tree_objs(cfs_inode **root_out, const char *source,
 			  const cfs_convert_options *opts,
-			  struct cfs_objects *objs, cfs_convert_stats *stats);
+			  struct cfs_objects *objs, struct cfs_records *records,
+			  cfs_convert_stats *stats);
 
 /* Count every inode of a finished tree (hardlinks once). */
 int cfs_stats_count_tree(cfs_inode *root, cfs_convert_stats *stats);

@@ -20,6 +20,7 @@
 #include "convert/convert-internal.h"
 #include "convert/layer.h"
 #include "convert/oci.h"
+#include "convert/records.h"
 
 /* xattrs on one tar entry: more would not fit in an inode anyway. */
 #define CFS_ENTRY_XATTRS_MAX 4096
@@ -40,6 +41,10 @@ struct oci_conv {
 	struct cfs_object_writer *writer;
 	struct cfs_entry_xattr *xattrs;
 	uint64_t xattrs_dropped;
+	/* layer records (records.h): where to find and leave them, and the
+	 * record of the layer being read */
+	struct cfs_records *records;
+	struct cfs_record_builder *record;
 	char where[256];
 };
 
@@ -271,6 +276,8 @@ static int convert_entry(struct oci_conv *c, struct archive *a,
 		r = read_content(c, a, ae, file, path);
 	if (r == 0 && layer_file)
 		r = copy_content(layer_file, file);
+	if (r == 0 && c->record)
+		r = cfs_record_add(c->record, &e, file);
 	return r;
 }
 
@@ -335,6 +342,127 @@ static int merged_digest(struct oci_conv *c, const cfs_layer_info *info)
 	return 0;
 }
 
+/* ---- layer records ------------------------------------------------------ */
+
+/*
+ * Check a record before anything of it is applied: every entry reads,
+ * and every object it names is in the object directory (gc keeps the
+ * objects of the records it keeps; a repair may have removed one). 0,
+ * or -EBADMSG / -ENOENT: read the layer instead.
+ */
+static int record_usable(struct oci_conv *c, struct cfs_record *rec)
+{
+	struct cfs_layer_entry e;
+	struct cfs_record_content content;
+	int r;
+
+	while ((r = cfs_record_next(rec, &e, &content, c->where)) > 0)
+		if (content.digest && c->objs &&
+		    !cfs_objects_has(c->objs, content.digest))
+			return -ENOENT;
+	return r;
+}
+
+/* Apply every entry of @rec, as convert_entry() would have. */
+static int apply_record(struct oci_conv *c, struct cfs_record *rec)
+{
+	struct cfs_layer_entry e;
+	struct cfs_record_content content;
+	cfs_inode *file, *layer_file = NULL;
+	int r;
+
+	while ((r = cfs_record_next(rec, &e, &content, c->where)) > 0) {
+		r = cfs_applier_apply(&c->applier, &e, &file);
+		if (r == 0 && c->layer_on)
+			r = cfs_applier_apply(&c->layer, &e, &layer_file);
+		if (r == 0 && file && content.data)
+			r = cfs_inode_set_content(file, content.data,
+						  (size_t)content.size);
+		else if (r == 0 && file && content.digest) {
+			r = cfs_inode_set_size(file, content.size);
+			if (r == 0)
+				r = cfs_inode_set_object(file, content.digest);
+			c->objects++;
+		}
+		if (r == 0 && layer_file)
+			r = copy_content(layer_file, file);
+		if (r < 0)
+			return r;
+	}
+	return r;
+}
+
+/*
+ * Layer @i from its record, if the store has a usable one: 0 when done,
+ * 1 when the layer must be read. The record holds what reading the
+ * layer's tar gave, checked against @diff_id then: the blob is not
+ * needed at all. A damaged record is read past (fsck reports it).
+ */
+static int replay_layer(struct oci_conv *c, size_t i, const uint8_t diff_id[32],
+			cfs_layer_info *info)
+{
+	struct cfs_record rec;
+	size_t first;
+	int r;
+
+	if (!c->records || c->records->read_fd < 0)
+		return 1;
+	r = cfs_record_open(&rec, c->records->read_fd, diff_id, c->where);
+	if (r == -ENOENT || r == -EBADMSG)
+		return 1;
+	if (r < 0)
+		return r;
+	first = rec.pos;
+	r = record_usable(c, &rec);
+	if (r == 0) {
+		rec.pos = first;
+		rec.done = 0;
+		r = apply_record(c, &rec);
+		info->entries = rec.entries;
+		info->uncompressed_bytes = rec.tar_bytes;
+		c->xattrs_dropped += rec.xattrs_dropped;
+	} else if (r == -ENOENT || r == -EBADMSG) {
+		r = 1;
+	}
+	cfs_record_close(&rec);
+	if (r != 0)
+		return r;
+	c->records->reused[i] = true;
+	if (c->layer_on)
+		r = layer_digest(c, info);
+	if (r == 0 && info->sealed_merged[0])
+		r = merged_digest(c, info);
+	return r;
+}
+
+/* Record the layer about to be read, when records are kept. */
+static int start_record(struct oci_conv *c)
+{
+	if (!c->records || c->records->write_fd < 0)
+		return 0;
+	return cfs_record_builder_new(&c->record);
+}
+
+static int finish_record(struct oci_conv *c, size_t i,
+			 const uint8_t diff_id[32], uint64_t tar_bytes,
+			 uint64_t dropped)
+{
+	int r = cfs_record_write(c->record, c->records->write_fd, diff_id,
+				 tar_bytes, dropped);
+
+	/* The same layer twice in one image: recorded once. */
+	if (r == -EEXIST)
+		return 0;
+	if (r < 0)
+		return cfs_error_errno(-r, "%s: writing its layer record in %s",
+				       c->where,
+				       c->records->write_path ?
+					       c->records->write_path :
+					       "the record directory");
+	c->records->written[i] = true;
+	return 0;
+}
+
 static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 {
 	struct cfs_oci_layer *l = &c->img->layers[i];
@@ -343,6 +471,8 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	struct cfs_blob blob;
 	struct archive *a;
 	struct archive_entry *ae;
+	uint8_t diff_id[32];
+	uint64_t dropped = c->xattrs_dropped;
 	int64_t offset;
 	int r;
 
@@ -366,6 +496,15 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 			return r;
 		c->layer.keep_whiteouts = true;
 		cfs_applier_begin_layer(&c->layer, 1, c->where);
+	}
+
+	if (l->diff_id && cfs_parse_sha256(l->diff_id, diff_id) == 0) {
+		r = replay_layer(c, i, diff_id, info);
+		if (r <= 0)
+			return r;
+		r = start_record(c);
+		if (r < 0)
+			return r;
 	}
 
 	r = cfs_oci_layer_blob(c->img, i, &blob);
@@ -406,21 +545,37 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 		r = layer_digest(c, info);
 	if (r == 0 && info->sealed_merged[0])
 		r = merged_digest(c, info);
+	if (r == 0 && c->record)
+		r = finish_record(c, i, diff_id, d.uncompressed_size,
+				  c->xattrs_dropped - dropped);
 out:
+	cfs_record_builder_free(c->record);
+	c->record = NULL;
 	cfs_layer_close(s);
 	return r;
 }
 
 int cfs_oci_load(cfs_inode **root_out, const char *source,
 		 const cfs_convert_options *opts, struct cfs_objects *objs,
-		 cfs_convert_stats *stats)
+		 struct cfs_records *records, cfs_convert_stats *stats)
 {
-	struct oci_conv c = { .opts = opts, .objs = objs };
+	struct oci_conv c = { .opts = opts, .objs = objs, .records = records };
 	int r;
 
 	r = cfs_oci_open(&c.img, source, opts->platform);
 	if (r < 0)
 		return r;
+	if (records) {
+		size_t n = c.img->n_layers ? c.img->n_layers : 1;
+
+		records->reused = calloc(n, sizeof(bool));
+		records->written = calloc(n, sizeof(bool));
+		records->n = c.img->n_layers;
+		if (!records->reused || !records->written) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
 	c.progress.n_layers = c.img->n_layers;
 	for (size_t i = 0; i < c.img->n_layers; i++) {
 		struct cfs_blob b;

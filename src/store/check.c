@@ -335,6 +335,85 @@ static int gc_blobs(struct gc *g, const struct store_names *t,
 	return r;
 }
 
+/* The diff_ids whose records the kept images need: those of each kept
+ * image's config (its metadata's) and of each name's config blob. */
+static int kept_diff_ids(struct gc *g, const struct store_names *t,
+			 const hex_t *digests, size_t n, char ***v, size_t *n_v)
+{
+	cfs_store *s = g->s;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		cfs_store_image meta = { 0 };
+
+		if (!names_has_digest(t, digests[i]) &&
+		    !store_image_busy(s, digests[i]))
+			continue;
+		if (store_meta_read(s, digests[i], &meta) == 0 && meta.config)
+			r = store_config_diff_ids(meta.config,
+						  strlen(meta.config), v, n_v);
+		cfs_store_image_clear(&meta);
+	}
+	for (size_t i = 0; r == 0 && i < t->n; i++) {
+		_cleanup_free_ char *buf = NULL;
+		size_t len;
+
+		if (t->v[i].config &&
+		    store_blob_read(s, t->v[i].config, &buf, &len) == 0)
+			r = store_config_diff_ids(buf, len, v, n_v);
+	}
+	return r;
+}
+
+/*
+ * Keep the objects of the layer records the kept images need, and
+ * remove the others (and damaged ones: a record is only a shortcut, the
+ * next import that needs it reads the layer again).
+ */
+static int gc_records(struct gc *g, const struct store_names *t,
+		      const hex_t *digests, size_t n)
+{
+	cfs_store *s = g->s;
+	_cleanup_(closedirp) DIR *d = NULL;
+	char **keep = NULL;
+	size_t n_keep = 0;
+	struct dirent *de;
+	int r, fd;
+
+	if (s->layers_fd < 0)
+		return 0;
+	r = kept_diff_ids(g, t, digests, n, &keep, &n_keep);
+	fd = r < 0 ? -1 :
+		     openat(s->layers_fd, ".",
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r == 0 && (fd < 0 || !(d = fdopendir(fd)))) {
+		r = cfs_error_errno(errno, "store %s: layers", s->root);
+		cfs_closep(&fd);
+	}
+	while (r == 0 && (de = readdir(d))) {
+		char rel[300];
+
+		if (!store_is_hex(de->d_name, true))
+			continue; /* a stray for fsck */
+		snprintf(rel, sizeof(rel), "layers/%s", de->d_name);
+		if (strv_has(keep, n_keep, de->d_name)) {
+			r = store_record_objects(s->layers_fd, de->d_name, rel,
+						 &g->keep);
+			if (r != -EBADMSG)
+				continue;
+		}
+		g->res->records++;
+		r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
+		if (r == 0 && !g->dry_run &&
+		    unlinkat(s->layers_fd, de->d_name, 0) < 0 &&
+		    errno != ENOENT)
+			r = cfs_error_errno(errno, "store %s: removing %s",
+					    s->root, rel);
+	}
+	store_strv_free(keep, n_keep);
+	return r;
+}
+
 static int do_gc(struct gc *g)
 {
 	cfs_store *s = g->s;
@@ -365,6 +444,8 @@ static int do_gc(struct gc *g)
 					     "'fsck --repair'",
 					     s->root);
 	}
+	if (r == 0)
+		r = gc_records(g, &t, digests, n);
 	store_objset_finish(&g->keep);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		if (names_has_digest(&t, digests[i]) ||
@@ -990,6 +1071,84 @@ static int check_blobs(struct fsck *f)
 	return r;
 }
 
+/* One layer record: it reads, and every object it names is there. */
+static int check_record(struct fsck *f, const char *name, const char *rel)
+{
+	cfs_store *s = f->s;
+	struct store_objset set = { 0 };
+	char path[CFS_DIGEST_HEX_SIZE + 2], hex[CFS_DIGEST_HEX_SIZE + 1];
+	int r;
+
+	f->res->records++;
+	r = store_record_objects(s->layers_fd, name, rel, &set);
+	if (r == -EBADMSG) {
+		r = problem(f, "corrupt-record", rel, "%s",
+			    cfs_error_message());
+		goto repair;
+	}
+	if (r < 0)
+		goto out;
+	store_objset_finish(&set);
+	for (size_t i = 0; i < set.n; i++) {
+		cfs_digest_to_object_path(set.v[i].digest, path);
+		if (!store_objset_has(&f->corrupt, set.v[i].digest) &&
+		    faccessat(s->objects_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) ==
+			    0)
+			continue;
+		/* taken back by a failing import meanwhile, records first */
+		if (faccessat(s->layers_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) <
+		    0)
+			goto out;
+		cfs_digest_to_hex(set.v[i].digest, hex);
+		r = problem(f, "record-missing-object", rel,
+			    "names object %s, which is missing or corrupt "
+			    "(the next import of the layer reads it again)",
+			    hex);
+		goto repair;
+	}
+	goto out;
+repair:
+	if (r == 0 && repairing(f))
+		r = remove_rel(f, s->layers_fd, name);
+out:
+	store_objset_clear(&set);
+	return r;
+}
+
+/* layers/: a layer record per file, named by its diff_id. */
+static int check_records(struct fsck *f)
+{
+	cfs_store *s = f->s;
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int r = 0, fd;
+
+	if (s->layers_fd < 0)
+		return 0;
+	fd = openat(s->layers_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: layers", s->root);
+		cfs_closep(&fd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		char rel[300];
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(rel, sizeof(rel), "layers/%s", de->d_name);
+		if (!store_is_hex(de->d_name, true)) {
+			r = problem(f, "stray-file", rel, "not a layer record");
+			if (r == 0 && repairing(f))
+				r = remove_rel(f, s->layers_fd, de->d_name);
+			continue;
+		}
+		r = check_record(f, de->d_name, rel);
+	}
+	return r;
+}
+
 static int check_tmp(struct fsck *f)
 {
 	cfs_store *s = f->s;
@@ -1085,6 +1244,8 @@ static int do_fsck(struct fsck *f)
 		return r;
 	store_objset_finish(&f->corrupt);
 	r = check_blobs(f);
+	if (r == 0)
+		r = check_records(f);
 	if (r == 0)
 		r = check_images_dir(f);
 	if (r == 0)

@@ -42,6 +42,7 @@
 #include "convert/artifact.h"
 #include "convert/convert-internal.h"
 #include "convert/oci.h"
+#include "convert/records.h"
 #include "store/store-internal.h"
 
 CFS_DEFINE_CLEANUP(DIR *, closedir)
@@ -62,6 +63,8 @@ struct undo {
 	bool image, meta;
 	char blobs[2][CFS_DIGEST_HEX_SIZE + 1];
 	size_t n_blobs;
+	char (*records)[CFS_DIGEST_HEX_SIZE + 1]; /* layers/<hex> moved in */
+	size_t n_records;
 };
 
 /* What step 3 staged in the writer's directory for steps 4-6. */
@@ -78,6 +81,12 @@ struct import {
 	struct store_writer w;
 	cfs_store_import_result res;
 	const struct store_objset *set; /* objects the image references */
+	/* objects the layer records this import made reference: the
+	 * content of files later layers replaced goes into the store too,
+	 * for the next image that has those layers without the later ones */
+	struct store_objset rset;
+	int layers_fd; /* tmp/w-.../layers: the records this import made */
+	size_t n_records;
 	bool verity_off; /* stop trying once the filesystem said no */
 	struct undo undo;
 	bool committed; /* names.json replaced: nothing to take back */
@@ -166,7 +175,8 @@ static int staged_verity(struct import *im, int subfd, const char *sub,
 
 	snprintf(hex, sizeof(hex), "%s%s", sub, name);
 	if (cfs_digest_from_hex(digest, hex) < 0 ||
-	    !store_objset_has(im->set, digest))
+	    (!store_objset_has(im->set, digest) &&
+	     !store_objset_has(&im->rset, digest)))
 		return 0;
 	r = enable_verity(im, subfd, name);
 
@@ -189,8 +199,9 @@ static int make_subdir(struct import *im, const char *sub, uint8_t idx)
 	return 0;
 }
 
-/* The digest of the staged object @sub/@name if the image references
- * it: content of files that a later layer deleted or replaced is not,
+/* The digest of the staged object @sub/@name if the image or a layer
+ * record this import made references it: content of files that a later
+ * layer deleted or replaced, in a layer that left no record, is not,
  * and never enters the store. */
 static bool staged_wanted(struct import *im, const char *sub, const char *name,
 			  uint8_t digest[CFS_DIGEST_SIZE])
@@ -199,7 +210,8 @@ static bool staged_wanted(struct import *im, const char *sub, const char *name,
 
 	snprintf(hex, sizeof(hex), "%s%s", sub, name);
 	return cfs_digest_from_hex(digest, hex) == 0 &&
-	       store_objset_has(im->set, digest);
+	       (store_objset_has(im->set, digest) ||
+		store_objset_has(&im->rset, digest));
 }
 
 static int staged_mkdir(struct import *im, int subfd, const char *sub,
@@ -530,10 +542,13 @@ static int check_objects_there(struct import *im, int stage_fd,
 		return cfs_error_errno(-r, "store %s: images/%s", s->root,
 				       image_name);
 	*verity = v;
-	for (size_t i = 0; i < im->set->n; i++) {
+	for (size_t i = 0; i < im->set->n + im->rset.n; i++) {
+		const struct store_obj *o = i < im->set->n ?
+						    &im->set->v[i] :
+						    &im->rset.v[i - im->set->n];
 		char path[CFS_DIGEST_HEX_SIZE + 2];
 
-		cfs_digest_to_object_path(im->set->v[i].digest, path);
+		cfs_digest_to_object_path(o->digest, path);
 		r = file_verity(s->objects_fd, path, &v);
 		if (r == -ENOENT)
 			r = file_verity(stage_fd, path, &v);
@@ -547,7 +562,9 @@ static int check_objects_there(struct import *im, int stage_fd,
 		if (r < 0)
 			return cfs_error_errno(-r, "store %s: objects/%s",
 					       s->root, path);
-		*verity = *verity && v;
+		/* the records' objects are not the image's */
+		if (i < im->set->n)
+			*verity = *verity && v;
 	}
 	return 0;
 }
@@ -650,6 +667,41 @@ static int move_to_images(struct import *im, const char *staged,
 	return fsync_dir(im->s, im->s->images_fd, "images");
 }
 
+/* The staged layer records (tmp/w-.../layers/<hex>) the store lacks:
+ * into layers/, after the objects they name. */
+static int move_records(struct import *im)
+{
+	cfs_store *s = im->s;
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int r = 0, fd;
+
+	if (im->n_records == 0)
+		return 0;
+	fd = openat(im->layers_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: tmp/%s/layers", s->root,
+				    im->w.name);
+		cfs_closep(&fd);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		if (!store_is_hex(de->d_name, true))
+			continue;
+		if (renameat2(im->layers_fd, de->d_name, s->layers_fd,
+			      de->d_name, RENAME_NOREPLACE) < 0) {
+			if (errno == EEXIST)
+				continue; /* recorded meanwhile: the same */
+			return cfs_error_errno(errno, "store %s: layers/%s",
+					       s->root, de->d_name);
+		}
+		/* room for every staged record was made before */
+		memcpy(im->undo.records[im->undo.n_records++], de->d_name,
+		       CFS_DIGEST_HEX_SIZE + 1);
+	}
+	return im->undo.n_records ? fsync_dir(s, s->layers_fd, "layers") : 0;
+}
+
 /*
  * Steps 4-6: only renames and fsyncs, each recorded for commit_undo(),
  * up to the rename of names.json, which commits the import.
@@ -660,10 +712,13 @@ static int commit_apply(struct import *im, int stage_fd, const struct stage *st)
 	int r;
 
 	im->undo.objects =
-		calloc(im->set->n ? im->set->n : 1, sizeof(*im->undo.objects));
-	if (!im->undo.objects)
+		calloc(im->set->n + im->rset.n + 1, sizeof(*im->undo.objects));
+	im->undo.records = calloc(im->n_records + 1, sizeof(*im->undo.records));
+	if (!im->undo.objects || !im->undo.records)
 		return -ENOMEM;
 	r = for_each_staged(stage_fd, staged_move, im);
+	if (r == 0)
+		r = move_records(im);
 	if (r < 0)
 		return r;
 	if (st->image) {
@@ -721,6 +776,9 @@ static void commit_undo(struct import *im)
 		snprintf(name, sizeof(name), "%s.cfs", im->res.digest);
 		unlinkat(s->images_fd, name, 0);
 	}
+	/* records before the objects they name */
+	for (size_t i = 0; i < u->n_records; i++)
+		unlinkat(s->layers_fd, u->records[i], 0);
 	for (size_t i = 0; i < u->n_blobs; i++)
 		unlinkat(s->blobs_fd, u->blobs[i], 0);
 	for (size_t i = 0; i < u->n_objects; i++) {
@@ -769,6 +827,95 @@ static int commit(struct import *im, int stage_fd, const char *recorded,
 	return r;
 }
 
+/* ---- layer records ------------------------------------------------------ */
+
+/* The store's records to replay, and tmp/w-.../layers for new ones
+ * (@path: its path, which the caller frees). */
+static int open_records(struct import *im, struct cfs_records *records,
+			char **path)
+{
+	cfs_store *s = im->s;
+
+	if (asprintf(path, "%s/tmp/%s/layers", s->root, im->w.name) < 0) {
+		*path = NULL;
+		return -ENOMEM;
+	}
+	if (mkdirat(im->w.fd, "layers", 0755) < 0 ||
+	    (im->layers_fd = openat(im->w.fd, "layers",
+				    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return cfs_error_errno(errno, "store %s: tmp/%s/layers",
+				       s->root, im->w.name);
+	records->read_fd = s->layers_fd;
+	records->write_fd = im->layers_fd;
+	records->write_path = *path;
+	return 0;
+}
+
+/* The objects the new records name: they go into the store with the
+ * image's. */
+static int records_objects(struct import *im, const struct cfs_records *rec)
+{
+	_cleanup_free_ char *where = NULL;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < rec->n; i++)
+		im->n_records += rec->written[i];
+	if (im->n_records) {
+		_cleanup_(closedirp) DIR *d = NULL;
+		struct dirent *de;
+		int fd = openat(im->layers_fd, ".",
+				O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0 || !(d = fdopendir(fd))) {
+			cfs_closep(&fd);
+			return cfs_error_errno(errno, "store %s: tmp/%s/layers",
+					       im->s->root, im->w.name);
+		}
+		while (r == 0 && (de = readdir(d))) {
+			if (!store_is_hex(de->d_name, true))
+				continue;
+			free(where);
+			if (asprintf(&where, "store %s: tmp/%s/layers/%s",
+				     im->s->root, im->w.name, de->d_name) < 0) {
+				where = NULL;
+				return -ENOMEM;
+			}
+			r = store_record_objects(im->layers_fd, de->d_name,
+						 where, &im->rset);
+		}
+	}
+	store_objset_finish(&im->rset);
+	return r;
+}
+
+/* What became of each layer, for the result. */
+static int layer_results(struct import *im, const cfs_convert_stats *stats,
+			 const struct cfs_records *rec,
+			 const struct cfs_oci_image *oci)
+{
+	if (stats->n_layers == 0)
+		return 0;
+	im->res.layers = calloc(stats->n_layers, sizeof(*im->res.layers));
+	if (!im->res.layers)
+		return -ENOMEM;
+	im->res.n_layers = stats->n_layers;
+	for (size_t i = 0; i < stats->n_layers; i++) {
+		cfs_store_layer_result *l = &im->res.layers[i];
+		const cfs_layer_info *info = &stats->layers[i];
+
+		snprintf(l->digest, sizeof(l->digest), "%s", info->digest);
+		if (oci && i < oci->n_layers && oci->layers[i].diff_id)
+			snprintf(l->diff_id, sizeof(l->diff_id), "%s",
+				 oci->layers[i].diff_id);
+		l->reused = i < rec->n && rec->reused[i];
+		l->recorded = i < rec->n && rec->written[i];
+		l->bytes_read = info->compressed_bytes;
+		l->tar_bytes = info->uncompressed_bytes;
+		l->entries = info->entries;
+	}
+	return 0;
+}
+
 static int do_import(struct import *im, const char *source,
 		     const char *recorded, const cfs_store_import_options *opts)
 {
@@ -777,10 +924,11 @@ static int do_import(struct import *im, const char *source,
 	cfs_convert_stats stats = { 0 };
 	struct store_objset set = { 0 };
 	struct cfs_objects *objs = NULL;
-	_cleanup_free_ char *staging = NULL;
+	_cleanup_free_ char *staging = NULL, *records_path = NULL;
 	_cleanup_close_ int stage_fd = -1, img_fd = -1;
 	json_object *config = NULL;
 	struct cfs_oci_image *oci = NULL;
+	struct cfs_records records = { .read_fd = -1, .write_fd = -1 };
 	struct cfs_found_artifact art = { 0 };
 	bool have_art = false, existed;
 	uint8_t digest[CFS_DIGEST_SIZE];
@@ -796,13 +944,18 @@ static int do_import(struct import *im, const char *source,
 	r = cfs_objects_open(&objs, staging);
 	if (r == 0)
 		r = cfs_objects_set_base(objs, s->objects_path);
+	if (r == 0)
+		r = open_records(im, &records, &records_path);
 	if (r < 0)
 		goto out;
 	copts.platform = opts->platform;
 	copts.threads = opts->threads;
 	copts.progress = opts->progress;
 	copts.progress_opaque = opts->progress_opaque;
-	r = cfs_convert_tree_objs(&root, source, &copts, objs, &stats);
+	r = cfs_convert_tree_objs(&root, source, &copts, objs, &records,
+				  &stats);
+	if (r == 0)
+		r = records_objects(im, &records);
 	if (r < 0)
 		goto out;
 	if (stats.manifest_digest[0]) {
@@ -836,6 +989,8 @@ static int do_import(struct import *im, const char *source,
 	for (size_t i = 0; i < set.n; i++)
 		im->res.object_bytes += set.v[i].size;
 	r = read_oci(source, opts->platform, &stats, &oci, &config);
+	if (r == 0)
+		r = layer_results(im, &stats, &records, oci);
 	if (r < 0)
 		goto out;
 
@@ -905,6 +1060,7 @@ static int do_import(struct import *im, const char *source,
 	if (r == 0)
 		r = commit(im, stage_fd, recorded, opts, &stats, config, oci);
 out:
+	cfs_records_clear(&records);
 	cfs_found_artifact_clear(&art);
 	cfs_oci_free(oci);
 	json_object_put(config);
@@ -928,7 +1084,7 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 {
 	static const cfs_store_import_options defaults =
 		CFS_STORE_IMPORT_OPTIONS_INIT;
-	struct import im = { .s = s, .w = { .fd = -1 } };
+	struct import im = { .s = s, .w = { .fd = -1 }, .layers_fd = -1 };
 	int r;
 
 	if (!opts)
@@ -951,10 +1107,23 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 		r = store_writer_open(s, &im.w);
 	if (r == 0)
 		r = do_import(&im, source, recorded, opts);
+	cfs_closep(&im.layers_fd);
 	store_writer_close(s, &im.w);
 	store_lock(s, LOCK_UN);
 	free(im.undo.objects);
+	free(im.undo.records);
+	store_objset_clear(&im.rset);
 	if (r == 0 && result)
 		*result = im.res;
+	else
+		cfs_store_import_result_clear(&im.res);
 	return r;
+}
+
+void cfs_store_import_result_clear(cfs_store_import_result *res)
+{
+	if (!res)
+		return;
+	free(res->layers);
+	memset(res, 0, sizeof(*res));
 }

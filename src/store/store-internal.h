@@ -24,6 +24,7 @@ struct cfs_store {
 	char *objects_path;
 	int root_fd, objects_fd, images_fd, tmp_fd;
 	int blobs_fd; /* blobs/sha256; -1 if absent (read-only open) */
+	int layers_fd; /* layers/: layer records; -1 if absent (read-only) */
 	int lock_fd; /* ROOT/lock, flock'ed shared or exclusive */
 };
 
@@ -152,6 +153,18 @@ bool store_has_verity(int dirfd, const char *path);
 /* Append a copy of @str to the string vector. */
 int store_strv_add(char ***v, size_t *n, const char *str);
 void store_strv_free(char **v, size_t n);
+
+/* ---- layer records (layers.c; format in convert/records.h) ----------- */
+
+/* Add every object the record @dirfd/@hex names to @set. -EBADMSG (with
+ * a message naming @where) when the record is damaged. */
+int store_record_objects(int dirfd, const char *hex, const char *where,
+			 struct store_objset *set);
+/* The diff_ids (64 hex, "sha256:" left out) of the config JSON @config,
+ * added to @v: the layer records an image of that config needs. Configs
+ * without rootfs.diff_ids add nothing. */
+int store_config_diff_ids(const char *config, size_t len, char ***v,
+			  size_t *n);
 
 /* ---- broken images ---------------------------------------------------- */
 

@@ -170,6 +170,7 @@ void cfs_store_free(cfs_store *s)
 	cfs_closep(&s->images_fd);
 	cfs_closep(&s->tmp_fd);
 	cfs_closep(&s->blobs_fd);
+	cfs_closep(&s->layers_fd);
 	cfs_closep(&s->lock_fd);
 	free(s->objects_path);
 	free(s->root);
@@ -196,7 +197,7 @@ int cfs_store_open(cfs_store **out, const char *root,
 	if (!s)
 		return -ENOMEM;
 	s->root_fd = s->objects_fd = s->images_fd = s->tmp_fd = s->lock_fd = -1;
-	s->blobs_fd = -1;
+	s->blobs_fd = s->layers_fd = -1;
 	s->root = strdup(root);
 	if (!s->root || asprintf(&s->objects_path, "%s/objects", root) < 0) {
 		s->objects_path = NULL;
@@ -234,11 +235,18 @@ int cfs_store_open(cfs_store **out, const char *root,
 		cfs_closep(&fd);
 		if (r == 0)
 			r = open_subdir(s, "blobs/sha256", true, &s->blobs_fd);
+		/* layers/ came with layer records: a read-only user of an
+		 * older store finds none. */
+		if (r == 0)
+			r = open_subdir(s, "layers", true, &s->layers_fd);
 		if (r < 0)
 			goto fail;
 	} else {
 		s->blobs_fd =
 			openat(s->root_fd, "blobs/sha256",
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		s->layers_fd =
+			openat(s->root_fd, "layers",
 			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	}
 	/* The lock files are created even by readers that never lock: they

@@ -289,6 +289,28 @@ static int import_report(const char *cmd, int r,
 		res->verity_errno ?
 			json_object_new_string(strerror(res->verity_errno)) :
 			NULL);
+	json_object *layers = json_object_new_array();
+	for (size_t i = 0; i < res->n_layers; i++) {
+		const cfs_store_layer_result *l = &res->layers[i];
+		json_object *lj = json_object_new_object();
+
+		json_object_object_add(lj, "digest",
+				       json_object_new_string(l->digest));
+		json_object_object_add(
+			lj, "diff_id",
+			l->diff_id[0] ? json_object_new_string(l->diff_id) :
+					NULL);
+		json_object_object_add(
+			lj, "source",
+			json_object_new_string(l->reused ? "record" : "blob"));
+		json_object_object_add(lj, "recorded",
+				       json_object_new_boolean(l->recorded));
+		json_object_object_add(lj, "bytes_read", jint(l->bytes_read));
+		json_object_object_add(lj, "tar_bytes", jint(l->tar_bytes));
+		json_object_object_add(lj, "entries", jint(l->entries));
+		json_object_array_add(layers, lj);
+	}
+	json_object_object_add(j, "layers", layers);
 	print_json(j);
 	return 0;
 }
@@ -297,10 +319,13 @@ static int cmd_import(cfs_store *s, char **args, int n)
 {
 	cfs_store_import_options opts = CFS_STORE_IMPORT_OPTIONS_INIT;
 	cfs_store_import_result res = { 0 };
+	int r;
 
 	import_setup(&opts);
-	return import_report("import",
-			     cfs_store_import(s, args[0], &opts, &res), &res);
+	r = import_report("import", cfs_store_import(s, args[0], &opts, &res),
+			  &res);
+	cfs_store_import_result_clear(&res);
+	return r;
 }
 
 static int cmd_pull(cfs_store *s, char **args, int n)
@@ -308,6 +333,7 @@ static int cmd_pull(cfs_store *s, char **args, int n)
 	cfs_store_pull_options popts = CFS_STORE_PULL_OPTIONS_INIT;
 	cfs_store_import_options opts = CFS_STORE_IMPORT_OPTIONS_INIT;
 	cfs_store_import_result res = { 0 };
+	int r;
 
 	if (!cfs_store_pull_source_valid(args[0]))
 		return usage_error("pull: '%s': not TRANSPORT:REF (e.g. "
@@ -316,8 +342,10 @@ static int cmd_pull(cfs_store *s, char **args, int n)
 	if (o.insecure)
 		popts.flags |= CFS_STORE_PULL_INSECURE;
 	import_setup(&opts);
-	return import_report(
+	r = import_report(
 		"pull", cfs_store_pull(s, args[0], &popts, &opts, &res), &res);
+	cfs_store_import_result_clear(&res);
+	return r;
 }
 
 /* ---- list, inspect ----------------------------------------------------- */
@@ -485,6 +513,7 @@ static int cmd_gc(cfs_store *s, char **args, int n)
 		json_object_object_add(j, "object_bytes",
 				       jint(res.object_bytes));
 		json_object_object_add(j, "temporaries", jint(res.temporaries));
+		json_object_object_add(j, "records", jint(res.records));
 		json_object_object_add(j, "removed",
 				       strv_json(res.paths, res.n_paths));
 		print_json(j);
@@ -494,12 +523,13 @@ static int cmd_gc(cfs_store *s, char **args, int n)
 			       o.dry_run ? "would remove" : "removed",
 			       res.paths[i]);
 		printf("%s %llu images, %llu objects (%llu bytes), %llu "
-		       "temporaries\n",
+		       "temporaries, %llu layer records\n",
 		       o.dry_run ? "would remove" : "removed",
 		       (unsigned long long)res.images,
 		       (unsigned long long)res.objects,
 		       (unsigned long long)res.object_bytes,
-		       (unsigned long long)res.temporaries);
+		       (unsigned long long)res.temporaries,
+		       (unsigned long long)res.records);
 	}
 	cfs_store_gc_result_clear(&res);
 	return 0;
@@ -543,6 +573,7 @@ static int cmd_fsck(cfs_store *s, char **args, int n)
 		json_object_object_add(j, "images", jint(res.images));
 		json_object_object_add(j, "objects", jint(res.objects));
 		json_object_object_add(j, "incomplete", jint(res.incomplete));
+		json_object_object_add(j, "records", jint(res.records));
 		json_object_object_add(j, "broken", jint(res.broken));
 		json_object_object_add(j, "problems", a);
 		json_object_object_add(j, "cleaned",

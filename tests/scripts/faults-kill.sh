@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later
 #
 # Faults (issue 7): kill -9 of import, rm, gc and `ais sync` at random
-# moments, 52 kills in all with a fixed seed. Each moment is a random
+# moments, 62 kills in all with a fixed seed. Each moment is a random
 # fraction of the operation's duration, measured unkilled (once; for ais
 # sync the shortest of four syncs).
 #
-#  1. CYCLES (10) cycles of three kills each, on a store that also
+#  1. CYCLES (10) cycles of four kills each, on a store that also
 #     holds a small "bystander" image throughout:
 #       import debian-minbase --name victim   (killed, then repeated)
+#       import debian-minbase --name again    (killed; it builds from
+#                                              the layer record)
 #       rm victim                             (killed, then repeated)
 #       gc                                    (killed, then repeated)
 #     After each kill, `fsck` reports no problem (stale temporaries are
@@ -16,8 +18,9 @@
 #     the import prints the digest measured unkilled and the name
 #     resolves to a complete image; rm takes the name (or finds it gone
 #     if the killed rm got that far: the only refusal accepted); gc
-#     leaves exactly the files of the bystander alone (compared with a
-#     snapshot taken after the measurement's gc).
+#     leaves exactly the files of the bystander alone, its layer record
+#     included (compared with a snapshot taken after the measurement's
+#     gc).
 #  2. AIS_KILLS (22) kills of `ais sync` (store images of six small OCI
 #     images and their aliases; before each kill each name is flipped,
 #     present or not, with probability 3/4, so a sync both mounts and
@@ -129,7 +132,7 @@ tiny_image() { # DIR SEED N
 # The files of the store that matter, with sizes (tmp/, locks and mount
 # records left out).
 snapshot() {
-	(cd "$root" && find objects images blobs -type f -printf '%p %s\n' | sort
+	(cd "$root" && find objects images blobs layers -type f -printf '%p %s\n' | sort
 		cat names.json 2>/dev/null || true)
 }
 
@@ -219,13 +222,19 @@ step "measure import, rm and gc unkilled"
 t0=$(now_us)
 victim=$("${S[@]}" import "$victim_src" --name victim)
 t_import=$(($(now_us) - t0))
+# The same layer again, from its record (docs/store.md, "Layer records").
+t0=$(now_us)
+"${S[@]}" import "$victim_src" --name again --json >"$work/again.json"
+t_again=$(($(now_us) - t0))
+jcheck "j['layers'][0]['source'] == 'record'" "the second import did not use the layer record" <"$work/again.json"
+"${S[@]}" rm again
 t0=$(now_us)
 "${S[@]}" rm victim
 t_rm=$(($(now_us) - t0))
 t0=$(now_us)
 "${S[@]}" gc >/dev/null
 t_gc=$(($(now_us) - t0))
-echo "$me: import $(secs $t_import) s, rm $(secs $t_rm) s, gc $(secs $t_gc) s"
+echo "$me: import $(secs $t_import) s, again from its record $(secs $t_again) s, rm $(secs $t_rm) s, gc $(secs $t_gc) s"
 snapshot >"$work/baseline"
 grep -q "^images/$bystander.cfs " "$work/baseline" || fail "no bystander in the baseline"
 [ "$(grep -c '^objects/' "$work/baseline")" -ge 30 ] || fail "baseline: too few objects"
@@ -244,6 +253,16 @@ for i in $(seq 1 "$CYCLES"); do
 	"${S[@]}" inspect victim --json | jcheck "j['complete'] and j['digest'] == '$victim' and j['names'] == ['victim']" \
 		"cycle $i: victim after the repeated import"
 	echo "$me: cycle $i: import $(outcome) after $(secs "$d") s; fsck clean; repeated, complete"
+	"${S[@]}" fsck --json | jcheck "j['records'] >= 2" "cycle $i: the victim's layer record is missing"
+	# an import that builds from the layer record
+	d=$(random_us "$t_again")
+	killed "$d" "${S[@]}" import "$victim_src" --name again
+	[ $rc -eq 137 ] && killed_n=$((killed_n + 1))
+	fsck_clean "cycle $i: import from the record killed after $(secs "$d") s"
+	if "${S[@]}" inspect again >/dev/null 2>&1; then
+		"${S[@]}" rm again
+	fi
+	echo "$me: cycle $i: import from the record $(outcome) after $(secs "$d") s; fsck clean"
 	# rm
 	d=$(random_us "$t_rm")
 	killed "$d" "${S[@]}" rm victim
@@ -279,7 +298,7 @@ for i in $(seq 1 "$CYCLES"); do
 	fsck_clean "cycle $i: repeated gc"
 	echo "$me: cycle $i: gc $(outcome) after $(secs "$d") s; fsck clean; repeated: baseline again, fsck clean"
 done
-echo "$me: $killed_n of $((3 * CYCLES)) kills landed before the operation ended"
+echo "$me: $killed_n of $((4 * CYCLES)) kills landed before the operation ended"
 # Only a sanity check of the measurements (most rm kills come late).
 [ $killed_n -ge $((CYCLES / 2)) ] || fail "too few kills landed mid-operation"
 

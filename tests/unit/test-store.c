@@ -513,7 +513,9 @@ static void test_fsck(cfs_store *s, const char *hl)
 	CHECK(count_kind(&res, "missing-object", false) == 1);
 	CHECK(count_kind(&res, "corrupt-object", false) == 0);
 	CHECK(count_kind(&res, "stray-file", false) == 1);
-	CHECK(res.n_problems == 2);
+	/* and the layer record that names the missing object */
+	CHECK(count_kind(&res, "record-missing-object", false) == 1);
+	CHECK(res.n_problems == 3);
 	cfs_store_fsck_result_clear(&res);
 
 	CHECK_OK(cfs_store_fsck(s, CFS_STORE_FSCK_VERIFY, &res));

@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/* Layer records (records.h): written while a layer is read, replayed
+ * instead of reading it. */
+#include "convert/records.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/util.h"
+
+/* Entry flags. */
+#define RECORD_HARDLINK 0x1u
+#define RECORD_LINK 0x2u /* a link target follows the path */
+#define RECORD_INLINE 0x4u /* content bytes follow the size */
+#define RECORD_OBJECT 0x8u /* an object digest follows the size */
+#define RECORD_FLAGS 0xfu
+
+#define HEADER_SIZE (8 + 32 + 8 + 8 + 8)
+#define TRAILER_SIZE 32
+/* Bounds for reading: what the writer can have put there. */
+#define RECORD_NAME_MAX (64 * 1024)
+#define RECORD_VALUE_MAX (1024 * 1024)
+#define RECORD_XATTRS_MAX 4096
+
+struct cfs_record_builder {
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t entries;
+};
+
+int cfs_record_builder_new(struct cfs_record_builder **out)
+{
+	struct cfs_record_builder *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	b->cap = 64 * 1024;
+	b->buf = malloc(b->cap);
+	if (!b->buf) {
+		free(b);
+		return -ENOMEM;
+	}
+	b->len = HEADER_SIZE; /* filled in by cfs_record_write() */
+	*out = b;
+	return 0;
+}
+
+void cfs_record_builder_free(struct cfs_record_builder *b)
+{
+	if (!b)
+		return;
+	free(b->buf);
+	free(b);
+}
+
+static int put(struct cfs_record_builder *b, const void *p, size_t len)
+{
+	if (len > CFS_RECORD_MAX - b->len)
+		return -EFBIG;
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap;
+		uint8_t *n;
+
+		while (cap < b->len + len)
+			cap *= 2;
+		n = realloc(b->buf, cap);
+		if (!n)
+			return -ENOMEM;
+		b->buf = n;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, p, len);
+	b->len += len;
+	return 0;
+}
+
+static void le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int put32(struct cfs_record_builder *b, uint32_t v)
+{
+	uint8_t p[4];
+
+	le32(p, v);
+	return put(b, p, sizeof(p));
+}
+
+static int put64(struct cfs_record_builder *b, uint64_t v)
+{
+	uint8_t p[8];
+
+	le64(p, v);
+	return put(b, p, sizeof(p));
+}
+
+static int put_bytes(struct cfs_record_builder *b, const void *p, size_t len)
+{
+	int r = len > UINT32_MAX ? -EFBIG : put32(b, (uint32_t)len);
+
+	return r < 0 ? r : put(b, p, len);
+}
+
+int cfs_record_add(struct cfs_record_builder *b,
+		   const struct cfs_layer_entry *e, const cfs_inode *file)
+{
+	uint64_t size = file ? cfs_inode_size(file) : 0;
+	const void *data = file ? cfs_inode_content(file) : NULL;
+	const uint8_t *digest = file ? cfs_inode_digest(file) : NULL;
+	uint32_t flags = 0;
+	int r;
+
+	if (e->hardlink)
+		flags |= RECORD_HARDLINK;
+	if (e->link)
+		flags |= RECORD_LINK;
+	if (size > 0 && data)
+		flags |= RECORD_INLINE;
+	else if (size > 0 && digest)
+		flags |= RECORD_OBJECT;
+	else
+		size = 0;
+	r = put32(b, flags);
+	if (r == 0)
+		r = put32(b, e->mode);
+	if (r == 0)
+		r = put32(b, e->uid);
+	if (r == 0)
+		r = put32(b, e->gid);
+	if (r == 0)
+		r = put64(b, (uint64_t)e->mtime_sec);
+	if (r == 0)
+		r = put32(b, e->mtime_nsec);
+	if (r == 0)
+		r = put64(b, e->rdev);
+	if (r == 0)
+		r = put_bytes(b, e->path, strlen(e->path));
+	if (r == 0 && e->link)
+		r = put_bytes(b, e->link, strlen(e->link));
+	if (r == 0)
+		r = put32(b, (uint32_t)e->n_xattrs);
+	for (size_t i = 0; r == 0 && i < e->n_xattrs; i++) {
+		r = put_bytes(b, e->xattrs[i].name, strlen(e->xattrs[i].name));
+		if (r == 0)
+			r = put_bytes(b, e->xattrs[i].value, e->xattrs[i].len);
+	}
+	if (r == 0)
+		r = put64(b, size);
+	if (r == 0 && (flags & RECORD_INLINE))
+		r = put(b, data, (size_t)size);
+	if (r == 0 && (flags & RECORD_OBJECT))
+		r = put(b, digest, CFS_DIGEST_SIZE);
+	if (r == 0)
+		b->entries++;
+	return r;
+}
+
+static int sha256(const void *data, size_t len, uint8_t out[32])
+{
+	unsigned int n;
+
+	return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 ? 0 :
+									 -EIO;
+}
+
+int cfs_record_write(struct cfs_record_builder *b, int dirfd,
+		     const uint8_t diff_id[32], uint64_t tar_bytes,
+		     uint64_t xattrs_dropped)
+{
+	struct cfs_atomic_file af = { .fd = -1 };
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	uint8_t trailer[TRAILER_SIZE];
+	int r;
+
+	memcpy(b->buf, CFS_RECORD_MAGIC, 8);
+	memcpy(b->buf + 8, diff_id, 32);
+	le64(b->buf + 40, tar_bytes);
+	le64(b->buf + 48, b->entries);
+	le64(b->buf + 56, xattrs_dropped);
+	r = sha256(b->buf, b->len, trailer);
+	if (r == 0)
+		r = put(b, trailer, sizeof(trailer));
+	if (r < 0)
+		return r;
+	b->len -= sizeof(trailer); /* the builder stays reusable */
+	cfs_digest_to_hex(diff_id, hex);
+	r = cfs_atomic_open(&af, dirfd, 0644);
+	if (r == 0)
+		r = cfs_write_all(af.fd, b->buf, b->len + sizeof(trailer));
+	if (r == 0)
+		return cfs_atomic_commit(&af, hex, false);
+	cfs_atomic_abort(&af);
+	return r;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+/* Free the strings of the current entry. */
+static void strings_free(struct cfs_record *rec)
+{
+	free(rec->path);
+	free(rec->link);
+	for (size_t i = 0; i < rec->n_names; i++)
+		free(rec->names[i]);
+	rec->path = rec->link = NULL;
+	rec->n_names = 0;
+}
+
+int cfs_record_open(struct cfs_record *rec, int dirfd,
+		    const uint8_t diff_id[32], const char *what)
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	_cleanup_close_ int fd = -1;
+	uint8_t *data;
+	struct stat st;
+	size_t got;
+	int r;
+
+	memset(rec, 0, sizeof(*rec));
+	cfs_digest_to_hex(diff_id, hex);
+	fd = openat(dirfd, hex, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT :
+					 cfs_error_errno(errno, "%s", what);
+	if (fstat(fd, &st) < 0)
+		return cfs_error_errno(errno, "%s", what);
+	if (!S_ISREG(st.st_mode) || st.st_size < HEADER_SIZE + TRAILER_SIZE ||
+	    (uint64_t)st.st_size > CFS_RECORD_MAX)
+		return cfs_error(EBADMSG, "%s: not a layer record (%lld bytes)",
+				 what, (long long)st.st_size);
+	data = malloc((size_t)st.st_size);
+	if (!data)
+		return -ENOMEM;
+	r = cfs_read_full(fd, data, (size_t)st.st_size, &got);
+	if (r == 0 && got != (size_t)st.st_size)
+		r = -EIO;
+	if (r < 0) {
+		free(data);
+		return cfs_error_errno(-r, "%s: reading", what);
+	}
+	return cfs_record_load(rec, data, got, diff_id, what);
+}
+
+int cfs_record_load(struct cfs_record *rec, uint8_t *data, size_t len,
+		    const uint8_t diff_id[32], const char *what)
+{
+	uint8_t sum[32];
+
+	memset(rec, 0, sizeof(*rec));
+	rec->data = data;
+	rec->len = len;
+	rec->xattrs = calloc(RECORD_XATTRS_MAX, sizeof(*rec->xattrs));
+	rec->names = calloc(RECORD_XATTRS_MAX, sizeof(*rec->names));
+	if (!rec->xattrs || !rec->names) {
+		cfs_record_close(rec);
+		return -ENOMEM;
+	}
+	if (len < HEADER_SIZE + TRAILER_SIZE ||
+	    sha256(data, len - TRAILER_SIZE, sum) < 0 ||
+	    memcmp(data, CFS_RECORD_MAGIC, 8) != 0 ||
+	    memcmp(sum, data + len - TRAILER_SIZE, 32) != 0 ||
+	    memcmp(data + 8, diff_id, 32) != 0) {
+		cfs_record_close(rec);
+		return cfs_error(EBADMSG,
+				 "%s: damaged (magic, checksum or diff_id "
+				 "wrong)",
+				 what);
+	}
+	rec->tar_bytes = get64(data + 40);
+	rec->entries = get64(data + 48);
+	rec->xattrs_dropped = get64(data + 56);
+	rec->pos = HEADER_SIZE;
+	rec->len -= TRAILER_SIZE;
+	return 0;
+}
+
+void cfs_record_close(struct cfs_record *rec)
+{
+	if (rec->names)
+		strings_free(rec);
+	free(rec->names);
+	free(rec->data);
+	free(rec->xattrs);
+	memset(rec, 0, sizeof(*rec));
+}
+
+/* The next @n bytes, or NULL past the end. */
+static const uint8_t *take(struct cfs_record *rec, size_t n)
+{
+	const uint8_t *p = rec->data + rec->pos;
+
+	if (n > rec->len - rec->pos)
+		return NULL;
+	rec->pos += n;
+	return p;
+}
+
+static bool take32(struct cfs_record *rec, uint32_t *v)
+{
+	const uint8_t *p = take(rec, 4);
+
+	if (p)
+		*v = get32(p);
+	return p != NULL;
+}
+
+static bool take64(struct cfs_record *rec, uint64_t *v)
+{
+	const uint8_t *p = take(rec, 8);
+
+	if (p)
+		*v = get64(p);
+	return p != NULL;
+}
+
+/* A u32 length and that many bytes, at most @max. */
+static const uint8_t *take_bytes(struct cfs_record *rec, size_t max,
+				 size_t *len)
+{
+	uint32_t n;
+
+	if (!take32(rec, &n) || n > max)
+		return NULL;
+	*len = n;
+	return take(rec, n);
+}
+
+static char *take_string(struct cfs_record *rec, size_t max)
+{
+	size_t len;
+	const uint8_t *p = take_bytes(rec, max, &len);
+	char *s;
+
+	if (!p || memchr(p, '\0', len))
+		return NULL;
+	s = malloc(len + 1);
+	if (s) {
+		memcpy(s, p, len);
+		s[len] = '\0';
+	}
+	return s;
+}
+
+int cfs_record_next(struct cfs_record *rec, struct cfs_layer_entry *e,
+		    struct cfs_record_content *content, const char *what)
+{
+	uint32_t flags, n_xattrs, nsec;
+	uint64_t mtime, rdev, size;
+	size_t len;
+
+	strings_free(rec);
+	memset(e, 0, sizeof(*e));
+	memset(content, 0, sizeof(*content));
+	if (rec->done == rec->entries)
+		return rec->pos == rec->len ?
+			       0 :
+			       cfs_error(EBADMSG,
+					 "%s: bytes after the last entry",
+					 what);
+	if (!take32(rec, &flags) || (flags & ~RECORD_FLAGS) ||
+	    !take32(rec, &e->mode) || !take32(rec, &e->uid) ||
+	    !take32(rec, &e->gid) || !take64(rec, &mtime) ||
+	    !take32(rec, &nsec) || !take64(rec, &rdev))
+		goto bad;
+	e->mtime_sec = (int64_t)mtime;
+	e->mtime_nsec = nsec;
+	e->rdev = rdev;
+	e->hardlink = flags & RECORD_HARDLINK;
+	rec->path = take_string(rec, RECORD_NAME_MAX);
+	if (!rec->path)
+		goto bad;
+	e->path = rec->path;
+	if (flags & RECORD_LINK) {
+		rec->link = take_string(rec, RECORD_NAME_MAX);
+		if (!rec->link)
+			goto bad;
+		e->link = rec->link;
+	}
+	if (!take32(rec, &n_xattrs) || n_xattrs > RECORD_XATTRS_MAX)
+		goto bad;
+	for (uint32_t i = 0; i < n_xattrs; i++) {
+		const uint8_t *value;
+
+		rec->names[i] = take_string(rec, RECORD_NAME_MAX);
+		if (!rec->names[i])
+			goto bad;
+		rec->n_names = i + 1;
+		value = take_bytes(rec, RECORD_VALUE_MAX, &len);
+		if (!value)
+			goto bad;
+		rec->xattrs[i] =
+			(struct cfs_entry_xattr){ rec->names[i], value, len };
+	}
+	e->xattrs = rec->xattrs;
+	e->n_xattrs = n_xattrs;
+	if (!take64(rec, &size))
+		goto bad;
+	content->size = size;
+	if (flags & RECORD_INLINE) {
+		if (size > CFS_INLINE_DEFAULT ||
+		    !(content->data = take(rec, (size_t)size)))
+			goto bad;
+	} else if (flags & RECORD_OBJECT) {
+		if (!(content->digest = take(rec, CFS_DIGEST_SIZE)))
+			goto bad;
+	} else if (size != 0) {
+		goto bad;
+	}
+	rec->done++;
+	return 1;
+bad:
+	return cfs_error(EBADMSG, "%s: entry %llu is damaged", what,
+			 (unsigned long long)rec->done + 1);
+}
+
+void cfs_records_clear(struct cfs_records *records)
+{
+	free(records->reused);
+	free(records->written);
+	records->reused = records->written = NULL;
+	records->n = 0;
+}

@@ -1,0 +1,221 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later
+#
+# Layer records (issue 13, docs/store.md "Layer records"): an import
+# builds what it can from the store's records of earlier layers and
+# reads only the layers it has no record of; the image is byte for byte
+# the one a conversion from scratch writes.
+#
+#  - every split: for each multi-layer OCI fixture and each corpus image,
+#    for every subset of its layers, the store keeps records of exactly
+#    that subset; an import then reports those layers "record" (0 bytes
+#    read) and the others "blob", and its image digest is the one
+#    `oci2cfs` gives from scratch. The fixtures include a hardlink to a
+#    file of a lower layer and a whiteout of a whole lower directory:
+#    records are replayed through the applier, so they express anything
+#    a layer does.
+#  - across sources: records made from oci: serve a docker-archive and
+#    an oci-archive of the same image (same diff_ids): no layer read.
+#  - the everyday case: debian-python after debian-minbase reads only
+#    its second layer.
+#  - gc keeps the records a named image needs and their objects; after
+#    rm, gc removes them; fsck checks them: a damaged record and a
+#    record whose object is gone are reported, --repair drops them, and
+#    the next import reads the layer and records it again.
+#
+# Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS (optional:
+# without a corpus, root and the Debian mirror are needed to build one).
+set -euo pipefail
+
+me=store-records
+: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+cs=$CFS_BIN/cfs-store
+o2c=$CFS_BIN/oci2cfs
+
+fail() {
+	echo "$me: FAIL: $*" >&2
+	exit 1
+}
+step() { echo "== $me: $*"; }
+
+mkdir -p "$CFS_TEST_TMP"
+work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
+cleanup() {
+	local rc=$?
+	trap - EXIT
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+
+# python3 evaluates EXPR with j bound to the JSON document in FILE.
+jcheck() { # FILE EXPR what
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" ||
+		fail "$3: $(cat "$1")"
+}
+
+python3 "$CFS_SRC/tests/oci/make-fixtures.py" "$work/fx" >/dev/null
+corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
+
+n_layers() { # LAYOUT
+	python3 - "$1" <<'PY'
+import json, sys
+r = sys.argv[1]
+i = json.load(open(r + "/index.json"))
+m = json.load(open(r + "/blobs/sha256/" + i["manifests"][0]["digest"][7:]))
+print(len(m["layers"]))
+PY
+}
+
+# For every subset of the layers of SOURCE: a store holding the records
+# of exactly that subset, then an import that must reuse exactly those
+# and give the digest of a conversion from scratch.
+splits() { # NAME SOURCE LAYERS
+	local name=$1 src=$2 n=$3 want root=$work/s-$1 mask i kept
+	want=$("$o2c" --print-digest "$src" "$work/$name.cfs")
+	rm -f "$work/$name.cfs"
+	"$cs" --root "$root" import "$src" --name img --json >"$work/first.json"
+	jcheck "$work/first.json" "j['digest'] == '$want' and all(l['source'] == 'blob' and l['recorded'] for l in j['layers'])" \
+		"$name: first import (digest $want, every layer read and recorded)"
+	mkdir "$root.all"
+	cp -a "$root/layers/." "$root.all/"
+	# One record per distinct diff_id, named by it.
+	python3 - "$work/first.json" "$root.all" <<'PY' || fail "$name: records are not named by the diff_ids"
+import json, os, sys
+j = json.load(open(sys.argv[1]))
+ids = {l["diff_id"][7:] for l in j["layers"]}
+sys.exit(0 if set(os.listdir(sys.argv[2])) == ids else 1)
+PY
+	for ((mask = 0; mask < (1 << n); mask++)); do
+		rm -f "$root/layers/"*
+		kept=
+		for ((i = 0; i < n; i++)); do
+			if ((mask >> i & 1)); then
+				id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][int(sys.argv[2])]["diff_id"][7:])' "$work/first.json" "$i")
+				cp -a "$root.all/$id" "$root/layers/"
+				kept+=1
+			else
+				kept+=0
+			fi
+		done
+		"$cs" --root "$root" import "$src" --json >"$work/split.json" ||
+			fail "$name: import with records of layers $kept failed"
+		# A layer whose diff_id another kept layer shares is reused too.
+		python3 - "$work/split.json" "$want" "$kept" "$work/first.json" <<'PY' ||
+import json, sys
+j, want, kept, first = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], json.load(open(sys.argv[4]))
+ids = [l["diff_id"] for l in first["layers"]]
+have = {ids[i] for i, k in enumerate(kept) if k == "1"}
+ok = j["digest"] == want
+for l in j["layers"]:
+    reuse = l["diff_id"] in have
+    ok = ok and (l["source"] == "record") == reuse and (l["bytes_read"] == 0) == reuse
+sys.exit(0 if ok else 1)
+PY
+			fail "$name: records of layers $kept: $(cat "$work/split.json")"
+	done
+	echo "$me: $name: $((1 << n)) splits of $n layers, each $want"
+	"$cs" --root "$root" fsck --json >"$work/fsck.json" || true
+	jcheck "$work/fsck.json" "j['ok'] and j['records'] >= 1" "$name: fsck"
+}
+
+step "every split of the fixtures' layers"
+for fx in hardlinks typechange xattrs zstd; do
+	splits "fx-$fx" "oci:$work/fx/$fx" "$(n_layers "$work/fx/$fx")"
+done
+
+step "every split of the corpus images' layers"
+for img in debian-python debian-python-zstd debian-caps debian-whiteouts edge-cases; do
+	splits "$img" "oci:$corpus/$img" "$(n_layers "$corpus/$img")"
+done
+
+step "records across sources: oci: serves docker-archive: and oci-archive:"
+root=$work/s-debian-python
+want=$("$cs" --root "$root" inspect img --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
+cp -a "$root.all/." "$root/layers/"
+for src in "docker-archive:$corpus/archives/debian-python.docker-archive.tar" \
+	"oci-archive:$corpus/archives/debian-python.oci-archive.tar"; do
+	"$cs" --root "$root" import "$src" --json >"$work/x.json"
+	jcheck "$work/x.json" "j['digest'] == '$want' and all(l['source'] == 'record' and l['bytes_read'] == 0 for l in j['layers'])" \
+		"$src: every layer from its record"
+done
+
+step "the everyday case: debian-python after debian-minbase"
+root=$work/everyday
+"$cs" --root "$root" import "oci:$corpus/debian-minbase" --name base >/dev/null
+"$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/py.json"
+jcheck "$work/py.json" "[l['source'] for l in j['layers']] == ['record', 'blob'] and j['layers'][0]['bytes_read'] == 0 and j['layers'][1]['bytes_read'] > 0" \
+	"debian-python: base layer from its record, only the second read"
+
+step "gc keeps what names need, removes the rest"
+# base's layer is also py's first: both records stay while py is named.
+"$cs" --root "$root" rm base >/dev/null
+"$cs" --root "$root" gc --json >"$work/gc.json"
+jcheck "$work/gc.json" "j['records'] == 0" "gc removed a record py needs"
+[ "$(find "$root/layers" -type f | wc -l)" -eq 2 ] || fail "py's two records are not both kept"
+# The base layer's objects include files py's layer replaced? They are
+# kept with the record: a new import of the base alone finds them all.
+"$cs" --root "$root" import "oci:$corpus/debian-minbase" --name base --json >"$work/b.json"
+jcheck "$work/b.json" "j['layers'][0]['source'] == 'record' and j['objects_new'] == 0" \
+	"base again: from its record, no object written"
+"$cs" --root "$root" rm base py >/dev/null
+"$cs" --root "$root" gc --json >"$work/gc.json"
+jcheck "$work/gc.json" "j['records'] == 2" "gc after rm: both records removed"
+[ -z "$(find "$root/layers" -type f)" ] || fail "records left after gc"
+[ -z "$(find "$root/objects" -type f)" ] || fail "objects left after gc"
+"$cs" --root "$root" fsck --json >"$work/fsck.json" || true
+jcheck "$work/fsck.json" "j['ok']" "fsck after gc"
+
+step "fsck: a damaged record, a record whose object is gone"
+"$cs" --root "$root" import "oci:$corpus/debian-python" --name py >/dev/null
+rec=$(find "$root/layers" -type f | sort | head -n 1)
+other=$(find "$root/layers" -type f | sort | tail -n 1)
+[ "$rec" != "$other" ] || fail "debian-python has one record, not two"
+# An object the other record names, read with a reader of the format of
+# src/convert/records.h written here.
+obj=$(python3 - "$other" <<'PY'
+import hashlib, struct, sys
+d = open(sys.argv[1], "rb").read()
+assert d[:8] == b"CFSLREC1" and hashlib.sha256(d[:-32]).digest() == d[-32:]
+_, _, n, _ = struct.unpack_from("<32sQQQ", d, 8)
+pos = 64
+def take(k):
+    global pos
+    pos += k
+    return d[pos - k:pos]
+for _ in range(n):
+    flags, = struct.unpack("<I", take(4))
+    take(4 + 4 + 4 + 8 + 4 + 8)
+    take(struct.unpack("<I", take(4))[0])
+    if flags & 2:
+        take(struct.unpack("<I", take(4))[0])
+    for _ in range(struct.unpack("<I", take(4))[0]):
+        take(struct.unpack("<I", take(4))[0])
+        take(struct.unpack("<I", take(4))[0])
+    size, = struct.unpack("<Q", take(8))
+    if flags & 4:
+        take(size)
+    elif flags & 8:
+        h = take(32).hex()
+        print(h[:2] + "/" + h[2:])
+        break
+assert pos <= len(d) - 32
+PY
+)
+[ -n "$obj" ] && [ -f "$root/objects/$obj" ] || fail "no object found in $other"
+printf 'x' | dd of="$rec" bs=1 seek=100 conv=notrunc status=none
+rm "$root/objects/$obj"
+set +e
+"$cs" --root "$root" fsck --json >"$work/fsck.json"
+set -e
+jcheck "$work/fsck.json" "not j['ok'] and [p['path'] for p in j['problems'] if p['kind'] == 'corrupt-record'] == ['layers/$(basename "$rec")'] and [p['path'] for p in j['problems'] if p['kind'] == 'record-missing-object'] == ['layers/$(basename "$other")']" \
+	"fsck: the damaged record and the one whose object is gone"
+"$cs" --root "$root" fsck --repair --json >"$work/repair.json" || true
+[ ! -e "$rec" ] && [ ! -e "$other" ] || fail "--repair left a bad record"
+"$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/again.json"
+jcheck "$work/again.json" "all(l['source'] == 'blob' and l['recorded'] for l in j['layers'])" \
+	"the layers of the dropped records were not read and recorded again"
+[ -e "$rec" ] && [ -e "$other" ] || fail "the import did not record the layers again"
+"$cs" --root "$root" fsck --verify --json >"$work/fsck.json" || true
+jcheck "$work/fsck.json" "j['ok']" "fsck after the re-import"
+echo "$me: ok"
