@@ -17,7 +17,9 @@ run with); CORPUS_DIR is the Debian image corpus (default
   - the harness' own valid image (fuzz-oci-json with CFS_FUZZ_SEED_DIR);
   - composefs images and their dumps, made by oci2cfs from the small
     fixtures and from examples/hello-rootfs;
-  - the option strings of tests/unit/test-mount-options.c.
+  - the option strings of tests/unit/test-mount-options.c;
+  - layer records (without their trailing checksum, which the harness
+    adds), made by cfs-store imports of the good fixtures and edge-cases.
 
 Seed names say where they come from. Files named crash-* in OUT_DIR are
 never touched. Needs python3, GNU tar and zstd (for the fixtures).
@@ -232,6 +234,20 @@ def images(build, outs, name, source, tmp):
         outs["dump-read"].add("%s.dump" % name, f.read())
 
 
+def record_seeds(build, out, name, source, tmp):
+    """The layer records a store import of @source makes."""
+    root = os.path.join(tmp, "store-" + name)
+    r = subprocess.run([os.path.join(build, "bin", "cfs-store"), "--root",
+                        root, "import", source], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    layers = os.path.join(root, "layers")
+    if r.returncode != 0 or not os.path.isdir(layers):
+        return
+    for i, n in enumerate(sorted(os.listdir(layers))):
+        with open(os.path.join(layers, n), "rb") as f:
+            out.add("%s-%d" % (name, i), f.read()[:-32])
+
+
 def mount_seeds(out):
     with open(os.path.join(SRC, "tests", "unit",
                            "test-mount-options.c")) as f:
@@ -254,7 +270,8 @@ def main():
     build, root = sys.argv[1], sys.argv[2]
     corpus = sys.argv[3] if len(sys.argv) == 4 else "/work/corpus/out"
     outs = {t: Out(root, t) for t in ("oci-json", "tar-layer", "image-read",
-                                       "dump-read", "mount-options")}
+                                       "dump-read", "mount-options",
+                                       "record-read")}
     oj, tl = outs["oci-json"], outs["tar-layer"]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -281,6 +298,8 @@ def main():
                 layout_seeds(oj, tl, "fixture-" + n, p)
                 if not n.startswith("should-fail"):
                     images(build, outs, "fixture-" + n, "oci:" + p, tmp)
+                    record_seeds(build, outs["record-read"], "fixture-" + n,
+                                 "oci:" + p, tmp)
             elif n.endswith(".tar"):
                 archive_seeds(oj, tl, "fixture-" + n[:-4], p)
                 kind = "docker-archive" if n == "docker.tar" else \
@@ -300,6 +319,8 @@ def main():
             edge = os.path.join(corpus, "edge-cases")
             if os.path.isdir(edge):
                 images(build, outs, "corpus-edge-cases", "oci:" + edge, tmp)
+                record_seeds(build, outs["record-read"], "corpus-edge-cases",
+                             "oci:" + edge, tmp)
 
         images(build, outs, "hello-rootfs",
                "dir:" + os.path.join(SRC, "examples", "hello-rootfs"), tmp)
