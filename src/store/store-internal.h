@@ -163,8 +163,7 @@ int store_record_objects(int dirfd, const char *hex, const char *where,
 /* The diff_ids (64 hex, "sha256:" left out) of the config JSON @config,
  * added to @v: the layer records an image of that config needs. Configs
  * without rootfs.diff_ids add nothing. */
-int store_config_diff_ids(const char *config, size_t len, char ***v,
-			  size_t *n);
+int store_config_diff_ids(const char *config, size_t len, char ***v, size_t *n);
 
 /* ---- broken images ---------------------------------------------------- */
 

@@ -228,11 +228,21 @@ static int import(cfs_store *s, const char *source, const char *name,
 	cfs_store_import_options opts = CFS_STORE_IMPORT_OPTIONS_INIT;
 	const char *names[1] = { name };
 
+	int r;
+
 	if (name) {
 		opts.names = names;
 		opts.n_names = 1;
 	}
-	return cfs_store_import(s, source, &opts, res);
+	r = cfs_store_import(s, source, &opts, res);
+	/* The per-layer results are store-records.sh's business (a failed
+	 * import writes no result). */
+	if (r == 0 && res) {
+		free(res->layers);
+		res->layers = NULL;
+		res->n_layers = 0;
+	}
+	return r;
 }
 
 static size_t count_kind(const cfs_store_fsck_result *res, const char *kind,
