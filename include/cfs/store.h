@@ -418,17 +418,21 @@ typedef struct cfs_store_pull_options {
 CFS_EXPORT bool cfs_store_pull_source_valid(const char *source);
 
 /**
- * Copy @source, any image reference skopeo(1) takes ("docker://REF",
+ * Fetch @source, any image reference skopeo(1) takes ("docker://REF",
  * "containers-storage:REF", "docker-archive:FILE", "oci:DIR:TAG", ...),
- * with "skopeo copy" into an OCI layout in a writer directory under the
- * store's tmp/, then cfs_store_import() it with @import_opts. Its
+ * through skopeo's image proxy into an OCI layout in a writer directory
+ * under the store's tmp/ (its manifest, its config, and the blobs of the
+ * layers the store has no layer record of: a layer the store has is not
+ * fetched), then cfs_store_import() it with @import_opts. A skopeo
+ * without the proxy gets "skopeo copy" of every blob instead. Its
  * platform (OS/ARCH[/VARIANT]), if set, also tells skopeo which image of
  * a multi-platform index to copy. The layout is removed on success and
  * on failure; if the process dies, what is left is a stale writer
  * directory that the next import, gc or fsck removes (skopeo is killed
  * with its caller). skopeo runs without a shell, with stdin and stdout
  * on /dev/null and TMPDIR in that writer directory; when it fails (-EIO)
- * the error message carries the last line it wrote to stderr. -ENOENT if
+ * the error message carries its reason (the proxy's, or the last line
+ * "skopeo copy" wrote to stderr). -ENOENT if
  * skopeo is not installed, -EINVAL if @source is not valid
  * (cfs_store_pull_source_valid()) or the store's root contains a ':'
  * (skopeo's oci: transport cannot name it). The store is not locked

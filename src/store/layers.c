@@ -5,8 +5,10 @@
  * reads and writes their format (convert/records.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "convert/records.h"
@@ -59,4 +61,24 @@ int store_config_diff_ids(const char *config, size_t len, char ***v, size_t *n)
 	}
 	json_object_put(o);
 	return r;
+}
+
+bool store_record_usable(cfs_store *s, const char *hex)
+{
+	struct store_objset set = { 0 };
+	bool ok;
+
+	if (s->layers_fd < 0)
+		return false;
+	ok = store_record_objects(s->layers_fd, hex, "layer record", &set) == 0;
+	for (size_t i = 0; ok && i < set.n; i++) {
+		char path[CFS_DIGEST_HEX_SIZE + 2];
+
+		cfs_digest_to_object_path(set.v[i].digest, path);
+		ok = faccessat(s->objects_fd, path, F_OK,
+			       AT_SYMLINK_NOFOLLOW) == 0;
+	}
+	store_objset_clear(&set);
+	cfs_error_clear();
+	return ok;
 }

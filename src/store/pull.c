@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +30,8 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/util.h"
+#include "convert/layer.h"
+#include "convert/oci.h"
 #include "store/store-internal.h"
 
 /* skopeo's stderr kept for the error message: only its last line is
@@ -120,15 +124,19 @@ static int parse_platform(const char *source, const char *s,
 
 /* ---- running skopeo ------------------------------------------------------ */
 
-/* Move @fd above the standard descriptors (close-on-exec), so that
- * setting up the child's 0, 1 and 2 cannot overwrite it. */
+/* The descriptor the image proxy serves on in the child (--sockfd). */
+#define PROXY_CHILD_FD 3
+
+/* Move @fd above the standard descriptors and PROXY_CHILD_FD
+ * (close-on-exec), so that setting up the child's 0, 1, 2 and 3 cannot
+ * overwrite it. */
 static int fd_above_stdio(int fd)
 {
 	int nfd;
 
-	if (fd < 0 || fd > STDERR_FILENO)
+	if (fd < 0 || fd > PROXY_CHILD_FD)
 		return fd;
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, PROXY_CHILD_FD + 1);
 	close(fd);
 	return nfd;
 }
@@ -170,7 +178,7 @@ static void env_free(char **env)
 /* In the forked child: only async-signal-safe calls from here on. */
 __attribute__((noreturn)) static void child_exec(pid_t parent, int devnull,
 						 int err_w, int exec_w,
-						 char *const argv[],
+						 int sock, char *const argv[],
 						 char *const envp[])
 {
 	sigset_t none;
@@ -185,6 +193,9 @@ __attribute__((noreturn)) static void child_exec(pid_t parent, int devnull,
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (dup2(devnull, STDIN_FILENO) < 0 ||
 	    dup2(devnull, STDOUT_FILENO) < 0 || dup2(err_w, STDERR_FILENO) < 0)
+		goto fail;
+	/* (dup2 leaves the copy open across exec) */
+	if (sock >= 0 && dup2(sock, PROXY_CHILD_FD) < 0)
 		goto fail;
 	execvpe(argv[0], argv, envp);
 fail:
@@ -368,7 +379,7 @@ static int run_skopeo(const char *source, bool default_prog, char *const argv[],
 	if (pid < 0)
 		return cfs_error_errno(errno, "%s: fork", source);
 	if (pid == 0)
-		child_exec(parent, devnull, err_w, exec_w, argv, envp);
+		child_exec(parent, devnull, err_w, exec_w, -1, argv, envp);
 	cfs_closep(&err_w);
 	err_w = -1;
 	cfs_closep(&exec_w);
@@ -406,6 +417,800 @@ static int run_skopeo(const char *source, bool default_prog, char *const argv[],
 			 line[0] ? ": " : "", line);
 }
 
+/* ---- skopeo's image proxy ------------------------------------------------ */
+
+/*
+ * `skopeo experimental-image-proxy` (the protocol containers-image-proxy
+ * and composefs-rs speak): JSON requests {"method", "args"} over a
+ * SOCK_SEQPACKET socket pair, one message each way; replies {"success",
+ * "value", "pipeid", "error"}, with a pipe's read end passed by
+ * SCM_RIGHTS for methods that return data. A pipe is drained, then
+ * FinishPipe gives its status (a blob that did not match its digest
+ * fails there). skopeo 1.9.3 speaks 0.2.3.
+ */
+
+/* A reply: JSON of a few short values (data comes through pipes). */
+#define PROXY_REPLY_MAX (64 * 1024)
+
+struct proxy {
+	const char *source;
+	pid_t pid;
+	int sock;
+	int log_fd; /* skopeo's stderr: a file of the writer directory */
+	uint32_t img;
+	bool img_open;
+};
+
+/* The last line skopeo wrote to its stderr, for a message. */
+static void proxy_log_line(struct proxy *p, char *out, size_t size)
+{
+	char buf[4096];
+	off_t end = lseek(p->log_fd, 0, SEEK_END);
+	off_t start =
+		end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t n =
+		end > 0 ? pread(p->log_fd, buf, (size_t)(end - start), start) :
+			  0;
+
+	out[0] = '\0';
+	if (n > 0)
+		last_line(buf, (size_t)n, out, size);
+}
+
+/*
+ * Start the proxy. 0, or 1 when this skopeo has none (it exits at once:
+ * an older skopeo, or a stand-in), or -errno.
+ */
+static int proxy_start(struct proxy *p, const char *const *prefix,
+		       size_t n_prefix, bool insecure, int wfd, char **envp)
+{
+	_cleanup_close_ int devnull = -1, exec_r = -1, exec_w = -1;
+	_cleanup_close_ int child = -1;
+	const char *argv[24];
+	size_t argc = 0;
+	pid_t parent = getpid();
+	int sv[2], fds[2], exec_errno = 0;
+	ssize_t n;
+
+	for (size_t i = 0; i < n_prefix && argc < 18; i++)
+		argv[argc++] = prefix[i];
+	argv[argc++] = "experimental-image-proxy";
+	argv[argc++] = "--sockfd";
+	argv[argc++] = "3";
+	if (insecure)
+		argv[argc++] = "--tls-verify=false";
+	argv[argc] = NULL;
+
+	p->log_fd = fd_above_stdio(
+		openat(wfd, "skopeo.log",
+		       O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600));
+	devnull = fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
+	if (p->log_fd < 0 || devnull < 0)
+		return cfs_error_errno(errno, "%s: skopeo's log", p->source);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return cfs_error_errno(errno, "%s: socketpair", p->source);
+	p->sock = fd_above_stdio(sv[0]);
+	child = fd_above_stdio(sv[1]);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return cfs_error_errno(errno, "%s: pipe", p->source);
+	exec_r = fd_above_stdio(fds[0]);
+	exec_w = fd_above_stdio(fds[1]);
+	if (p->sock < 0 || child < 0 || exec_r < 0 || exec_w < 0)
+		return cfs_error_errno(errno, "%s: pipe", p->source);
+	p->pid = fork();
+	if (p->pid < 0)
+		return cfs_error_errno(errno, "%s: fork", p->source);
+	if (p->pid == 0)
+		child_exec(parent, devnull, p->log_fd, exec_w, child,
+			   (char *const *)argv, envp);
+	cfs_closep(&exec_w);
+	exec_w = -1;
+	do
+		n = read(exec_r, &exec_errno, sizeof(exec_errno));
+	while (n < 0 && errno == EINTR);
+	if (n == sizeof(exec_errno) && exec_errno == ENOENT &&
+	    strcmp(argv[0], "skopeo") == 0)
+		return cfs_error(ENOENT,
+				 "skopeo not found (apt-get install skopeo)");
+	if (n == sizeof(exec_errno))
+		return cfs_error_errno(exec_errno, "running %s", argv[0]);
+	return 0;
+}
+
+/* Wait for the proxy to end (after Shutdown, or killed on failure). */
+static void proxy_stop(struct proxy *p, bool kill_it)
+{
+	int status;
+
+	cfs_closep(&p->sock);
+	p->sock = -1;
+	if (p->pid > 0) {
+		if (kill_it)
+			kill(p->pid, SIGKILL);
+		while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		p->pid = 0;
+	}
+	cfs_closep(&p->log_fd);
+	p->log_fd = -1;
+}
+
+/* Send the request @method with @args (taken). -EPIPE when the proxy
+ * is gone. */
+static int proxy_send(struct proxy *p, const char *method, json_object *args)
+{
+	json_object *req = json_object_new_object();
+	const char *text;
+	ssize_t n;
+
+	if (!req) {
+		json_object_put(args);
+		return -ENOMEM;
+	}
+	json_object_object_add(req, "method", json_object_new_string(method));
+	json_object_object_add(req, "args",
+			       args ? args : json_object_new_array());
+	text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	do
+		n = send(p->sock, text, strlen(text), MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	json_object_put(req);
+	if (n < 0)
+		return errno == EPIPE || errno == ECONNRESET ?
+			       -EPIPE :
+			       cfs_error_errno(errno, "%s: skopeo proxy",
+					       p->source);
+	return 0;
+}
+
+/*
+ * The reply to @method. Its value in *@value (a reference the caller
+ * puts), its pipe in *@pipe_fd and *@pipeid when it has one (else -1 and
+ * 0). -EPIPE when the proxy is gone (an older skopeo exits at once: no
+ * message set then).
+ */
+static int proxy_recv(struct proxy *p, const char *method, json_object **value,
+		      int *pipe_fd, uint32_t *pipeid)
+{
+	_cleanup_free_ char *buf = malloc(PROXY_REPLY_MAX + 1);
+	json_object *rep = NULL, *v;
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov;
+	struct msghdr msg = { 0 };
+	struct cmsghdr *c;
+	char line[PULL_LINE_MAX];
+	ssize_t n;
+	int fd = -1, r = 0;
+
+	if (value)
+		*value = NULL;
+	if (pipe_fd)
+		*pipe_fd = -1;
+	if (pipeid)
+		*pipeid = 0;
+	if (!buf)
+		return -ENOMEM;
+	iov.iov_base = buf;
+	iov.iov_len = PROXY_REPLY_MAX;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.b;
+	msg.msg_controllen = sizeof(ctl.b);
+	do
+		n = recvmsg(p->sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	for (c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c;
+	     c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)) && fd < 0)
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
+		return -EPIPE;
+	if (n < 0)
+		return cfs_error_errno(errno, "%s: skopeo proxy", p->source);
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		r = cfs_error(EPROTO, "%s: skopeo proxy: %s: reply too long",
+			      p->source, method);
+		goto out;
+	}
+	buf[n] = '\0';
+	rep = json_tokener_parse(buf);
+	if (!rep || !json_object_object_get_ex(rep, "success", &v)) {
+		r = cfs_error(EPROTO, "%s: skopeo proxy: %s: bad reply",
+			      p->source, method);
+		goto out;
+	}
+	if (!json_object_get_boolean(v)) {
+		const char *e = "no reason given";
+
+		if (json_object_object_get_ex(rep, "error", &v) &&
+		    json_object_get_string(v)[0])
+			e = json_object_get_string(v);
+		snprintf(line, sizeof(line), "%s", e);
+		r = cfs_error(EIO, "%s: skopeo proxy: %s: %s", p->source,
+			      method, line);
+		goto out;
+	}
+	if (value && json_object_object_get_ex(rep, "value", &v))
+		*value = json_object_get(v);
+	if (pipeid && json_object_object_get_ex(rep, "pipeid", &v))
+		*pipeid = (uint32_t)json_object_get_int64(v);
+	if (pipe_fd) {
+		*pipe_fd = fd;
+		fd = -1;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	json_object_put(rep);
+	return r;
+}
+
+/* Call @method with @args (taken); proxy_recv() says what comes back. */
+static int proxy_call(struct proxy *p, const char *method, json_object *args,
+		      json_object **value, int *pipe_fd, uint32_t *pipeid)
+{
+	int r = proxy_send(p, method, args);
+
+	return r < 0 ? r : proxy_recv(p, method, value, pipe_fd, pipeid);
+}
+
+/* Ask for the status of pipe @pipeid; proxy_recv() gets it. */
+static int proxy_finish_send(struct proxy *p, uint32_t pipeid)
+{
+	json_object *args = json_object_new_array();
+
+	json_object_array_add(args, json_object_new_int64(pipeid));
+	return proxy_send(p, "FinishPipe", args);
+}
+
+/* Read @fd to its end into a new buffer of at most @max bytes. */
+static int read_all(int fd, size_t max, char **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1);
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t k;
+
+		if (n == cap) {
+			char *nb;
+
+			if (cap > max) {
+				free(buf);
+				return -EFBIG;
+			}
+			cap *= 2;
+			nb = realloc(buf, cap + 1);
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nb;
+		}
+		k = read(fd, buf + n, cap - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			int e = errno;
+			free(buf);
+			return -e;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	if (n > max) {
+		free(buf);
+		return -EFBIG;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* What @method ("GetManifest", "GetFullConfig") gives for the open
+ * image. */
+static int proxy_bytes(struct proxy *p, const char *method, char **out,
+		       size_t *len, char **value)
+{
+	json_object *args = json_object_new_array(), *v = NULL;
+	uint32_t pipeid;
+	int fd, r;
+
+	json_object_array_add(args, json_object_new_int64(p->img));
+	r = proxy_call(p, method, args, &v, &fd, &pipeid);
+	if (r == 0 && value)
+		*value = strdup(json_object_is_type(v, json_type_string) ?
+					json_object_get_string(v) :
+					"");
+	json_object_put(v);
+	if (r == 0 && value && !*value) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOMEM;
+	}
+	if (r < 0)
+		return r;
+	if (fd < 0)
+		return cfs_error(EPROTO,
+				 "%s: skopeo proxy: GetManifest: no pipe",
+				 p->source);
+	/* The proxy closes the pipe only when FinishPipe is done, and
+	 * FinishPipe waits until all was read: ask first, then read. */
+	r = proxy_finish_send(p, pipeid);
+	if (r == 0) {
+		r = read_all(fd, CFS_OCI_JSON_MAX, out, len);
+		if (r < 0)
+			r = cfs_error_errno(-r, "%s: skopeo proxy: %s",
+					    p->source, method);
+	}
+	close(fd);
+	if (r == 0)
+		r = proxy_recv(p, "FinishPipe", NULL, NULL, NULL);
+	if (r < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+/*
+ * Blob @digest ("sha256:<hex>", @size bytes) of the open image into
+ * @dirfd/<hex>, checked against both while it streams: a short, long
+ * or wrong blob is an error naming it, and leaves no file.
+ */
+static int proxy_blob(struct proxy *p, const char *digest, int64_t size,
+		      int dirfd, uint64_t *fetched)
+{
+	json_object *args = json_object_new_array(), *v = NULL;
+	struct cfs_atomic_file af = { .fd = -1 };
+	_cleanup_free_ uint8_t *buf = NULL;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t got[32], want[32];
+	uint64_t done = 0;
+	uint32_t pipeid;
+	unsigned int mdlen;
+	int fd = -1, r;
+
+	buf = malloc(1024 * 1024);
+	if (!md || !buf || cfs_parse_sha256(digest, want) < 0 || size < 0) {
+		EVP_MD_CTX_free(md);
+		json_object_put(args);
+		return buf && md ? cfs_error(EINVAL, "%s: blob %s: bad digest",
+					     p->source, digest) :
+				   -ENOMEM;
+	}
+	json_object_array_add(args, json_object_new_int64(p->img));
+	json_object_array_add(args, json_object_new_string(digest));
+	json_object_array_add(args, json_object_new_int64(size));
+	r = proxy_call(p, "GetBlob", args, &v, &fd, &pipeid);
+	json_object_put(v);
+	if (r == 0 && fd < 0)
+		r = cfs_error(EPROTO, "%s: skopeo proxy: GetBlob: no pipe",
+			      p->source);
+	if (r < 0) {
+		EVP_MD_CTX_free(md);
+		return r;
+	}
+	/* FinishPipe waits for skopeo to have written the whole blob, and
+	 * only then closes the pipe: asked for now, it ends a transfer
+	 * that breaks with an early end of the pipe (and its reason)
+	 * instead of a read that waits for ever. */
+	r = proxy_finish_send(p, pipeid);
+	if (r == 0 && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		r = -EIO;
+	if (r == 0)
+		r = cfs_atomic_open(&af, dirfd, 0644);
+	while (r == 0) {
+		ssize_t k = read(fd, buf, 1024 * 1024);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			r = -errno;
+		if (k <= 0)
+			break;
+		if (EVP_DigestUpdate(md, buf, (size_t)k) != 1)
+			r = -EIO;
+		if (r == 0)
+			r = cfs_write_all(af.fd, buf, (size_t)k);
+		done += (uint64_t)k;
+	}
+	close(fd);
+	if (r < 0)
+		r = cfs_error_errno(-r, "%s: blob %s", p->source, digest);
+	else if ((r = proxy_recv(p, "FinishPipe", NULL, NULL, NULL)) < 0 &&
+		 r != -EPIPE) {
+		/* "SOURCE: skopeo proxy: FinishPipe: why" names no blob */
+		char why[PULL_LINE_MAX];
+		const char *m = cfs_error_message();
+		size_t n = strlen(p->source);
+
+		if (strncmp(m, p->source, n) == 0 && m[n] == ':')
+			m += n + 2;
+		snprintf(why, sizeof(why), "%s", m);
+		r = cfs_error(-r, "%s: blob %s: %s", p->source, digest, why);
+	}
+	if (r == 0 && done != (uint64_t)size)
+		r = cfs_error(EIO,
+			      "%s: blob %s: %llu bytes came, the manifest "
+			      "says %lld",
+			      p->source, digest, (unsigned long long)done,
+			      (long long)size);
+	if (r == 0 && (EVP_DigestFinal_ex(md, got, &mdlen) != 1 ||
+		       memcmp(got, want, 32) != 0))
+		r = cfs_error(EBADMSG, "%s: blob %s: content does not match",
+			      p->source, digest);
+	if (r == 0)
+		r = cfs_atomic_commit(&af, digest + 7, true);
+	else
+		cfs_atomic_abort(&af);
+	EVP_MD_CTX_free(md);
+	if (r == 0)
+		*fetched += done;
+	return r;
+}
+
+/* A JSON document of the proxy's: @key's descriptor {digest, size}. */
+static int descriptor(json_object *d, const char **digest, int64_t *size)
+{
+	json_object *v;
+
+	if (!d || !json_object_object_get_ex(d, "digest", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	*digest = json_object_get_string(v);
+	if (!json_object_object_get_ex(d, "size", &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	*size = json_object_get_int64(v);
+	return *size >= 0 && strncmp(*digest, "sha256:", 7) == 0 &&
+			       store_is_hex(*digest + 7, true) ?
+		       0 :
+		       -EINVAL;
+}
+
+/* @dirfd/@name with @data, fsync'ed by the import's syncfs later. */
+static int write_file_at(int dirfd, const char *name, const void *data,
+			 size_t len)
+{
+	struct cfs_atomic_file af = { .fd = -1 };
+	int r = cfs_atomic_open(&af, dirfd, 0644);
+
+	if (r == 0)
+		r = cfs_write_all(af.fd, data, len);
+	if (r == 0)
+		return cfs_atomic_commit(&af, name, true);
+	cfs_atomic_abort(&af);
+	return r;
+}
+
+static void sha256_hex(const void *data, size_t len, char hex[65])
+{
+	uint8_t d[32];
+	unsigned int n;
+
+	EVP_Digest(data, len, d, &n, EVP_sha256(), NULL);
+	cfs_digest_to_hex(d, hex);
+}
+
+/* What proxy_pull() fetched and skipped. */
+struct proxy_layers {
+	json_object *manifest; /* parsed */
+	char **diff_ids; /* 64 hex, from the config */
+	size_t n_diff_ids;
+	bool *skipped; /* per layer: its record made the blob unneeded */
+	size_t n;
+	uint64_t fetched; /* blob bytes */
+};
+
+static void proxy_layers_clear(struct proxy_layers *pl)
+{
+	json_object_put(pl->manifest);
+	store_strv_free(pl->diff_ids, pl->n_diff_ids);
+	free(pl->skipped);
+	memset(pl, 0, sizeof(*pl));
+}
+
+/* The media type of layer descriptor @l as its blob's first bytes say
+ * (gzip, zstd, else tar); *@changed when that is not what it said. */
+static int fix_media_type(int bfd, json_object *l, bool *changed)
+{
+	static const char oci[] = "application/vnd.oci.image.layer.v1.tar";
+	unsigned char m[4] = { 0 };
+	const char *digest, *want, *have = "";
+	char type[80];
+	json_object *v;
+	int fd;
+	ssize_t n;
+
+	json_object_object_get_ex(l, "digest", &v);
+	digest = json_object_get_string(v);
+	fd = openat(bfd, digest + 7, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, m, sizeof(m), 0);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	want = m[0] == 0x1f && m[1] == 0x8b ? "+gzip" :
+	       m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd ?
+					      "+zstd" :
+					      "";
+	if (json_object_object_get_ex(l, "mediaType", &v))
+		have = json_object_get_string(v);
+	if ((strstr(have, "gzip") != NULL) == (strcmp(want, "+gzip") == 0) &&
+	    (strstr(have, "zstd") != NULL) == (strcmp(want, "+zstd") == 0))
+		return 0;
+	snprintf(type, sizeof(type), "%s%s", oci, want);
+	json_object_object_add(l, "mediaType", json_object_new_string(type));
+	*changed = true;
+	return 0;
+}
+
+/*
+ * The image @p has open into an OCI layout at @lfd (its blobs/sha256
+ * at @bfd): manifest, config, and the blobs of the layers the store
+ * has no usable record of (all of them with @all). The manifest is
+ * the proxy's: skopeo converts a docker v2s2 manifest to OCI, as
+ * "skopeo copy" to an oci: layout does.
+ */
+static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
+		       bool all, struct proxy_layers *pl)
+{
+	_cleanup_free_ char *man = NULL, *index = NULL, *orig = NULL;
+	char *config = NULL, man_hex[65];
+	bool changed = false;
+	size_t man_len = 0, config_len = 0;
+	json_object *layers, *cfg = NULL, *mt;
+	const char *cdigest,
+		*media = "application/vnd.oci.image.manifest.v1+json";
+	int64_t csize;
+	char hex[65];
+	int r;
+
+	r = proxy_bytes(p, "GetManifest", &man, &man_len, &orig);
+	if (r < 0)
+		return r;
+	sha256_hex(man, man_len, man_hex);
+	pl->manifest = json_tokener_parse(man);
+	if (!pl->manifest ||
+	    !json_object_object_get_ex(pl->manifest, "config", &cfg) ||
+	    descriptor(cfg, &cdigest, &csize) < 0 ||
+	    !json_object_object_get_ex(pl->manifest, "layers", &layers) ||
+	    !json_object_is_type(layers, json_type_array))
+		return cfs_error(EINVAL,
+				 "%s: the manifest has no config or layers "
+				 "(an index or an artifact?)",
+				 p->source);
+	if (json_object_object_get_ex(pl->manifest, "mediaType", &mt) &&
+	    json_object_is_type(mt, json_type_string))
+		media = json_object_get_string(mt);
+	pl->n = json_object_array_length(layers);
+	pl->skipped = calloc(pl->n ? pl->n : 1, sizeof(bool));
+	if (!pl->skipped)
+		return -ENOMEM;
+	/* The config the manifest names. Converting a docker v2s2 manifest
+	 * to OCI, skopeo converts the config too, and names the result,
+	 * which no registry has: GetFullConfig gives it. Else the config is
+	 * a blob of the registry's, raw (GetFullConfig's would be the same
+	 * JSON written anew). */
+	r = proxy_bytes(p, "GetFullConfig", &config, &config_len, NULL);
+	if (r == 0) {
+		sha256_hex(config, config_len, hex);
+		if (strcmp(hex, cdigest + 7) == 0)
+			r = write_file_at(bfd, hex, config, config_len);
+		else
+			r = 1;
+		free(config);
+		config = NULL;
+	}
+	if (r == 1)
+		r = proxy_blob(p, cdigest, csize, bfd, &pl->fetched);
+	if (r == 0) {
+		int fd = openat(bfd, cdigest + 7, O_RDONLY | O_CLOEXEC);
+
+		r = fd < 0 ? -errno :
+			     read_all(fd, CFS_OCI_JSON_MAX, &config,
+				      &config_len);
+		if (fd >= 0)
+			close(fd);
+		if (r < 0)
+			r = cfs_error_errno(-r, "%s: config %s", p->source,
+					    cdigest);
+	}
+	if (r == 0)
+		r = store_config_diff_ids(config, config_len, &pl->diff_ids,
+					  &pl->n_diff_ids);
+	free(config);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r == 0 && i < pl->n; i++) {
+		json_object *l = json_object_array_get_idx(layers, i);
+		const char *digest;
+		int64_t size;
+
+		if (descriptor(l, &digest, &size) < 0)
+			return cfs_error(EINVAL,
+					 "%s: layer %zu: bad descriptor",
+					 p->source, i);
+		pl->skipped[i] = !all && i < pl->n_diff_ids &&
+				 store_record_usable(s, pl->diff_ids[i]);
+		if (pl->skipped[i])
+			continue;
+		if (faccessat(bfd, digest + 7, F_OK, 0) < 0)
+			r = proxy_blob(p, digest, size, bfd, &pl->fetched);
+		/* A manifest skopeo made (its digest is not the source's)
+		 * may call a layer gzip that is not: a docker-archive's
+		 * are plain tar, whatever its manifest says. skopeo copy
+		 * looks at the bytes; so does this. */
+		if (r == 0 && strcmp(orig, "") != 0 &&
+		    strcmp(orig + (strncmp(orig, "sha256:", 7) ? 0 : 7),
+			   man_hex) != 0)
+			r = fix_media_type(bfd, l, &changed);
+	}
+	if (r < 0)
+		return r;
+	if (changed) {
+		const char *text = json_object_to_json_string_ext(
+			pl->manifest, JSON_C_TO_STRING_PLAIN |
+					      JSON_C_TO_STRING_NOSLASHESCAPE);
+		free(man);
+		man = strdup(text);
+		if (!man)
+			return -ENOMEM;
+		man_len = strlen(man);
+	}
+	sha256_hex(man, man_len, hex);
+	r = write_file_at(bfd, hex, man, man_len);
+	if (r == 0 &&
+	    asprintf(&index,
+		     "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"%s\","
+		     "\"digest\":\"sha256:%s\",\"size\":%zu,\"annotations\":"
+		     "{\"org.opencontainers.image.ref.name\":\"latest\"}}]}",
+		     media, hex, man_len) < 0) {
+		index = NULL;
+		r = -ENOMEM;
+	}
+	if (r == 0)
+		r = write_file_at(lfd, "index.json", index, strlen(index));
+	if (r == 0)
+		r = write_file_at(lfd, "oci-layout",
+				  "{\"imageLayoutVersion\":\"1.0.0\"}", 30);
+	if (r < 0)
+		return cfs_error_errno(-r, "%s: writing the layout", p->source);
+	return 0;
+}
+
+/* Layers the import needed after all: their records went (gc, a
+ * repair) between the check and the import. */
+static int proxy_refetch(cfs_store *s, struct proxy *p, int bfd,
+			 struct proxy_layers *pl)
+{
+	json_object *layers;
+	int r = 0, n = 0;
+
+	json_object_object_get_ex(pl->manifest, "layers", &layers);
+	for (size_t i = 0; r == 0 && i < pl->n; i++) {
+		const char *digest;
+		int64_t size;
+
+		if (!pl->skipped[i] || store_record_usable(s, pl->diff_ids[i]))
+			continue;
+		pl->skipped[i] = false;
+		n++;
+		r = descriptor(json_object_array_get_idx(layers, i), &digest,
+			       &size);
+		if (r == 0)
+			r = proxy_blob(p, digest, size, bfd, &pl->fetched);
+	}
+	return r < 0 ? r : n;
+}
+
+static int open_dir_at(int dirfd, const char *name, int *fd)
+{
+	if (mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	*fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return *fd < 0 ? -errno : 0;
+}
+
+/*
+ * The pull through skopeo's image proxy: only the blobs of layers the
+ * store has no record of are fetched, into the OCI layout @layout
+ * (@dest as a source), which is then imported. 1 when this skopeo has
+ * no proxy (the caller copies with "skopeo copy" instead), else 0 or
+ * -errno.
+ */
+static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
+		      const char **copy_argv, size_t copy_argc, size_t n_prefix,
+		      char **envp, const cfs_store_pull_options *pull_opts,
+		      const char *layout, const char *dest,
+		      const cfs_store_import_options *import_opts,
+		      cfs_store_import_result *result)
+{
+	struct proxy p = { .source = source, .sock = -1, .log_fd = -1 };
+	struct proxy_layers pl = { 0 };
+	_cleanup_close_ int lfd = -1, bfd = -1, blobs = -1;
+	json_object *args, *v = NULL;
+	char line[PULL_LINE_MAX];
+	int r;
+
+	r = proxy_start(&p, copy_argv, n_prefix,
+			pull_opts->flags & CFS_STORE_PULL_INSECURE, w->fd,
+			envp);
+	if (r == 0)
+		r = proxy_call(&p, "Initialize", NULL, &v, NULL, NULL);
+	if (r == 0 && (!json_object_is_type(v, json_type_string) ||
+		       strncmp(json_object_get_string(v), "0.2.", 4) != 0))
+		r = -EPIPE; /* a protocol this code does not know */
+	json_object_put(v);
+	v = NULL;
+	if (r == -EPIPE) {
+		proxy_stop(&p, true);
+		cfs_error_clear();
+		return 1;
+	}
+	if (r == 0) {
+		args = json_object_new_array();
+		json_object_array_add(args, json_object_new_string(source));
+		r = proxy_call(&p, "OpenImage", args, &v, NULL, NULL);
+		p.img = (uint32_t)json_object_get_int64(v);
+		json_object_put(v);
+	}
+	if (r == 0) {
+		r = open_dir_at(w->fd, "layout", &lfd);
+		if (r == 0)
+			r = open_dir_at(lfd, "blobs", &blobs);
+		if (r == 0)
+			r = open_dir_at(blobs, "sha256", &bfd);
+		if (r < 0)
+			r = cfs_error_errno(-r, "%s", layout);
+	}
+	if (r == 0)
+		r = proxy_fetch(s, &p, lfd, bfd, false, &pl);
+	if (r == 0)
+		pull_artifact(source, layout, copy_argv, copy_argc, envp,
+			      pull_opts);
+	if (r == 0) {
+		r = store_import_as(s, dest, source, import_opts, result);
+		if (r == -ENOENT) {
+			/* a blob the fetch left out, its record gone? */
+			char why[PULL_LINE_MAX];
+			int n;
+
+			snprintf(why, sizeof(why), "%s", cfs_error_message());
+			n = proxy_refetch(s, &p, bfd, &pl);
+			if (n > 0)
+				r = store_import_as(s, dest, source,
+						    import_opts, result);
+			else
+				r = n < 0 ? n : cfs_error(ENOENT, "%s", why);
+		}
+		if (r < 0)
+			r = cfs_error_prefix(-r, "%s", source);
+	}
+	if (r == -EPIPE) {
+		proxy_log_line(&p, line, sizeof(line));
+		r = cfs_error(EIO, "%s: skopeo proxy ended%s%s", source,
+			      line[0] ? ": " : "", line);
+	}
+	if (p.sock >= 0 && r == 0) {
+		if (proxy_call(&p, "Shutdown", NULL, NULL, NULL, NULL) < 0)
+			cfs_error_clear();
+	}
+	proxy_stop(&p, r < 0);
+	proxy_layers_clear(&pl);
+	return r;
+}
+
 /* ---- the pull ------------------------------------------------------------ */
 
 int cfs_store_pull(cfs_store *s, const char *source,
@@ -421,7 +1226,7 @@ int cfs_store_pull(cfs_store *s, const char *source,
 	const char *argv[20];
 	const char *platform = NULL;
 	char **envp = NULL;
-	size_t argc = 0;
+	size_t argc = 0, n_prefix;
 	int r;
 
 	if (!pull_opts)
@@ -493,6 +1298,7 @@ int cfs_store_pull(cfs_store *s, const char *source,
 			argv[argc++] = plat.variant;
 		}
 	}
+	n_prefix = argc;
 	argv[argc++] = "copy";
 	argv[argc++] = "--quiet";
 	if (pull_opts->flags & CFS_STORE_PULL_INSECURE)
@@ -505,6 +1311,12 @@ int cfs_store_pull(cfs_store *s, const char *source,
 	argv[argc] = NULL;
 	assert(argc < CFS_ARRAY_SIZE(argv));
 
+	/* Through the image proxy, fetching only what the store lacks;
+	 * with a skopeo that has none, a plain copy. */
+	r = proxy_pull(s, &w, source, argv, argc, n_prefix, envp, pull_opts,
+		       layout, dest, import_opts, result);
+	if (r <= 0)
+		goto out;
 	r = run_skopeo(source, !pull_opts->skopeo, (char *const *)argv, envp);
 	if (r == 0)
 		pull_artifact(source, layout, argv, argc, envp, pull_opts);

@@ -160,6 +160,9 @@ void store_strv_free(char **v, size_t n);
  * a message naming @where) when the record is damaged. */
 int store_record_objects(int dirfd, const char *hex, const char *where,
 			 struct store_objset *set);
+/* Whether layers/@hex is a record an import can use: it reads, and
+ * every object it names is in objects/. */
+bool store_record_usable(cfs_store *s, const char *hex);
 /* The diff_ids (64 hex, "sha256:" left out) of the config JSON @config,
  * added to @v: the layer records an image of that config needs. Configs
  * without rootfs.diff_ids add nothing. */

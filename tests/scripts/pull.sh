@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later
 #
-# cfs-store pull: skopeo copy into the store's tmp/, then import.
+# cfs-store pull: skopeo's image proxy (only the blobs of layers the
+# store has no record of) into a layout in the store's tmp/, then import.
 #
 # A local registry (docker-registry, plain HTTP on 127.0.0.1) holds the
 # corpus' debian-minbase twice, as pushed (OCI manifest) and converted to
@@ -20,6 +21,14 @@
 # (d) kill -9 of a pull while skopeo runs: skopeo dies with it, fsck
 #     reports the stale writer directory as cleaned and no problem, and
 #     the same pull then succeeds.
+# (e) debian-python pushed, debian-minbase imported: the pull builds the
+#     base layer from its record; the registry's access log shows no GET
+#     of its blob, one of the new layer's.
+# (f) the same pull again: every layer from its record, no blob GET.
+# (g) a skopeo without experimental-image-proxy: skopeo copy, same
+#     digest.
+# (h) a relay that cuts the new layer's blob after 256 KiB: exit 1, one
+#     line naming the source and the blob, the store as it was.
 #
 # Needs skopeo and docker-registry (scripts/install-deps.sh): their
 # absence is a failure, not a skip.
@@ -48,12 +57,13 @@ done
 mkdir -p "$CFS_TEST_TMP"
 work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 bg_pid=
+relay_pid=
 cleanup() {
 	local rc=$?
 	trap - EXIT
-	if [ -n "$bg_pid" ]; then
-		kill -9 "$bg_pid" 2> /dev/null || true
-	fi
+	for p in $bg_pid $relay_pid; do
+		kill -9 "$p" 2> /dev/null || true
+	done
 	registry_stop
 	if [ $rc -ne 0 ] && [ -f "$work/registry/registry.log" ]; then
 		echo "$me: registry log (tail):" >&2
@@ -138,7 +148,7 @@ set +e
 rc=$?
 set -e
 [ $rc -eq 1 ] || fail "pull over plain HTTP without --insecure: exit $rc"
-grep -q "^cfs-store: pull: docker://$reg/minbase:1: skopeo copy failed (exit [0-9]*): ." "$work/err" ||
+grep -Eq "^cfs-store: pull: docker://$reg/minbase:1: skopeo proxy: (OpenImage|GetManifest): ." "$work/err" ||
 	fail "pull without --insecure: $(cat "$work/err")"
 
 step "(b) pull docker-archive:, oci-archive:"
@@ -169,10 +179,10 @@ expect_fail() { # RC STDERR-REGEX ARGS...
 	diff "$work/before" "$work/after" > "$work/diff" ||
 		fail "'$*' changed the store: $(cat "$work/diff")"
 }
-expect_fail 1 "^cfs-store: pull: docker://$reg/nosuch:1: skopeo copy failed \(exit 1\): .*nosuch" \
+expect_fail 1 "^cfs-store: pull: docker://$reg/nosuch:1: skopeo proxy: (OpenImage|GetManifest): .*nosuch" \
 	"${S[@]}" pull "docker://$reg/nosuch:1" --insecure --name x
 [ "$(wc -l < "$work/err")" -eq 1 ] || fail "missing image: not one line: $(cat "$work/err")"
-expect_fail 1 '^cfs-store: pull: nosuch:foo: skopeo copy failed \(exit 1\): .*unknown transport "nosuch"' \
+expect_fail 1 '^cfs-store: pull: nosuch:foo: skopeo proxy: OpenImage: .*unknown transport "nosuch"' \
 	"${S[@]}" pull nosuch:foo
 [ "$(wc -l < "$work/err")" -eq 1 ] || fail "unknown transport: not one line: $(cat "$work/err")"
 expect_fail 2 "^cfs-store: pull: 'nosuch': not TRANSPORT:REF" "${S[@]}" pull nosuch
@@ -190,6 +200,10 @@ grep -q "0 problems" "$work/fsck" || fail "fsck: $(cat "$work/fsck")"
 tmp_empty "$root" "after the failures"
 
 step "(d) kill -9 while skopeo runs"
+# A store of its own: the others have the layers recorded, and a pull
+# that fetches nothing ends before the kill.
+root=$work/store-d
+S=("$cs" --root "$root")
 "${S[@]}" pull "docker-archive:$darchive" --name killed > /dev/null 2>&1 &
 bg_pid=$!
 layout=
@@ -199,20 +213,21 @@ for _ in $(seq 1000); do
 	kill -0 "$bg_pid" 2> /dev/null || break
 	sleep 0.01
 done
-[ -n "$layout" ] || fail "no skopeo layout appeared in tmp/"
+[ -n "$layout" ] || fail "no layout appeared in tmp/"
 wdir=$(basename "$(dirname "$layout")")
-pgrep -f -- "$root/tmp/$wdir" > /dev/null || fail "skopeo is not running"
+child=$(pgrep -P "$bg_pid" -x skopeo || true)
+[ -n "$child" ] || fail "skopeo is not running"
 kill -9 "$bg_pid"
 wait "$bg_pid" 2> /dev/null || true
 bg_pid=
-# skopeo dies with its caller (PR_SET_PDEATHSIG): within a second, when
-# the copy takes two, and before it wrote the layout's index.json.
+# skopeo dies with its caller (PR_SET_PDEATHSIG), within a second (a
+# zombie that nobody reaped yet is dead).
+alive() { grep -qs '^State:[[:space:]]*[RSDTtWXIP]' "/proc/$1/status"; }
 for _ in $(seq 20); do
-	pgrep -f -- "$root/tmp/$wdir" > /dev/null || break
+	alive "$child" || break
 	sleep 0.05
 done
-! pgrep -f -- "$root/tmp/$wdir" > /dev/null || fail "skopeo outlived the killed pull"
-[ ! -e "$layout/index.json" ] || fail "skopeo finished its copy after the kill"
+! alive "$child" || fail "skopeo outlived the killed pull"
 [ -d "$root/tmp/$wdir" ] || fail "the killed pull's writer directory is gone already"
 set +e
 "${S[@]}" inspect killed > /dev/null 2>&1
@@ -227,5 +242,127 @@ got=$("${S[@]}" pull "docker-archive:$darchive" --name killed) || fail "pull aft
 [ "$got" = "$want_py" ] || fail "pull after kill -9: digest $got"
 tmp_empty "$root" "after the pull after kill -9"
 "${S[@]}" fsck --verify > "$work/fsck" || fail "fsck --verify: $(cat "$work/fsck")"
+
+step "(e) a pull fetches only the layers the store has no record of"
+skopeo copy --quiet --dest-tls-verify=false "oci:$python_oci:latest" "docker://$reg/python:1" ||
+	fail "push python"
+root=$work/store-e
+S=("$cs" --root "$root")
+"${S[@]}" import "oci:$minbase" --name base > /dev/null
+# The layer blobs of the pushed image, in order.
+mapfile -t blobs < <(skopeo inspect --raw --tls-verify=false "docker://$reg/python:1" |
+	python3 -c 'import json,sys; print("\n".join(l["digest"] for l in json.load(sys.stdin)["layers"]))')
+[ "${#blobs[@]}" -eq 2 ] || fail "python: ${#blobs[@]} layers, want 2"
+gets() { # FROM-OFFSET DIGEST: blob GETs in the registry's access log
+	tail -c +"$(($1 + 1))" "$work/registry/registry.log" | grep -c "GET /v2/python/blobs/$2" || true
+}
+off=$(stat -c %s "$work/registry/registry.log")
+"${S[@]}" pull "docker://$reg/python:1" --insecure --name py --json > "$work/py.json" ||
+	fail "pull python onto its base"
+jcheck "j['digest'] == '$want_py' and [l['source'] for l in j['layers']] == ['record', 'blob'] and j['layers'][0]['bytes_read'] == 0" \
+	"pull python onto its base: $(cat "$work/py.json")" < "$work/py.json"
+sleep 0.2 # (the access log line follows the response)
+[ "$(gets "$off" "${blobs[0]}")" -eq 0 ] || fail "the base layer's blob was fetched"
+[ "$(gets "$off" "${blobs[1]}")" -ge 1 ] || fail "the new layer's blob was not fetched (no access log?)"
+tmp_empty "$root" "after the pull onto the base"
+echo "$me: python onto its base: the base layer from its record, only ${blobs[1]:7:12} fetched"
+
+step "(f) pulling an image the store has fetches no layer"
+off=$(stat -c %s "$work/registry/registry.log")
+"${S[@]}" pull "docker://$reg/python:1" --insecure --name py2 --json > "$work/py2.json" ||
+	fail "pull python again"
+jcheck "j['digest'] == '$want_py' and j['existed'] and all(l['source'] == 'record' for l in j['layers']) and j['objects_new'] == 0" \
+	"pull python again: $(cat "$work/py2.json")" < "$work/py2.json"
+sleep 0.2
+[ "$(gets "$off" "${blobs[0]}")" -eq 0 ] && [ "$(gets "$off" "${blobs[1]}")" -eq 0 ] ||
+	fail "a layer blob was fetched again"
+"${S[@]}" fsck --verify > "$work/fsck" || fail "fsck --verify: $(cat "$work/fsck")"
+
+step "(g) a skopeo without the image proxy: skopeo copy"
+mkdir -p "$work/oldskopeo"
+cat > "$work/oldskopeo/skopeo" <<'SH'
+#!/bin/sh
+for a in "$@"; do
+	if [ "$a" = experimental-image-proxy ]; then
+		echo 'FATA[0000] unrecognized command `skopeo experimental-image-proxy`' >&2
+		exit 1
+	fi
+done
+echo "$*" >> "${0%/*}/calls"
+exec /usr/bin/skopeo "$@"
+SH
+chmod 755 "$work/oldskopeo/skopeo"
+root=$work/store-g
+S=("$cs" --root "$root")
+got=$(PATH=$work/oldskopeo:$PATH "${S[@]}" pull "docker://$reg/python:1" --insecure --name py) ||
+	fail "pull with a skopeo without the proxy"
+[ "$got" = "$want_py" ] || fail "pull with skopeo copy: digest $got"
+grep -q '^copy ' "$work/oldskopeo/calls" || fail "skopeo copy was not run"
+tmp_empty "$root" "after the pull with skopeo copy"
+
+step "(h) a transfer that breaks in the middle of a blob"
+# A TCP relay in front of the registry that cuts the response to a
+# request for the new layer's blob after 256 KiB.
+cat > "$work/relay.py" <<'PY'
+import socket, sys, threading
+port_file, upstream, cut = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+host, port = upstream.split(":")
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(16)
+open(port_file, "w").write(str(ls.getsockname()[1]))
+def pump(a, b, limit):
+    n = 0
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            if limit is not None and n + len(d) > limit:
+                b.sendall(d[:limit - n])
+                break
+            b.sendall(d)
+            n += len(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+def serve(c):
+    u = socket.create_connection((host, int(port)))
+    first = c.recv(65536)
+    limit = 256 * 1024 if cut in first else None
+    u.sendall(first)
+    threading.Thread(target=pump, args=(c, u, None), daemon=True).start()
+    pump(u, c, limit)
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+python3 "$work/relay.py" "$work/relay.port" "$reg" "${blobs[1]}" &
+relay_pid=$!
+for _ in $(seq 50); do [ -s "$work/relay.port" ] && break; sleep 0.1; done
+[ -s "$work/relay.port" ] || fail "the relay did not start"
+relay=127.0.0.1:$(cat "$work/relay.port")
+root=$work/store-h
+S=("$cs" --root "$root")
+"${S[@]}" import "oci:$minbase" --name base > /dev/null
+listing "$root" > "$work/before"
+set +e
+timeout 120 "${S[@]}" pull "docker://$relay/python:1" --insecure --name py > "$work/out" 2> "$work/err"
+rc=$?
+set -e
+kill "$relay_pid" 2> /dev/null || true
+wait "$relay_pid" 2> /dev/null || true
+[ $rc -eq 1 ] || fail "a broken transfer: exit $rc: $(cat "$work/err")"
+[ "$(wc -l < "$work/err")" -eq 1 ] || fail "a broken transfer: not one line: $(cat "$work/err")"
+grep -q "^cfs-store: pull: docker://$relay/python:1: .*${blobs[1]:0:19}" "$work/err" ||
+	fail "a broken transfer: the message does not name the source and the blob: $(cat "$work/err")"
+listing "$root" > "$work/after"
+diff "$work/before" "$work/after" > "$work/diff" || fail "a broken transfer changed the store: $(cat "$work/diff")"
+"${S[@]}" fsck > "$work/fsck" || fail "fsck after a broken transfer: $(cat "$work/fsck")"
+echo "$me: a broken transfer: $(cat "$work/err")"
 
 step "ok"
