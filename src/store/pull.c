@@ -297,25 +297,19 @@ static int layout_manifest(const char *layout, char digest[80])
 /*
  * A registry keeps the artifacts of a manifest under the referrers tag
  * "sha256-<hex>" (where it has no referrers API, and distribution 2.8
- * has none). Copy what is there into the layout, where the import finds
- * a composefs artifact (include/cfs/seal.h); nothing there is no error.
- * @argv holds the first copy's arguments, the last two the source and
- * destination.
+ * has none). The reference of that tag for @source, whose manifest is
+ * the one @layout's index.json names, in *@out; 1 when @source is no
+ * registry's.
  */
-static void pull_artifact(const char *source, const char *layout,
-			  const char **argv, size_t argc, char **envp,
-			  const cfs_store_pull_options *pull_opts)
+static int artifact_ref(const char *source, const char *layout, char **out)
 {
-	_cleanup_free_ char *src = NULL, *dst = NULL;
-	const char *args[24];
-	char digest[80];
 	const char *repo_end, *slash;
-	size_t n = 0;
+	char digest[80];
 
 	if (strncmp(source, "docker://", 9) != 0 ||
 	    layout_manifest(layout, digest) < 0 ||
 	    strncmp(digest, "sha256:", 7) != 0)
-		return;
+		return 1;
 	/* docker://HOST/REPO[:TAG][@DIGEST] -> docker://HOST/REPO */
 	slash = strrchr(source, '/');
 	repo_end = strchr(slash, '@');
@@ -323,12 +317,29 @@ static void pull_artifact(const char *source, const char *layout,
 		repo_end = strchr(slash, ':');
 	if (!repo_end)
 		repo_end = source + strlen(source);
-	if (asprintf(&src, "%.*s:sha256-%s", (int)(repo_end - source), source,
+	if (asprintf(out, "%.*s:sha256-%s", (int)(repo_end - source), source,
 		     digest + 7) < 0) {
-		src = NULL;
-		return;
+		*out = NULL;
+		return -ENOMEM;
 	}
-	if (asprintf(&dst, "oci:%s:sha256-%s", layout, digest + 7) < 0) {
+	return 0;
+}
+
+/*
+ * Copy what the referrers tag @src holds into the layout, where the
+ * import finds a composefs artifact (include/cfs/seal.h); nothing there
+ * is no error. @argv holds the first copy's arguments, the last two the
+ * source and destination.
+ */
+static void pull_artifact(const char *source, const char *src,
+			  const char *layout, const char **argv, size_t argc,
+			  char **envp, const cfs_store_pull_options *pull_opts)
+{
+	_cleanup_free_ char *dst = NULL;
+	const char *args[24];
+	size_t n = 0;
+
+	if (asprintf(&dst, "oci:%s:%s", layout, strrchr(src, ':') + 1) < 0) {
 		dst = NULL;
 		return;
 	}
@@ -550,7 +561,8 @@ static int proxy_send(struct proxy *p, const char *method, json_object *args)
 	json_object_object_add(req, "method", json_object_new_string(method));
 	json_object_object_add(req, "args",
 			       args ? args : json_object_new_array());
-	text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	text = json_object_to_json_string_ext(
+		req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	do
 		n = send(p->sock, text, strlen(text), MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
@@ -1123,6 +1135,41 @@ static int open_dir_at(int dirfd, const char *name, int *fd)
 }
 
 /*
+ * Is there an artifact under the referrers tag (*@ref)? Asked of the
+ * proxy: a skopeo copy started only to hear "manifest unknown" costs a
+ * process and its start-up on every pull. skopeo 1.9.3's proxy has no
+ * OpenImageOptional: it opens the tag and asks for its manifest. Where
+ * the proxy cannot say, true: the copy finds out.
+ */
+static bool proxy_has_artifact(struct proxy *p, const char *layout, char **ref)
+{
+	_cleanup_free_ char *man = NULL;
+	json_object *args, *v = NULL;
+	uint32_t img = p->img;
+	size_t len;
+	bool has = true;
+	int r;
+
+	if (artifact_ref(p->source, layout, ref) != 0)
+		return false;
+	args = json_object_new_array();
+	json_object_array_add(args, json_object_new_string(*ref));
+	r = proxy_call(p, "OpenImage", args, &v, NULL, NULL);
+	if (r == 0 && json_object_is_type(v, json_type_int)) {
+		p->img = (uint32_t)json_object_get_int64(v);
+		has = proxy_bytes(p, "GetManifest", &man, &len, NULL) == 0;
+		args = json_object_new_array();
+		json_object_array_add(args, json_object_new_int64(p->img));
+		if (proxy_call(p, "CloseImage", args, NULL, NULL, NULL) < 0)
+			has = true;
+		p->img = img;
+	}
+	json_object_put(v);
+	cfs_error_clear();
+	return has;
+}
+
+/*
  * The pull through skopeo's image proxy: only the blobs of layers the
  * store has no record of are fetched, into the OCI layout @layout
  * (@dest as a source), which is then imported. 1 when this skopeo has
@@ -1138,6 +1185,7 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 {
 	struct proxy p = { .source = source, .sock = -1, .log_fd = -1 };
 	struct proxy_layers pl = { 0 };
+	_cleanup_free_ char *art = NULL;
 	_cleanup_close_ int lfd = -1, bfd = -1, blobs = -1;
 	json_object *args, *v = NULL;
 	char line[PULL_LINE_MAX];
@@ -1176,8 +1224,8 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 	}
 	if (r == 0)
 		r = proxy_fetch(s, &p, lfd, bfd, false, &pl);
-	if (r == 0)
-		pull_artifact(source, layout, copy_argv, copy_argc, envp,
+	if (r == 0 && proxy_has_artifact(&p, layout, &art))
+		pull_artifact(source, art, layout, copy_argv, copy_argc, envp,
 			      pull_opts);
 	if (r == 0) {
 		r = store_import_as(s, dest, source, import_opts, result);
@@ -1223,6 +1271,7 @@ int cfs_store_pull(cfs_store *s, const char *source,
 	struct store_writer w = { .fd = -1 };
 	struct pull_platform plat;
 	_cleanup_free_ char *layout = NULL, *dest = NULL, *tmpdir = NULL;
+	_cleanup_free_ char *art = NULL;
 	const char *argv[20];
 	const char *platform = NULL;
 	char **envp = NULL;
@@ -1318,8 +1367,10 @@ int cfs_store_pull(cfs_store *s, const char *source,
 	if (r <= 0)
 		goto out;
 	r = run_skopeo(source, !pull_opts->skopeo, (char *const *)argv, envp);
-	if (r == 0)
-		pull_artifact(source, layout, argv, argc, envp, pull_opts);
+	if (r == 0 && (r = artifact_ref(source, layout, &art)) == 0)
+		pull_artifact(source, art, layout, argv, argc, envp, pull_opts);
+	if (r == 1)
+		r = 0;
 	if (r == 0) {
 		r = store_import_as(s, dest, source, import_opts, result);
 		if (r < 0)
