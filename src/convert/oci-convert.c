@@ -375,15 +375,10 @@ static int apply_record(struct oci_conv *c, struct cfs_record *rec)
 		r = cfs_applier_apply(&c->applier, &e, &file);
 		if (r == 0 && c->layer_on)
 			r = cfs_applier_apply(&c->layer, &e, &layer_file);
-		if (r == 0 && file && content.data)
-			r = cfs_inode_set_content(file, content.data,
-						  (size_t)content.size);
-		else if (r == 0 && file && content.digest) {
-			r = cfs_inode_set_size(file, content.size);
-			if (r == 0)
-				r = cfs_inode_set_object(file, content.digest);
+		if (r == 0 && file)
+			r = cfs_record_content_set(file, &content);
+		if (file && content.digest)
 			c->objects++;
-		}
 		if (r == 0 && layer_file)
 			r = copy_content(layer_file, file);
 		if (r < 0)

@@ -447,3 +447,17 @@ void cfs_records_clear(struct cfs_records *records)
 	records->reused = records->written = NULL;
 	records->n = 0;
 }
+
+int cfs_record_content_set(cfs_inode *file,
+			   const struct cfs_record_content *content)
+{
+	int r;
+
+	if (content->data)
+		return cfs_inode_set_content(file, content->data,
+					     (size_t)content->size);
+	if (!content->digest)
+		return 0;
+	r = cfs_inode_set_size(file, content->size);
+	return r < 0 ? r : cfs_inode_set_object(file, content->digest);
+}

@@ -101,6 +101,10 @@ struct cfs_record_content {
 	const uint8_t *digest; /* object, or NULL */
 };
 
+/* Give @file, a regular file the entry made, its recorded content. */
+int cfs_record_content_set(cfs_inode *file,
+			   const struct cfs_record_content *content);
+
 /* The next entry (pointers valid until the next call): 1, or 0 at the
  * end, or -EBADMSG. */
 int cfs_record_next(struct cfs_record *rec, struct cfs_layer_entry *e,

@@ -46,14 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfs_applier_begin_layer(&a, 1, "fuzz");
 	while ((r = cfs_record_next(&rec, &e, &content, "fuzz")) > 0) {
 		r = cfs_applier_apply(&a, &e, &file);
-		if (r == 0 && file && content.data)
-			r = cfs_inode_set_content(file, content.data,
-						  (size_t)content.size);
-		else if (r == 0 && file && content.digest) {
-			r = cfs_inode_set_size(file, content.size);
-			if (r == 0)
-				r = cfs_inode_set_object(file, content.digest);
-		}
+		if (r == 0 && file)
+			r = cfs_record_content_set(file, &content);
 		if (r < 0)
 			break;
 	}
