@@ -467,6 +467,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	struct archive *a;
 	struct archive_entry *ae;
 	uint8_t diff_id[32];
+	bool have_id;
 	uint64_t dropped = c->xattrs_dropped;
 	int64_t offset;
 	int r;
@@ -493,12 +494,10 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 		cfs_applier_begin_layer(&c->layer, 1, c->where);
 	}
 
-	if (l->diff_id && cfs_parse_sha256(l->diff_id, diff_id) == 0) {
+	have_id = l->diff_id && cfs_parse_sha256(l->diff_id, diff_id) == 0;
+	if (have_id) {
 		r = replay_layer(c, i, diff_id, info);
 		if (r <= 0)
-			return r;
-		r = start_record(c);
-		if (r < 0)
 			return r;
 	}
 
@@ -513,6 +512,9 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	r = cfs_layer_open(&s, &blob, l->compression, c->where);
 	if (r < 0)
 		return r;
+	/* recorded when the diff_id checks out (freed at out) */
+	if (have_id && (r = start_record(c)) < 0)
+		goto out;
 	a = cfs_layer_archive(s);
 	while ((r = cfs_layer_next_entry(s, &ae, &offset)) > 0) {
 		info->entries++;
