@@ -473,6 +473,9 @@ typedef struct cfs_store_ais_result {
 	size_t skipped;
 	size_t unmounted; /**< images gone from the store, unmounted */
 	size_t busy; /**< gone, but their mount is busy: left mounted */
+	/** RUN was not on tmpfs and this call mounted one of the store's
+	 * own on it (a caller should say so). */
+	bool run_mounted;
 } cfs_store_ais_result;
 
 /**
@@ -481,9 +484,10 @@ typedef struct cfs_store_ais_result {
  * config) among the store's names, with the raw config and manifest the
  * names were imported with, on one layer per store image whose content
  * is the image mounted read-only with cfs_store_mount() at RUN/<digest>
- * (mounted here if it is not). RUN must be on tmpfs (-EINVAL otherwise):
- * a mount point left empty by a reboot must not become a container's
- * root. Images gone from the store leave the AIS and are unmounted. Updates
+ * (mounted here if it is not). RUN must be on tmpfs: a mount point left
+ * empty by a reboot must not become a container's root. Where it is
+ * not, a 1 MiB tmpfs is mounted on it (res->run_mounted); -errno if that
+ * fails. Images gone from the store leave the AIS and are unmounted. Updates
  * hold the fcntl write locks of layers.lock and images.lock, replace
  * the JSON files atomically and write a fresh token to each lock file,
  * so running podman processes notice them. See docs/podman.md.

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -61,6 +62,9 @@ CFS_DEFINE_CLEANUP(DIR *, closedir)
 #define SHORT_NAME_LEN 26
 /* Longest reference podman accepts (docker/distribution's limit). */
 #define REF_NAME_MAX 255
+/* The tmpfs mounted on a run directory that is not on one: it holds
+ * mount points only. */
+#define AIS_RUN_TMPFS_SIZE "1m"
 
 struct ais_image {
 	const cfs_store_image *img;
@@ -887,27 +891,36 @@ static int open_dir(const char *base, const char *sub)
  * RUN must be on a file system that a reboot empties (tmpfs): an image
  * mount point left behind, empty, would otherwise give a container an
  * empty root. Gone mount points make the l/ links dangle, and podman
- * fails loudly instead.
+ * fails loudly instead. Where RUN is on another file system (some
+ * machines and most containers have no tmpfs /run), a small tmpfs of
+ * the store's own is mounted on it: it holds only mount points, and a
+ * reboot takes it away with them. *@mounted says that this call did.
+ * Refused only when that mount fails.
  */
-static int check_run_dir(const char *run)
+static int check_run_dir(const char *run, bool *mounted)
 {
 	struct statfs sfs;
 
 	if (statfs(run, &sfs) < 0)
 		return cfs_error_errno(errno, "run directory %s", run);
-	if (sfs.f_type != TMPFS_MAGIC && sfs.f_type != RAMFS_MAGIC)
-		return cfs_error(EINVAL,
-				 "run directory %s is not on tmpfs: after a "
-				 "reboot its empty mount points would give "
-				 "containers an empty root (use one under "
-				 "/run)",
-				 run);
+	if (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC)
+		return 0;
+	if (mount("cfs-run", run, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=0755,size=" AIS_RUN_TMPFS_SIZE) < 0)
+		return cfs_error_errno(errno,
+				       "run directory %s is not on tmpfs "
+				       "(after a reboot its empty mount "
+				       "points would give containers an "
+				       "empty root), and mounting one there "
+				       "failed",
+				       run);
+	*mounted = true;
 	return 0;
 }
 
 /* The AIS directory (created) and the run directory, as real paths. */
 static int ais_paths(cfs_store *s, const cfs_store_ais_options *opts,
-		     char **ais_out, char **run_out)
+		     char **ais_out, char **run_out, cfs_store_ais_result *res)
 {
 	const char *run_dir =
 		opts->run_dir ? opts->run_dir : CFS_STORE_AIS_DEFAULT_RUN_DIR;
@@ -936,7 +949,7 @@ static int ais_paths(cfs_store *s, const cfs_store_ais_options *opts,
 	run = realpath(run_dir, NULL);
 	if (!run)
 		return cfs_error_errno(errno, "run directory %s", run_dir);
-	r = check_run_dir(run);
+	r = check_run_dir(run, &res->run_mounted);
 	if (r < 0)
 		return r;
 	*ais_out = TAKE_PTR(ais);
@@ -1098,7 +1111,7 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	if (!res)
 		res = &dummy;
 	memset(res, 0, sizeof(*res));
-	r = ais_paths(s, opts, &ais, &run);
+	r = ais_paths(s, opts, &ais, &run, res);
 	if (r < 0)
 		return r;
 
@@ -1269,7 +1282,7 @@ static int layer_mount(cfs_store *s, const char *mountpoint, const char *digest,
 	*strrchr(run, '/') = '\0';
 	r = mkdir_p(run, 0755);
 	if (r == 0)
-		r = check_run_dir(run);
+		r = check_run_dir(run, &res->run_mounted);
 	if (r < 0)
 		return r;
 	if (mkdir(mountpoint, 0755) < 0 && errno != EEXIST)
@@ -1328,7 +1341,7 @@ static int ais_all(cfs_store *s, const cfs_store_ais_options *opts,
 	if (!res)
 		res = &dummy;
 	memset(res, 0, sizeof(*res));
-	r = ais_paths(s, opts, &ais, &run);
+	r = ais_paths(s, opts, &ais, &run, res);
 	if (r < 0)
 		return r;
 	return for_each_layer(s, ais, fn, res);

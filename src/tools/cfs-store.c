@@ -660,10 +660,18 @@ static int cmd_ais(cfs_store *s, char **args, int n)
 		return usage_error("ais: unknown subcommand '%s' (sync, "
 				   "mount-all, unmount-all)",
 				   what);
+	if (r == 0 && res.run_mounted)
+		fprintf(stderr,
+			"cfs-store: ais %s: %s was not on tmpfs: mounted "
+			"a tmpfs of the store's own on it\n",
+			what, o.run ? o.run : CFS_STORE_AIS_DEFAULT_RUN_DIR);
 	if (o.json) {
 		json_object *j = json_object_new_object();
 		json_object_object_add(j, "images", jint(res.images));
 		json_object_object_add(j, "mounted", jint(res.mounted));
+		json_object_object_add(
+			j, "run_mounted",
+			json_object_new_boolean(res.run_mounted));
 		json_object_object_add(j, "skipped", jint(res.skipped));
 		json_object_object_add(j, "unmounted", jint(res.unmounted));
 		json_object_object_add(j, "busy", jint(res.busy));

@@ -19,7 +19,7 @@
 #  5. cfs-store rm of an image a container runs on is refused and the
 #     container keeps working; after the container stops, rm works.
 #  6. ais unmount-all makes podman fail loudly, mount-all restores; a run
-#     directory not on tmpfs is refused.
+#     directory not on tmpfs gets a tmpfs of the store's own (said once).
 #
 # Needs root (mount), podman and runc. Environment: CFS_BIN, CFS_SRC,
 # CFS_TESTS, CFS_TEST_TMP, CFS_CORPUS (optional).
@@ -315,11 +315,24 @@ fi
 grep -q "^2 layers, 2 newly mounted" "$work/out" || fail "mount-all: $(cat "$work/out")"
 got=$("${P[@]}" run --rm variant) || fail "podman run after mount-all failed"
 [ "$got" = variant ] || fail "after mount-all: '$got'"
+# A run directory that is not on tmpfs gets a tmpfs of the store's own
+# (said once), and the images mount below it.
 mkdir -p "$work/disk-run"
 if [ "$(stat -f -c %T "$work/disk-run")" != tmpfs ]; then
-	"${S[@]}" ais sync --ais "$ais" --run "$work/disk-run" 2>"$work/err" &&
-		fail "sync accepted a run directory on $(stat -f -c %T "$work/disk-run")"
-	grep -q "not on tmpfs" "$work/err" || fail "sync: $(cat "$work/err")"
+	"${S[@]}" ais sync --ais "$work/ais2" --run "$work/disk-run" >"$work/out" 2>"$work/err" ||
+		fail "sync with a run directory on $(stat -f -c %T "$work/disk-run"): $(cat "$work/err")"
+	[ "$(stat -f -c %T "$work/disk-run")" = tmpfs ] || fail "no tmpfs on the run directory"
+	[ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "was not on tmpfs: mounted a tmpfs" "$work/err" ||
+		fail "sync did not say it mounted a tmpfs: $(cat "$work/err")"
+	n=$(find "$work/disk-run" -mindepth 1 -maxdepth 1 -type d | wc -l)
+	[ "$n" -ge 1 ] && [ "$(awk -v d="$work/disk-run/" 'index($5, d) == 1' /proc/self/mountinfo | wc -l)" -eq "$n" ] ||
+		fail "the images are not mounted below the new tmpfs"
+	"${S[@]}" ais sync --ais "$work/ais2" --run "$work/disk-run" >"$work/out" 2>"$work/err" ||
+		fail "second sync: $(cat "$work/err")"
+	[ ! -s "$work/err" ] || fail "the second sync said more: $(cat "$work/err")"
+	"${S[@]}" ais unmount-all --ais "$work/ais2" --run "$work/disk-run" >/dev/null ||
+		fail "unmount-all of the second AIS"
+	umount "$work/disk-run" || fail "the run directory's tmpfs is busy"
 fi
 
 step "all names gone: the AIS is empty"
