@@ -158,8 +158,8 @@ static void usage(FILE *out)
 		"  --delete-upper     umount: also delete the --writable upper dir\n"
 		"  --force            rm: even if a container runs on the image\n"
 		"  --ais DIR          ais: the image store (default: ROOT/ais)\n"
-		"  --run DIR          ais: mount images at DIR/<digest>, DIR on tmpfs\n"
-		"                     (default: " CFS_STORE_AIS_DEFAULT_RUN_DIR
+		"  --run DIR          ais: mount images at DIR/<digest>; DIR gets a\n"
+		"                     tmpfs if it is not on one (default: " CFS_STORE_AIS_DEFAULT_RUN_DIR
 		")\n"
 		"  --help             show this help and exit\n"
 		"  --version          show the version and exit\n"

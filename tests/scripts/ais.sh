@@ -54,7 +54,7 @@ service_pid=
 lister_pid=
 
 mkdir -p "$work/graph" "$work/runroot" "$run"
-# The run directory must be on tmpfs (ais sync refuses others).
+# The run directory must be on tmpfs (ais sync mounts one on others).
 mount -t tmpfs -o size=1m,mode=0755 cfs-test-run "$run"
 cat >"$work/storage.conf" <<CONF
 [storage]
