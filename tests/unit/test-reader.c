@@ -753,6 +753,55 @@ static void test_damage(cfs_inode *tree, int big_entries, size_t mutations)
 	free(img.data);
 }
 
+/*
+ * External files of every size up to 2^64 - 1: written and read back
+ * with that size, or refused with EFBIG (over 1024 chunks of 8 TiB).
+ * A size within 8 TiB of 2^64 once wrapped the chunk count, and the
+ * writer wrote an image its reader refused (found by fuzz-record-read).
+ */
+static void test_huge_sizes(void)
+{
+	static const uint64_t sizes[] = {
+		1ull << 43,
+		1ull << 53,
+		(1ull << 53) + 1,
+		(uint64_t)INT64_MAX,
+		18446744047940403200ull,
+		UINT64_MAX - (1ull << 43) + 2,
+		UINT64_MAX,
+	};
+	uint8_t digest[CFS_DIGEST_SIZE];
+
+	memset(digest, 0x5a, sizeof(digest));
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		cfs_inode *root = NULL, *f = NULL, *back = NULL;
+		struct membuf m;
+		int r;
+
+		CHECK_OK(cfs_inode_new(&root, S_IFDIR | 0755));
+		CHECK_OK(cfs_inode_new(&f, S_IFREG | 0644));
+		if (!root || !f)
+			return;
+		CHECK_OK(cfs_inode_set_size(f, sizes[i]));
+		CHECK_OK(cfs_inode_set_object(f, digest));
+		CHECK_OK(cfs_dir_link(root, "f", f));
+		r = write_image(root, 0, 1, &m);
+		if (sizes[i] <= 1ull << 53) {
+			CHECK_OK(r);
+			CHECK_OK(cfs_image_read(&back, m.data, m.len, NULL));
+			CHECK(back && cfs_dir_lookup(back, "f") &&
+			      cfs_inode_size(cfs_dir_lookup(back, "f")) ==
+				      sizes[i]);
+		} else {
+			CHECK(r == -EFBIG);
+		}
+		cfs_inode_unref(back);
+		free(m.data);
+		cfs_inode_unref(f);
+		cfs_inode_unref(root);
+	}
+}
+
 int main(void)
 {
 	const char *env = getenv("CFS_TEST_MUTATIONS_BIG");
@@ -772,6 +821,7 @@ int main(void)
 	free(img.data);
 	test_crafted();
 	test_depth_limit();
+	test_huge_sizes();
 
 	test_damage(tree, BIG_DIR_ENTRIES,
 		    env ? strtoul(env, NULL, 10) : MUTATIONS_BIG);
