@@ -357,42 +357,34 @@ static void pull_artifact(const char *source, const char *src,
 		cfs_error_clear();
 }
 
-static int run_skopeo(const char *source, bool default_prog, char *const argv[],
-		      char *const envp[])
+/*
+ * Fork and exec @argv: stdin and stdout on /dev/null, stderr on @err,
+ * @sock as fd 3 unless it is -1, killed when the caller dies. 0 and
+ * *@pid once the exec succeeded; else the exec's errno as an error, the
+ * child reaped ("skopeo not found" when @default_prog is missing).
+ */
+static int spawn(const char *source, bool default_prog, char *const argv[],
+		 char *const envp[], int err, int sock, pid_t *pid)
 {
-	_cleanup_close_ int devnull = -1, err_r = -1, err_w = -1;
-	_cleanup_close_ int exec_r = -1, exec_w = -1;
-	_cleanup_free_ char *tail = NULL;
-	char line[PULL_LINE_MAX];
-	pid_t parent = getpid(), pid;
-	int fds[2], status, exec_errno = 0, r;
-	size_t tail_len = 0;
+	_cleanup_close_ int devnull = -1, exec_r = -1, exec_w = -1;
+	pid_t parent = getpid();
+	int fds[2], exec_errno = 0, status;
 	ssize_t n;
 
-	tail = malloc(PULL_STDERR_MAX + 1);
-	if (!tail)
-		return -ENOMEM;
 	devnull = fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
 	if (devnull < 0)
 		return cfs_error_errno(errno, "/dev/null");
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return cfs_error_errno(errno, "%s: pipe", source);
-	err_r = fd_above_stdio(fds[0]);
-	err_w = fd_above_stdio(fds[1]);
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return cfs_error_errno(errno, "%s: pipe", source);
 	exec_r = fd_above_stdio(fds[0]);
 	exec_w = fd_above_stdio(fds[1]);
-	if (err_r < 0 || err_w < 0 || exec_r < 0 || exec_w < 0)
+	if (exec_r < 0 || exec_w < 0)
 		return cfs_error_errno(errno, "%s: pipe", source);
-
-	pid = fork();
-	if (pid < 0)
+	*pid = fork();
+	if (*pid < 0)
 		return cfs_error_errno(errno, "%s: fork", source);
-	if (pid == 0)
-		child_exec(parent, devnull, err_w, exec_w, -1, argv, envp);
-	cfs_closep(&err_w);
-	err_w = -1;
+	if (*pid == 0)
+		child_exec(parent, devnull, err, exec_w, sock, argv, envp);
 	cfs_closep(&exec_w);
 	exec_w = -1;
 
@@ -401,7 +393,40 @@ static int run_skopeo(const char *source, bool default_prog, char *const argv[],
 		n = read(exec_r, &exec_errno, sizeof(exec_errno));
 	while (n < 0 && errno == EINTR);
 	if (n != sizeof(exec_errno))
-		exec_errno = 0;
+		return 0;
+	while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
+		;
+	*pid = 0;
+	if (exec_errno == ENOENT && default_prog)
+		return cfs_error(ENOENT,
+				 "skopeo not found (apt-get install skopeo)");
+	return cfs_error_errno(exec_errno, "running %s", argv[0]);
+}
+
+static int run_skopeo(const char *source, bool default_prog, char *const argv[],
+		      char *const envp[])
+{
+	_cleanup_close_ int err_r = -1, err_w = -1;
+	_cleanup_free_ char *tail = NULL;
+	char line[PULL_LINE_MAX];
+	pid_t pid;
+	int fds[2], status, r;
+	size_t tail_len = 0;
+
+	tail = malloc(PULL_STDERR_MAX + 1);
+	if (!tail)
+		return -ENOMEM;
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return cfs_error_errno(errno, "%s: pipe", source);
+	err_r = fd_above_stdio(fds[0]);
+	err_w = fd_above_stdio(fds[1]);
+	if (err_r < 0 || err_w < 0)
+		return cfs_error_errno(errno, "%s: pipe", source);
+	r = spawn(source, default_prog, argv, envp, err_w, -1, &pid);
+	if (r < 0)
+		return r;
+	cfs_closep(&err_w);
+	err_w = -1;
 	r = read_tail(err_r, tail, &tail_len);
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
@@ -411,11 +436,6 @@ static int run_skopeo(const char *source, bool default_prog, char *const argv[],
 	if (r < 0)
 		return cfs_error_errno(-r, "%s: reading skopeo's output",
 				       source);
-	if (exec_errno == ENOENT && default_prog)
-		return cfs_error(ENOENT,
-				 "skopeo not found (apt-get install skopeo)");
-	if (exec_errno)
-		return cfs_error_errno(exec_errno, "running %s", argv[0]);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	last_line(tail, tail_len, line, sizeof(line));
@@ -468,20 +488,15 @@ static void proxy_log_line(struct proxy *p, char *out, size_t size)
 		last_line(buf, (size_t)n, out, size);
 }
 
-/*
- * Start the proxy. 0, or 1 when this skopeo has none (it exits at once:
- * an older skopeo, or a stand-in), or -errno.
- */
+/* Start the proxy, its log in @wfd/skopeo.log. Whether this skopeo
+ * has one shows at the first request (-EPIPE). */
 static int proxy_start(struct proxy *p, const char *const *prefix,
 		       size_t n_prefix, bool insecure, int wfd, char **envp)
 {
-	_cleanup_close_ int devnull = -1, exec_r = -1, exec_w = -1;
 	_cleanup_close_ int child = -1;
 	const char *argv[24];
 	size_t argc = 0;
-	pid_t parent = getpid();
-	int sv[2], fds[2], exec_errno = 0;
-	ssize_t n;
+	int sv[2];
 
 	for (size_t i = 0; i < n_prefix && argc < 18; i++)
 		argv[argc++] = prefix[i];
@@ -495,37 +510,16 @@ static int proxy_start(struct proxy *p, const char *const *prefix,
 	p->log_fd = fd_above_stdio(
 		openat(wfd, "skopeo.log",
 		       O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600));
-	devnull = fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
-	if (p->log_fd < 0 || devnull < 0)
+	if (p->log_fd < 0)
 		return cfs_error_errno(errno, "%s: skopeo's log", p->source);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return cfs_error_errno(errno, "%s: socketpair", p->source);
 	p->sock = fd_above_stdio(sv[0]);
 	child = fd_above_stdio(sv[1]);
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return cfs_error_errno(errno, "%s: pipe", p->source);
-	exec_r = fd_above_stdio(fds[0]);
-	exec_w = fd_above_stdio(fds[1]);
-	if (p->sock < 0 || child < 0 || exec_r < 0 || exec_w < 0)
-		return cfs_error_errno(errno, "%s: pipe", p->source);
-	p->pid = fork();
-	if (p->pid < 0)
-		return cfs_error_errno(errno, "%s: fork", p->source);
-	if (p->pid == 0)
-		child_exec(parent, devnull, p->log_fd, exec_w, child,
-			   (char *const *)argv, envp);
-	cfs_closep(&exec_w);
-	exec_w = -1;
-	do
-		n = read(exec_r, &exec_errno, sizeof(exec_errno));
-	while (n < 0 && errno == EINTR);
-	if (n == sizeof(exec_errno) && exec_errno == ENOENT &&
-	    strcmp(argv[0], "skopeo") == 0)
-		return cfs_error(ENOENT,
-				 "skopeo not found (apt-get install skopeo)");
-	if (n == sizeof(exec_errno))
-		return cfs_error_errno(exec_errno, "running %s", argv[0]);
-	return 0;
+	if (p->sock < 0 || child < 0)
+		return cfs_error_errno(errno, "%s: socketpair", p->source);
+	return spawn(p->source, strcmp(argv[0], "skopeo") == 0,
+		     (char *const *)argv, envp, p->log_fd, child, &p->pid);
 }
 
 /* Wait for the proxy to end (after Shutdown, or killed on failure). */
@@ -779,7 +773,7 @@ static int proxy_bytes(struct proxy *p, const char *method, char **out,
  * or wrong blob is an error naming it, and leaves no file.
  */
 static int proxy_blob(struct proxy *p, const char *digest, int64_t size,
-		      int dirfd, uint64_t *fetched)
+		      int dirfd)
 {
 	json_object *args = json_object_new_array(), *v = NULL;
 	struct cfs_atomic_file af = { .fd = -1 };
@@ -865,8 +859,6 @@ static int proxy_blob(struct proxy *p, const char *digest, int64_t size,
 	else
 		cfs_atomic_abort(&af);
 	EVP_MD_CTX_free(md);
-	if (r == 0)
-		*fetched += done;
 	return r;
 }
 
@@ -920,7 +912,6 @@ struct proxy_layers {
 	size_t n_diff_ids;
 	bool *skipped; /* per layer: its record made the blob unneeded */
 	size_t n;
-	uint64_t fetched; /* blob bytes */
 };
 
 static void proxy_layers_clear(struct proxy_layers *pl)
@@ -970,12 +961,12 @@ static int fix_media_type(int bfd, json_object *l, bool *changed)
 /*
  * The image @p has open into an OCI layout at @lfd (its blobs/sha256
  * at @bfd): manifest, config, and the blobs of the layers the store
- * has no usable record of (all of them with @all). The manifest is
+ * has no usable record of. The manifest is
  * the proxy's: skopeo converts a docker v2s2 manifest to OCI, as
  * "skopeo copy" to an oci: layout does.
  */
 static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
-		       bool all, struct proxy_layers *pl)
+		       struct proxy_layers *pl)
 {
 	_cleanup_free_ char *man = NULL, *index = NULL, *orig = NULL;
 	char *config = NULL, man_hex[65];
@@ -1017,16 +1008,15 @@ static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
 	r = proxy_bytes(p, "GetFullConfig", &config, &config_len, NULL);
 	if (r == 0) {
 		sha256_hex(config, config_len, hex);
-		if (strcmp(hex, cdigest + 7) == 0)
+		if (strcmp(hex, cdigest + 7) == 0) {
 			r = write_file_at(bfd, hex, config, config_len);
-		else
-			r = 1;
-		free(config);
-		config = NULL;
+		} else {
+			free(config);
+			config = NULL;
+			r = proxy_blob(p, cdigest, csize, bfd);
+		}
 	}
-	if (r == 1)
-		r = proxy_blob(p, cdigest, csize, bfd, &pl->fetched);
-	if (r == 0) {
+	if (r == 0 && !config) {
 		int fd = openat(bfd, cdigest + 7, O_RDONLY | O_CLOEXEC);
 
 		r = fd < 0 ? -errno :
@@ -1053,12 +1043,12 @@ static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
 			return cfs_error(EINVAL,
 					 "%s: layer %zu: bad descriptor",
 					 p->source, i);
-		pl->skipped[i] = !all && i < pl->n_diff_ids &&
+		pl->skipped[i] = i < pl->n_diff_ids &&
 				 store_record_usable(s, pl->diff_ids[i]);
 		if (pl->skipped[i])
 			continue;
 		if (faccessat(bfd, digest + 7, F_OK, 0) < 0)
-			r = proxy_blob(p, digest, size, bfd, &pl->fetched);
+			r = proxy_blob(p, digest, size, bfd);
 		/* A manifest skopeo made (its digest is not the source's)
 		 * may call a layer gzip that is not: a docker-archive's
 		 * are plain tar, whatever its manifest says. skopeo copy
@@ -1121,7 +1111,7 @@ static int proxy_refetch(cfs_store *s, struct proxy *p, int bfd,
 		r = descriptor(json_object_array_get_idx(layers, i), &digest,
 			       &size);
 		if (r == 0)
-			r = proxy_blob(p, digest, size, bfd, &pl->fetched);
+			r = proxy_blob(p, digest, size, bfd);
 	}
 	return r < 0 ? r : n;
 }
@@ -1223,7 +1213,7 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 			r = cfs_error_errno(-r, "%s", layout);
 	}
 	if (r == 0)
-		r = proxy_fetch(s, &p, lfd, bfd, false, &pl);
+		r = proxy_fetch(s, &p, lfd, bfd, &pl);
 	if (r == 0 && proxy_has_artifact(&p, layout, &art))
 		pull_artifact(source, art, layout, copy_argv, copy_argc, envp,
 			      pull_opts);
