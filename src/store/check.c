@@ -273,144 +273,114 @@ static bool strv_has(char **v, size_t n, const char *s)
 	return false;
 }
 
-/* Remove the blobs no name and no remaining image's metadata refers
- * to. Imports write their blobs before the names (under the shared lock
- * gc excludes), so none of theirs is in between. */
-static int gc_blobs(struct gc *g, const struct store_names *t,
-		    const hex_t *digests, size_t n)
+/* What the kept images and the names refer to besides objects. */
+struct gc_refs {
+	char **blobs; /* hex of configs and manifests */
+	size_t n_blobs;
+	char **diff_ids; /* hex: the layer records their configs need */
+	size_t n_diff_ids;
+};
+
+static void gc_refs_clear(struct gc_refs *refs)
 {
-	cfs_store *s = g->s;
-	_cleanup_(closedirp) DIR *d = NULL;
-	char **keep = NULL;
-	size_t n_keep = 0;
-	struct dirent *de;
-	int r = 0, fd;
-
-	if (s->blobs_fd < 0)
-		return 0;
-	for (size_t i = 0; r == 0 && i < t->n; i++) {
-		if (t->v[i].config)
-			r = store_strv_add(&keep, &n_keep, t->v[i].config + 7);
-		if (r == 0 && t->v[i].manifest)
-			r = store_strv_add(&keep, &n_keep,
-					   t->v[i].manifest + 7);
-	}
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		cfs_store_image meta = { 0 };
-		if (!names_has_digest(t, digests[i]) &&
-		    !store_image_busy(s, digests[i]))
-			continue;
-		if (store_meta_read(s, digests[i], &meta) < 0)
-			continue;
-		if (store_blob_digest_valid(meta.config_digest))
-			r = store_strv_add(&keep, &n_keep,
-					   meta.config_digest + 7);
-		if (r == 0 && store_blob_digest_valid(meta.manifest_digest))
-			r = store_strv_add(&keep, &n_keep,
-					   meta.manifest_digest + 7);
-		cfs_store_image_clear(&meta);
-	}
-	fd = r < 0 ? -1 :
-		     openat(s->blobs_fd, ".",
-			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (r == 0 && (fd < 0 || !(d = fdopendir(fd)))) {
-		r = cfs_error_errno(errno, "store %s: blobs/sha256", s->root);
-		cfs_closep(&fd);
-	}
-	while (r == 0 && (de = readdir(d))) {
-		char rel[300];
-
-		if (strlen(de->d_name) != CFS_DIGEST_HEX_SIZE ||
-		    !store_is_hex(de->d_name, true) ||
-		    strv_has(keep, n_keep, de->d_name))
-			continue; /* kept, or a stray for fsck */
-		snprintf(rel, sizeof(rel), "blobs/sha256/%s", de->d_name);
-		r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
-		if (r == 0 && !g->dry_run &&
-		    unlinkat(s->blobs_fd, de->d_name, 0) < 0 && errno != ENOENT)
-			r = cfs_error_errno(errno, "store %s: removing %s",
-					    s->root, rel);
-	}
-	store_strv_free(keep, n_keep);
-	return r;
+	store_strv_free(refs->blobs, refs->n_blobs);
+	store_strv_free(refs->diff_ids, refs->n_diff_ids);
 }
 
-/* The diff_ids whose records the kept images need: those of each kept
- * image's config (its metadata's) and of each name's config blob. */
-static int kept_diff_ids(struct gc *g, const struct store_names *t,
-			 const hex_t *digests, size_t n, char ***v, size_t *n_v)
+/* The blobs and layer records of the names (their config and manifest)
+ * and of the kept images (their metadata's). */
+static int gc_refs(cfs_store *s, const struct store_names *t,
+		   const hex_t *digests, const bool *kept, size_t n,
+		   struct gc_refs *refs)
 {
-	cfs_store *s = g->s;
 	int r = 0;
 
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		cfs_store_image meta = { 0 };
-
-		if (!names_has_digest(t, digests[i]) &&
-		    !store_image_busy(s, digests[i]))
-			continue;
-		if (store_meta_read(s, digests[i], &meta) == 0 && meta.config)
-			r = store_config_diff_ids(meta.config,
-						  strlen(meta.config), v, n_v);
-		cfs_store_image_clear(&meta);
-	}
 	for (size_t i = 0; r == 0 && i < t->n; i++) {
 		_cleanup_free_ char *buf = NULL;
 		size_t len;
 
-		if (t->v[i].config &&
+		if (t->v[i].config)
+			r = store_strv_add(&refs->blobs, &refs->n_blobs,
+					   t->v[i].config + 7);
+		if (r == 0 && t->v[i].manifest)
+			r = store_strv_add(&refs->blobs, &refs->n_blobs,
+					   t->v[i].manifest + 7);
+		if (r == 0 && t->v[i].config &&
 		    store_blob_read(s, t->v[i].config, &buf, &len) == 0)
-			r = store_config_diff_ids(buf, len, v, n_v);
+			r = store_config_diff_ids(buf, len, &refs->diff_ids,
+						  &refs->n_diff_ids);
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		cfs_store_image meta = { 0 };
+
+		if (!kept[i] || store_meta_read(s, digests[i], &meta) < 0)
+			continue;
+		if (store_blob_digest_valid(meta.config_digest))
+			r = store_strv_add(&refs->blobs, &refs->n_blobs,
+					   meta.config_digest + 7);
+		if (r == 0 && store_blob_digest_valid(meta.manifest_digest))
+			r = store_strv_add(&refs->blobs, &refs->n_blobs,
+					   meta.manifest_digest + 7);
+		if (r == 0 && meta.config)
+			r = store_config_diff_ids(meta.config,
+						  strlen(meta.config),
+						  &refs->diff_ids,
+						  &refs->n_diff_ids);
+		cfs_store_image_clear(&meta);
 	}
 	return r;
 }
 
+/* A record gc keeps: its objects are kept too. 1: remove it after all
+ * (damaged: a record is only a shortcut, the next import that needs
+ * it reads the layer again). */
+static int keep_record(struct gc *g, const char *name, const char *rel)
+{
+	int r = store_record_objects(g->s->layers_fd, name, rel, &g->keep);
+
+	return r == -EBADMSG ? 1 : r;
+}
+
 /*
- * Keep the objects of the layer records the kept images need, and
- * remove the others (and damaged ones: a record is only a shortcut, the
- * next import that needs it reads the layer again).
+ * Remove the files of @dir (@dirfd) named by 64 hex digits that @keep
+ * does not list (the others are strays for fsck), counting them in
+ * *@count; @kept (optional) is asked about the kept ones.
  */
-static int gc_records(struct gc *g, const struct store_names *t,
-		      const hex_t *digests, size_t n)
+static int
+gc_sweep(struct gc *g, int dirfd, const char *dir, char **keep, size_t n_keep,
+	 int (*kept)(struct gc *g, const char *name, const char *rel),
+	 uint64_t *count)
 {
 	cfs_store *s = g->s;
 	_cleanup_(closedirp) DIR *d = NULL;
-	char **keep = NULL;
-	size_t n_keep = 0;
 	struct dirent *de;
-	int r, fd;
+	int r = 0, fd;
 
-	if (s->layers_fd < 0)
-		return 0;
-	r = kept_diff_ids(g, t, digests, n, &keep, &n_keep);
-	fd = r < 0 ? -1 :
-		     openat(s->layers_fd, ".",
-			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (r == 0 && (fd < 0 || !(d = fdopendir(fd)))) {
-		r = cfs_error_errno(errno, "store %s: layers", s->root);
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: %s", s->root, dir);
 		cfs_closep(&fd);
+		return r;
 	}
 	while (r == 0 && (de = readdir(d))) {
 		char rel[300];
 
 		if (!store_is_hex(de->d_name, true))
-			continue; /* a stray for fsck */
-		snprintf(rel, sizeof(rel), "layers/%s", de->d_name);
+			continue;
+		snprintf(rel, sizeof(rel), "%s/%s", dir, de->d_name);
 		if (strv_has(keep, n_keep, de->d_name)) {
-			r = store_record_objects(s->layers_fd, de->d_name, rel,
-						 &g->keep);
-			if (r != -EBADMSG)
+			r = kept ? kept(g, de->d_name, rel) : 0;
+			if (r <= 0)
 				continue;
 		}
-		g->res->records++;
+		if (count)
+			(*count)++;
 		r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
 		if (r == 0 && !g->dry_run &&
-		    unlinkat(s->layers_fd, de->d_name, 0) < 0 &&
-		    errno != ENOENT)
+		    unlinkat(dirfd, de->d_name, 0) < 0 && errno != ENOENT)
 			r = cfs_error_errno(errno, "store %s: removing %s",
 					    s->root, rel);
 	}
-	store_strv_free(keep, n_keep);
 	return r;
 }
 
@@ -418,7 +388,9 @@ static int do_gc(struct gc *g)
 {
 	cfs_store *s = g->s;
 	hex_t *digests = NULL;
+	_cleanup_free_ bool *kept = NULL;
 	struct store_names t = { 0 };
+	struct gc_refs refs = { 0 };
 	size_t n = 0, before;
 	int r;
 
@@ -431,11 +403,17 @@ static int do_gc(struct gc *g)
 	r = store_names_read(s, &t);
 	if (r == 0)
 		r = store_image_digests(s, &digests, &n);
+	/* An image stays while it has a name or is mounted (the exclusive
+	 * lock keeps both as they are for the whole gc). */
+	if (r == 0 && !(kept = calloc(n ? n : 1, sizeof(*kept))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		kept[i] = names_has_digest(&t, digests[i]) ||
+			  store_image_busy(s, digests[i]);
 	/* Every kept image's objects first: a kept image that cannot be
 	 * read would make any object removal a guess. */
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		if (!names_has_digest(&t, digests[i]) &&
-		    !store_image_busy(s, digests[i]))
+		if (!kept[i])
 			continue;
 		r = image_objects(s, digests[i], &g->keep, NULL);
 		if (r < 0)
@@ -445,18 +423,24 @@ static int do_gc(struct gc *g)
 					     s->root);
 	}
 	if (r == 0)
-		r = gc_records(g, &t, digests, n);
+		r = gc_refs(s, &t, digests, kept, n, &refs);
+	/* The records the remaining images need, with their objects, also
+	 * those of files later layers replaced (docs/store.md). */
+	if (r == 0 && s->layers_fd >= 0)
+		r = gc_sweep(g, s->layers_fd, "layers", refs.diff_ids,
+			     refs.n_diff_ids, keep_record, &g->res->records);
 	store_objset_finish(&g->keep);
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		if (names_has_digest(&t, digests[i]) ||
-		    store_image_busy(s, digests[i]))
-			continue;
-		r = gc_image(g, digests[i]);
-	}
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (!kept[i])
+			r = gc_image(g, digests[i]);
 	if (r == 0)
 		r = walk_objects(s, gc_object, g);
-	if (r == 0)
-		r = gc_blobs(g, &t, digests, n);
+	/* Imports write their blobs before the names (under the shared lock
+	 * gc excludes), so none of theirs is in between. */
+	if (r == 0 && s->blobs_fd >= 0)
+		r = gc_sweep(g, s->blobs_fd, "blobs/sha256", refs.blobs,
+			     refs.n_blobs, NULL, NULL);
+	gc_refs_clear(&refs);
 	free(digests);
 	store_names_clear(&t);
 	return r;
