@@ -841,7 +841,9 @@ static int prune_hex_dirs(int dirfd, const struct ais_image *v, size_t n,
 }
 
 /* Unmount and remove RUN/<digest> of images no longer in the AIS. Only
- * mounts this store recorded are touched (RUN may be shared). */
+ * mounts this store recorded are touched (RUN may be shared); an empty
+ * directory that is no mount (a sync killed between the umount and the
+ * rmdir) goes too. */
 static void prune_mounts(cfs_store *s, const char *run_dir,
 			 const struct ais_image *v, size_t n,
 			 cfs_store_ais_result *res)
@@ -865,6 +867,9 @@ static void prune_mounts(cfs_store *s, const char *run_dir,
 			cfs_error_clear();
 			if (is_mount_root(path))
 				res->busy++;
+			else
+				rmdir(path); /* a sync killed after the
+					      * umount; empty: only then */
 			continue;
 		}
 		rmdir(path);
