@@ -22,6 +22,9 @@ typedef struct cfs_progress {
 	size_t layer; /**< 1-based layer being read, 0 before the first */
 	size_t n_layers;
 	int done; /**< 1 on the last call */
+	/** Layers built from the store's records so far (their bytes are
+	 * not read, and not counted in input_total). */
+	size_t layers_reused;
 } cfs_progress;
 
 /** Called from the converting thread, at most about ten times a second

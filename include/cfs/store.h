@@ -123,6 +123,9 @@ typedef struct cfs_store_layer_result {
 	uint64_t bytes_read; /**< compressed bytes read from the blob */
 	uint64_t tar_bytes; /**< bytes of the layer's tar */
 	uint64_t entries; /**< tar entries */
+	/** cfs_store_pull(): bytes of the blob that came from the source
+	 * (0 for a layer built from its record). */
+	uint64_t bytes_fetched;
 } cfs_store_layer_result;
 
 typedef struct cfs_store_import_result {

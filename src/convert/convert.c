@@ -108,11 +108,12 @@ static int load_image(cfs_inode **root_out, const char *path,
 static int load_source(cfs_inode **root_out, const char *source,
 		       const cfs_convert_options *opts,
 		       struct cfs_objects *objs, struct cfs_records *records,
+		       const struct cfs_blob_fetch *fetch,
 		       cfs_convert_stats *stats)
 {
 	if (cfs_oci_is_source(source))
 		return cfs_oci_load(root_out, source, opts, objs, records,
-				    stats);
+				    fetch, stats);
 	if (strncmp(source, "dir:", 4) == 0)
 		return cfs_dirsource_load(root_out, source + 4, objs, stats);
 	if (strncmp(source, "dump:", 5) == 0)
@@ -154,7 +155,7 @@ static int convert_tree(cfs_inode **root_out, const char *source,
 		if (r < 0)
 			return r;
 	}
-	r = load_source(root_out, source, opts, objs, NULL, stats);
+	r = load_source(root_out, source, opts, objs, NULL, NULL, stats);
 	if (objs)
 		add_object_stats(stats, objs);
 	if (r < 0 || !objs_out)
@@ -167,6 +168,7 @@ static int convert_tree(cfs_inode **root_out, const char *source,
 int cfs_convert_tree_objs(cfs_inode **root_out, const char *source,
 			  const cfs_convert_options *opts,
 			  struct cfs_objects *objs, struct cfs_records *records,
+			  const struct cfs_blob_fetch *fetch,
 			  cfs_convert_stats *stats)
 {
 	int r;
@@ -178,7 +180,7 @@ int cfs_convert_tree_objs(cfs_inode **root_out, const char *source,
 	if (opts->objects_dir)
 		return cfs_error(EINVAL, "objects_dir set with an open object "
 					 "directory");
-	r = load_source(root_out, source, opts, objs, records, stats);
+	r = load_source(root_out, source, opts, objs, records, fetch, stats);
 	if (objs)
 		add_object_stats(stats, objs);
 	return r;

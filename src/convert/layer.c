@@ -85,6 +85,7 @@ struct cfs_layer_stream {
 	/* input */
 	int fd;
 	uint64_t offset, length;
+	bool stream; /* fd is a pipe, read where it is */
 	enum cfs_layer_compression compression;
 	enum cfs_gzip_decoder gzip_decoder;
 	char *what;
@@ -205,8 +206,10 @@ static ssize_t read_input(struct cfs_layer_stream *s)
 	if (want == 0)
 		return 0;
 	do
-		n = pread(s->fd, s->in, want,
-			  (off_t)(s->offset + s->digests.compressed_size));
+		n = s->stream ? read(s->fd, s->in, want) :
+				pread(s->fd, s->in, want,
+				      (off_t)(s->offset +
+					      s->digests.compressed_size));
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return fail(s, errno, "%s: reading blob at offset %llu: %s",
@@ -1211,6 +1214,7 @@ int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
 	s->fd = blob->fd;
 	s->offset = blob->offset;
 	s->length = blob->length;
+	s->stream = blob->stream;
 	s->compression = compression;
 	s->gzip_decoder = (enum cfs_gzip_decoder)__atomic_load_n(
 		&gzip_decoder, __ATOMIC_RELAXED);

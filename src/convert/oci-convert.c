@@ -45,6 +45,8 @@ struct oci_conv {
 	 * record of the layer being read */
 	struct cfs_records *records;
 	struct cfs_record_builder *record;
+	/* where the blobs a layout lacks come from, or NULL */
+	const struct cfs_blob_fetch *fetch;
 	char where[256];
 };
 
@@ -393,6 +395,19 @@ static int apply_record(struct oci_conv *c, struct cfs_record *rec)
  * layer's tar gave, checked against @diff_id then: the blob is not
  * needed at all. A damaged record is read past (fsck reports it).
  */
+/* The compressed bytes layer @i will read: its blob's, else (a blob to
+ * fetch) its descriptor's size. */
+static uint64_t layer_input_size(struct oci_conv *c, size_t i)
+{
+	struct cfs_blob b;
+	int64_t size = c->img->layers[i].size;
+
+	if (cfs_oci_layer_blob(c->img, i, &b) == 0)
+		return b.length;
+	cfs_error_clear();
+	return size > 0 ? (uint64_t)size : 0;
+}
+
 static int replay_layer(struct oci_conv *c, size_t i, const uint8_t diff_id[32],
 			cfs_layer_info *info)
 {
@@ -423,6 +438,9 @@ static int replay_layer(struct oci_conv *c, size_t i, const uint8_t diff_id[32],
 	if (r != 0)
 		return r;
 	c->records->reused[i] = true;
+	c->progress.layers_reused++;
+	c->progress.input_total -=
+		CFS_MIN(c->progress.input_total, layer_input_size(c, i));
 	if (c->layer_on)
 		r = layer_digest(c, info);
 	if (r == 0 && info->sealed_merged[0])
@@ -458,12 +476,31 @@ static int finish_record(struct oci_conv *c, size_t i,
 	return 0;
 }
 
+/* Layer @i's blob: the source's, else (a layout without it, a fetch
+ * given) a stream of it from @c->fetch. */
+static int open_blob(struct oci_conv *c, size_t i, struct cfs_blob *blob)
+{
+	struct cfs_oci_layer *l = &c->img->layers[i];
+	int r = cfs_oci_layer_blob(c->img, i, blob);
+
+	if (r != -ENOENT || !c->fetch || l->size < 0 || !l->verify_blob)
+		return r;
+	cfs_error_clear();
+	r = c->fetch->open(c->fetch->opaque, l->digest, l->size, &blob->fd);
+	if (r < 0)
+		return r;
+	blob->offset = 0;
+	blob->length = (uint64_t)l->size;
+	blob->stream = true;
+	return 0;
+}
+
 static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 {
 	struct cfs_oci_layer *l = &c->img->layers[i];
 	struct cfs_layer_stream *s = NULL;
 	struct cfs_layer_digests d;
-	struct cfs_blob blob;
+	struct cfs_blob blob = { .fd = -1 };
 	struct archive *a;
 	struct archive_entry *ae;
 	uint8_t diff_id[32];
@@ -501,7 +538,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 			return r;
 	}
 
-	r = cfs_oci_layer_blob(c->img, i, &blob);
+	r = open_blob(c, i, &blob);
 	if (r < 0)
 		return r; /* the message names the source and the layer */
 	if (l->verify_blob && l->size >= 0 && blob.length != (uint64_t)l->size)
@@ -511,7 +548,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 			(long long)l->size);
 	r = cfs_layer_open(&s, &blob, l->compression, c->where);
 	if (r < 0)
-		return r;
+		goto out;
 	/* recorded when the diff_id checks out (freed at out) */
 	if (have_id && (r = start_record(c)) < 0)
 		goto out;
@@ -548,15 +585,33 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 out:
 	cfs_record_builder_free(c->record);
 	c->record = NULL;
+	if (blob.stream) {
+		/* the producer's word on a stream that broke explains it */
+		bool drained = s && cfs_layer_bytes_read(s) == blob.length;
+		char why[512];
+		int f;
+
+		cfs_layer_close(s);
+		s = NULL;
+		snprintf(why, sizeof(why), "%s", cfs_error_message());
+		f = c->fetch->finish(c->fetch->opaque, blob.fd, drained);
+		if (r == 0 || f < 0)
+			r = f;
+		else if (r < 0)
+			r = cfs_error(-r, "%s", why);
+	}
 	cfs_layer_close(s);
 	return r;
 }
 
 int cfs_oci_load(cfs_inode **root_out, const char *source,
 		 const cfs_convert_options *opts, struct cfs_objects *objs,
-		 struct cfs_records *records, cfs_convert_stats *stats)
+		 struct cfs_records *records,
+		 const struct cfs_blob_fetch *fetch, cfs_convert_stats *stats)
 {
-	struct oci_conv c = { .opts = opts, .objs = objs, .records = records };
+	struct oci_conv c = {
+		.opts = opts, .objs = objs, .records = records, .fetch = fetch
+	};
 	int r;
 
 	r = cfs_oci_open(&c.img, source, opts->platform);
@@ -574,11 +629,8 @@ int cfs_oci_load(cfs_inode **root_out, const char *source,
 		}
 	}
 	c.progress.n_layers = c.img->n_layers;
-	for (size_t i = 0; i < c.img->n_layers; i++) {
-		struct cfs_blob b;
-		if (cfs_oci_layer_blob(c.img, i, &b) == 0)
-			c.progress.input_total += b.length;
-	}
+	for (size_t i = 0; i < c.img->n_layers; i++)
+		c.progress.input_total += layer_input_size(&c, i);
 	snprintf(stats->manifest_digest, sizeof(stats->manifest_digest), "%s",
 		 c.img->manifest_digest ? c.img->manifest_digest : "");
 	snprintf(stats->config_digest, sizeof(stats->config_digest), "%s",

@@ -2326,6 +2326,7 @@ int cfs_oci_layer_blob(struct cfs_oci_image *img, size_t i,
 		blob->fd = st->fd;
 		blob->offset = m->offset;
 		blob->length = m->size;
+		blob->stream = false;
 		return 0;
 	}
 	if (st->layer_fds[i] < 0) {
@@ -2345,5 +2346,6 @@ int cfs_oci_layer_blob(struct cfs_oci_image *img, size_t i,
 	blob->fd = st->layer_fds[i];
 	blob->offset = 0;
 	blob->length = (uint64_t)sb.st_size;
+	blob->stream = false;
 	return 0;
 }

@@ -68,11 +68,32 @@ struct cfs_oci_image {
 	struct cfs_oci_store *store;
 };
 
-/* A readable range of bytes: [offset, offset + length) of fd. */
+/* A readable range of bytes: [offset, offset + length) of fd; or, with
+ * @stream, the next @length bytes of a pipe (offset unused). */
 struct cfs_blob {
-	int fd; /* borrowed from the image */
+	int fd; /* borrowed from the image, or from a cfs_blob_fetch */
 	uint64_t offset;
 	uint64_t length;
+	bool stream;
+};
+
+/*
+ * Where the blob of a layer comes from when the layout lacks it: a pull
+ * streams it from the registry as the conversion reads it (no copy on
+ * disk). open() gives, in *@fd, a pipe that yields the @size bytes of
+ * blob @digest, or -errno with a message naming it. finish() is called
+ * once for every fd open() gave, after the conversion read what it
+ * wanted (@complete: all @size bytes, else it stopped early); it closes
+ * the fd and returns -errno with a message naming the blob when the
+ * producer failed on its own (a transfer that broke: its reason
+ * explains a blob that ended early), else 0.
+ * The bytes are checked against the descriptor's digest and size by the
+ * conversion whatever the producer says.
+ */
+struct cfs_blob_fetch {
+	int (*open)(void *opaque, const char *digest, int64_t size, int *fd);
+	int (*finish)(void *opaque, int fd, bool complete);
+	void *opaque;
 };
 
 /*

@@ -305,7 +305,8 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 	copts.flags = CFS_CONVERT_LAYER_DIGESTS;
 	copts.platform = opts->platform;
 	copts.threads = opts->threads;
-	r = cfs_convert_tree_objs(&root, source, &copts, NULL, NULL, &stats);
+	r = cfs_convert_tree_objs(&root, source, &copts, NULL, NULL, NULL,
+				  &stats);
 	if (r == 0)
 		r = cfs_image_write(root, NULL, write_discard, NULL, merged);
 	cfs_inode_unref(root);
@@ -567,7 +568,8 @@ static int do_artifact(const char *source, const char *output,
 	copts.flags = CFS_CONVERT_LAYER_DIGESTS;
 	copts.platform = opts->platform;
 	copts.threads = opts->threads;
-	r = cfs_convert_tree_objs(&root, source, &copts, NULL, NULL, &stats);
+	r = cfs_convert_tree_objs(&root, source, &copts, NULL, NULL, NULL,
+				  &stats);
 	if (r < 0)
 		goto out;
 	if (!stats.manifest_digest[0] || stats.n_layers == 0) {

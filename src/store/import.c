@@ -917,7 +917,8 @@ static int layer_results(struct import *im, const cfs_convert_stats *stats,
 }
 
 static int do_import(struct import *im, const char *source,
-		     const char *recorded, const cfs_store_import_options *opts)
+		     const char *recorded, const cfs_store_import_options *opts,
+		     const struct cfs_blob_fetch *fetch)
 {
 	cfs_store *s = im->s;
 	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
@@ -952,7 +953,7 @@ static int do_import(struct import *im, const char *source,
 	copts.threads = opts->threads;
 	copts.progress = opts->progress;
 	copts.progress_opaque = opts->progress_opaque;
-	r = cfs_convert_tree_objs(&root, source, &copts, objs, &records,
+	r = cfs_convert_tree_objs(&root, source, &copts, objs, &records, fetch,
 				  &stats);
 	if (r == 0)
 		r = records_objects(im, &records);
@@ -1075,11 +1076,12 @@ int cfs_store_import(cfs_store *s, const char *source,
 		     const cfs_store_import_options *opts,
 		     cfs_store_import_result *result)
 {
-	return store_import_as(s, source, source, opts, result);
+	return store_import_as(s, source, source, opts, NULL, result);
 }
 
 int store_import_as(cfs_store *s, const char *source, const char *recorded,
 		    const cfs_store_import_options *opts,
+		    const struct cfs_blob_fetch *fetch,
 		    cfs_store_import_result *result)
 {
 	static const cfs_store_import_options defaults =
@@ -1106,7 +1108,7 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 	if (r == 0)
 		r = store_writer_open(s, &im.w);
 	if (r == 0)
-		r = do_import(&im, source, recorded, opts);
+		r = do_import(&im, source, recorded, opts, fetch);
 	cfs_closep(&im.layers_fd);
 	store_writer_close(s, &im.w);
 	store_lock(s, LOCK_UN);

@@ -911,7 +911,11 @@ struct proxy_layers {
 	char **diff_ids; /* 64 hex, from the config */
 	size_t n_diff_ids;
 	bool *skipped; /* per layer: its record made the blob unneeded */
+	uint64_t *fetched; /* per layer: bytes of its blob that came */
 	size_t n;
+	/* The import asks for the blobs it needs (a stream each, converted
+	 * as it comes); else proxy_fetch() copied them into the layout. */
+	bool stream;
 };
 
 static void proxy_layers_clear(struct proxy_layers *pl)
@@ -919,7 +923,29 @@ static void proxy_layers_clear(struct proxy_layers *pl)
 	json_object_put(pl->manifest);
 	store_strv_free(pl->diff_ids, pl->n_diff_ids);
 	free(pl->skipped);
+	free(pl->fetched);
 	memset(pl, 0, sizeof(*pl));
+}
+
+/* Count @bytes of blob @digest as fetched, against the first layer of
+ * that digest not counted yet. */
+static void count_fetched(struct proxy_layers *pl, const char *digest,
+			  uint64_t bytes)
+{
+	json_object *layers, *v;
+
+	if (!json_object_object_get_ex(pl->manifest, "layers", &layers))
+		return;
+	for (size_t i = 0; i < pl->n; i++) {
+		json_object *l = json_object_array_get_idx(layers, i);
+
+		if (pl->fetched[i] == 0 &&
+		    json_object_object_get_ex(l, "digest", &v) &&
+		    strcmp(json_object_get_string(v), digest) == 0) {
+			pl->fetched[i] = bytes;
+			return;
+		}
+	}
 }
 
 /* The media type of layer descriptor @l as its blob's first bytes say
@@ -977,6 +1003,7 @@ static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
 		*media = "application/vnd.oci.image.manifest.v1+json";
 	int64_t csize;
 	char hex[65];
+	bool made;
 	int r;
 
 	r = proxy_bytes(p, "GetManifest", &man, &man_len, &orig);
@@ -998,8 +1025,18 @@ static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
 		media = json_object_get_string(mt);
 	pl->n = json_object_array_length(layers);
 	pl->skipped = calloc(pl->n ? pl->n : 1, sizeof(bool));
-	if (!pl->skipped)
+	pl->fetched = calloc(pl->n ? pl->n : 1, sizeof(uint64_t));
+	if (!pl->skipped || !pl->fetched)
 		return -ENOMEM;
+	/* A manifest skopeo made (its digest is not the source's) may call
+	 * a layer gzip that is not: a docker-archive's are plain tar,
+	 * whatever its manifest says. skopeo copy looks at the bytes; so
+	 * does fix_media_type(), on a copy of the blob. A registry's
+	 * docker v2s2 manifest made OCI says what its layers are. */
+	made = strcmp(orig, "") != 0 &&
+	       strcmp(orig + (strncmp(orig, "sha256:", 7) ? 0 : 7), man_hex) !=
+		       0;
+	pl->stream = !made || strncmp(p->source, "docker://", 9) == 0;
 	/* The config the manifest names. Converting a docker v2s2 manifest
 	 * to OCI, skopeo converts the config too, and names the result,
 	 * which no registry has: GetFullConfig gives it. Else the config is
@@ -1043,19 +1080,19 @@ static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
 			return cfs_error(EINVAL,
 					 "%s: layer %zu: bad descriptor",
 					 p->source, i);
+		/* Streamed, the import decides on its own. */
+		if (pl->stream)
+			continue;
 		pl->skipped[i] = i < pl->n_diff_ids &&
 				 store_record_usable(s, pl->diff_ids[i]);
 		if (pl->skipped[i])
 			continue;
-		if (faccessat(bfd, digest + 7, F_OK, 0) < 0)
+		if (faccessat(bfd, digest + 7, F_OK, 0) < 0) {
 			r = proxy_blob(p, digest, size, bfd);
-		/* A manifest skopeo made (its digest is not the source's)
-		 * may call a layer gzip that is not: a docker-archive's
-		 * are plain tar, whatever its manifest says. skopeo copy
-		 * looks at the bytes; so does this. */
-		if (r == 0 && strcmp(orig, "") != 0 &&
-		    strcmp(orig + (strncmp(orig, "sha256:", 7) ? 0 : 7),
-			   man_hex) != 0)
+			if (r == 0)
+				count_fetched(pl, digest, (uint64_t)size);
+		}
+		if (r == 0 && made)
 			r = fix_media_type(bfd, l, &changed);
 	}
 	if (r < 0)
@@ -1112,6 +1149,8 @@ static int proxy_refetch(cfs_store *s, struct proxy *p, int bfd,
 			       &size);
 		if (r == 0)
 			r = proxy_blob(p, digest, size, bfd);
+		if (r == 0)
+			count_fetched(pl, digest, (uint64_t)size);
 	}
 	return r < 0 ? r : n;
 }
@@ -1145,6 +1184,12 @@ static bool proxy_has_artifact(struct proxy *p, const char *layout, char **ref)
 	args = json_object_new_array();
 	json_object_array_add(args, json_object_new_string(*ref));
 	r = proxy_call(p, "OpenImage", args, &v, NULL, NULL);
+	/* skopeo 1.9's OpenImage reads the manifest: the registry's "no
+	 * such manifest" (distribution: "manifest unknown") is the answer. */
+	if (r < 0 && r != -EPIPE &&
+	    (strcasestr(cfs_error_message(), "manifest unknown") ||
+	     strcasestr(cfs_error_message(), "not found")))
+		has = false;
 	if (r == 0 && json_object_is_type(v, json_type_int)) {
 		p->img = (uint32_t)json_object_get_int64(v);
 		has = proxy_bytes(p, "GetManifest", &man, &len, NULL) == 0;
@@ -1157,6 +1202,119 @@ static bool proxy_has_artifact(struct proxy *p, const char *layout, char **ref)
 	json_object_put(v);
 	cfs_error_clear();
 	return has;
+}
+
+/*
+ * The import's blobs, streamed (struct cfs_blob_fetch): GetBlob gives a
+ * pipe the conversion reads as the bytes come; FinishPipe, asked for at
+ * once (see proxy_blob()), answers when skopeo is done with it.
+ */
+struct proxy_stream {
+	struct proxy *p;
+	struct proxy_layers *pl;
+	uint32_t pipeid;
+	char digest[80];
+	int64_t size;
+};
+
+/* The current message, about blob @digest of @p's source, as
+ * "blob DIGEST: WHY": the caller names the source. */
+static int blob_error(struct proxy *p, int r, const char *digest)
+{
+	char why[PULL_LINE_MAX];
+	const char *m = cfs_error_message();
+	size_t n = strlen(p->source);
+
+	if (r == -EPIPE)
+		return cfs_error(EIO, "blob %s: skopeo proxy ended", digest);
+	if (strncmp(m, p->source, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
+		m += n + 2;
+	snprintf(why, sizeof(why), "%s", m);
+	return cfs_error(-r, "blob %s: %s", digest, why);
+}
+
+static int stream_open(void *opaque, const char *digest, int64_t size, int *fd)
+{
+	struct proxy_stream *ps = opaque;
+	struct proxy *p = ps->p;
+	json_object *args = json_object_new_array(), *v = NULL;
+	int r;
+
+	json_object_array_add(args, json_object_new_int64(p->img));
+	json_object_array_add(args, json_object_new_string(digest));
+	json_object_array_add(args, json_object_new_int64(size));
+	r = proxy_call(p, "GetBlob", args, &v, fd, &ps->pipeid);
+	json_object_put(v);
+	if (r == 0 && *fd < 0)
+		r = cfs_error(EPROTO, "%s: skopeo proxy: GetBlob: no pipe",
+			      p->source);
+	if (r == 0)
+		r = proxy_finish_send(p, ps->pipeid);
+	if (r < 0)
+		r = blob_error(p, r, digest);
+	if (r < 0 && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	snprintf(ps->digest, sizeof(ps->digest), "%s", digest);
+	ps->size = size;
+	return r;
+}
+
+static int stream_finish(void *opaque, int fd, bool complete)
+{
+	struct proxy_stream *ps = opaque;
+	struct proxy *p = ps->p;
+	char why[PULL_LINE_MAX];
+	const char *m;
+	bool broke = false;
+	int r;
+
+	/* Stopped early: if the pipe is at its end, skopeo stopped first
+	 * (a transfer that broke); else the conversion did, and skopeo's
+	 * complaint about the pipe closed under it is no news. */
+	if (!complete) {
+		char c;
+		int fl = fcntl(fd, F_GETFL);
+
+		broke = fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 &&
+			read(fd, &c, 1) == 0;
+	}
+	/* Closed first: skopeo, still writing what was not read, stops. */
+	close(fd);
+	r = proxy_recv(p, "FinishPipe", NULL, NULL, NULL);
+	if (r < 0 && r != -EPIPE && !complete && !broke) {
+		cfs_error_clear();
+		return 0;
+	}
+	if (r == 0) {
+		if (complete)
+			count_fetched(ps->pl, ps->digest, (uint64_t)ps->size);
+		return 0;
+	}
+	/* "SOURCE: skopeo proxy: FinishPipe: why": said as a transfer */
+	m = cfs_error_message();
+	if (r != -EPIPE && strstr(m, "skopeo proxy: FinishPipe: ")) {
+		snprintf(why, sizeof(why), "%s",
+			 strstr(m, "skopeo proxy: FinishPipe: ") + 26);
+		return cfs_error(-r, "blob %s: transfer failed: %s", ps->digest,
+				 why);
+	}
+	return blob_error(p, r, ps->digest);
+}
+
+/* The import of @dest failed: say it of @source. The layout in tmp/
+ * that the message names is ours, not the user's. */
+static int import_error(int r, const char *source, const char *dest)
+{
+	char why[PULL_LINE_MAX];
+	const char *m = cfs_error_message();
+	size_t n = strlen(dest);
+
+	if (strncmp(m, dest, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
+		m += n + 2;
+	snprintf(why, sizeof(why), "%s", m);
+	return cfs_error(-r, "%s: %s", source, why[0] ? why : strerror(-r));
 }
 
 /*
@@ -1175,6 +1333,10 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 {
 	struct proxy p = { .source = source, .sock = -1, .log_fd = -1 };
 	struct proxy_layers pl = { 0 };
+	struct proxy_stream ps = { .p = &p, .pl = &pl };
+	const struct cfs_blob_fetch fetch = { .open = stream_open,
+					      .finish = stream_finish,
+					      .opaque = &ps };
 	_cleanup_free_ char *art = NULL;
 	_cleanup_close_ int lfd = -1, bfd = -1, blobs = -1;
 	json_object *args, *v = NULL;
@@ -1218,8 +1380,9 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 		pull_artifact(source, art, layout, copy_argv, copy_argc, envp,
 			      pull_opts);
 	if (r == 0) {
-		r = store_import_as(s, dest, source, import_opts, result);
-		if (r == -ENOENT) {
+		r = store_import_as(s, dest, source, import_opts,
+				    pl.stream ? &fetch : NULL, result);
+		if (r == -ENOENT && !pl.stream) {
 			/* a blob the fetch left out, its record gone? */
 			char why[PULL_LINE_MAX];
 			int n;
@@ -1228,13 +1391,15 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 			n = proxy_refetch(s, &p, bfd, &pl);
 			if (n > 0)
 				r = store_import_as(s, dest, source,
-						    import_opts, result);
+						    import_opts, NULL, result);
 			else
 				r = n < 0 ? n : cfs_error(ENOENT, "%s", why);
 		}
 		if (r < 0)
-			r = cfs_error_prefix(-r, "%s", source);
+			r = import_error(r, source, dest);
 	}
+	for (size_t i = 0; r == 0 && result && i < result->n_layers; i++)
+		result->layers[i].bytes_fetched = i < pl.n ? pl.fetched[i] : 0;
 	if (r == -EPIPE) {
 		proxy_log_line(&p, line, sizeof(line));
 		r = cfs_error(EIO, "%s: skopeo proxy ended%s%s", source,
@@ -1362,9 +1527,9 @@ int cfs_store_pull(cfs_store *s, const char *source,
 	if (r == 1)
 		r = 0;
 	if (r == 0) {
-		r = store_import_as(s, dest, source, import_opts, result);
+		r = store_import_as(s, dest, source, import_opts, NULL, result);
 		if (r < 0)
-			r = cfs_error_prefix(-r, "%s", source);
+			r = import_error(r, source, dest);
 	}
 out:
 	env_free(envp);

@@ -202,9 +202,13 @@ bool store_image_busy(cfs_store *s, const char *hex);
 int store_image_user(cfs_store *s, const char *hex, char **user_out);
 
 /* cfs_store_import() recording @recorded as the image's source (pull
- * imports a temporary layout but records what was pulled). */
+ * imports a temporary layout but records what was pulled), the blobs
+ * the layout lacks streamed from @fetch (convert/oci.h) when it is not
+ * NULL. */
+struct cfs_blob_fetch;
 int store_import_as(cfs_store *s, const char *source, const char *recorded,
 		    const cfs_store_import_options *opts,
+		    const struct cfs_blob_fetch *fetch,
 		    cfs_store_import_result *result);
 
 #endif

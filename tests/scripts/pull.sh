@@ -29,6 +29,15 @@
 #     digest.
 # (h) a relay that cuts the new layer's blob after 256 KiB: exit 1, one
 #     line naming the source and the blob, the store as it was.
+# (i) a layer corrupt 64 KiB into its gzip (the registry holds it,
+#     digest and all): the conversion stops reading the stream where the
+#     tar breaks; the one-line error is the conversion's (the source,
+#     the layer, the tar offset; no path in tmp/), not skopeo's about
+#     the pipe closed under it; the store as it was.
+# (j) two pulls at once into an empty store, of debian-minbase and of
+#     debian-python (which shares its base layer): both succeed with the
+#     digests of plain imports, the shared layer recorded once, fsck
+#     --verify clean.
 #
 # Needs skopeo and docker-registry (scripts/install-deps.sh): their
 # absence is a failure, not a skip.
@@ -261,6 +270,11 @@ off=$(stat -c %s "$work/registry/registry.log")
 	fail "pull python onto its base"
 jcheck "j['digest'] == '$want_py' and [l['source'] for l in j['layers']] == ['record', 'blob'] and j['layers'][0]['bytes_read'] == 0" \
 	"pull python onto its base: $(cat "$work/py.json")" < "$work/py.json"
+# What came is what the registry holds of the new layer, nothing of the
+# base: the blob streamed into the conversion.
+size1=$(stat -c %s "$work/registry/storage/docker/registry/v2/blobs/sha256/${blobs[1]:7:2}/${blobs[1]:7}/data")
+jcheck "[l['bytes_fetched'] for l in j['layers']] == [0, $size1] and j['layers'][1]['bytes_read'] == $size1" \
+	"pull python onto its base: bytes fetched: $(cat "$work/py.json")" < "$work/py.json"
 sleep 0.2 # (the access log line follows the response)
 [ "$(gets "$off" "${blobs[0]}")" -eq 0 ] || fail "the base layer's blob was fetched"
 [ "$(gets "$off" "${blobs[1]}")" -ge 1 ] || fail "the new layer's blob was not fetched (no access log?)"
@@ -364,5 +378,68 @@ listing "$root" > "$work/after"
 diff "$work/before" "$work/after" > "$work/diff" || fail "a broken transfer changed the store: $(cat "$work/diff")"
 "${S[@]}" fsck > "$work/fsck" || fail "fsck after a broken transfer: $(cat "$work/fsck")"
 echo "$me: a broken transfer: $(cat "$work/err")"
+
+step "(i) a corrupt layer stops the stream, and says why"
+bad=$work/bad-layout
+cp -r "$python_oci" "$bad"
+python3 - "$bad" <<'PY'
+import hashlib, json, os, sys
+root = sys.argv[1]
+def path(d): return os.path.join(root, "blobs", *d.split(":"))
+idx = json.load(open(os.path.join(root, "index.json")))
+md = idx["manifests"][0]["digest"]
+man = json.load(open(path(md)))
+layer = man["layers"][1]
+data = bytearray(open(path(layer["digest"]), "rb").read())
+for i in range(64 * 1024, 64 * 1024 + 4096):
+    data[i] ^= 0x5a
+d = "sha256:" + hashlib.sha256(data).hexdigest()
+open(path(d), "wb").write(data)
+layer["digest"] = d
+mb = json.dumps(man).encode()
+m = "sha256:" + hashlib.sha256(mb).hexdigest()
+open(path(m), "wb").write(mb)
+idx["manifests"][0].update(digest=m, size=len(mb))
+json.dump(idx, open(os.path.join(root, "index.json"), "w"))
+PY
+skopeo copy --quiet --dest-tls-verify=false --preserve-digests "oci:$bad:latest" "docker://$reg/bad:1" ||
+	fail "push the corrupt image"
+root=$work/store-i
+S=("$cs" --root "$root")
+"${S[@]}" import "oci:$minbase" --name base > /dev/null
+listing "$root" > "$work/before"
+set +e
+timeout 120 "${S[@]}" pull "docker://$reg/bad:1" --insecure --name bad > "$work/out" 2> "$work/err"
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "a corrupt layer: exit $rc: $(cat "$work/err")"
+[ "$(wc -l < "$work/err")" -eq 1 ] || fail "a corrupt layer: not one line: $(cat "$work/err")"
+badlayer=$(skopeo inspect --raw --tls-verify=false "docker://$reg/bad:1" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][1]["digest"])')
+grep -q "^cfs-store: pull: docker://$reg/bad:1: layer $badlayer: tar offset [0-9]*: " "$work/err" ||
+	fail "a corrupt layer: not the conversion's reason: $(cat "$work/err")"
+if grep -qi "transfer\|pipe\|/tmp/w-" "$work/err"; then
+	fail "a corrupt layer: skopeo's complaint instead of the reason: $(cat "$work/err")"
+fi
+listing "$root" > "$work/after"
+diff "$work/before" "$work/after" > "$work/diff" || fail "a corrupt layer changed the store: $(cat "$work/diff")"
+"${S[@]}" fsck > "$work/fsck" || fail "fsck after a corrupt layer: $(cat "$work/fsck")"
+echo "$me: a corrupt layer: $(cat "$work/err")"
+
+step "(j) two pulls of images sharing a base, at once"
+root=$work/store-j
+S=("$cs" --root "$root")
+"${S[@]}" pull "docker://$reg/minbase:1" --insecure --name mb > "$work/j-mb" 2> "$work/j-mb.err" &
+p1=$!
+"${S[@]}" pull "docker://$reg/python:1" --insecure --name py > "$work/j-py" 2> "$work/j-py.err" &
+p2=$!
+wait "$p1" || fail "concurrent pull of minbase: $(cat "$work/j-mb.err")"
+wait "$p2" || fail "concurrent pull of python: $(cat "$work/j-py.err")"
+[ "$(cat "$work/j-mb")" = "$want_mb" ] || fail "concurrent pull of minbase: digest $(cat "$work/j-mb")"
+[ "$(cat "$work/j-py")" = "$want_py" ] || fail "concurrent pull of python: digest $(cat "$work/j-py")"
+n=$(find "$root/layers" -type f | wc -l)
+[ "$n" -eq 2 ] || fail "concurrent pulls: $n layer records, want 2 (the shared base once): $(ls "$root/layers")"
+tmp_empty "$root" "after concurrent pulls"
+"${S[@]}" fsck --verify > "$work/fsck" || fail "fsck --verify after concurrent pulls: $(cat "$work/fsck")"
 
 step "ok"
