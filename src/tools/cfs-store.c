@@ -220,12 +220,28 @@ static void format_time(int64_t t, char buf[32])
 
 /* ---- import ------------------------------------------------------------ */
 
+/* One line, redrawn in place: only ever shown when stderr is a tty. The
+ * bytes are those of the layers read (for a pull: fetched); the layers
+ * built from the store's records cost none. */
 static void show_progress(void *opaque, const cfs_progress *p)
 {
+	static struct timespec start;
+	struct timespec now;
+	double secs;
+
 	(void)opaque;
-	fprintf(stderr, "\rlayer %zu/%zu  %.1f/%.1f MiB  %llu objects ",
-		p->layer, p->n_layers, (double)p->input_bytes / 1048576.0,
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (start.tv_sec == 0 && start.tv_nsec == 0)
+		start = now;
+	secs = (double)(now.tv_sec - start.tv_sec) +
+	       (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+	fprintf(stderr,
+		"\rlayer %zu/%zu (%zu from the store)  %.1f/%.1f MiB  "
+		"%.1f MiB/s  %llu objects ",
+		p->layer, p->n_layers, p->layers_reused,
+		(double)p->input_bytes / 1048576.0,
 		(double)p->input_total / 1048576.0,
+		secs > 0.05 ? (double)p->input_bytes / 1048576.0 / secs : 0.0,
 		(unsigned long long)p->objects);
 	if (p->done)
 		fputc('\n', stderr);
