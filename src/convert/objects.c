@@ -21,8 +21,13 @@ struct cfs_objects {
 	char *path;
 	int dirfd;
 	int base_dirfd; /* read-only lower object directory, or -1 */
+	/* staging (cfs_objects_open_staged): objects are named by their 64
+	 * hex digits in dirfd, their inodes made in the base's XX/ */
+	bool flat;
 	struct cfs_objects_stats stats;
-	bool subdir_ok[256]; /* XX directories known to exist */
+	/* where new objects are made: XX/ (flat: the base's), O_PATH; -1
+	 * until first used */
+	int subfd[256];
 	uint8_t *buf;
 };
 
@@ -37,6 +42,8 @@ int cfs_objects_open(struct cfs_objects **out, const char *path)
 	if (!objs)
 		return -ENOMEM;
 	objs->base_dirfd = -1;
+	for (int i = 0; i < 256; i++)
+		objs->subfd[i] = -1;
 	objs->path = strdup(path);
 	objs->buf = malloc(COPY_BUF_SIZE);
 	objs->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -62,6 +69,9 @@ void cfs_objects_free(struct cfs_objects *objs)
 		close(objs->dirfd);
 	if (objs->base_dirfd >= 0)
 		close(objs->base_dirfd);
+	for (int i = 0; i < 256; i++)
+		if (objs->subfd[i] >= 0)
+			close(objs->subfd[i]);
 	free(objs->buf);
 	free(objs->path);
 	free(objs);
@@ -83,6 +93,8 @@ bool cfs_objects_has(struct cfs_objects *objs,
 	if (objs->base_dirfd >= 0 &&
 	    fstatat(objs->base_dirfd, path, &st, 0) == 0 && S_ISREG(st.st_mode))
 		return true;
+	if (objs->flat)
+		cfs_digest_to_hex(digest, path);
 	return fstatat(objs->dirfd, path, &st, 0) == 0 && S_ISREG(st.st_mode);
 }
 
@@ -98,23 +110,86 @@ int cfs_objects_set_base(struct cfs_objects *objs, const char *path)
 	return 0;
 }
 
-/* Open the XX directory of a digest, creating it on first use. */
+int cfs_objects_open_staged(struct cfs_objects **out, const char *path,
+			    const char *base)
+{
+	struct cfs_objects *objs;
+	int r;
+
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return cfs_error_errno(errno, "object directory %s", path);
+	r = cfs_objects_open(&objs, path);
+	if (r == 0)
+		r = cfs_objects_set_base(objs, base);
+	if (r < 0) {
+		cfs_objects_free(objs);
+		return r;
+	}
+	objs->flat = true;
+	*out = objs;
+	return 0;
+}
+
+/*
+ * The XX directory where the objects of a digest are made (O_PATH,
+ * borrowed), made on first use. In a staging directory the base's,
+ * which is not written: where it has no XX/ yet (the store makes all
+ * 256 when it is made), the staging directory itself.
+ */
 static int open_subdir(struct cfs_objects *objs, const uint8_t *digest)
 {
 	char name[3];
 	int fd;
 
+	if (objs->subfd[digest[0]] >= 0)
+		return objs->subfd[digest[0]];
 	snprintf(name, sizeof(name), "%02x", digest[0]);
-	if (!objs->subdir_ok[digest[0]]) {
+	if (objs->flat) {
+		fd = openat(objs->base_dirfd, name,
+			    O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			return objs->dirfd;
+	} else {
 		if (mkdirat(objs->dirfd, name, 0755) < 0 && errno != EEXIST)
 			return cfs_error_errno(errno, "%s/%s", objs->path,
 					       name);
-		objs->subdir_ok[digest[0]] = true;
+		fd = openat(objs->dirfd, name,
+			    O_PATH | O_DIRECTORY | O_CLOEXEC);
 	}
-	fd = openat(objs->dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return cfs_error_errno(errno, "%s/%s", objs->path, name);
+	objs->subfd[digest[0]] = fd;
 	return fd;
+}
+
+/*
+ * A new temporary object of @digest, its inode made in open_subdir().
+ * In a staging directory only as an O_TMPFILE: a named temporary file
+ * (no O_TMPFILE here) stays in the staging directory, where nothing of
+ * a killed import outlives the writer directory.
+ */
+static int tmp_open(struct cfs_objects *objs, const uint8_t *digest,
+		    struct cfs_atomic_file *af)
+{
+	int subfd = open_subdir(objs, digest);
+	int r;
+
+	if (subfd < 0)
+		return subfd;
+	if (objs->flat) {
+		af->dirfd = objs->dirfd;
+		af->tmpname[0] = '\0';
+		af->fd = openat(subfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC,
+				0600);
+		if (af->fd >= 0)
+			return 0;
+		subfd = objs->dirfd;
+	}
+	r = cfs_atomic_open(af, subfd, 0600);
+	if (r < 0)
+		return cfs_error_errno(-r, "temporary object in %s",
+				       objs->path);
+	return 0;
 }
 
 static int reuse(struct cfs_objects *objs, uint64_t size)
@@ -150,20 +225,28 @@ static int commit_at(struct cfs_objects *objs, struct cfs_atomic_file *af,
 	return 0;
 }
 
+/* Name a finished temporary object of tmp_open(). */
 static int commit(struct cfs_objects *objs, struct cfs_atomic_file *af,
 		  const uint8_t *digest, uint64_t size)
 {
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	int subfd;
 
 	cfs_digest_to_hex(digest, hex);
-	return commit_at(objs, af, af->dirfd, hex + 2, digest, size);
+	if (objs->flat)
+		return commit_at(objs, af, objs->dirfd, hex, digest, size);
+	subfd = open_subdir(objs, digest);
+	if (subfd < 0) {
+		cfs_atomic_abort(af);
+		return subfd;
+	}
+	return commit_at(objs, af, subfd, hex + 2, digest, size);
 }
 
 int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 		       const uint8_t digest[CFS_DIGEST_SIZE], const char *what)
 {
 	struct cfs_atomic_file af = { .fd = -1 };
-	_cleanup_close_ int subfd = -1;
 	cfs_verity *v = NULL;
 	uint8_t check[CFS_DIGEST_SIZE];
 	uint64_t off = 0;
@@ -171,13 +254,9 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 
 	if (cfs_objects_has(objs, digest))
 		return reuse(objs, size);
-	subfd = open_subdir(objs, digest);
-	if (subfd < 0)
-		return subfd;
-	r = cfs_atomic_open(&af, subfd, 0600);
+	r = tmp_open(objs, digest, &af);
 	if (r < 0)
-		return cfs_error_errno(-r, "temporary object in %s",
-				       objs->path);
+		return r;
 	r = cfs_verity_new(&v);
 	while (r == 0) {
 		ssize_t n = pread(fd, objs->buf, COPY_BUF_SIZE, (off_t)off);
@@ -215,7 +294,6 @@ int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
 			   size_t len, uint8_t digest[CFS_DIGEST_SIZE])
 {
 	struct cfs_atomic_file af = { .fd = -1 };
-	_cleanup_close_ int subfd = -1;
 	int r;
 
 	r = cfs_verity_digest_buffer(data, len, digest);
@@ -223,13 +301,9 @@ int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
 		return r;
 	if (cfs_objects_has(objs, digest))
 		return reuse(objs, len);
-	subfd = open_subdir(objs, digest);
-	if (subfd < 0)
-		return subfd;
-	r = cfs_atomic_open(&af, subfd, 0600);
+	r = tmp_open(objs, digest, &af);
 	if (r < 0)
-		return cfs_error_errno(-r, "temporary object in %s",
-				       objs->path);
+		return r;
 	r = cfs_write_all(af.fd, data, len);
 	if (r < 0) {
 		cfs_atomic_abort(&af);
@@ -255,6 +329,7 @@ struct cfs_object_writer {
 	uint8_t *mem;
 	size_t mem_len, mem_cap;
 	uint64_t size;
+	bool hole; /* the spilled file has a hole its size must cover */
 	struct cfs_atomic_file spill;
 };
 
@@ -294,6 +369,7 @@ void cfs_object_writer_begin(struct cfs_object_writer *w)
 	cfs_verity_reset(w->verity);
 	w->mem_len = 0;
 	w->size = 0;
+	w->hole = false;
 }
 
 /* Room for @len more bytes in memory (the caller keeps the total within
@@ -315,29 +391,36 @@ static int mem_grow(struct cfs_object_writer *w, size_t len)
 	return 0;
 }
 
-/*
- * Move what is held in memory to a temporary file in @dirfd: the top
- * directory for an object too large for memory (its digest, and so its
- * XX/, is not known yet; same file system, so linking it into XX/ later
- * is one atomic step), else the object's own XX/. The latter matters on
- * ext4: a new inode goes into its directory's block group, where without
- * a journal every allocation rescans the recently freed inodes, so
- * 256 directories spread what one top directory would concentrate.
- */
-static int spill(struct cfs_object_writer *w, int dirfd)
+/* Write what is held in memory to the temporary object. */
+static int spill_mem(struct cfs_object_writer *w)
 {
-	int r;
+	int r = cfs_write_all(w->spill.fd, w->mem, w->mem_len);
 
-	r = cfs_atomic_open(&w->spill, dirfd, 0600);
-	if (r < 0)
-		return cfs_error_errno(-r, "temporary object in %s",
-				       w->objs->path);
-	r = cfs_write_all(w->spill.fd, w->mem, w->mem_len);
 	if (r < 0)
 		return cfs_error_errno(-r, "writing temporary object in %s",
 				       w->objs->path);
 	w->mem_len = 0;
 	return 0;
+}
+
+/*
+ * An object too large for memory goes to a temporary file in the top
+ * directory: its digest, and so its XX/, is not known yet (same file
+ * system, so linking it into place later is one atomic step). Objects
+ * held in memory are written at the end into one made by tmp_open():
+ * that matters on ext4, where a new inode goes into its directory's
+ * block group, and without a journal every allocation rescans the
+ * recently freed inodes: 256 directories spread what one top directory
+ * would concentrate.
+ */
+static int spill(struct cfs_object_writer *w)
+{
+	int r = cfs_atomic_open(&w->spill, w->objs->dirfd, 0600);
+
+	if (r < 0)
+		return cfs_error_errno(-r, "temporary object in %s",
+				       w->objs->path);
+	return spill_mem(w);
 }
 
 int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
@@ -354,7 +437,7 @@ int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
 	if (!w->objs)
 		return 0;
 	if (w->spill.fd < 0 && w->mem_len + len > CFS_OBJECT_MEM_MAX) {
-		r = spill(w, w->objs->dirfd);
+		r = spill(w);
 		if (r < 0)
 			return r;
 	}
@@ -395,10 +478,11 @@ int cfs_object_writer_write_zeros(struct cfs_object_writer *w, uint64_t len)
 		return 0;
 	}
 	if (w->spill.fd < 0) {
-		r = spill(w, w->objs->dirfd);
+		r = spill(w);
 		if (r < 0)
 			return r;
 	}
+	w->hole = true;
 	/* Nothing written: the offset moves on, and commit gives the file
 	 * its size. off_t is signed: past 2^63 bytes lseek refuses. */
 	if (len > INT64_MAX || lseek(w->spill.fd, (off_t)len, SEEK_CUR) < 0)
@@ -412,8 +496,6 @@ int cfs_object_writer_write_zeros(struct cfs_object_writer *w, uint64_t len)
 int cfs_object_writer_commit(struct cfs_object_writer *w,
 			     uint8_t digest[CFS_DIGEST_SIZE])
 {
-	char path[CFS_DIGEST_HEX_SIZE + 2];
-	_cleanup_close_ int subfd = -1;
 	int r;
 
 	r = cfs_verity_final(w->verity, digest);
@@ -423,28 +505,24 @@ int cfs_object_writer_commit(struct cfs_object_writer *w,
 		cfs_atomic_abort(&w->spill);
 		return reuse(w->objs, w->size);
 	}
-	subfd = open_subdir(w->objs, digest);
-	if (subfd < 0) {
-		cfs_atomic_abort(&w->spill);
-		return subfd;
-	}
 	if (w->spill.fd < 0) {
-		r = spill(w, subfd);
-		if (r < 0)
+		r = tmp_open(w->objs, digest, &w->spill);
+		if (r == 0)
+			r = spill_mem(w);
+		if (r < 0) {
+			cfs_atomic_abort(&w->spill);
 			return r;
+		}
 	}
 	/* A trailing hole has no byte written after it: the size comes from
 	 * here. */
-	if (w->size > INT64_MAX || ftruncate(w->spill.fd, (off_t)w->size) < 0) {
+	if (w->hole && (w->size > INT64_MAX ||
+			ftruncate(w->spill.fd, (off_t)w->size) < 0)) {
 		r = cfs_error_errno(w->size > INT64_MAX ? EFBIG : errno,
 				    "temporary object of %llu bytes in %s",
 				    (unsigned long long)w->size, w->objs->path);
 		cfs_atomic_abort(&w->spill);
 		return r;
 	}
-	/* Name the temporary XX/<rest>. */
-	cfs_digest_to_object_path(digest, path);
-	path[2] = '\0';
-	r = commit_at(w->objs, &w->spill, subfd, path + 3, digest, w->size);
-	return r;
+	return commit(w->objs, &w->spill, digest, w->size);
 }

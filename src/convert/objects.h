@@ -33,6 +33,17 @@ cfs_objects_stats(const struct cfs_objects *objs);
  */
 int cfs_objects_set_base(struct cfs_objects *objs, const char *path);
 
+/*
+ * A staging directory for the store: new objects are named there by
+ * their 64 hex digits (no XX/), each made as an O_TMPFILE in @base's XX/
+ * where the object will end up (else in the staging directory; @base is
+ * never written): no 256 directories to make and remove per import, and
+ * the inodes already spread. Objects in @base count as present, as with
+ * cfs_objects_set_base().
+ */
+int cfs_objects_open_staged(struct cfs_objects **out, const char *path,
+			    const char *base);
+
 /* Does the object exist (here or in the base directory)? */
 bool cfs_objects_has(struct cfs_objects *objs,
 		     const uint8_t digest[CFS_DIGEST_SIZE]);

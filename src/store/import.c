@@ -88,6 +88,7 @@ struct import {
 	int layers_fd; /* tmp/w-.../layers: the records this import made */
 	size_t n_records;
 	bool verity_off; /* stop trying once the filesystem said no */
+	int subfd[256]; /* objects/XX opened by staged_move(), or -1 */
 	struct undo undo;
 	bool committed; /* names.json replaced: nothing to take back */
 };
@@ -124,10 +125,11 @@ static int enable_verity(struct import *im, int dirfd, const char *name)
 	return 0;
 }
 
-/* Call @fn for every staged object XX/<62 hex> in @objdir. */
+/* Call @fn for every staged object <64 hex> in @objdir (the flat
+ * staging directory of cfs_objects_open_staged()). */
 static int for_each_staged(int objdir,
-			   int (*fn)(struct import *im, int subfd,
-				     const char *sub, const char *name),
+			   int (*fn)(struct import *im, int stagefd,
+				     const char *name),
 			   struct import *im)
 {
 	_cleanup_(closedirp) DIR *d = NULL;
@@ -141,54 +143,46 @@ static int for_each_staged(int objdir,
 		cfs_closep(&fd);
 		return r;
 	}
-	while (r == 0 && (de = readdir(d))) {
-		_cleanup_(closedirp) DIR *sd = NULL;
-		struct dirent *se;
-		int sfd;
-
-		if (strlen(de->d_name) != 2 || !store_is_hex(de->d_name, false))
-			continue;
-		sfd = openat(objdir, de->d_name,
-			     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (sfd < 0 || !(sd = fdopendir(sfd))) {
-			r = cfs_error_errno(errno,
-					    "store %s: tmp/%s/objects/%s",
-					    im->s->root, im->w.name,
-					    de->d_name);
-			cfs_closep(&sfd);
-			break;
-		}
-		while (r == 0 && (se = readdir(sd)))
-			if (strlen(se->d_name) == CFS_DIGEST_HEX_SIZE - 2 &&
-			    store_is_hex(se->d_name, false))
-				r = fn(im, dirfd(sd), de->d_name, se->d_name);
-	}
+	while (r == 0 && (de = readdir(d)))
+		if (strlen(de->d_name) == CFS_DIGEST_HEX_SIZE &&
+		    store_is_hex(de->d_name, false))
+			r = fn(im, dirfd(d), de->d_name);
 	return r;
 }
 
-static int staged_verity(struct import *im, int subfd, const char *sub,
-			 const char *name)
+/* The digest of the staged object @name if the image or a layer record
+ * this import made references it: content of files that a later layer
+ * deleted or replaced, in a layer that left no record, is not, and
+ * never enters the store. */
+static bool staged_wanted(struct import *im, const char *name,
+			  uint8_t digest[CFS_DIGEST_SIZE])
+{
+	return cfs_digest_from_hex(digest, name) == 0 &&
+	       (store_objset_has(im->set, digest) ||
+		store_objset_has(&im->rset, digest));
+}
+
+static int staged_verity(struct import *im, int stagefd, const char *name)
 {
 	uint8_t digest[CFS_DIGEST_SIZE];
-	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	int r;
 
-	snprintf(hex, sizeof(hex), "%s%s", sub, name);
-	if (cfs_digest_from_hex(digest, hex) < 0 ||
-	    (!store_objset_has(im->set, digest) &&
-	     !store_objset_has(&im->rset, digest)))
+	if (!staged_wanted(im, name, digest))
 		return 0;
-	r = enable_verity(im, subfd, name);
-
+	r = enable_verity(im, stagefd, name);
 	return r < 0 ? r : 0;
 }
 
-/* objects/XX unless it is there; a directory made here goes again
- * with an undo (if it is still empty). */
-static int make_subdir(struct import *im, const char *sub, uint8_t idx)
+/* objects/XX unless it is there (the conversion made the XX/ of every
+ * new object; a directory made here goes again with an undo if it is
+ * still empty). */
+static int make_subdir(struct import *im, uint8_t idx)
 {
+	char sub[3];
+
 	if (im->undo.subdir[idx] != SUBDIR_UNKNOWN)
 		return 0;
+	snprintf(sub, sizeof(sub), "%02x", idx);
 	if (mkdirat(im->s->objects_fd, sub, 0755) == 0)
 		im->undo.subdir[idx] = SUBDIR_MADE;
 	else if (errno == EEXIST)
@@ -199,58 +193,48 @@ static int make_subdir(struct import *im, const char *sub, uint8_t idx)
 	return 0;
 }
 
-/* The digest of the staged object @sub/@name if the image or a layer
- * record this import made references it: content of files that a later
- * layer deleted or replaced, in a layer that left no record, is not,
- * and never enters the store. */
-static bool staged_wanted(struct import *im, const char *sub, const char *name,
-			  uint8_t digest[CFS_DIGEST_SIZE])
-{
-	char hex[CFS_DIGEST_HEX_SIZE + 1];
-
-	snprintf(hex, sizeof(hex), "%s%s", sub, name);
-	return cfs_digest_from_hex(digest, hex) == 0 &&
-	       (store_objset_has(im->set, digest) ||
-		store_objset_has(&im->rset, digest));
-}
-
-static int staged_mkdir(struct import *im, int subfd, const char *sub,
-			const char *name)
+static int staged_mkdir(struct import *im, int stagefd, const char *name)
 {
 	uint8_t digest[CFS_DIGEST_SIZE];
 
-	(void)subfd;
-	if (!staged_wanted(im, sub, name, digest))
+	(void)stagefd;
+	if (!staged_wanted(im, name, digest))
 		return 0;
-	return make_subdir(im, sub, digest[0]);
+	return make_subdir(im, digest[0]);
 }
 
-static int staged_move(struct import *im, int subfd, const char *sub,
-		       const char *name)
+static int staged_move(struct import *im, int stagefd, const char *name)
 {
 	cfs_store *s = im->s;
-	_cleanup_close_ int dst = -1;
 	uint8_t digest[CFS_DIGEST_SIZE];
+	int *dst;
 	struct stat st;
 	int r;
 
-	if (!staged_wanted(im, sub, name, digest))
+	if (!staged_wanted(im, name, digest))
 		return 0;
-	r = make_subdir(im, sub, digest[0]);
+	r = make_subdir(im, digest[0]);
 	if (r < 0)
 		return r;
-	dst = openat(s->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dst < 0 || fstatat(subfd, name, &st, 0) < 0)
-		return cfs_error_errno(errno, "store %s: objects/%s", s->root,
-				       sub);
+	dst = &im->subfd[digest[0]];
+	if (*dst < 0) {
+		char sub[3] = { name[0], name[1], '\0' };
+
+		*dst = openat(s->objects_fd, sub,
+			      O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (*dst < 0 || fstatat(stagefd, name, &st, 0) < 0)
+		return cfs_error_errno(errno, "store %s: objects/%.2s", s->root,
+				       name);
 	/* Another import may have committed the same object since the
 	 * conversion looked: same name, same content, keep theirs. */
-	if (renameat2(subfd, name, dst, name, RENAME_NOREPLACE) < 0) {
+	if (renameat2(stagefd, name, *dst, name + 2, RENAME_NOREPLACE) < 0) {
 		if (errno != EEXIST)
-			return cfs_error_errno(errno,
-					       "store %s: moving objects/%s/%s "
-					       "into place",
-					       s->root, sub, name);
+			return cfs_error_errno(
+				errno,
+				"store %s: moving objects/%.2s/%s "
+				"into place",
+				s->root, name, name + 2);
 		return 0;
 	}
 	/* Room for every object was made before the first move. */
@@ -478,23 +462,11 @@ static int check_objects(struct import *im, struct cfs_objects *objs,
 			 const struct store_objset *set, const char *source,
 			 const struct cfs_found_artifact *art)
 {
-	_cleanup_free_ char *staging = NULL;
-	_cleanup_close_ int sfd = -1;
-
-	(void)objs;
-	if (asprintf(&staging, "%s/tmp/%s/objects", im->s->root, im->w.name) <
-	    0) {
-		staging = NULL;
-		return -ENOMEM;
-	}
-	sfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	(void)im;
 	for (size_t i = 0; i < set->n; i++) {
-		char path[CFS_DIGEST_HEX_SIZE + 2],
-			hex[CFS_DIGEST_HEX_SIZE + 1];
+		char hex[CFS_DIGEST_HEX_SIZE + 1];
 
-		cfs_digest_to_object_path(set->v[i].digest, path);
-		if (faccessat(im->s->objects_fd, path, F_OK, 0) == 0 ||
-		    (sfd >= 0 && faccessat(sfd, path, F_OK, 0) == 0))
+		if (cfs_objects_has(objs, set->v[i].digest))
 			continue;
 		cfs_digest_to_hex(set->v[i].digest, hex);
 		return cfs_error(EBADMSG,
@@ -550,8 +522,12 @@ static int check_objects_there(struct import *im, int stage_fd,
 
 		cfs_digest_to_object_path(o->digest, path);
 		r = file_verity(s->objects_fd, path, &v);
-		if (r == -ENOENT)
-			r = file_verity(stage_fd, path, &v);
+		if (r == -ENOENT) {
+			char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+			cfs_digest_to_hex(o->digest, hex);
+			r = file_verity(stage_fd, hex, &v);
+		}
 		if (r == -ENOENT)
 			return cfs_error(EAGAIN,
 					 "store %s: objects/%s was in the "
@@ -942,9 +918,7 @@ static int do_import(struct import *im, const char *source,
 		staging = NULL;
 		return -ENOMEM;
 	}
-	r = cfs_objects_open(&objs, staging);
-	if (r == 0)
-		r = cfs_objects_set_base(objs, s->objects_path);
+	r = cfs_objects_open_staged(&objs, staging, s->objects_path);
 	if (r == 0)
 		r = open_records(im, &records, &records_path);
 	if (r < 0)
@@ -1089,6 +1063,8 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 	struct import im = { .s = s, .w = { .fd = -1 }, .layers_fd = -1 };
 	int r;
 
+	for (int i = 0; i < 256; i++)
+		im.subfd[i] = -1;
 	if (!opts)
 		opts = &defaults;
 	if (opts->version != CFS_STORE_IMPORT_OPTIONS_VERSION ||
@@ -1110,6 +1086,8 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 	if (r == 0)
 		r = do_import(&im, source, recorded, opts, fetch);
 	cfs_closep(&im.layers_fd);
+	for (int i = 0; i < 256; i++)
+		cfs_closep(&im.subfd[i]);
 	store_writer_close(s, &im.w);
 	store_lock(s, LOCK_UN);
 	free(im.undo.objects);

@@ -161,6 +161,29 @@ static int open_subdir(cfs_store *s, const char *name, bool create, int *fd)
 	return 0;
 }
 
+/*
+ * objects/ spread over the disk's block groups (FS_TOPDIR_FL), with its
+ * 256 XX/ made up front: an import makes each new object's inode in the
+ * XX/ it ends up in (cfs_objects_open_staged()), which must exist by
+ * then, and a failed import must leave no directory behind. gc never
+ * removes them. Stores made before are given them here once.
+ */
+static int make_object_dirs(cfs_store *s)
+{
+	char name[3];
+
+	cfs_dir_spread_subdirs(s->objects_fd);
+	if (faccessat(s->objects_fd, "ff", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	for (int i = 0; i < 256; i++) {
+		snprintf(name, sizeof(name), "%02x", i);
+		if (mkdirat(s->objects_fd, name, 0755) < 0 && errno != EEXIST)
+			return cfs_error_errno(errno, "store %s: objects/%s",
+					       s->root, name);
+	}
+	return 0;
+}
+
 void cfs_store_free(cfs_store *s)
 {
 	if (!s)
@@ -220,7 +243,7 @@ int cfs_store_open(cfs_store **out, const char *root,
 	}
 	r = open_subdir(s, "objects", create, &s->objects_fd);
 	if (r == 0 && create)
-		cfs_dir_spread_subdirs(s->objects_fd);
+		r = make_object_dirs(s);
 	if (r == 0)
 		r = open_subdir(s, "images", create, &s->images_fd);
 	if (r == 0)

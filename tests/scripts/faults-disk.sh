@@ -101,7 +101,6 @@ snapshot() {
 
 # Empty objects/XX directories (gc leaves them) go, so that an import
 # has to make them again: a directory is one more thing to fail at.
-rm_empty_subdirs() { find "$root/objects" -mindepth 1 -type d -empty -delete; }
 
 # Every object is complete: its fs-verity digest is its name.
 objects_complete() { # what
@@ -225,7 +224,6 @@ need_pages=$(($(used_pages) - base_pages))
 need_inodes=$(($(used_inodes) - base_inodes))
 "${S[@]}" rm small
 "${S[@]}" gc >/dev/null
-rm_empty_subdirs
 snapshot | cmp -s "$work/before" - || fail "rm and gc did not restore the store"
 echo "$me: the small import keeps $need_pages pages and $need_inodes inodes"
 # Staging needs more than what stays (temporaries): go until it fits.
@@ -243,7 +241,6 @@ done
 fsck_clean "pages: after it fitted" --verify
 "${S[@]}" rm small
 "${S[@]}" gc >/dev/null
-rm_empty_subdirs
 mount -o remount,size=64m "$fs"
 snapshot | cmp -s "$work/before" - || fail "rm and gc did not restore the store"
 base_inodes=$(used_inodes)
