@@ -47,6 +47,9 @@ struct cfs_records {
 	int read_fd; /* directory of records to replay, or -1 */
 	int write_fd; /* directory for records of layers read, or -1 */
 	const char *write_path; /* write_fd's path, for messages */
+	/* look up every object a record names before using it (a store
+	 * whose repair was interrupted); else the store vouches for them */
+	bool check_objects;
 	/* filled by the conversion, one per layer: */
 	bool *reused; /* the layer came from its record */
 	bool *written; /* a record of it was written to write_fd */

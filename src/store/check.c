@@ -1241,6 +1241,48 @@ static int do_fsck(struct fsck *f)
 	return r;
 }
 
+/*
+ * A repair removes objects before the layer records that name them
+ * (check_records() finds those only once the objects are gone): the
+ * marker, durable before the first removal and removed after the last,
+ * tells imports meanwhile, and after a repair that was killed, not to
+ * take a record's objects for granted. A plain fsck reports a marker
+ * left behind.
+ */
+static int repair_mark(struct fsck *f, bool on)
+{
+	cfs_store *s = f->s;
+	int fd;
+
+	if (!repairing(f)) {
+		if (!on || faccessat(s->root_fd, STORE_REPAIR_MARKER, F_OK,
+				     AT_SYMLINK_NOFOLLOW) < 0)
+			return 0;
+		return problem(f, "interrupted-repair", STORE_REPAIR_MARKER,
+			       "a fsck --repair did not finish: run it again");
+	}
+	if (on) {
+		fd = openat(s->root_fd, STORE_REPAIR_MARKER,
+			    O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0 || fsync(fd) < 0) {
+			int e = errno;
+
+			if (fd >= 0)
+				close(fd);
+			return cfs_error_errno(e, "store %s: %s", s->root,
+					       STORE_REPAIR_MARKER);
+		}
+		close(fd);
+	} else if (unlinkat(s->root_fd, STORE_REPAIR_MARKER, 0) < 0 &&
+		   errno != ENOENT) {
+		return cfs_error_errno(errno, "store %s: %s", s->root,
+				       STORE_REPAIR_MARKER);
+	}
+	if (fsync(s->root_fd) < 0)
+		return cfs_error_errno(errno, "store %s: syncing", s->root);
+	return 0;
+}
+
 int cfs_store_fsck(cfs_store *s, unsigned int flags, cfs_store_fsck_result *res)
 {
 	struct fsck f = { .s = s, .flags = flags, .res = res };
@@ -1254,7 +1296,12 @@ int cfs_store_fsck(cfs_store *s, unsigned int flags, cfs_store_fsck_result *res)
 	r = store_lock(s, repairing(&f) ? LOCK_EX : LOCK_SH);
 	if (r < 0)
 		return r;
-	r = do_fsck(&f);
+	r = repair_mark(&f, true);
+	if (r == 0)
+		r = do_fsck(&f);
+	/* Cut short, the marker stays: the next repair finishes. */
+	if (r == 0)
+		r = repair_mark(&f, false);
 	store_lock(s, LOCK_UN);
 	store_objset_clear(&f.corrupt);
 	store_names_clear(&f.names);

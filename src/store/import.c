@@ -89,6 +89,10 @@ struct import {
 	size_t n_records;
 	bool verity_off; /* stop trying once the filesystem said no */
 	int subfd[256]; /* objects/XX opened by staged_move(), or -1 */
+	/* the undo generation (store.c) when the import began */
+	uint64_t undo_gen;
+	bool undo_gen_known;
+	int lockfd; /* names.lock while the commit holds it */
 	struct undo undo;
 	bool committed; /* names.json replaced: nothing to take back */
 };
@@ -514,6 +518,17 @@ static int check_objects_there(struct import *im, int stage_fd,
 		return cfs_error_errno(-r, "store %s: images/%s", s->root,
 				       image_name);
 	*verity = v;
+	/* No commit was taken back since the import began: what it found
+	 * in the store is there. What is left to learn is fs-verity, which
+	 * a file system that refused it for this import does not have. */
+	if (im->undo_gen_known && im->verity_off) {
+		uint64_t gen;
+
+		if (store_undo_gen(im->lockfd, &gen) && gen == im->undo_gen) {
+			*verity = false;
+			return 0;
+		}
+	}
 	for (size_t i = 0; i < im->set->n + im->rset.n; i++) {
 		const struct store_obj *o = i < im->set->n ?
 						    &im->set->v[i] :
@@ -789,11 +804,15 @@ static int commit(struct import *im, int stage_fd, const char *recorded,
 	lockfd = store_names_lock(im->s);
 	if (lockfd < 0)
 		return lockfd;
+	im->lockfd = lockfd;
 	r = commit_stage(im, stage_fd, &st, recorded, opts, stats, config, oci);
 	if (r == 0)
 		r = commit_apply(im, stage_fd, &st);
-	if (r < 0 && !im->committed)
+	if (r < 0 && !im->committed) {
 		commit_undo(im);
+		store_undo_gen_bump(lockfd);
+	}
+	im->lockfd = -1;
 	close(lockfd);
 	/* Every object the image needs is in place: an image a repair
 	 * marked broken is whole again. Only now: an undo would have
@@ -824,6 +843,13 @@ static int open_records(struct import *im, struct cfs_records *records,
 	records->read_fd = s->layers_fd;
 	records->write_fd = im->layers_fd;
 	records->write_path = *path;
+	/* A record is in layers/ only while every object it names is in
+	 * objects/: imports move records in after their objects and take
+	 * them back first, gc removes records before objects, fsck --repair
+	 * drops the records of the objects it removed. Only a repair that
+	 * was cut short (its marker, check.c) leaves that unsure. */
+	records->check_objects = faccessat(s->root_fd, STORE_REPAIR_MARKER,
+					   F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	return 0;
 }
 
@@ -917,6 +943,16 @@ static int do_import(struct import *im, const char *source,
 	if (asprintf(&staging, "%s/tmp/%s/objects", s->root, im->w.name) < 0) {
 		staging = NULL;
 		return -ENOMEM;
+	}
+	/* The undo generation now: see check_objects_there(). */
+	{
+		int lockfd = store_names_lock(s);
+
+		if (lockfd < 0)
+			return lockfd;
+		im->undo_gen_known =
+			store_undo_gen_start(lockfd, &im->undo_gen);
+		close(lockfd);
 	}
 	r = cfs_objects_open_staged(&objs, staging, s->objects_path);
 	if (r == 0)
@@ -1060,7 +1096,9 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 {
 	static const cfs_store_import_options defaults =
 		CFS_STORE_IMPORT_OPTIONS_INIT;
-	struct import im = { .s = s, .w = { .fd = -1 }, .layers_fd = -1 };
+	struct import im = {
+		.s = s, .w = { .fd = -1 }, .layers_fd = -1, .lockfd = -1
+	};
 	int r;
 
 	for (int i = 0; i < 256; i++)

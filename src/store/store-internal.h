@@ -18,6 +18,10 @@
 #define STORE_JSON_MAX (64 * 1024 * 1024)
 /* "w-<pid>-<16 hex>": a writer's scratch directory in tmp/. */
 #define STORE_WRITER_PREFIX "w-"
+/* ROOT/repairing: a fsck --repair is (or was, if it is still there)
+ * removing files; imports then check every object a layer record names
+ * (import.c, open_records()). */
+#define STORE_REPAIR_MARKER "repairing"
 
 struct cfs_store {
 	char *root;
@@ -51,6 +55,11 @@ void store_writer_close(cfs_store *s, struct store_writer *w);
 int store_lock(cfs_store *s, int op);
 /* Take ROOT/names.lock exclusively; returns its fd (close to release). */
 int store_names_lock(cfs_store *s);
+/* The undo generation in names.lock (store.c), under that lock: false
+ * when it cannot be read. _start() makes a missing one 0. */
+bool store_undo_gen(int lockfd, uint64_t *gen);
+bool store_undo_gen_start(int lockfd, uint64_t *gen);
+void store_undo_gen_bump(int lockfd);
 
 /* Remove stale writer directories in tmp/ (and, with @strays, any other
  * entry of tmp/). Paths removed (or, with @dry_run, that would be) are

@@ -377,6 +377,41 @@ int store_lock(cfs_store *s, int op)
 	return 0;
 }
 
+/*
+ * The undo generation: how many commits were taken back (commit_undo in
+ * import.c), kept as the first 8 bytes of names.lock and read and
+ * written only under that lock. An import that finds it unchanged at its
+ * commit knows that every object it found in the store is still there:
+ * only an undo removes objects while imports run (gc and repairs take
+ * the store's lock exclusively).
+ */
+bool store_undo_gen(int lockfd, uint64_t *gen)
+{
+	*gen = 0;
+	return pread(lockfd, gen, sizeof(*gen), 0) == (ssize_t)sizeof(*gen);
+}
+
+bool store_undo_gen_start(int lockfd, uint64_t *gen)
+{
+	if (store_undo_gen(lockfd, gen))
+		return true;
+	*gen = 0;
+	return pwrite(lockfd, gen, sizeof(*gen), 0) == (ssize_t)sizeof(*gen);
+}
+
+void store_undo_gen_bump(int lockfd)
+{
+	uint64_t gen;
+
+	store_undo_gen(lockfd, &gen);
+	gen++;
+	/* Not durable, need not be: it matters to running imports only.
+	 * Unreadable, it makes every running import check. */
+	if (pwrite(lockfd, &gen, sizeof(gen), 0) != (ssize_t)sizeof(gen) &&
+	    ftruncate(lockfd, 0) < 0)
+		return; /* both failed: nothing more to try */
+}
+
 int store_names_lock(cfs_store *s)
 {
 	int fd = openat(s->root_fd, "names.lock", O_CREAT | O_RDWR | O_CLOEXEC,

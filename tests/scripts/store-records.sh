@@ -22,6 +22,10 @@
 #    rm, gc removes them; fsck checks them: a damaged record and a
 #    record whose object is gone are reported, --repair drops them, and
 #    the next import reads the layer and records it again.
+#  - an interrupted repair (ROOT/repairing left behind, a record's object
+#    gone): the import checks the records' objects, reads the layer whose
+#    record lost one, and writes the object again; fsck reports the
+#    marker, --repair removes it.
 #
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS (optional:
 # without a corpus, root and the Debian mirror are needed to build one).
@@ -218,4 +222,27 @@ jcheck "$work/again.json" "all(l['source'] == 'blob' and l['recorded'] for l in 
 [ -e "$rec" ] && [ -e "$other" ] || fail "the import did not record the layers again"
 "$cs" --root "$root" fsck --verify --json >"$work/fsck.json" || true
 jcheck "$work/fsck.json" "j['ok']" "fsck after the re-import"
+
+step "an interrupted repair: imports check the records' objects"
+# A record is trusted to have its objects (imports, gc and repairs keep
+# it so), except after a repair that was cut short: it removes objects
+# before the records that name them, and leaves ROOT/repairing until it
+# is done. The state such a repair leaves: an object of a record gone,
+# the marker there.
+rm "$root/objects/$obj"
+touch "$root/repairing"
+"$cs" --root "$root" rm py >/dev/null
+"$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/marker.json"
+jcheck "$work/marker.json" "[l['source'] for l in j['layers']] == ['record', 'blob']" \
+	"with the marker: the layer whose record lost an object was not read"
+[ -f "$root/objects/$obj" ] || fail "with the marker: the lost object was not written again"
+set +e
+"$cs" --root "$root" fsck --json >"$work/fsck.json"
+set -e
+jcheck "$work/fsck.json" "not j['ok'] and [p['kind'] for p in j['problems']] == ['interrupted-repair']" \
+	"fsck with the marker: $(cat "$work/fsck.json")"
+"$cs" --root "$root" fsck --repair >/dev/null || fail "fsck --repair with the marker"
+[ ! -e "$root/repairing" ] || fail "fsck --repair left its marker"
+"$cs" --root "$root" fsck --verify --json >"$work/fsck.json" || true
+jcheck "$work/fsck.json" "j['ok']" "fsck after the repair"
 echo "$me: ok"
