@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 . scripts/as-root.sh
 
 PACKAGES=(
-	# build
-	build-essential cmake pkg-config clang clang-format git
+	# build (scdoc: the man pages)
+	build-essential cmake pkg-config clang clang-format git scdoc
 	libssl-dev libxxhash-dev libjson-c-dev
 	libarchive-dev libzstd-dev zlib1g-dev libmount-dev
 	# ISA-L inflates gzip layers (optional at build time: zlib otherwise)
@@ -23,6 +23,8 @@ PACKAGES=(
 	sudo
 	# peak RSS of conversions of hostile images (tests/scripts/hostile.sh)
 	time
+	# the man pages rendered, the systemd units verified (tests/scripts/man.sh)
+	man-db bsdextrautils systemd
 	# podman additional image store test (tests/scripts/ais.sh)
 	podman runc
 	# cfs-store pull runs skopeo; its test pulls from a local registry
