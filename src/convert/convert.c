@@ -69,15 +69,17 @@ int cfs_stats_count_tree(cfs_inode *root, cfs_convert_stats *stats)
 	return r;
 }
 
+/* dump:PATH, "dump:-" being stdin (mkcomposefs --from-file -). */
 static int load_dump(cfs_inode **root_out, const char *path,
 		     cfs_convert_stats *stats)
 {
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	bool in = strcmp(path, "-") == 0;
+	_cleanup_fclose_ FILE *f = in ? NULL : fopen(path, "re");
 	int r;
 
-	if (!f)
+	if (!in && !f)
 		return cfs_error_errno(errno, "dump:%s", path);
-	r = cfs_dump_read(root_out, f);
+	r = cfs_dump_read(root_out, in ? stdin : f);
 	if (r < 0)
 		return cfs_error_prefix(-r, "dump:%s", path);
 	return cfs_stats_count_tree(*root_out, stats);

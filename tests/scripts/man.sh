@@ -50,6 +50,7 @@ check_page() { # PAGE TOOL HELP-ARGS...
 check_page "$build/man/oci2cfs.1" oci2cfs --help
 check_page "$build/man/cfs-store.1" cfs-store --help
 check_page "$build/man/mount.cfs.8" mount.cfs --help
+check_page "$build/man/cfs-mkcomposefs.1" cfs-mkcomposefs --help
 
 # Every cfs-store command of --help has its entry.
 out=$work/cfs-store.1.txt
@@ -65,7 +66,7 @@ units=$work/prefix/lib/systemd/system
 for u in cfs-store-mount.service cfs-store-gc.service cfs-store-gc.timer; do
 	[ -f "$units/$u" ] || fail "cmake --install did not install $u"
 done
-for m in man1/oci2cfs.1 man1/cfs-store.1 man8/mount.cfs.8; do
+for m in man1/oci2cfs.1 man1/cfs-store.1 man8/mount.cfs.8 man1/cfs-mkcomposefs.1; do
 	[ -f "$work/prefix/share/man/$m" ] || fail "cmake --install did not install $m"
 done
 # ExecStart names the configured bin dir; point it at the installed copy.
