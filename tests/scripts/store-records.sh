@@ -233,8 +233,9 @@ rm "$root/objects/$obj"
 touch "$root/repairing"
 "$cs" --root "$root" rm py >/dev/null
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/marker.json"
-jcheck "$work/marker.json" "[l['source'] for l in j['layers']] == ['record', 'blob']" \
-	"with the marker: the layer whose record lost an object was not read"
+lost=sha256:$(basename "$other")
+jcheck "$work/marker.json" "[l['source'] for l in j['layers']] == [('blob' if l['diff_id'] == '$lost' else 'record') for l in j['layers']] and '$lost' in [l['diff_id'] for l in j['layers']]" \
+	"with the marker: only the layer whose record lost an object ($lost) was read"
 [ -f "$root/objects/$obj" ] || fail "with the marker: the lost object was not written again"
 set +e
 "$cs" --root "$root" fsck --json >"$work/fsck.json"
