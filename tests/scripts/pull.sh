@@ -94,6 +94,25 @@ tmp_empty() { # ROOT WHAT
 	[ -z "$(ls -A "$1/tmp")" ] || fail "$2: tmp/ not empty: $(ls -A "$1/tmp")"
 }
 is_digest() { [[ $1 =~ ^[0-9a-f]{64}$ ]]; }
+# A pull into the store at $root that must fail: exit 1, one line on
+# stderr matching REGEX (in $work/err), every file of the store as it
+# was, fsck clean.
+pull_fails() { # WHAT REGEX PULL-ARGS...
+	local what=$1 re=$2 rc
+	shift 2
+	listing "$root" > "$work/before"
+	set +e
+	timeout 120 "${S[@]}" pull "$@" > "$work/out" 2> "$work/err"
+	rc=$?
+	set -e
+	[ $rc -eq 1 ] || fail "$what: exit $rc: $(cat "$work/err")"
+	[ "$(wc -l < "$work/err")" -eq 1 ] || fail "$what: not one line: $(cat "$work/err")"
+	grep -q "$re" "$work/err" || fail "$what: the message does not match '$re': $(cat "$work/err")"
+	listing "$root" > "$work/after"
+	diff "$work/before" "$work/after" > "$work/diff" || fail "$what changed the store: $(cat "$work/diff")"
+	"${S[@]}" fsck > "$work/fsck" || fail "fsck after $what: $(cat "$work/fsck")"
+	echo "$me: $what: $(cat "$work/err")"
+}
 
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
 minbase=$corpus/debian-minbase
@@ -363,21 +382,10 @@ relay=127.0.0.1:$(cat "$work/relay.port")
 root=$work/store-h
 S=("$cs" --root "$root")
 "${S[@]}" import "oci:$minbase" --name base > /dev/null
-listing "$root" > "$work/before"
-set +e
-timeout 120 "${S[@]}" pull "docker://$relay/python:1" --insecure --name py > "$work/out" 2> "$work/err"
-rc=$?
-set -e
+pull_fails "a broken transfer" "^cfs-store: pull: docker://$relay/python:1: .*${blobs[1]:0:19}" \
+	"docker://$relay/python:1" --insecure --name py
 kill "$relay_pid" 2> /dev/null || true
 wait "$relay_pid" 2> /dev/null || true
-[ $rc -eq 1 ] || fail "a broken transfer: exit $rc: $(cat "$work/err")"
-[ "$(wc -l < "$work/err")" -eq 1 ] || fail "a broken transfer: not one line: $(cat "$work/err")"
-grep -q "^cfs-store: pull: docker://$relay/python:1: .*${blobs[1]:0:19}" "$work/err" ||
-	fail "a broken transfer: the message does not name the source and the blob: $(cat "$work/err")"
-listing "$root" > "$work/after"
-diff "$work/before" "$work/after" > "$work/diff" || fail "a broken transfer changed the store: $(cat "$work/diff")"
-"${S[@]}" fsck > "$work/fsck" || fail "fsck after a broken transfer: $(cat "$work/fsck")"
-echo "$me: a broken transfer: $(cat "$work/err")"
 
 step "(i) a corrupt layer stops the stream, and says why"
 bad=$work/bad-layout
@@ -407,24 +415,13 @@ skopeo copy --quiet --dest-tls-verify=false --preserve-digests "oci:$bad:latest"
 root=$work/store-i
 S=("$cs" --root "$root")
 "${S[@]}" import "oci:$minbase" --name base > /dev/null
-listing "$root" > "$work/before"
-set +e
-timeout 120 "${S[@]}" pull "docker://$reg/bad:1" --insecure --name bad > "$work/out" 2> "$work/err"
-rc=$?
-set -e
-[ $rc -eq 1 ] || fail "a corrupt layer: exit $rc: $(cat "$work/err")"
-[ "$(wc -l < "$work/err")" -eq 1 ] || fail "a corrupt layer: not one line: $(cat "$work/err")"
 badlayer=$(skopeo inspect --raw --tls-verify=false "docker://$reg/bad:1" |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][1]["digest"])')
-grep -q "^cfs-store: pull: docker://$reg/bad:1: layer $badlayer: tar offset [0-9]*: " "$work/err" ||
-	fail "a corrupt layer: not the conversion's reason: $(cat "$work/err")"
+pull_fails "a corrupt layer" "^cfs-store: pull: docker://$reg/bad:1: layer $badlayer: tar offset [0-9]*: " \
+	"docker://$reg/bad:1" --insecure --name bad
 if grep -qi "transfer\|pipe\|/tmp/w-" "$work/err"; then
 	fail "a corrupt layer: skopeo's complaint instead of the reason: $(cat "$work/err")"
 fi
-listing "$root" > "$work/after"
-diff "$work/before" "$work/after" > "$work/diff" || fail "a corrupt layer changed the store: $(cat "$work/diff")"
-"${S[@]}" fsck > "$work/fsck" || fail "fsck after a corrupt layer: $(cat "$work/fsck")"
-echo "$me: a corrupt layer: $(cat "$work/err")"
 
 step "(j) two pulls of images sharing a base, at once"
 root=$work/store-j
