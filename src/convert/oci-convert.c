@@ -588,7 +588,7 @@ out:
 	if (blob.stream) {
 		/* the producer's word on a stream that broke explains it */
 		bool drained = s && cfs_layer_bytes_read(s) == blob.length;
-		char why[512];
+		char why[1024]; /* what the error buffer holds */
 		int f;
 
 		cfs_layer_close(s);
