@@ -31,7 +31,10 @@ struct cfs_objects {
 	uint8_t *buf;
 };
 
-int cfs_objects_open(struct cfs_objects **out, const char *path)
+/* Open (creating it if needed) the object directory @path; @flat: a
+ * staging directory (cfs_objects_open_staged()), whose objects have
+ * no XX/ to spread over the disk. */
+static int objects_open(struct cfs_objects **out, const char *path, bool flat)
 {
 	struct cfs_objects *objs;
 	bool created = mkdir(path, 0755) == 0;
@@ -55,10 +58,16 @@ int cfs_objects_open(struct cfs_objects **out, const char *path)
 		cfs_objects_free(objs);
 		return r;
 	}
-	if (created)
+	objs->flat = flat;
+	if (created && !flat)
 		cfs_dir_spread_subdirs(objs->dirfd);
 	*out = objs;
 	return 0;
+}
+
+int cfs_objects_open(struct cfs_objects **out, const char *path)
+{
+	return objects_open(out, path, false);
 }
 
 void cfs_objects_free(struct cfs_objects *objs)
@@ -116,16 +125,14 @@ int cfs_objects_open_staged(struct cfs_objects **out, const char *path,
 	struct cfs_objects *objs;
 	int r;
 
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return cfs_error_errno(errno, "object directory %s", path);
-	r = cfs_objects_open(&objs, path);
-	if (r == 0)
-		r = cfs_objects_set_base(objs, base);
+	r = objects_open(&objs, path, true);
+	if (r < 0)
+		return r;
+	r = cfs_objects_set_base(objs, base);
 	if (r < 0) {
 		cfs_objects_free(objs);
 		return r;
 	}
-	objs->flat = true;
 	*out = objs;
 	return 0;
 }

@@ -462,11 +462,10 @@ static int check_artifact(struct import *im, const char *source,
 
 /* --trust-artifact: every object the artifact's image names must have
  * come with the layers (staged now, or in the store already). */
-static int check_objects(struct import *im, struct cfs_objects *objs,
+static int check_objects(struct cfs_objects *objs,
 			 const struct store_objset *set, const char *source,
 			 const struct cfs_found_artifact *art)
 {
-	(void)im;
 	for (size_t i = 0; i < set->n; i++) {
 		char hex[CFS_DIGEST_HEX_SIZE + 1];
 
@@ -1022,7 +1021,7 @@ static int do_import(struct import *im, const char *source,
 			r = cfs_verity_digest_buffer(art.image, art.image_len,
 						     digest);
 		if (r == 0)
-			r = check_objects(im, objs, &set, source, &art);
+			r = check_objects(objs, &set, source, &art);
 	} else {
 		r = cfs_image_write_fd(root, NULL, img_fd, digest);
 		/* The writer only says "writing image": say where (a full

@@ -358,6 +358,41 @@ static void pull_artifact(const char *source, const char *src,
 }
 
 /*
+ * The current message without its leading "@drop: " (who said it first,
+ * where the new message names something else), copied into @buf: the
+ * next cfs_error() overwrites the message.
+ */
+static const char *message_without(const char *drop, char *buf, size_t size)
+{
+	const char *m = cfs_error_message();
+	size_t n = strlen(drop);
+
+	if (strncmp(m, drop, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
+		m += n + 2;
+	snprintf(buf, size, "%s", m);
+	return buf;
+}
+
+/* A pipe whose ends are above stdin, stdout and stderr (the child's
+ * dup2 targets); -errno with both closed. */
+static int pipe_above_stdio(int *rd, int *wr)
+{
+	int fds[2], e;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	*rd = fd_above_stdio(fds[0]);
+	*wr = fd_above_stdio(fds[1]);
+	if (*rd >= 0 && *wr >= 0)
+		return 0;
+	e = errno;
+	cfs_closep(rd);
+	cfs_closep(wr);
+	*rd = *wr = -1;
+	return -e;
+}
+
+/*
  * Fork and exec @argv: stdin and stdout on /dev/null, stderr on @err,
  * @sock as fd 3 unless it is -1, killed when the caller dies. 0 and
  * *@pid once the exec succeeded; else the exec's errno as an error, the
@@ -368,18 +403,15 @@ static int spawn(const char *source, bool default_prog, char *const argv[],
 {
 	_cleanup_close_ int devnull = -1, exec_r = -1, exec_w = -1;
 	pid_t parent = getpid();
-	int fds[2], exec_errno = 0, status;
+	int exec_errno = 0, status, r;
 	ssize_t n;
 
 	devnull = fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
 	if (devnull < 0)
 		return cfs_error_errno(errno, "/dev/null");
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return cfs_error_errno(errno, "%s: pipe", source);
-	exec_r = fd_above_stdio(fds[0]);
-	exec_w = fd_above_stdio(fds[1]);
-	if (exec_r < 0 || exec_w < 0)
-		return cfs_error_errno(errno, "%s: pipe", source);
+	r = pipe_above_stdio(&exec_r, &exec_w);
+	if (r < 0)
+		return cfs_error_errno(-r, "%s: pipe", source);
 	*pid = fork();
 	if (*pid < 0)
 		return cfs_error_errno(errno, "%s: fork", source);
@@ -410,18 +442,15 @@ static int run_skopeo(const char *source, bool default_prog, char *const argv[],
 	_cleanup_free_ char *tail = NULL;
 	char line[PULL_LINE_MAX];
 	pid_t pid;
-	int fds[2], status, r;
+	int status, r;
 	size_t tail_len = 0;
 
 	tail = malloc(PULL_STDERR_MAX + 1);
 	if (!tail)
 		return -ENOMEM;
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return cfs_error_errno(errno, "%s: pipe", source);
-	err_r = fd_above_stdio(fds[0]);
-	err_w = fd_above_stdio(fds[1]);
-	if (err_r < 0 || err_w < 0)
-		return cfs_error_errno(errno, "%s: pipe", source);
+	r = pipe_above_stdio(&err_r, &err_w);
+	if (r < 0)
+		return cfs_error_errno(-r, "%s: pipe", source);
 	r = spawn(source, default_prog, argv, envp, err_w, -1, &pid);
 	if (r < 0)
 		return r;
@@ -836,13 +865,9 @@ static int proxy_blob(struct proxy *p, const char *digest, int64_t size,
 		 r != -EPIPE) {
 		/* "SOURCE: skopeo proxy: FinishPipe: why" names no blob */
 		char why[PULL_LINE_MAX];
-		const char *m = cfs_error_message();
-		size_t n = strlen(p->source);
 
-		if (strncmp(m, p->source, n) == 0 && m[n] == ':')
-			m += n + 2;
-		snprintf(why, sizeof(why), "%s", m);
-		r = cfs_error(-r, "%s: blob %s: %s", p->source, digest, why);
+		r = cfs_error(-r, "%s: blob %s: %s", p->source, digest,
+			      message_without(p->source, why, sizeof(why)));
 	}
 	if (r == 0 && done != (uint64_t)size)
 		r = cfs_error(EIO,
@@ -1222,15 +1247,11 @@ struct proxy_stream {
 static int blob_error(struct proxy *p, int r, const char *digest)
 {
 	char why[PULL_LINE_MAX];
-	const char *m = cfs_error_message();
-	size_t n = strlen(p->source);
 
 	if (r == -EPIPE)
 		return cfs_error(EIO, "blob %s: skopeo proxy ended", digest);
-	if (strncmp(m, p->source, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
-		m += n + 2;
-	snprintf(why, sizeof(why), "%s", m);
-	return cfs_error(-r, "blob %s: %s", digest, why);
+	return cfs_error(-r, "blob %s: %s", digest,
+			 message_without(p->source, why, sizeof(why)));
 }
 
 static int stream_open(void *opaque, const char *digest, int64_t size, int *fd)
@@ -1308,12 +1329,8 @@ static int stream_finish(void *opaque, int fd, bool complete)
 static int import_error(int r, const char *source, const char *dest)
 {
 	char why[PULL_LINE_MAX];
-	const char *m = cfs_error_message();
-	size_t n = strlen(dest);
 
-	if (strncmp(m, dest, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
-		m += n + 2;
-	snprintf(why, sizeof(why), "%s", m);
+	message_without(dest, why, sizeof(why));
 	return cfs_error(-r, "%s: %s", source, why[0] ? why : strerror(-r));
 }
 
