@@ -5,7 +5,8 @@
 # with real podman and runc on a private graphroot, runroot, storage.conf
 # and containers.conf, so the machine's own podman is untouched:
 #
-#  1. debian-python and debian-minbase imported and synced: podman lists
+#  1. debian-python and debian-minbase imported and synced (a resync
+#     removes an empty RUN/<digest> a killed sync left): podman lists
 #     both with their names, config digests (ids) and manifest digests;
 #     inspect shows their configs. A copy of minbase that differs only in
 #     its config is one store image but its own podman image.
@@ -126,8 +127,18 @@ dm=$("${S[@]}" import "oci:$corpus/debian-minbase" --name minbase)
 grep -q "^2 images (2 newly mounted)" "$work/out" || fail "sync: $(cat "$work/out")"
 mountpoint -q "$run/$dp" || fail "$run/$dp is not mounted"
 mountpoint -q "$run/$dm" || fail "$run/$dm is not mounted"
+# What a sync killed between an umount and its rmdir leaves: an empty
+# RUN/<digest> of an image no longer synced, which the next sync removes
+# (a non-empty one it leaves).
+stale=$run/$(printf '%064d' 0)
+kept=$run/$(printf '%064d' 1)
+mkdir "$stale" "$kept"
+touch "$kept/file"
 "${S[@]}" ais sync "${A[@]}" >"$work/out"
 grep -q "^2 images (0 newly mounted)" "$work/out" || fail "resync: $(cat "$work/out")"
+[ ! -e "$stale" ] || fail "the sync left the empty $stale"
+[ -f "$kept/file" ] || fail "the sync removed the non-empty $kept"
+rm -r "$kept"
 for f in overlay-images/images.json overlay-images/images.lock \
 	overlay-layers/layers.json overlay-layers/layers.lock overlay/l; do
 	[ -e "$ais/$f" ] || fail "no $f in the AIS"
