@@ -18,10 +18,19 @@
 #     registry's storage and the tools read into the page cache first;
 #     timed until the command returns, and again including a final `sync`
 #     (podman does not fsync what it unpacks, cfs-store does).
+#   rebuilt: REBUILT (default debian-minbase-rebuilt, when the corpus has
+#     it and BASE_IMAGE is debian-minbase: the same files, no layer in
+#     common) pulled by each onto BASE_IMAGE, every store or graphroot on
+#     an ext4 made anew on a loop file (no lazy init, so nothing else
+#     writes to it): bytes fetched (cfs-store --json; podman: its blob is
+#     not in the store, so the whole blob) and bytes written to the
+#     device from before the pull to after a final sync (the loop
+#     device's write sectors), against the image's uncompressed size.
 # Prints medians (min-max) and ratios (< 1: the first named is faster).
 #   usage: bench/distribution.sh [CORPUS_DIR] [IMAGE] [BASE_IMAGE]
 #          (root; defaults debian-python, debian-minbase; BASE_IMAGE "-"
-#          skips the related-image variant)
+#          skips the related-image variants; REBUILT=- skips the rebuilt
+#          one)
 #   environment: CFS_BIN (dir with oci2cfs and cfs-store, default
 #          build/bin), REPS (default 3)
 # Needs skopeo, podman, docker-registry, python3, zcat, zstd (zstd layers
@@ -40,7 +49,15 @@ me=distribution.sh
 
 die() { echo "$me: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (drop_caches, rootful podman)"
-for t in skopeo podman docker-registry python3 zcat sha256sum; do
+rebuilt=${REBUILT:-}
+if [ -z "$rebuilt" ]; then
+	rebuilt=-
+	[ "$base" != debian-minbase ] || [ ! -f "$corpus/debian-minbase-rebuilt/index.json" ] ||
+		rebuilt=debian-minbase-rebuilt
+fi
+[ "$base" != - ] || rebuilt=-
+[ "$rebuilt" = - ] || [ -f "$corpus/$rebuilt/index.json" ] || die "no OCI layout at $corpus/$rebuilt"
+for t in skopeo podman docker-registry python3 zcat sha256sum mkfs.ext4 findmnt; do
 	command -v "$t" >/dev/null || die "$t missing (apt-get install skopeo podman docker-registry python3 gzip)"
 done
 [ -x "$o2c" ] || die "no oci2cfs at $o2c (build first, or set CFS_BIN)"
@@ -239,6 +256,12 @@ if [ "$base" != - ]; then
 		die "skopeo copy of $base to the registry failed"
 	teardown "$work/base"
 fi
+if [ "$rebuilt" != - ]; then
+	cp -al "$corpus/$rebuilt" "$work/rebuilt"
+	skopeo copy -q --dest-tls-verify=false --preserve-digests "oci:$work/rebuilt:latest" "docker://$REGISTRY/img:rebuilt" ||
+		die "skopeo copy of $rebuilt to the registry failed"
+	teardown "$work/rebuilt"
+fi
 
 cfs_pull() { # STORE JSON
 	"$cs" --root "$1" pull "docker://$REGISTRY/img:sealed" --insecure --require-sealed --name img --json >"$2"
@@ -295,9 +318,62 @@ if [ "$base" != - ]; then
 	done
 fi
 
-python3 - "$res" "$work/convert.json" "$image" "$base" "$merged" <<'PY'
+# A fresh ext4 on a loop file at DIR/mnt (DIR/fs.img), its loop device
+# in $loopdev. No lazy inode table or journal initialisation: nothing but
+# the command measured writes to it.
+freshfs() { # DIR
+	mkdir -p "$1/mnt"
+	truncate -s 4G "$1/fs.img"
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$1/fs.img"
+	mount -o loop "$1/fs.img" "$1/mnt"
+	loopdev=$(findmnt -n -o SOURCE "$1/mnt")
+}
+freshfs_done() { # DIR (the loop device goes with the mount)
+	umount "$1/mnt"
+	rm -f "$1/fs.img"
+}
+written() { # bytes the loop device has written so far
+	echo $(($(awk '{ print $7 }' "/sys/block/${loopdev#/dev/}/stat") * 512))
+}
+if [ "$rebuilt" != - ]; then
+	echo "== $rebuilt pulled onto $base, fresh ext4 each time, $reps times each"
+	"$o2c" --json "oci:$corpus/$rebuilt" "$work/rebuilt.cfs" >"$work/rebuilt.json"
+	rm -f "$work/rebuilt.cfs"
+	for ((i = 0; i < reps; i++)); do
+		d=$work/fs.$i
+		freshfs "$d"
+		st=$d/mnt/store
+		"$cs" --root "$st" pull "docker://$REGISTRY/img:base" --insecure --name base >/dev/null
+		flush "$work/registry/storage"
+		w0=$(written)
+		timed cfsr "$cs" --root "$st" pull "docker://$REGISTRY/img:rebuilt" --insecure --name rebuilt --json >"$d/pull.json"
+		echo $(($(written) - w0)) >>"$res/cfsr.written"
+		jget "sum(l['bytes_fetched'] for l in j['layers'])" <"$d/pull.json" >>"$res/cfsr.fetched"
+		freshfs_done "$d"
+
+		freshfs "$d"
+		podconf "$d/mnt/pod"
+		pod "$d/mnt/pod" pull -q --tls-verify=false "docker://$REGISTRY/img:base" >/dev/null
+		flush "$work/registry/storage"
+		w0=$(written)
+		timed podr pod "$d/mnt/pod" pull -q --tls-verify=false "docker://$REGISTRY/img:rebuilt" >/dev/null
+		echo $(($(written) - w0)) >>"$res/podr.written"
+		umount_under "$d/mnt" || true
+		freshfs_done "$d"
+		rmdir "$d/mnt" "$d"
+	done
+	python3 - "$corpus/$rebuilt" <<'PY' >"$res/podr.fetched"
+import json, os, sys
+root = sys.argv[1]
+def blob(d): return os.path.join(root, "blobs", *d.split(":"))
+m = json.load(open(blob(json.load(open(os.path.join(root, "index.json")))["manifests"][0]["digest"])))
+print(sum(l["size"] for l in m["layers"]))
+PY
+fi
+
+python3 - "$res" "$work/convert.json" "$image" "$base" "$merged" "$rebuilt" "$work/rebuilt.json" <<'PY'
 import json, os, statistics, sys
-res, convert, image, base, merged = sys.argv[1:6]
+res, convert, image, base, merged, rebuilt, rebuilt_json = sys.argv[1:8]
 def load(name):
     p = os.path.join(res, name)
     return [float(x) for x in open(p)] if os.path.exists(p) else None
@@ -340,4 +416,13 @@ pair("empty store, incl. final sync", "cfs.sync", "pod.sync", "cfs", "podman")
 if base != "-":
     pair("%s already there" % base, "cfsb.cmd", "podb.cmd", "cfs", "podman")
     pair("%s there, incl. sync" % base, "cfsb.sync", "podb.sync", "cfs", "podman")
+if rebuilt != "-":
+    unc = sum(l["uncompressed_bytes"] for l in json.load(open(rebuilt_json))["layers"])
+    print("%s pulled onto %s (uncompressed %.1f MiB; bytes: medians; fresh ext4):"
+          % (rebuilt, base, unc / MiB))
+    for tool, name in (("cfs", "cfsr"), ("podman", "podr")):
+        f, w = med(load(name + ".fetched")), med(load(name + ".written"))
+        print("  %-8s fetched %8.2f MiB, written %8.2f MiB = %5.2f%% of uncompressed, %s incl. sync"
+              % (tool, f / MiB, w / MiB, 100.0 * w / unc, fmt(load(name + ".sync"))))
+    pair("time incl. sync", "cfsr.sync", "podr.sync", "cfs", "podman")
 PY

@@ -120,6 +120,10 @@ typedef struct cfs_store_layer_result {
 	/** A record of the layer was made (it goes into the store with
 	 * the image). */
 	bool recorded;
+	/** Neither read nor built: the image is a trusted artifact's
+	 * (CFS_STORE_IMPORT_TRUST_ARTIFACT) and every object it names was
+	 * in the store already. */
+	bool skipped;
 	uint64_t bytes_read; /**< compressed bytes read from the blob */
 	uint64_t tar_bytes; /**< bytes of the layer's tar */
 	uint64_t entries; /**< tar entries */

@@ -109,13 +109,18 @@ static int load_image(cfs_inode **root_out, const char *path,
 
 static int load_source(cfs_inode **root_out, const char *source,
 		       const cfs_convert_options *opts,
-		       struct cfs_objects *objs, struct cfs_records *records,
-		       const struct cfs_blob_fetch *fetch,
-		       cfs_convert_stats *stats)
+		       struct cfs_objects *objs, cfs_convert_stats *stats)
 {
-	if (cfs_oci_is_source(source))
-		return cfs_oci_load(root_out, source, opts, objs, records,
-				    fetch, stats);
+	if (cfs_oci_is_source(source)) {
+		struct cfs_oci_image *img = NULL;
+		int r = cfs_oci_open(&img, source, opts->platform);
+
+		if (r == 0)
+			r = cfs_oci_load(root_out, img, opts, objs, NULL, NULL,
+					 stats);
+		cfs_oci_free(img);
+		return r;
+	}
 	if (strncmp(source, "dir:", 4) == 0)
 		return cfs_dirsource_load(root_out, source + 4, objs, stats);
 	if (strncmp(source, "dump:", 5) == 0)
@@ -157,7 +162,7 @@ static int convert_tree(cfs_inode **root_out, const char *source,
 		if (r < 0)
 			return r;
 	}
-	r = load_source(root_out, source, opts, objs, NULL, NULL, stats);
+	r = load_source(root_out, source, opts, objs, stats);
 	if (objs)
 		add_object_stats(stats, objs);
 	if (r < 0 || !objs_out)
@@ -169,9 +174,7 @@ static int convert_tree(cfs_inode **root_out, const char *source,
 
 int cfs_convert_tree_objs(cfs_inode **root_out, const char *source,
 			  const cfs_convert_options *opts,
-			  struct cfs_objects *objs, struct cfs_records *records,
-			  const struct cfs_blob_fetch *fetch,
-			  cfs_convert_stats *stats)
+			  struct cfs_objects *objs, cfs_convert_stats *stats)
 {
 	int r;
 
@@ -182,7 +185,28 @@ int cfs_convert_tree_objs(cfs_inode **root_out, const char *source,
 	if (opts->objects_dir)
 		return cfs_error(EINVAL, "objects_dir set with an open object "
 					 "directory");
-	r = load_source(root_out, source, opts, objs, records, fetch, stats);
+	r = load_source(root_out, source, opts, objs, stats);
+	if (objs)
+		add_object_stats(stats, objs);
+	return r;
+}
+
+int cfs_convert_oci_objs(cfs_inode **root_out, struct cfs_oci_image *img,
+			 const cfs_convert_options *opts,
+			 struct cfs_objects *objs, struct cfs_records *records,
+			 const struct cfs_blob_fetch *fetch,
+			 cfs_convert_stats *stats)
+{
+	int r;
+
+	memset(stats, 0, sizeof(*stats));
+	r = check_options(opts);
+	if (r < 0)
+		return r;
+	if (opts->objects_dir)
+		return cfs_error(EINVAL, "objects_dir set with an open object "
+					 "directory");
+	r = cfs_oci_load(root_out, img, opts, objs, records, fetch, stats);
 	if (objs)
 		add_object_stats(stats, objs);
 	return r;

@@ -511,15 +511,8 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 
 	snprintf(c->where, sizeof(c->where), "%s: layer %s", c->img->source,
 		 l->digest);
-	snprintf(info->digest, sizeof(info->digest), "%s", l->digest);
-	snprintf(info->media_type, sizeof(info->media_type), "%s",
-		 l->media_type);
 	cfs_applier_begin_layer(&c->applier, (uint32_t)i + 1, c->where);
 	c->progress.layer = i + 1;
-	snprintf(info->sealed_layer, sizeof(info->sealed_layer), "%s",
-		 l->sealed_layer);
-	snprintf(info->sealed_merged, sizeof(info->sealed_merged), "%s",
-		 l->sealed_merged);
 	c->layer_on = (c->opts->flags & CFS_CONVERT_LAYER_DIGESTS) ||
 		      l->sealed_layer[0];
 	if (c->layer_on) {
@@ -604,19 +597,41 @@ out:
 	return r;
 }
 
-int cfs_oci_load(cfs_inode **root_out, const char *source,
+int cfs_oci_stats(const struct cfs_oci_image *img, cfs_convert_stats *stats)
+{
+	stats->layers = calloc(img->n_layers ? img->n_layers : 1,
+			       sizeof(*stats->layers));
+	if (!stats->layers)
+		return -ENOMEM;
+	stats->n_layers = img->n_layers;
+	snprintf(stats->manifest_digest, sizeof(stats->manifest_digest), "%s",
+		 img->manifest_digest ? img->manifest_digest : "");
+	snprintf(stats->config_digest, sizeof(stats->config_digest), "%s",
+		 img->config_digest ? img->config_digest : "");
+	for (size_t i = 0; i < img->n_layers; i++) {
+		const struct cfs_oci_layer *l = &img->layers[i];
+		cfs_layer_info *info = &stats->layers[i];
+
+		snprintf(info->digest, sizeof(info->digest), "%s", l->digest);
+		snprintf(info->media_type, sizeof(info->media_type), "%s",
+			 l->media_type);
+		snprintf(info->sealed_layer, sizeof(info->sealed_layer), "%s",
+			 l->sealed_layer);
+		snprintf(info->sealed_merged, sizeof(info->sealed_merged), "%s",
+			 l->sealed_merged);
+	}
+	return 0;
+}
+
+int cfs_oci_load(cfs_inode **root_out, struct cfs_oci_image *img,
 		 const cfs_convert_options *opts, struct cfs_objects *objs,
 		 struct cfs_records *records,
 		 const struct cfs_blob_fetch *fetch, cfs_convert_stats *stats)
 {
-	struct oci_conv c = {
-		.opts = opts, .objs = objs, .records = records, .fetch = fetch
-	};
-	int r;
+	struct oci_conv c = { .opts = opts, .img = img, .objs = objs,
+			      .records = records, .fetch = fetch };
+	int r = 0;
 
-	r = cfs_oci_open(&c.img, source, opts->platform);
-	if (r < 0)
-		return r;
 	if (records) {
 		size_t n = c.img->n_layers ? c.img->n_layers : 1;
 
@@ -631,19 +646,14 @@ int cfs_oci_load(cfs_inode **root_out, const char *source,
 	c.progress.n_layers = c.img->n_layers;
 	for (size_t i = 0; i < c.img->n_layers; i++)
 		c.progress.input_total += layer_input_size(&c, i);
-	snprintf(stats->manifest_digest, sizeof(stats->manifest_digest), "%s",
-		 c.img->manifest_digest ? c.img->manifest_digest : "");
-	snprintf(stats->config_digest, sizeof(stats->config_digest), "%s",
-		 c.img->config_digest ? c.img->config_digest : "");
-	stats->layers = calloc(c.img->n_layers ? c.img->n_layers : 1,
-			       sizeof(*stats->layers));
 	c.xattrs = calloc(CFS_ENTRY_XATTRS_MAX, sizeof(*c.xattrs));
-	if (!stats->layers || !c.xattrs) {
+	if (!c.xattrs) {
 		r = -ENOMEM;
 		goto out;
 	}
-	stats->n_layers = c.img->n_layers;
-	r = cfs_applier_init(&c.applier);
+	r = cfs_oci_stats(img, stats);
+	if (r == 0)
+		r = cfs_applier_init(&c.applier);
 	if (r == 0)
 		r = cfs_object_writer_new(&c.writer, objs);
 	for (size_t i = 0; r == 0 && i < c.img->n_layers; i++)
@@ -664,6 +674,5 @@ out:
 	cfs_applier_fini(&c.applier);
 	cfs_applier_fini(&c.layer);
 	free(c.xattrs);
-	cfs_oci_free(c.img);
 	return r;
 }

@@ -302,17 +302,21 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 			return -ENOMEM;
 	}
 
+	/* Opened once: the manifest converted is the manifest sealed. */
 	copts.flags = CFS_CONVERT_LAYER_DIGESTS;
 	copts.platform = opts->platform;
 	copts.threads = opts->threads;
-	r = cfs_convert_tree_objs(&root, source, &copts, NULL, NULL, NULL,
-				  &stats);
+	r = cfs_oci_open(&img, source, opts->platform);
+	if (r == 0)
+		r = cfs_convert_oci_objs(&root, img, &copts, NULL, NULL, NULL,
+					 &stats);
 	if (r == 0)
 		r = cfs_image_write(root, NULL, write_discard, NULL, merged);
 	cfs_inode_unref(root);
 	if (r < 0)
 		goto out;
-	if (!stats.manifest_digest[0] || stats.n_layers == 0) {
+	if (!img->manifest || !stats.manifest_digest[0] ||
+	    stats.n_layers == 0) {
 		r = cfs_error(EINVAL, "%s: no manifest or no layers to seal",
 			      source);
 		goto out;
@@ -336,15 +340,6 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 				  res->layers[i].composefs);
 	}
 
-	/* The manifest's own bytes, as converted. */
-	r = cfs_oci_open(&img, source, opts->platform);
-	if (r < 0)
-		goto out;
-	if (!img->manifest ||
-	    strcmp(img->manifest_digest, stats.manifest_digest) != 0) {
-		r = cfs_error(EAGAIN, "%s: changed while sealing", source);
-		goto out;
-	}
 	r = sealed_manifest(source, img, res, &text);
 	if (r == 0)
 		r = sha256_digest(text, strlen(text), res->manifest_digest);
@@ -544,6 +539,7 @@ static int do_artifact(const char *source, const char *output,
 {
 	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
 	cfs_convert_stats stats = { 0 };
+	struct cfs_oci_image *img = NULL;
 	struct cfs_atomic_file af = { .fd = -1 };
 	struct hashing_writer hw = { .fd = -1 };
 	_cleanup_(json_object_putp) json_object *m = NULL, *idx = NULL;
@@ -568,22 +564,17 @@ static int do_artifact(const char *source, const char *output,
 	copts.flags = CFS_CONVERT_LAYER_DIGESTS;
 	copts.platform = opts->platform;
 	copts.threads = opts->threads;
-	r = cfs_convert_tree_objs(&root, source, &copts, NULL, NULL, NULL,
-				  &stats);
+	r = cfs_oci_open(&img, source, opts->platform);
+	if (r == 0)
+		r = cfs_convert_oci_objs(&root, img, &copts, NULL, NULL, NULL,
+					 &stats);
 	if (r < 0)
 		goto out;
 	if (!stats.manifest_digest[0] || stats.n_layers == 0) {
 		r = cfs_error(EINVAL, "%s: no manifest or no layers", source);
 		goto out;
 	}
-	{
-		struct cfs_oci_image *img = NULL;
-		r = cfs_oci_open(&img, source, opts->platform);
-		if (r < 0)
-			goto out;
-		subject_size = img->manifest_len;
-		cfs_oci_free(img);
-	}
+	subject_size = img->manifest_len;
 	r = open_layout(output, &dirfd, &blobs);
 	if (r < 0)
 		goto out;
@@ -722,6 +713,7 @@ static int do_artifact(const char *source, const char *output,
 		r = cfs_error_errno(errno, "%s: fsync", output);
 out:
 	cfs_inode_unref(root);
+	cfs_oci_free(img);
 	cfs_convert_stats_clear(&stats);
 	return r;
 }

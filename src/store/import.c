@@ -248,48 +248,23 @@ static int staged_move(struct import *im, int stagefd, const char *name)
 	return 0;
 }
 
-/*
- * The OCI image @source names, read again after the conversion for its
- * raw config and manifest (NULL for other sources). It must still be the
- * image the conversion saw.
- */
-static int read_oci(const char *source, const char *platform,
-		    const cfs_convert_stats *stats, struct cfs_oci_image **out,
-		    json_object **config)
+/* The config of @img, parsed (NULL for a source without one). */
+static int parse_config(const struct cfs_oci_image *img, json_object **config)
 {
-	struct cfs_oci_image *img = NULL;
 	struct json_tokener *tok;
-	int r;
 
-	*out = NULL;
 	*config = NULL;
-	if (!cfs_oci_is_source(source) || !stats->config_digest[0])
+	if (!img || !img->config)
 		return 0;
-	r = cfs_oci_open(&img, source, platform);
-	if (r < 0)
-		return r;
-	if (!img->config || !img->config_digest ||
-	    strcmp(img->config_digest, stats->config_digest) != 0 ||
-	    strcmp(img->manifest_digest ? img->manifest_digest : "",
-		   stats->manifest_digest) != 0) {
-		cfs_oci_free(img);
-		return cfs_error(EAGAIN, "%s: changed during the import",
-				 source);
-	}
 	tok = json_tokener_new();
 	if (tok) {
 		*config = json_tokener_parse_ex(tok, (const char *)img->config,
 						(int)img->config_len);
 		json_tokener_free(tok);
 	}
-	/* The converter accepted this config: failing to parse it here can
+	/* The opening accepted this config: failing to parse it here can
 	 * only be memory. */
-	if (!*config) {
-		cfs_oci_free(img);
-		return -ENOMEM;
-	}
-	*out = img;
-	return 0;
+	return *config ? 0 : -ENOMEM;
 }
 
 static int64_t import_time(void)
@@ -458,6 +433,17 @@ static int check_artifact(struct import *im, const char *source,
 	im->res.artifact = true;
 	(void)opts;
 	return 0;
+}
+
+/* --trust-artifact: is every object of the artifact's image (@set) in
+ * the store already? Then no layer need be read at all. */
+static bool all_objects_there(struct cfs_objects *objs,
+			      const struct store_objset *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (!cfs_objects_has(objs, set->v[i].digest))
+			return false;
+	return true;
 }
 
 /* --trust-artifact: every object the artifact's image names must have
@@ -892,7 +878,7 @@ static int records_objects(struct import *im, const struct cfs_records *rec)
 /* What became of each layer, for the result. */
 static int layer_results(struct import *im, const cfs_convert_stats *stats,
 			 const struct cfs_records *rec,
-			 const struct cfs_oci_image *oci)
+			 const struct cfs_oci_image *oci, bool skipped)
 {
 	if (stats->n_layers == 0)
 		return 0;
@@ -909,6 +895,7 @@ static int layer_results(struct import *im, const cfs_convert_stats *stats,
 			snprintf(l->diff_id, sizeof(l->diff_id), "%s",
 				 oci->layers[i].diff_id);
 		l->reused = i < rec->n && rec->reused[i];
+		l->skipped = skipped;
 		l->recorded = i < rec->n && rec->written[i];
 		l->bytes_read = info->compressed_bytes;
 		l->tar_bytes = info->uncompressed_bytes;
@@ -932,10 +919,10 @@ static int do_import(struct import *im, const char *source,
 	struct cfs_oci_image *oci = NULL;
 	struct cfs_records records = { .read_fd = -1, .write_fd = -1 };
 	struct cfs_found_artifact art = { 0 };
-	bool have_art = false, existed;
+	bool have_art = false, trusted, skip_layers = false, existed;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	char image_name[CFS_DIGEST_HEX_SIZE + 8];
-	cfs_inode *root = NULL;
+	cfs_inode *root = NULL, *art_root = NULL;
 	struct stat st;
 	int r;
 
@@ -962,45 +949,67 @@ static int do_import(struct import *im, const char *source,
 	copts.threads = opts->threads;
 	copts.progress = opts->progress;
 	copts.progress_opaque = opts->progress_opaque;
-	r = cfs_convert_tree_objs(&root, source, &copts, objs, &records, fetch,
-				  &stats);
-	if (r == 0)
-		r = records_objects(im, &records);
-	if (r < 0)
-		goto out;
-	if (stats.manifest_digest[0]) {
-		r = cfs_find_artifact(source, stats.manifest_digest, &art);
+	/* An OCI source is opened once: what is converted, checked and
+	 * recorded is the one manifest and config read here. */
+	if (cfs_oci_is_source(source)) {
+		r = cfs_oci_open(&oci, source, opts->platform);
+		if (r == 0)
+			r = parse_config(oci, &config);
+		if (r == 0 && oci->manifest_digest) {
+			r = cfs_find_artifact(source, oci->manifest_digest,
+					      &art);
+			have_art = r == 0;
+			r = r < 0 ? r : 0;
+		}
 		if (r < 0)
 			goto out;
-		have_art = r == 0;
-		r = 0;
 	}
-	if (have_art && (opts->flags & CFS_STORE_IMPORT_TRUST_ARTIFACT)) {
+	trusted = have_art && (opts->flags & CFS_STORE_IMPORT_TRUST_ARTIFACT);
+	if (trusted) {
 		/* The artifact's metadata, only the objects from the layers
-		 * (docs/security.md). */
-		cfs_inode *art_root = NULL;
+		 * or the store (docs/security.md). */
 		r = cfs_image_read(&art_root, art.image, art.image_len, NULL);
 		if (r < 0) {
 			r = cfs_error_prefix(-r, "%s: artifact %s", source,
 					     art.manifest_digest);
 			goto out;
 		}
+		r = store_objset_add_tree(&set, art_root);
+		if (r < 0) {
+			r = cfs_error_prefix(-r, "%s", source);
+			goto out;
+		}
+		store_objset_finish(&set);
+		skip_layers = all_objects_there(objs, &set);
+	}
+	if (skip_layers)
+		r = cfs_oci_stats(oci, &stats);
+	else if (oci)
+		r = cfs_convert_oci_objs(&root, oci, &copts, objs, &records,
+					 fetch, &stats);
+	else
+		r = cfs_convert_tree_objs(&root, source, &copts, objs, &stats);
+	if (r == 0)
+		r = records_objects(im, &records);
+	if (r < 0)
+		goto out;
+	if (trusted) {
 		cfs_inode_unref(root);
 		root = art_root;
+		art_root = NULL;
+	} else {
+		r = store_objset_add_tree(&set, root);
+		if (r < 0) {
+			r = cfs_error_prefix(-r, "%s", source);
+			goto out;
+		}
+		store_objset_finish(&set);
 	}
-	r = store_objset_add_tree(&set, root);
-	if (r < 0) {
-		r = cfs_error_prefix(-r, "%s", source);
-		goto out;
-	}
-	store_objset_finish(&set);
 	im->set = &set;
 	im->res.objects = set.n;
 	for (size_t i = 0; i < set.n; i++)
 		im->res.object_bytes += set.v[i].size;
-	r = read_oci(source, opts->platform, &stats, &oci, &config);
-	if (r == 0)
-		r = layer_results(im, &stats, &records, oci);
+	r = layer_results(im, &stats, &records, oci, skip_layers);
 	if (r < 0)
 		goto out;
 
@@ -1012,7 +1021,7 @@ static int do_import(struct import *im, const char *source,
 				    s->root, im->w.name);
 		goto out;
 	}
-	if (have_art && (opts->flags & CFS_STORE_IMPORT_TRUST_ARTIFACT)) {
+	if (trusted) {
 		r = cfs_write_all(img_fd, art.image, art.image_len);
 		if (r < 0)
 			r = cfs_error_errno(-r, "store %s: tmp/%s/image.cfs",
@@ -1020,7 +1029,7 @@ static int do_import(struct import *im, const char *source,
 		if (r == 0)
 			r = cfs_verity_digest_buffer(art.image, art.image_len,
 						     digest);
-		if (r == 0)
+		if (r == 0 && !skip_layers)
 			r = check_objects(objs, &set, source, &art);
 	} else {
 		r = cfs_image_write_fd(root, NULL, img_fd, digest);
@@ -1076,6 +1085,7 @@ out:
 	json_object_put(config);
 	store_objset_clear(&set);
 	cfs_inode_unref(root);
+	cfs_inode_unref(art_root);
 	cfs_objects_free(objs);
 	cfs_convert_stats_clear(&stats);
 	return r;

@@ -318,7 +318,9 @@ static int import_report(const char *cmd, int r,
 					NULL);
 		json_object_object_add(
 			lj, "source",
-			json_object_new_string(l->reused ? "record" : "blob"));
+			json_object_new_string(l->skipped ? "none" :
+					       l->reused  ? "record" :
+							    "blob"));
 		json_object_object_add(lj, "recorded",
 				       json_object_new_boolean(l->recorded));
 		json_object_object_add(lj, "bytes_read", jint(l->bytes_read));

@@ -20,6 +20,11 @@
 #  - registry: skopeo copy --preserve-digests to a private registry, then
 #    cfs-store pull on a fresh store verifies and mounts; the tree equals
 #    the corpus' expected listing.
+#  - trusted artifact: a store that has every file of the image (a dir:
+#    import of its tree) but none of its layers pulls it with
+#    --trust-artifact fetching no layer blob (the registry's access log)
+#    and adding no object; without --trust-artifact the layers are
+#    fetched; a store that lacks one file fetches the layers and gets it.
 #
 # Needs root (mount), skopeo, docker-registry. Environment: CFS_BIN,
 # CFS_SRC, CFS_TEST_TMP, CFS_CORPUS (optional).
@@ -293,7 +298,49 @@ mkdir -p "$mnt"
 python3 "$corpus_tools/tree-listing.py" "$mnt" >"$work/python.tsv"
 diff "$corpus/expected/debian-python.tsv" "$work/python.tsv" >"$work/tree.diff" ||
 	fail "pulled tree differs from expected: $(head -5 "$work/tree.diff")"
+# A store that has every file (a dir: import of the tree) but none of
+# the layers: trusting the artifact, the pull fetches no layer blob.
+n2=$work/node2
+"$cs" --root "$n2" import "dir:$mnt" --name files >/dev/null
+# ... and one that lacks the largest file: the layers are fetched.
+n3=$work/node3
+cp -a "$mnt" "$work/tree"
+big=$(cd "$work/tree" && find . -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+rm "$work/tree/$big"
+"$cs" --root "$n3" import "dir:$work/tree" --name files >/dev/null
+rm -rf "$work/tree"
 "${N[@]}" umount "$mnt"
+
+step "registry: --trust-artifact and every object present: no layer fetched"
+layer_gets() { # FROM-OFFSET: GETs of the sealed image's layer blobs since
+	sleep 0.2 # (the access log line follows the response)
+	python3 - "$work/py/blobs/sha256/${new#sha256:}" "$work/registry/registry.log" "$1" <<'EOF2'
+import json, sys
+layers = [l["digest"] for l in json.load(open(sys.argv[1]))["layers"]]
+log = open(sys.argv[2], "rb").read()[int(sys.argv[3]):].decode(errors="replace")
+print(sum(1 for line in log.splitlines() for d in layers
+          if "GET /v2/debian-python/blobs/" + d in line))
+EOF2
+}
+off=$(stat -c %s "$work/registry/registry.log")
+"$cs" --root "$n2" pull "docker://$REGISTRY/debian-python:sealed" --insecure --trust-artifact --require-sealed --name python --json >"$work/pull2.json" ||
+	fail "trusted pull onto a store with every object failed"
+jcheck "j['digest'] == '$merged' and j['artifact'] and j['sealed'] and j['objects_new'] == 0 and all(l['source'] == 'none' and l['bytes_fetched'] == 0 for l in j['layers'])" \
+	"trusted pull with every object present: $(cat "$work/pull2.json")" <"$work/pull2.json"
+[ "$(layer_gets "$off")" -eq 0 ] || fail "trusted pull with every object present fetched a layer blob"
+"$cs" --root "$n2" fsck --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the trusted pull"
+# Without --trust-artifact the layers are the input: fetched.
+off=$(stat -c %s "$work/registry/registry.log")
+"$cs" --root "$n2" pull "docker://$REGISTRY/debian-python:sealed" --insecure --name python2 --json >"$work/pull3.json"
+jcheck "j['digest'] == '$merged' and all(l['source'] == 'blob' for l in j['layers'])" "untrusted pull: $(cat "$work/pull3.json")" <"$work/pull3.json"
+[ "$(layer_gets "$off")" -ge 1 ] || fail "the untrusted pull fetched no layer"
+# An object missing: the layers come, and bring it.
+off=$(stat -c %s "$work/registry/registry.log")
+"$cs" --root "$n3" pull "docker://$REGISTRY/debian-python:sealed" --insecure --trust-artifact --name python --json >"$work/pull4.json"
+jcheck "j['digest'] == '$merged' and j['objects_new'] >= 1 and all(l['source'] == 'blob' and l['bytes_fetched'] > 0 for l in j['layers'])" \
+	"trusted pull with an object missing: $(cat "$work/pull4.json")" <"$work/pull4.json"
+[ "$(layer_gets "$off")" -ge 1 ] || fail "trusted pull with an object missing fetched no layer"
+"$cs" --root "$n3" fsck --verify --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the trusted pull with an object missing"
 
 step "registry: the tampered image is refused on pull"
 skopeo copy -q --dest-tls-verify=false --preserve-digests "oci:$work/evil:latest" "docker://$REGISTRY/debian-python:evil" ||
