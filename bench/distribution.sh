@@ -360,7 +360,7 @@ if [ "$rebuilt" != - ]; then
 		echo $(($(written) - w0)) >>"$res/podr.written"
 		umount_under "$d/mnt" || true
 		freshfs_done "$d"
-		rmdir "$d/mnt" "$d"
+		rm -rf "$d"
 	done
 	python3 - "$corpus/$rebuilt" <<'PY' >"$res/podr.fetched"
 import json, os, sys

@@ -78,6 +78,9 @@ CFS_DEFINE_CLEANUP(struct json_object *, json_object_put)
 enum store_kind {
 	STORE_DIR,
 	STORE_TAR,
+	/* cfs_oci_open_manifest(): the manifest and config in memory, no
+	 * layer blob (each comes from a cfs_blob_fetch) */
+	STORE_MEM,
 };
 
 enum member_kind {
@@ -103,6 +106,10 @@ struct cfs_oci_store {
 	uint64_t file_size; /* STORE_TAR */
 	struct oci_member *members; /* sorted by name, unique */
 	size_t n_members;
+	/* STORE_MEM: the one document it holds (the config), by path */
+	char *mem_name;
+	uint8_t *mem_data;
+	size_t mem_len;
 	char **layer_paths; /* per layer: path in the directory or archive */
 	int *layer_fds; /* STORE_DIR: opened on first use, else -1 */
 	size_t n_layers;
@@ -962,6 +969,9 @@ static int store_find(struct oci_ctx *c, const char *label, const char *name,
 	int fd, r;
 
 	*tmp_fd = -1;
+	if (st->kind == STORE_MEM)
+		return cfs_error(ENOENT, "%s: %s: %s: not in the source",
+				 c->src, label, name);
 	if (st->kind == STORE_TAR) {
 		r = archive_resolve(c, label, name, &m);
 		if (r < 0)
@@ -1011,9 +1021,14 @@ static int read_json(struct oci_ctx *c, const char *label, const char *name,
 	int r;
 
 	*out = NULL;
-	r = store_find(c, label, name, &b, &fd);
-	if (r < 0)
-		return r;
+	if (c->st->kind == STORE_MEM && c->st->mem_name &&
+	    strcmp(name, c->st->mem_name) == 0) {
+		b.length = c->st->mem_len;
+	} else {
+		r = store_find(c, label, name, &b, &fd);
+		if (r < 0)
+			return r;
+	}
 	if (size >= 0 && b.length != (uint64_t)size)
 		return cfs_error(EBADMSG, "%s: %s: size %llu, %s says %lld",
 				 c->src, label, (unsigned long long)b.length,
@@ -1026,7 +1041,9 @@ static int read_json(struct oci_ctx *c, const char *label, const char *name,
 	if (!buf)
 		return cfs_error(ENOMEM, "%s: %s: out of memory", c->src,
 				 label);
-	r = pread_full(b.fd, buf, b.length, b.offset);
+	if (b.fd < 0)
+		memcpy(buf, c->st->mem_data, b.length);
+	r = b.fd < 0 ? 0 : pread_full(b.fd, buf, b.length, b.offset);
 	if (r == -EIO)
 		return cfs_error(EIO, "%s: %s: file ends before %llu bytes",
 				 c->src, label, (unsigned long long)b.length);
@@ -2272,6 +2289,88 @@ fail:
 	return r;
 }
 
+int cfs_oci_open_manifest(struct cfs_oci_image **out, const char *source,
+			  const void *manifest, size_t manifest_len,
+			  const void *config, size_t config_len)
+{
+	struct oci_ctx c = { 0 };
+	_cleanup_json_ struct json_object *doc = NULL;
+	struct cfs_oci_image *img;
+	struct oci_target t = { .from = "the source" };
+	enum doc_kind kind = DOC_MANIFEST;
+	char label[96], path[96];
+	int r;
+
+	*out = NULL;
+	if (manifest_len > CFS_OCI_JSON_MAX || config_len > CFS_OCI_JSON_MAX)
+		return cfs_error(EFBIG, "%s: manifest or config over %d bytes",
+				 source, CFS_OCI_JSON_MAX);
+	img = calloc(1, sizeof(*img));
+	if (!img)
+		return cfs_error(ENOMEM, "%s: out of memory", source);
+	img->store = calloc(1, sizeof(*img->store));
+	img->source = strdup(source);
+	img->manifest = malloc(manifest_len + 1);
+	if (!img->store || !img->source || !img->manifest)
+		goto nomem;
+	img->store->fd = -1;
+	img->store->kind = STORE_MEM;
+	img->store->mem_data = malloc(config_len ? config_len : 1);
+	if (!img->store->mem_data)
+		goto nomem;
+	memcpy(img->store->mem_data, config, config_len);
+	img->store->mem_len = config_len;
+	memcpy(img->manifest, manifest, manifest_len);
+	img->manifest[manifest_len] = '\0';
+	img->manifest_len = manifest_len;
+	c.img = img;
+	c.st = img->store;
+	c.src = img->source;
+
+	t.size = (int64_t)manifest_len;
+	r = sha256_str(manifest, manifest_len, t.digest);
+	if (r < 0) {
+		r = cfs_error(EIO, "%s: SHA-256 failed", source);
+		goto fail;
+	}
+	snprintf(label, sizeof(label), "manifest %s", t.digest);
+	r = parse_json(&c, label, (const char *)img->manifest, manifest_len,
+		       &doc);
+	if (r == 0)
+		r = doc_kind(&c, doc, &t, label, &kind);
+	if (r == 0 && kind != DOC_MANIFEST)
+		r = cfs_error(EINVAL, "%s: %s: an index, not an image manifest",
+			      source, label);
+	if (r < 0)
+		goto fail;
+	/* The config, where load_manifest() looks for it (its digest and
+	 * size are checked against the manifest's descriptor there). */
+	{
+		struct json_object *cfg, *dg;
+
+		if (json_object_object_get_ex(doc, "config", &cfg) &&
+		    json_object_object_get_ex(cfg, "digest", &dg) &&
+		    json_object_is_type(dg, json_type_string) &&
+		    check_digest(json_object_get_string(dg)) == 0) {
+			blob_path(path, sizeof(path),
+				  json_object_get_string(dg));
+			img->store->mem_name = strdup(path);
+			if (!img->store->mem_name)
+				goto nomem;
+		}
+	}
+	r = load_manifest(&c, doc, &t, label);
+	if (r < 0)
+		goto fail;
+	*out = img;
+	return 0;
+nomem:
+	r = cfs_error(ENOMEM, "%s: out of memory", source);
+fail:
+	cfs_oci_free(img);
+	return r;
+}
+
 void cfs_oci_free(struct cfs_oci_image *img)
 {
 	struct cfs_oci_store *st;
@@ -2288,6 +2387,8 @@ void cfs_oci_free(struct cfs_oci_image *img)
 		}
 		free(st->layer_fds);
 		free(st->layer_paths);
+		free(st->mem_name);
+		free(st->mem_data);
 		free_members(st);
 		if (st->fd >= 0)
 			close(st->fd);
@@ -2319,6 +2420,9 @@ int cfs_oci_layer_blob(struct cfs_oci_image *img, size_t i,
 
 	assert(i < img->n_layers);
 	snprintf(label, sizeof(label), "layer %s", img->layers[i].digest);
+	if (st->kind == STORE_MEM)
+		return cfs_error(ENOENT, "%s: %s: not in the source",
+				 img->source, label);
 	if (st->kind == STORE_TAR) {
 		r = archive_resolve(&c, label, st->layer_paths[i], &m);
 		if (r < 0)

@@ -141,6 +141,17 @@ struct cfs_blob_fetch {
  */
 int cfs_oci_open(struct cfs_oci_image **out, const char *source,
 		 const char *platform);
+/*
+ * An image from its manifest and config bytes (@manifest_len and
+ * @config_len at most CFS_OCI_JSON_MAX), as a registry client has them:
+ * checked as cfs_oci_open() checks a layout's (the config against the
+ * manifest's descriptor), @source naming it in messages. It holds no
+ * layer blob: cfs_oci_layer_blob() says -ENOENT, and a conversion asks
+ * its cfs_blob_fetch for each.
+ */
+int cfs_oci_open_manifest(struct cfs_oci_image **out, const char *source,
+			  const void *manifest, size_t manifest_len,
+			  const void *config, size_t config_len);
 void cfs_oci_free(struct cfs_oci_image *img);
 
 /*

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -25,6 +26,12 @@
 
 #define HEADER_SIZE (8 + 32 + 8 + 8 + 8)
 #define TRAILER_SIZE 32
+/* The zstd level records are written with: a record is written once
+ * and read on every import of its layer. Level 6 takes about 10 ms for
+ * a layer of 5,000 files (749 KiB to 228 KiB; level 3: 239 KiB, level
+ * 19: 222 KiB in 0.3 s). */
+#define RECORD_ZSTD_LEVEL 6
+static const uint8_t zstd_magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
 /* Bounds for reading: what the writer can have put there. */
 #define RECORD_NAME_MAX (64 * 1024)
 #define RECORD_VALUE_MAX (1024 * 1024)
@@ -186,6 +193,8 @@ int cfs_record_write(struct cfs_record_builder *b, int dirfd,
 	struct cfs_atomic_file af = { .fd = -1 };
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	uint8_t trailer[TRAILER_SIZE];
+	uint8_t *z;
+	size_t zlen;
 	int r;
 
 	memcpy(b->buf, CFS_RECORD_MAGIC, 8);
@@ -199,10 +208,24 @@ int cfs_record_write(struct cfs_record_builder *b, int dirfd,
 	if (r < 0)
 		return r;
 	b->len -= sizeof(trailer); /* the builder stays reusable */
+	/* On disk as one zstd frame (with its content size): a third of
+	 * the bytes to write, and to read on every use. */
+	zlen = ZSTD_compressBound(b->len + sizeof(trailer));
+	z = malloc(zlen);
+	if (!z)
+		return -ENOMEM;
+	zlen = ZSTD_compress(z, zlen, b->buf, b->len + sizeof(trailer),
+			     RECORD_ZSTD_LEVEL);
+	if (ZSTD_isError(zlen)) {
+		free(z);
+		return cfs_error(EIO, "compressing a layer record: %s",
+				 ZSTD_getErrorName(zlen));
+	}
 	cfs_digest_to_hex(diff_id, hex);
 	r = cfs_atomic_open(&af, dirfd, 0644);
 	if (r == 0)
-		r = cfs_write_all(af.fd, b->buf, b->len + sizeof(trailer));
+		r = cfs_write_all(af.fd, z, zlen);
+	free(z);
 	if (r == 0)
 		return cfs_atomic_commit(&af, hex, false);
 	cfs_atomic_abort(&af);
@@ -233,6 +256,46 @@ static void strings_free(struct cfs_record *rec)
 	rec->n_names = 0;
 }
 
+/* *@data (@*len bytes, a zstd frame) replaced by its content, which must
+ * be one frame of a size it states and CFS_RECORD_MAX at most. Records
+ * without the frame (format 1 as earlier versions wrote it) are read as
+ * they are. */
+static int unzstd(uint8_t **data, size_t *len, const char *what)
+{
+	unsigned long long n = ZSTD_getFrameContentSize(*data, *len);
+	uint8_t *out;
+	size_t got;
+
+	if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN ||
+	    n > CFS_RECORD_MAX || n < HEADER_SIZE + TRAILER_SIZE ||
+	    ZSTD_findFrameCompressedSize(*data, *len) != *len) {
+		free(*data);
+		*data = NULL;
+		return cfs_error(EBADMSG,
+				 "%s: damaged (not one zstd frame of a "
+				 "record's size)",
+				 what);
+	}
+	out = malloc((size_t)n);
+	if (!out) {
+		free(*data);
+		*data = NULL;
+		return -ENOMEM;
+	}
+	got = ZSTD_decompress(out, (size_t)n, *data, *len);
+	free(*data);
+	*data = NULL;
+	if (ZSTD_isError(got) || got != n) {
+		free(out);
+		return cfs_error(EBADMSG, "%s: damaged (%s)", what,
+				 ZSTD_isError(got) ? ZSTD_getErrorName(got) :
+						     "short zstd frame");
+	}
+	*data = out;
+	*len = got;
+	return 0;
+}
+
 int cfs_record_open(struct cfs_record *rec, int dirfd,
 		    const uint8_t diff_id[32], const char *what)
 {
@@ -251,7 +314,7 @@ int cfs_record_open(struct cfs_record *rec, int dirfd,
 					 cfs_error_errno(errno, "%s", what);
 	if (fstat(fd, &st) < 0)
 		return cfs_error_errno(errno, "%s", what);
-	if (!S_ISREG(st.st_mode) || st.st_size < HEADER_SIZE + TRAILER_SIZE ||
+	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(zstd_magic) ||
 	    (uint64_t)st.st_size > CFS_RECORD_MAX)
 		return cfs_error(EBADMSG, "%s: not a layer record (%lld bytes)",
 				 what, (long long)st.st_size);
@@ -264,6 +327,11 @@ int cfs_record_open(struct cfs_record *rec, int dirfd,
 	if (r < 0) {
 		free(data);
 		return cfs_error_errno(-r, "%s: reading", what);
+	}
+	if (memcmp(data, zstd_magic, sizeof(zstd_magic)) == 0) {
+		r = unzstd(&data, &got, what);
+		if (r < 0)
+			return r;
 	}
 	return cfs_record_load(rec, data, got, diff_id, what);
 }

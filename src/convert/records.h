@@ -25,6 +25,9 @@
  *     u64 size, then size bytes (RECORD_INLINE) or a u8[32] object
  *     digest (RECORD_OBJECT)
  *   u8[32]  SHA-256 of everything before it
+ * The file holds that as one zstd frame that states its content size
+ * (a third of the bytes: paths repeat). A file without the frame's
+ * magic is read as it is: earlier versions wrote records uncompressed.
  */
 #ifndef CFS_RECORDS_H
 #define CFS_RECORDS_H

@@ -79,6 +79,8 @@ struct stage {
 struct import {
 	cfs_store *s;
 	struct store_writer w;
+	struct stage st; /* what the commit moves in */
+	int meta_fd; /* tmp/w-.../meta.json, until fsync'ed */
 	cfs_store_import_result res;
 	const struct store_objset *set; /* objects the image references */
 	/* objects the layer records this import made reference: the
@@ -337,13 +339,16 @@ static int stage_meta(struct import *im, const char *source,
 	if (r == 0)
 		r = cfs_write_all(fd, "\n", 1);
 	json_object_put(o);
-	if (r == 0 && fsync(fd) < 0)
+	/* Written out now, fsync'ed after names.json (commit_stage()):
+	 * the file system then commits both in one go. */
+	if (r == 0 && sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
 		r = -errno;
 	if (r < 0)
 		return cfs_error_errno(-r,
 				       "store %s: tmp/%s/meta.json: "
 				       "writing metadata",
 				       s->root, im->w.name);
+	im->meta_fd = TAKE_FD(fd);
 	return 0;
 }
 
@@ -546,15 +551,36 @@ static int check_objects_there(struct import *im, int stage_fd,
 }
 
 /* A blob the store lacks goes to the writer's directory. */
-static int stage_blob(struct import *im, struct stage *st, const char *digest,
-		      const void *data, size_t len)
+static int stage_blob(struct import *im, const char *digest, const void *data,
+		      size_t len)
 {
-	int r = store_blob_stage(im->s, &im->w, digest, data, len);
+	struct stage *st = &im->st;
+	int r;
 
-	if (r > 0)
+	/* a config that is its own manifest is staged once */
+	for (size_t i = 0; i < st->n_blobs; i++)
+		if (strcmp(st->blobs[i], digest + 7) == 0)
+			return 0;
+	r = store_blob_stage(im->s, &im->w, digest, data, len);
+	if (r == 0)
 		snprintf(st->blobs[st->n_blobs++], sizeof(st->blobs[0]), "%s",
 			 digest + 7);
-	return r < 0 ? r : 0;
+	return r;
+}
+
+/* The raw config and manifest, staged before the syncfs of step 3 that
+ * makes them durable with the objects and the image. */
+static int stage_blobs(struct import *im, const struct cfs_oci_image *oci)
+{
+	int r = 0;
+
+	if (oci && oci->config)
+		r = stage_blob(im, oci->config_digest, oci->config,
+			       oci->config_len);
+	if (r == 0 && oci && oci->manifest)
+		r = stage_blob(im, oci->manifest_digest, oci->manifest,
+			       oci->manifest_len);
+	return r;
 }
 
 /*
@@ -580,12 +606,6 @@ static int commit_stage(struct import *im, int stage_fd, struct stage *st,
 		faccessat(s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
 	im->res.existed = !st->image;
 	r = check_objects_there(im, stage_fd, st, &im->res.verity);
-	if (r == 0 && oci)
-		r = stage_blob(im, st, oci->config_digest, oci->config,
-			       oci->config_len);
-	if (r == 0 && oci && oci->manifest)
-		r = stage_blob(im, st, oci->manifest_digest, oci->manifest,
-			       oci->manifest_len);
 	if (r < 0)
 		return r;
 	/* A complete import of the image keeps its metadata (the first
@@ -603,6 +623,11 @@ static int commit_stage(struct import *im, int stage_fd, struct stage *st,
 			return r;
 		st->names = true;
 	}
+	if (im->meta_fd >= 0 && fsync(im->meta_fd) < 0)
+		return cfs_error_errno(errno,
+				       "store %s: tmp/%s/meta.json: "
+				       "writing metadata",
+				       s->root, im->w.name);
 	return 0;
 }
 
@@ -711,7 +736,7 @@ static int commit_apply(struct import *im, int stage_fd, const struct stage *st)
 			memcpy(im->undo.blobs[im->undo.n_blobs++], st->blobs[i],
 			       sizeof(st->blobs[i]));
 	}
-	if (st->n_blobs && (r = fsync_dir(s, s->blobs_fd, "blobs")) < 0)
+	if (im->undo.n_blobs && (r = fsync_dir(s, s->blobs_fd, "blobs")) < 0)
 		return r;
 	if (st->meta) {
 		r = move_to_images(im, "meta.json", ".json", &im->undo.meta);
@@ -783,16 +808,16 @@ static int commit(struct import *im, int stage_fd, const char *recorded,
 		  const cfs_convert_stats *stats, json_object *config,
 		  const struct cfs_oci_image *oci)
 {
-	struct stage st = { 0 };
 	int lockfd, r;
 
 	lockfd = store_names_lock(im->s);
 	if (lockfd < 0)
 		return lockfd;
 	im->lockfd = lockfd;
-	r = commit_stage(im, stage_fd, &st, recorded, opts, stats, config, oci);
+	r = commit_stage(im, stage_fd, &im->st, recorded, opts, stats, config,
+			 oci);
 	if (r == 0)
-		r = commit_apply(im, stage_fd, &st);
+		r = commit_apply(im, stage_fd, &im->st);
 	if (r < 0 && !im->committed) {
 		commit_undo(im);
 		store_undo_gen_bump(lockfd);
@@ -905,7 +930,8 @@ static int layer_results(struct import *im, const cfs_convert_stats *stats,
 }
 
 static int do_import(struct import *im, const char *source,
-		     const char *recorded, const cfs_store_import_options *opts,
+		     const char *recorded, struct cfs_oci_image *given,
+		     const cfs_store_import_options *opts,
 		     const struct cfs_blob_fetch *fetch)
 {
 	cfs_store *s = im->s;
@@ -951,11 +977,15 @@ static int do_import(struct import *im, const char *source,
 	copts.progress_opaque = opts->progress_opaque;
 	/* An OCI source is opened once: what is converted, checked and
 	 * recorded is the one manifest and config read here. */
-	if (cfs_oci_is_source(source)) {
-		r = cfs_oci_open(&oci, source, opts->platform);
+	if (given || cfs_oci_is_source(source)) {
+		r = given ? 0 : cfs_oci_open(&oci, source, opts->platform);
+		if (given)
+			oci = given;
 		if (r == 0)
 			r = parse_config(oci, &config);
-		if (r == 0 && oci->manifest_digest) {
+		/* An image given open came without a layout, and without
+		 * an artifact. */
+		if (r == 0 && !given && oci->manifest_digest) {
 			r = cfs_find_artifact(source, oci->manifest_digest,
 					      &art);
 			have_art = r == 0;
@@ -1039,7 +1069,9 @@ static int do_import(struct import *im, const char *source,
 			r = cfs_error_prefix(-r, "store %s: tmp/%s/image.cfs",
 					     s->root, im->w.name);
 	}
-	if (r == 0 && (fsync(img_fd) < 0 || fstat(img_fd, &st) < 0))
+	/* Made durable by the syncfs below, with the objects: an fsync of
+	 * its own would be one more journal commit. */
+	if (r == 0 && fstat(img_fd, &st) < 0)
 		r = cfs_error_errno(errno, "store %s: writing image", s->root);
 	if (r < 0)
 		goto out;
@@ -1074,14 +1106,17 @@ static int do_import(struct import *im, const char *source,
 				    s->root);
 		goto out;
 	}
-	/* Objects and image durable before anything names them. */
-	r = cfs_objects_sync(objs);
+	/* Objects, image and blobs durable before anything names them. */
+	r = stage_blobs(im, oci);
+	if (r == 0)
+		r = cfs_objects_sync(objs);
 	if (r == 0)
 		r = commit(im, stage_fd, recorded, opts, &stats, config, oci);
 out:
 	cfs_records_clear(&records);
 	cfs_found_artifact_clear(&art);
-	cfs_oci_free(oci);
+	if (oci != given)
+		cfs_oci_free(oci);
 	json_object_put(config);
 	store_objset_clear(&set);
 	cfs_inode_unref(root);
@@ -1095,10 +1130,11 @@ int cfs_store_import(cfs_store *s, const char *source,
 		     const cfs_store_import_options *opts,
 		     cfs_store_import_result *result)
 {
-	return store_import_as(s, source, source, opts, NULL, result);
+	return store_import_as(s, source, source, NULL, opts, NULL, result);
 }
 
 int store_import_as(cfs_store *s, const char *source, const char *recorded,
+		    struct cfs_oci_image *img,
 		    const cfs_store_import_options *opts,
 		    const struct cfs_blob_fetch *fetch,
 		    cfs_store_import_result *result)
@@ -1106,7 +1142,8 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 	static const cfs_store_import_options defaults =
 		CFS_STORE_IMPORT_OPTIONS_INIT;
 	struct import im = {
-		.s = s, .w = { .fd = -1 }, .layers_fd = -1, .lockfd = -1
+		.s = s, .w = { .fd = -1 }, .layers_fd = -1, .lockfd = -1,
+		.meta_fd = -1
 	};
 	int r;
 
@@ -1131,8 +1168,9 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 	if (r == 0)
 		r = store_writer_open(s, &im.w);
 	if (r == 0)
-		r = do_import(&im, source, recorded, opts, fetch);
+		r = do_import(&im, source, recorded, img, opts, fetch);
 	cfs_closep(&im.layers_fd);
+	cfs_closep(&im.meta_fd);
 	for (int i = 0; i < 256; i++)
 		cfs_closep(&im.subfd[i]);
 	store_writer_close(s, &im.w);

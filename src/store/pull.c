@@ -298,16 +298,13 @@ static int layout_manifest(const char *layout, char digest[80])
  * A registry keeps the artifacts of a manifest under the referrers tag
  * "sha256-<hex>" (where it has no referrers API, and distribution 2.8
  * has none). The reference of that tag for @source, whose manifest is
- * the one @layout's index.json names, in *@out; 1 when @source is no
- * registry's.
+ * @digest, in *@out; 1 when @source is no registry's.
  */
-static int artifact_ref(const char *source, const char *layout, char **out)
+static int artifact_ref(const char *source, const char *digest, char **out)
 {
 	const char *repo_end, *slash;
-	char digest[80];
 
 	if (strncmp(source, "docker://", 9) != 0 ||
-	    layout_manifest(layout, digest) < 0 ||
 	    strncmp(digest, "sha256:", 7) != 0)
 		return 1;
 	/* docker://HOST/REPO[:TAG][@DIGEST] -> docker://HOST/REPO */
@@ -887,6 +884,57 @@ static int proxy_blob(struct proxy *p, const char *digest, int64_t size,
 	return r;
 }
 
+/* Blob @digest (@size bytes, a config: CFS_OCI_JSON_MAX at most) of the
+ * open image into memory; its size and digest are checked where it is
+ * used (cfs_oci_open_manifest()). */
+static int proxy_blob_mem(struct proxy *p, const char *digest, int64_t size,
+			  char **out, size_t *len)
+{
+	json_object *args, *v = NULL;
+	uint32_t pipeid;
+	int fd = -1, r;
+
+	if (size < 0 || size > CFS_OCI_JSON_MAX)
+		return cfs_error(EFBIG, "%s: blob %s: %lld bytes, limit %d",
+				 p->source, digest, (long long)size,
+				 CFS_OCI_JSON_MAX);
+	args = json_object_new_array();
+	json_object_array_add(args, json_object_new_int64(p->img));
+	json_object_array_add(args, json_object_new_string(digest));
+	json_object_array_add(args, json_object_new_int64(size));
+	r = proxy_call(p, "GetBlob", args, &v, &fd, &pipeid);
+	json_object_put(v);
+	if (r == 0 && fd < 0)
+		r = cfs_error(EPROTO, "%s: skopeo proxy: GetBlob: no pipe",
+			      p->source);
+	if (r < 0)
+		return r;
+	/* as in proxy_blob(): FinishPipe first, then read */
+	r = proxy_finish_send(p, pipeid);
+	if (r == 0) {
+		r = read_all(fd, CFS_OCI_JSON_MAX, out, len);
+		if (r < 0)
+			r = cfs_error_errno(-r, "%s: blob %s", p->source,
+					    digest);
+	}
+	close(fd);
+	if (r == 0) {
+		r = proxy_recv(p, "FinishPipe", NULL, NULL, NULL);
+		if (r < 0 && r != -EPIPE) {
+			char why[PULL_LINE_MAX];
+
+			r = cfs_error(-r, "%s: blob %s: %s", p->source, digest,
+				      message_without(p->source, why,
+						      sizeof(why)));
+		}
+		if (r < 0) {
+			free(*out);
+			*out = NULL;
+		}
+	}
+	return r;
+}
+
 /* A JSON document of the proxy's: @key's descriptor {digest, size}. */
 static int descriptor(json_object *d, const char **digest, int64_t *size)
 {
@@ -932,6 +980,12 @@ static void sha256_hex(const void *data, size_t len, char hex[65])
 
 /* What proxy_pull() fetched and skipped. */
 struct proxy_layers {
+	char *man, *config; /* the bytes, as the import gets them */
+	size_t man_len, config_len;
+	char man_digest[80]; /* "sha256:<hex>" of man */
+	char media[128]; /* the manifest's media type */
+	bool layout; /* written into the layout (write_layout()) */
+	bool made; /* skopeo made the manifest (see proxy_fetch()) */
 	json_object *manifest; /* parsed */
 	char **diff_ids; /* 64 hex, from the config */
 	size_t n_diff_ids;
@@ -945,6 +999,8 @@ struct proxy_layers {
 
 static void proxy_layers_clear(struct proxy_layers *pl)
 {
+	free(pl->man);
+	free(pl->config);
 	json_object_put(pl->manifest);
 	store_strv_free(pl->diff_ids, pl->n_diff_ids);
 	free(pl->skipped);
@@ -1010,32 +1066,29 @@ static int fix_media_type(int bfd, json_object *l, bool *changed)
 }
 
 /*
- * The image @p has open into an OCI layout at @lfd (its blobs/sha256
- * at @bfd): manifest, config, and the blobs of the layers the store
- * has no usable record of. The manifest is
- * the proxy's: skopeo converts a docker v2s2 manifest to OCI, as
- * "skopeo copy" to an oci: layout does.
+ * The manifest and config of the open image, into @pl, and the layers'
+ * diff_ids. The manifest is the proxy's: skopeo converts a docker v2s2
+ * manifest to OCI, as "skopeo copy" to an oci: layout does. Whether the
+ * import can stream the blobs it needs (pl->stream), else
+ * proxy_copy_blobs() must copy them first.
  */
-static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
-		       struct proxy_layers *pl)
+static int proxy_fetch(struct proxy *p, struct proxy_layers *pl)
 {
-	_cleanup_free_ char *man = NULL, *index = NULL, *orig = NULL;
-	char *config = NULL, man_hex[65];
-	bool changed = false;
-	size_t man_len = 0, config_len = 0;
+	_cleanup_free_ char *orig = NULL;
+	char man_hex[65], hex[65];
 	json_object *layers, *cfg = NULL, *mt;
 	const char *cdigest,
 		*media = "application/vnd.oci.image.manifest.v1+json";
 	int64_t csize;
-	char hex[65];
-	bool made;
 	int r;
 
-	r = proxy_bytes(p, "GetManifest", &man, &man_len, &orig);
+	r = proxy_bytes(p, "GetManifest", &pl->man, &pl->man_len, &orig);
 	if (r < 0)
 		return r;
-	sha256_hex(man, man_len, man_hex);
-	pl->manifest = json_tokener_parse(man);
+	sha256_hex(pl->man, pl->man_len, man_hex);
+	snprintf(pl->man_digest, sizeof(pl->man_digest), "sha256:%s",
+		 man_hex);
+	pl->manifest = json_tokener_parse(pl->man);
 	if (!pl->manifest ||
 	    !json_object_object_get_ex(pl->manifest, "config", &cfg) ||
 	    descriptor(cfg, &cdigest, &csize) < 0 ||
@@ -1048,6 +1101,7 @@ static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
 	if (json_object_object_get_ex(pl->manifest, "mediaType", &mt) &&
 	    json_object_is_type(mt, json_type_string))
 		media = json_object_get_string(mt);
+	snprintf(pl->media, sizeof(pl->media), "%s", media);
 	pl->n = json_object_array_length(layers);
 	pl->skipped = calloc(pl->n ? pl->n : 1, sizeof(bool));
 	pl->fetched = calloc(pl->n ? pl->n : 1, sizeof(uint64_t));
@@ -1058,56 +1112,53 @@ static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
 	 * whatever its manifest says. skopeo copy looks at the bytes; so
 	 * does fix_media_type(), on a copy of the blob. A registry's
 	 * docker v2s2 manifest made OCI says what its layers are. */
-	made = strcmp(orig, "") != 0 &&
-	       strcmp(orig + (strncmp(orig, "sha256:", 7) ? 0 : 7), man_hex) !=
-		       0;
-	pl->stream = !made || strncmp(p->source, "docker://", 9) == 0;
+	pl->made = strcmp(orig, "") != 0 &&
+		   strcmp(orig + (strncmp(orig, "sha256:", 7) ? 0 : 7),
+			  man_hex) != 0;
+	pl->stream = !pl->made || strncmp(p->source, "docker://", 9) == 0;
 	/* The config the manifest names. Converting a docker v2s2 manifest
 	 * to OCI, skopeo converts the config too, and names the result,
 	 * which no registry has: GetFullConfig gives it. Else the config is
 	 * a blob of the registry's, raw (GetFullConfig's would be the same
 	 * JSON written anew). */
-	r = proxy_bytes(p, "GetFullConfig", &config, &config_len, NULL);
+	r = proxy_bytes(p, "GetFullConfig", &pl->config, &pl->config_len,
+			NULL);
 	if (r == 0) {
-		sha256_hex(config, config_len, hex);
-		if (strcmp(hex, cdigest + 7) == 0) {
-			r = write_file_at(bfd, hex, config, config_len);
-		} else {
-			free(config);
-			config = NULL;
-			r = proxy_blob(p, cdigest, csize, bfd);
+		sha256_hex(pl->config, pl->config_len, hex);
+		if (strcmp(hex, cdigest + 7) != 0) {
+			free(pl->config);
+			pl->config = NULL;
+			r = proxy_blob_mem(p, cdigest, csize, &pl->config,
+					   &pl->config_len);
 		}
 	}
-	if (r == 0 && !config) {
-		int fd = openat(bfd, cdigest + 7, O_RDONLY | O_CLOEXEC);
-
-		r = fd < 0 ? -errno :
-			     read_all(fd, CFS_OCI_JSON_MAX, &config,
-				      &config_len);
-		if (fd >= 0)
-			close(fd);
-		if (r < 0)
-			r = cfs_error_errno(-r, "%s: config %s", p->source,
-					    cdigest);
-	}
 	if (r == 0)
-		r = store_config_diff_ids(config, config_len, &pl->diff_ids,
-					  &pl->n_diff_ids);
-	free(config);
-	if (r < 0)
-		return r;
+		r = store_config_diff_ids(pl->config, pl->config_len,
+					  &pl->diff_ids, &pl->n_diff_ids);
+	return r;
+}
+
+/* The blobs of the layers the store has no usable record of, into the
+ * layout's blobs/sha256 (@bfd), checked as they come; their media types
+ * fixed from their bytes in a manifest skopeo made. */
+static int proxy_copy_blobs(cfs_store *s, struct proxy *p, int bfd,
+			    struct proxy_layers *pl)
+{
+	json_object *layers;
+	char hex[65];
+	int r = 0;
+
+	json_object_object_get_ex(pl->manifest, "layers", &layers);
 	for (size_t i = 0; r == 0 && i < pl->n; i++) {
 		json_object *l = json_object_array_get_idx(layers, i);
 		const char *digest;
 		int64_t size;
+		bool changed = false;
 
 		if (descriptor(l, &digest, &size) < 0)
 			return cfs_error(EINVAL,
 					 "%s: layer %zu: bad descriptor",
 					 p->source, i);
-		/* Streamed, the import decides on its own. */
-		if (pl->stream)
-			continue;
 		pl->skipped[i] = i < pl->n_diff_ids &&
 				 store_record_usable(s, pl->diff_ids[i]);
 		if (pl->skipped[i])
@@ -1117,29 +1168,53 @@ static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
 			if (r == 0)
 				count_fetched(pl, digest, (uint64_t)size);
 		}
-		if (r == 0 && made)
+		if (r == 0 && pl->made)
 			r = fix_media_type(bfd, l, &changed);
+		if (r == 0 && changed) {
+			const char *text = json_object_to_json_string_ext(
+				pl->manifest, JSON_C_TO_STRING_PLAIN |
+						      JSON_C_TO_STRING_NOSLASHESCAPE);
+			free(pl->man);
+			pl->man = strdup(text);
+			if (!pl->man)
+				return -ENOMEM;
+			pl->man_len = strlen(pl->man);
+			sha256_hex(pl->man, pl->man_len, hex);
+			snprintf(pl->man_digest, sizeof(pl->man_digest),
+				 "sha256:%s", hex);
+		}
 	}
-	if (r < 0)
-		return r;
-	if (changed) {
-		const char *text = json_object_to_json_string_ext(
-			pl->manifest, JSON_C_TO_STRING_PLAIN |
-					      JSON_C_TO_STRING_NOSLASHESCAPE);
-		free(man);
-		man = strdup(text);
-		if (!man)
-			return -ENOMEM;
-		man_len = strlen(man);
-	}
-	sha256_hex(man, man_len, hex);
-	r = write_file_at(bfd, hex, man, man_len);
+	return r;
+}
+
+/* The rest of the layout that the import reads (@lfd, its blobs in
+ * @bfd): config, manifest, index.json and oci-layout. Only where the
+ * import needs a layout: blobs copied first, or an artifact beside. */
+static int write_layout(struct proxy *p, int lfd, int bfd,
+			struct proxy_layers *pl)
+{
+	_cleanup_free_ char *index = NULL;
+	const char *cdigest;
+	json_object *cfg;
+	int64_t csize;
+	int r;
+
+	if (pl->layout)
+		return 0;
+	json_object_object_get_ex(pl->manifest, "config", &cfg);
+	r = descriptor(cfg, &cdigest, &csize);
+	if (r == 0)
+		r = write_file_at(bfd, cdigest + 7, pl->config,
+				  pl->config_len);
+	if (r == 0)
+		r = write_file_at(bfd, pl->man_digest + 7, pl->man,
+				  pl->man_len);
 	if (r == 0 &&
 	    asprintf(&index,
 		     "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"%s\","
-		     "\"digest\":\"sha256:%s\",\"size\":%zu,\"annotations\":"
+		     "\"digest\":\"%s\",\"size\":%zu,\"annotations\":"
 		     "{\"org.opencontainers.image.ref.name\":\"latest\"}}]}",
-		     media, hex, man_len) < 0) {
+		     pl->media, pl->man_digest, pl->man_len) < 0) {
 		index = NULL;
 		r = -ENOMEM;
 	}
@@ -1150,6 +1225,7 @@ static int proxy_fetch(cfs_store *s, struct proxy *p, int lfd, int bfd,
 				  "{\"imageLayoutVersion\":\"1.0.0\"}", 30);
 	if (r < 0)
 		return cfs_error_errno(-r, "%s: writing the layout", p->source);
+	pl->layout = true;
 	return 0;
 }
 
@@ -1195,7 +1271,8 @@ static int open_dir_at(int dirfd, const char *name, int *fd)
  * OpenImageOptional: it opens the tag and asks for its manifest. Where
  * the proxy cannot say, true: the copy finds out.
  */
-static bool proxy_has_artifact(struct proxy *p, const char *layout, char **ref)
+static bool proxy_has_artifact(struct proxy *p, const char *manifest_digest,
+			       char **ref)
 {
 	_cleanup_free_ char *man = NULL;
 	json_object *args, *v = NULL;
@@ -1204,7 +1281,7 @@ static bool proxy_has_artifact(struct proxy *p, const char *layout, char **ref)
 	bool has = true;
 	int r;
 
-	if (artifact_ref(p->source, layout, ref) != 0)
+	if (artifact_ref(p->source, manifest_digest, ref) != 0)
 		return false;
 	args = json_object_new_array();
 	json_object_array_add(args, json_object_new_string(*ref));
@@ -1335,9 +1412,12 @@ static int import_error(int r, const char *source, const char *dest)
 }
 
 /*
- * The pull through skopeo's image proxy: only the blobs of layers the
- * store has no record of are fetched, into the OCI layout @layout
- * (@dest as a source), which is then imported. 1 when this skopeo has
+ * The pull through skopeo's image proxy: the manifest and config, then
+ * only the blobs of the layers the store has no record of, each
+ * streamed into the conversion as the import asks for it. The import
+ * takes the manifest and config from memory; only a source whose blobs
+ * must be copied first, or an image with a composefs artifact, gets an
+ * OCI layout @layout (@dest as a source) in the writer's directory. 1 when this skopeo has
  * no proxy (the caller copies with "skopeo copy" instead), else 0 or
  * -errno.
  */
@@ -1358,6 +1438,7 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 	_cleanup_close_ int lfd = -1, bfd = -1, blobs = -1;
 	json_object *args, *v = NULL;
 	char line[PULL_LINE_MAX];
+	bool have_art;
 	int r;
 
 	r = proxy_start(&p, copy_argv, n_prefix,
@@ -1382,7 +1463,13 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 		p.img = (uint32_t)json_object_get_int64(v);
 		json_object_put(v);
 	}
-	if (r == 0) {
+	if (r == 0)
+		r = proxy_fetch(&p, &pl);
+	/* A layout in the writer's directory only where the import needs
+	 * one: blobs copied first, or an artifact beside the image. Else
+	 * the import gets the manifest and config from memory. */
+	have_art = r == 0 && proxy_has_artifact(&p, pl.man_digest, &art);
+	if (r == 0 && (!pl.stream || have_art)) {
 		r = open_dir_at(w->fd, "layout", &lfd);
 		if (r == 0)
 			r = open_dir_at(lfd, "blobs", &blobs);
@@ -1390,14 +1477,27 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 			r = open_dir_at(blobs, "sha256", &bfd);
 		if (r < 0)
 			r = cfs_error_errno(-r, "%s", layout);
+		if (r == 0 && !pl.stream)
+			r = proxy_copy_blobs(s, &p, bfd, &pl);
+		if (r == 0)
+			r = write_layout(&p, lfd, bfd, &pl);
 	}
-	if (r == 0)
-		r = proxy_fetch(s, &p, lfd, bfd, &pl);
-	if (r == 0 && proxy_has_artifact(&p, layout, &art))
+	if (r == 0 && have_art)
 		pull_artifact(source, art, layout, copy_argv, copy_argc, envp,
 			      pull_opts);
-	if (r == 0) {
-		r = store_import_as(s, dest, source, import_opts,
+	if (r == 0 && !pl.layout) {
+		struct cfs_oci_image *img = NULL;
+
+		r = cfs_oci_open_manifest(&img, source, pl.man, pl.man_len,
+					  pl.config, pl.config_len);
+		if (r == 0)
+			r = store_import_as(s, source, source, img,
+					    import_opts, &fetch, result);
+		cfs_oci_free(img);
+		if (r < 0) /* one "SOURCE: " at the front */
+			r = import_error(r, source, source);
+	} else if (r == 0) {
+		r = store_import_as(s, dest, source, NULL, import_opts,
 				    pl.stream ? &fetch : NULL, result);
 		if (r == -ENOENT && !pl.stream) {
 			/* a blob the fetch left out, its record gone? */
@@ -1407,7 +1507,7 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 			snprintf(why, sizeof(why), "%s", cfs_error_message());
 			n = proxy_refetch(s, &p, bfd, &pl);
 			if (n > 0)
-				r = store_import_as(s, dest, source,
+				r = store_import_as(s, dest, source, NULL,
 						    import_opts, NULL, result);
 			else
 				r = n < 0 ? n : cfs_error(ENOENT, "%s", why);
@@ -1539,12 +1639,20 @@ int cfs_store_pull(cfs_store *s, const char *source,
 	if (r <= 0)
 		goto out;
 	r = run_skopeo(source, !pull_opts->skopeo, (char *const *)argv, envp);
-	if (r == 0 && (r = artifact_ref(source, layout, &art)) == 0)
-		pull_artifact(source, art, layout, argv, argc, envp, pull_opts);
+	if (r == 0) {
+		char digest[80];
+
+		if (layout_manifest(layout, digest) < 0)
+			r = 1;
+		else if ((r = artifact_ref(source, digest, &art)) == 0)
+			pull_artifact(source, art, layout, argv, argc, envp,
+				      pull_opts);
+	}
 	if (r == 1)
 		r = 0;
 	if (r == 0) {
-		r = store_import_as(s, dest, source, import_opts, NULL, result);
+		r = store_import_as(s, dest, source, NULL, import_opts, NULL,
+				    result);
 		if (r < 0)
 			r = import_error(r, source, dest);
 	}

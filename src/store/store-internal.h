@@ -118,8 +118,9 @@ bool store_blob_digest_valid(const char *digest);
  * absent, -EBADMSG (with a message) if its content does not match. */
 int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len);
 /* Stage @len bytes as the blob @digest (their SHA-256, checked) in the
- * writer's directory, named by the hex digits, fsync'ed: 1 if staged
- * (the caller renames it into blobs/sha256/), 0 if the blob is there. */
+ * writer's directory, named by the hex digits, for the caller to rename
+ * into blobs/sha256/ (RENAME_NOREPLACE: the store may have it already)
+ * once it has made it durable (the import's syncfs of step 3). */
 int store_blob_stage(cfs_store *s, struct store_writer *w, const char *digest,
 		     const void *data, size_t len);
 /* SHA-256 of @len bytes as "sha256:<hex>" (72 bytes with the NUL). */
@@ -211,11 +212,15 @@ bool store_image_busy(cfs_store *s, const char *hex);
 int store_image_user(cfs_store *s, const char *hex, char **user_out);
 
 /* cfs_store_import() recording @recorded as the image's source (pull
- * imports a temporary layout but records what was pulled), the blobs
- * the layout lacks streamed from @fetch (convert/oci.h) when it is not
- * NULL. */
+ * imports a temporary layout, or the manifest and config it holds in
+ * memory, but records what was pulled). @img: the image already open
+ * (cfs_oci_open_manifest(); borrowed), used instead of opening @source;
+ * NULL to open @source. The blobs the source lacks are streamed from
+ * @fetch (convert/oci.h) when it is not NULL. */
 struct cfs_blob_fetch;
+struct cfs_oci_image;
 int store_import_as(cfs_store *s, const char *source, const char *recorded,
+		    struct cfs_oci_image *img,
 		    const cfs_store_import_options *opts,
 		    const struct cfs_blob_fetch *fetch,
 		    cfs_store_import_result *result);

@@ -653,17 +653,13 @@ int store_blob_stage(cfs_store *s, struct store_writer *w, const char *digest,
 	if (strcmp(got, digest) != 0)
 		return cfs_error(EINVAL, "blob %s: content has digest %s",
 				 digest, got);
-	if (faccessat(s->blobs_fd, digest + 7, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return 0;
 	fd = openat(w->fd, digest + 7, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
 		    0644);
 	r = fd < 0 ? -errno : cfs_write_all(fd, data, len);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
 	if (r < 0)
 		return cfs_error_errno(-r, "store %s: tmp/%s/%s", s->root,
 				       w->name, digest + 7);
-	return 1;
+	return 0;
 }
 
 /* ---- names.json ------------------------------------------------------ */

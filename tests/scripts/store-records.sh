@@ -40,6 +40,7 @@ fail() {
 	echo "$me: FAIL: $*" >&2
 	exit 1
 }
+command -v zstd >/dev/null || fail "required tool zstd is not installed (scripts/install-deps.sh)"
 step() { echo "== $me: $*"; }
 
 mkdir -p "$CFS_TEST_TMP"
@@ -177,7 +178,8 @@ other=$(find "$root/layers" -type f | sort | tail -n 1)
 [ "$rec" != "$other" ] || fail "debian-python has one record, not two"
 # An object the other record names, read with a reader of the format of
 # src/convert/records.h written here.
-obj=$(python3 - "$other" <<'PY'
+zstd -q -dc "$other" >"$work/record.raw" || fail "$other: not a zstd frame"
+obj=$(python3 - "$work/record.raw" <<'PY'
 import hashlib, struct, sys
 d = open(sys.argv[1], "rb").read()
 assert d[:8] == b"CFSLREC1" and hashlib.sha256(d[:-32]).digest() == d[-32:]
@@ -222,6 +224,29 @@ jcheck "$work/again.json" "all(l['source'] == 'blob' and l['recorded'] for l in 
 [ -e "$rec" ] && [ -e "$other" ] || fail "the import did not record the layers again"
 "$cs" --root "$root" fsck --verify --json >"$work/fsck.json" || true
 jcheck "$work/fsck.json" "j['ok']" "fsck after the re-import"
+
+step "records of earlier versions (not compressed) are read; junk after the frame is damage"
+for f in "$root"/layers/*; do
+	zstd -q -dc "$f" >"$work/record.raw" || fail "$f: not a zstd frame"
+	mv "$work/record.raw" "$f"
+done
+"$cs" --root "$root" rm py >/dev/null
+"$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/v1.json"
+jcheck "$work/v1.json" "all(l['source'] == 'record' for l in j['layers'])" \
+	"uncompressed records were not used: $(cat "$work/v1.json")"
+"$cs" --root "$root" fsck --json >"$work/fsck.json" || true
+jcheck "$work/fsck.json" "j['ok']" "fsck with uncompressed records"
+"$cs" --root "$root" rm py >/dev/null
+"$cs" --root "$root" gc >/dev/null
+"$cs" --root "$root" import "oci:$corpus/debian-python" --name py >/dev/null
+printf 'x' >>"$rec"
+set +e
+"$cs" --root "$root" fsck --json >"$work/fsck.json"
+set -e
+jcheck "$work/fsck.json" "not j['ok'] and [p['path'] for p in j['problems']] == ['layers/$(basename "$rec")']" \
+	"fsck: a byte after the record's frame: $(cat "$work/fsck.json")"
+"$cs" --root "$root" fsck --repair >/dev/null || fail "fsck --repair of the record with junk"
+"$cs" --root "$root" import "oci:$corpus/debian-python" --name py >/dev/null
 
 step "an interrupted repair: imports check the records' objects"
 # A record is trusted to have its objects (imports, gc and repairs keep
