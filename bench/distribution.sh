@@ -25,7 +25,8 @@
 #     writes to it): bytes fetched (cfs-store --json; podman: its blob is
 #     not in the store, so the whole blob) and bytes written to the
 #     device from before the pull to after a final sync (the loop
-#     device's write sectors), against the image's uncompressed size.
+#     device's write sectors), against the image's uncompressed size;
+#     then the same pull again by cfs-store (another name).
 # Prints medians (min-max) and ratios (< 1: the first named is faster).
 #   usage: bench/distribution.sh [CORPUS_DIR] [IMAGE] [BASE_IMAGE]
 #          (root; defaults debian-python, debian-minbase; BASE_IMAGE "-"
@@ -349,6 +350,11 @@ if [ "$rebuilt" != - ]; then
 		timed cfsr "$cs" --root "$st" pull "docker://$REGISTRY/img:rebuilt" --insecure --name rebuilt --json >"$d/pull.json"
 		echo $(($(written) - w0)) >>"$res/cfsr.written"
 		jget "sum(l['bytes_fetched'] for l in j['layers'])" <"$d/pull.json" >>"$res/cfsr.fetched"
+		# the same pull again, under another name
+		w0=$(written)
+		timed cfsa "$cs" --root "$st" pull "docker://$REGISTRY/img:rebuilt" --insecure --name again --json >"$d/again.json"
+		echo $(($(written) - w0)) >>"$res/cfsa.written"
+		jget "sum(l['bytes_fetched'] for l in j['layers'])" <"$d/again.json" >>"$res/cfsa.fetched"
 		freshfs_done "$d"
 
 		freshfs "$d"
@@ -420,9 +426,9 @@ if rebuilt != "-":
     unc = sum(l["uncompressed_bytes"] for l in json.load(open(rebuilt_json))["layers"])
     print("%s pulled onto %s (uncompressed %.1f MiB; bytes: medians; fresh ext4):"
           % (rebuilt, base, unc / MiB))
-    for tool, name in (("cfs", "cfsr"), ("podman", "podr")):
+    for tool, name in (("cfs", "cfsr"), ("podman", "podr"), ("cfs again", "cfsa")):
         f, w = med(load(name + ".fetched")), med(load(name + ".written"))
-        print("  %-8s fetched %8.2f MiB, written %8.2f MiB = %5.2f%% of uncompressed, %s incl. sync"
+        print("  %-9s fetched %8.2f MiB, written %8.2f MiB = %5.2f%% of uncompressed, %s incl. sync"
               % (tool, f / MiB, w / MiB, 100.0 * w / unc, fmt(load(name + ".sync"))))
     pair("time incl. sync", "cfsr.sync", "podr.sync", "cfs", "podman")
 PY

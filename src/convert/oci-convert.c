@@ -628,8 +628,11 @@ int cfs_oci_load(cfs_inode **root_out, struct cfs_oci_image *img,
 		 struct cfs_records *records,
 		 const struct cfs_blob_fetch *fetch, cfs_convert_stats *stats)
 {
-	struct oci_conv c = { .opts = opts, .img = img, .objs = objs,
-			      .records = records, .fetch = fetch };
+	struct oci_conv c = { .opts = opts,
+			      .img = img,
+			      .objs = objs,
+			      .records = records,
+			      .fetch = fetch };
 	int r = 0;
 
 	if (records) {

@@ -81,6 +81,8 @@ struct import {
 	struct store_writer w;
 	struct stage st; /* what the commit moves in */
 	int meta_fd; /* tmp/w-.../meta.json, until fsync'ed */
+	const uint8_t *image; /* the composefs image (borrowed) */
+	size_t image_len;
 	cfs_store_import_result res;
 	const struct store_objset *set; /* objects the image references */
 	/* objects the layer records this import made reference: the
@@ -282,6 +284,54 @@ static int64_t import_time(void)
 			return v;
 	}
 	return (int64_t)time(NULL);
+}
+
+/* The image as it is written: into memory first. */
+struct image_buf {
+	uint8_t *data;
+	size_t len, cap;
+};
+
+static int buf_write(void *opaque, const void *data, size_t len)
+{
+	struct image_buf *b = opaque;
+
+	if (len > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 1024 * 1024;
+		uint8_t *n;
+
+		while (len > cap - b->len)
+			cap *= 2;
+		n = realloc(b->data, cap);
+		if (!n)
+			return -ENOMEM;
+		b->data = n;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+/* The image (im->image) as tmp/w-.../image.cfs; fsync'ed when @sync (the
+ * commit writes it when the copy it counted on went meanwhile), else
+ * made durable by the syncfs of step 3. */
+static int write_image(struct import *im, bool sync)
+{
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	fd = openat(im->w.fd, "image.cfs",
+		    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+	r = fd < 0 ? -errno : cfs_write_all(fd, im->image, im->image_len);
+	if (r == 0 && sync && fsync(fd) < 0)
+		r = -errno;
+	/* "writing image": say where (a full file system names the store
+	 * that is full). */
+	if (r < 0)
+		return cfs_error_errno(-r, "store %s: tmp/%s/image.cfs",
+				       im->s->root, im->w.name);
+	return 0;
 }
 
 /* The metadata, as meta.json in the writer's directory. */
@@ -550,9 +600,10 @@ static int check_objects_there(struct import *im, int stage_fd,
 	return 0;
 }
 
-/* A blob the store lacks goes to the writer's directory. */
+/* A blob the store lacks goes to the writer's directory, fsync'ed when
+ * @sync (under names.lock: it went since the syncfs of step 3). */
 static int stage_blob(struct import *im, const char *digest, const void *data,
-		      size_t len)
+		      size_t len, bool sync)
 {
 	struct stage *st = &im->st;
 	int r;
@@ -561,25 +612,31 @@ static int stage_blob(struct import *im, const char *digest, const void *data,
 	for (size_t i = 0; i < st->n_blobs; i++)
 		if (strcmp(st->blobs[i], digest + 7) == 0)
 			return 0;
-	r = store_blob_stage(im->s, &im->w, digest, data, len);
+	if (faccessat(im->s->blobs_fd, digest + 7, F_OK, AT_SYMLINK_NOFOLLOW) ==
+	    0)
+		return 0;
+	r = store_blob_stage(im->s, &im->w, digest, data, len, sync);
 	if (r == 0)
 		snprintf(st->blobs[st->n_blobs++], sizeof(st->blobs[0]), "%s",
 			 digest + 7);
 	return r;
 }
 
-/* The raw config and manifest, staged before the syncfs of step 3 that
- * makes them durable with the objects and the image. */
-static int stage_blobs(struct import *im, const struct cfs_oci_image *oci)
+/* The raw config and manifest the store lacks: staged before the syncfs
+ * of step 3, which makes them durable with the objects and the image;
+ * and again under names.lock (@sync), for any that an import which had
+ * moved it in took back meanwhile. */
+static int stage_blobs(struct import *im, const struct cfs_oci_image *oci,
+		       bool sync)
 {
 	int r = 0;
 
 	if (oci && oci->config)
 		r = stage_blob(im, oci->config_digest, oci->config,
-			       oci->config_len);
+			       oci->config_len, sync);
 	if (r == 0 && oci && oci->manifest)
 		r = stage_blob(im, oci->manifest_digest, oci->manifest,
-			       oci->manifest_len);
+			       oci->manifest_len, sync);
 	return r;
 }
 
@@ -605,6 +662,16 @@ static int commit_stage(struct import *im, int stage_fd, struct stage *st,
 	st->image =
 		faccessat(s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
 	im->res.existed = !st->image;
+	/* gone since step 2 (an import that had moved it in failed) */
+	if (st->image &&
+	    faccessat(im->w.fd, "image.cfs", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = write_image(im, true);
+		if (r < 0)
+			return r;
+	}
+	r = stage_blobs(im, oci, true);
+	if (r < 0)
+		return r;
 	r = check_objects_there(im, stage_fd, st, &im->res.verity);
 	if (r < 0)
 		return r;
@@ -940,7 +1007,8 @@ static int do_import(struct import *im, const char *source,
 	struct store_objset set = { 0 };
 	struct cfs_objects *objs = NULL;
 	_cleanup_free_ char *staging = NULL, *records_path = NULL;
-	_cleanup_close_ int stage_fd = -1, img_fd = -1;
+	_cleanup_close_ int stage_fd = -1;
+	struct image_buf image_buf = { 0 };
 	json_object *config = NULL;
 	struct cfs_oci_image *oci = NULL;
 	struct cfs_records records = { .read_fd = -1, .write_fd = -1 };
@@ -949,7 +1017,6 @@ static int do_import(struct import *im, const char *source,
 	uint8_t digest[CFS_DIGEST_SIZE];
 	char image_name[CFS_DIGEST_HEX_SIZE + 8];
 	cfs_inode *root = NULL, *art_root = NULL;
-	struct stat st;
 	int r;
 
 	if (asprintf(&staging, "%s/tmp/%s/objects", s->root, im->w.name) < 0) {
@@ -1043,42 +1110,22 @@ static int do_import(struct import *im, const char *source,
 	if (r < 0)
 		goto out;
 
-	/* 2: the image, then fs-verity on everything new. */
-	img_fd = openat(im->w.fd, "image.cfs",
-			O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
-	if (img_fd < 0) {
-		r = cfs_error_errno(errno, "store %s: tmp/%s/image.cfs",
-				    s->root, im->w.name);
-		goto out;
-	}
+	/* 2: the image, in memory: written to the store's disk only if
+	 * the store lacks it (a re-import writes nothing but metadata). */
 	if (trusted) {
-		r = cfs_write_all(img_fd, art.image, art.image_len);
-		if (r < 0)
-			r = cfs_error_errno(-r, "store %s: tmp/%s/image.cfs",
-					    s->root, im->w.name);
-		if (r == 0)
-			r = cfs_verity_digest_buffer(art.image, art.image_len,
-						     digest);
+		im->image = art.image;
+		im->image_len = art.image_len;
+		r = cfs_verity_digest_buffer(art.image, art.image_len, digest);
 		if (r == 0 && !skip_layers)
 			r = check_objects(objs, &set, source, &art);
 	} else {
-		r = cfs_image_write_fd(root, NULL, img_fd, digest);
-		/* The writer only says "writing image": say where (a full
-		 * file system names the store that is full). */
-		if (r < 0)
-			r = cfs_error_prefix(-r, "store %s: tmp/%s/image.cfs",
-					     s->root, im->w.name);
+		r = cfs_image_write(root, NULL, buf_write, &image_buf, digest);
+		im->image = image_buf.data;
+		im->image_len = image_buf.len;
 	}
-	/* Made durable by the syncfs below, with the objects: an fsync of
-	 * its own would be one more journal commit. */
-	if (r == 0 && fstat(img_fd, &st) < 0)
-		r = cfs_error_errno(errno, "store %s: writing image", s->root);
 	if (r < 0)
 		goto out;
-	/* fs-verity refuses files open for writing. */
-	cfs_closep(&img_fd);
-	img_fd = -1;
-	im->res.image_size = (uint64_t)st.st_size;
+	im->res.image_size = (uint64_t)im->image_len;
 	cfs_digest_to_hex(digest, im->res.digest);
 	snprintf(image_name, sizeof(image_name), "%s.cfs", im->res.digest);
 	r = check_sealed(im, source, opts, &stats);
@@ -1086,16 +1133,22 @@ static int do_import(struct import *im, const char *source,
 		r = check_artifact(im, source, opts, &art);
 	if (r < 0)
 		goto out;
-	/* An image already there needs no fs-verity on this copy (if it
-	 * is gone by the commit, this copy goes in as it is, and the
-	 * metadata says so). */
+	/* An image already there needs no copy (if it is gone by the
+	 * commit, one is written then, without fs-verity, and the metadata
+	 * says so). */
 	existed = faccessat(s->images_fd, image_name, F_OK,
 			    AT_SYMLINK_NOFOLLOW) == 0;
+	if (!existed) {
+		r = write_image(im, false);
+		if (r < 0)
+			goto out;
+	}
 	stage_fd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (stage_fd < 0) {
 		r = cfs_error_errno(errno, "%s", staging);
 		goto out;
 	}
+	/* then fs-verity on everything new */
 	r = for_each_staged(stage_fd, staged_verity, im);
 	if (r == 0 && !existed) {
 		r = enable_verity(im, im->w.fd, "image.cfs");
@@ -1107,12 +1160,16 @@ static int do_import(struct import *im, const char *source,
 		goto out;
 	}
 	/* Objects, image and blobs durable before anything names them. */
-	r = stage_blobs(im, oci);
-	if (r == 0)
+	r = stage_blobs(im, oci, false);
+	/* Nothing staged (a re-import): nothing to make durable. */
+	if (r == 0 && (!existed || im->n_records || im->st.n_blobs ||
+		       cfs_objects_stats(objs)->new_objects))
 		r = cfs_objects_sync(objs);
 	if (r == 0)
 		r = commit(im, stage_fd, recorded, opts, &stats, config, oci);
 out:
+	im->image = NULL;
+	free(image_buf.data);
 	cfs_records_clear(&records);
 	cfs_found_artifact_clear(&art);
 	if (oci != given)
@@ -1141,10 +1198,11 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 {
 	static const cfs_store_import_options defaults =
 		CFS_STORE_IMPORT_OPTIONS_INIT;
-	struct import im = {
-		.s = s, .w = { .fd = -1 }, .layers_fd = -1, .lockfd = -1,
-		.meta_fd = -1
-	};
+	struct import im = { .s = s,
+			     .w = { .fd = -1 },
+			     .layers_fd = -1,
+			     .lockfd = -1,
+			     .meta_fd = -1 };
 	int r;
 
 	for (int i = 0; i < 256; i++)

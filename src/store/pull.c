@@ -1086,8 +1086,7 @@ static int proxy_fetch(struct proxy *p, struct proxy_layers *pl)
 	if (r < 0)
 		return r;
 	sha256_hex(pl->man, pl->man_len, man_hex);
-	snprintf(pl->man_digest, sizeof(pl->man_digest), "sha256:%s",
-		 man_hex);
+	snprintf(pl->man_digest, sizeof(pl->man_digest), "sha256:%s", man_hex);
 	pl->manifest = json_tokener_parse(pl->man);
 	if (!pl->manifest ||
 	    !json_object_object_get_ex(pl->manifest, "config", &cfg) ||
@@ -1121,8 +1120,7 @@ static int proxy_fetch(struct proxy *p, struct proxy_layers *pl)
 	 * which no registry has: GetFullConfig gives it. Else the config is
 	 * a blob of the registry's, raw (GetFullConfig's would be the same
 	 * JSON written anew). */
-	r = proxy_bytes(p, "GetFullConfig", &pl->config, &pl->config_len,
-			NULL);
+	r = proxy_bytes(p, "GetFullConfig", &pl->config, &pl->config_len, NULL);
 	if (r == 0) {
 		sha256_hex(pl->config, pl->config_len, hex);
 		if (strcmp(hex, cdigest + 7) != 0) {
@@ -1172,8 +1170,9 @@ static int proxy_copy_blobs(cfs_store *s, struct proxy *p, int bfd,
 			r = fix_media_type(bfd, l, &changed);
 		if (r == 0 && changed) {
 			const char *text = json_object_to_json_string_ext(
-				pl->manifest, JSON_C_TO_STRING_PLAIN |
-						      JSON_C_TO_STRING_NOSLASHESCAPE);
+				pl->manifest,
+				JSON_C_TO_STRING_PLAIN |
+					JSON_C_TO_STRING_NOSLASHESCAPE);
 			free(pl->man);
 			pl->man = strdup(text);
 			if (!pl->man)
@@ -1204,8 +1203,7 @@ static int write_layout(struct proxy *p, int lfd, int bfd,
 	json_object_object_get_ex(pl->manifest, "config", &cfg);
 	r = descriptor(cfg, &cdigest, &csize);
 	if (r == 0)
-		r = write_file_at(bfd, cdigest + 7, pl->config,
-				  pl->config_len);
+		r = write_file_at(bfd, cdigest + 7, pl->config, pl->config_len);
 	if (r == 0)
 		r = write_file_at(bfd, pl->man_digest + 7, pl->man,
 				  pl->man_len);
@@ -1491,8 +1489,8 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 		r = cfs_oci_open_manifest(&img, source, pl.man, pl.man_len,
 					  pl.config, pl.config_len);
 		if (r == 0)
-			r = store_import_as(s, source, source, img,
-					    import_opts, &fetch, result);
+			r = store_import_as(s, source, source, img, import_opts,
+					    &fetch, result);
 		cfs_oci_free(img);
 		if (r < 0) /* one "SOURCE: " at the front */
 			r = import_error(r, source, source);

@@ -119,10 +119,11 @@ bool store_blob_digest_valid(const char *digest);
 int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len);
 /* Stage @len bytes as the blob @digest (their SHA-256, checked) in the
  * writer's directory, named by the hex digits, for the caller to rename
- * into blobs/sha256/ (RENAME_NOREPLACE: the store may have it already)
- * once it has made it durable (the import's syncfs of step 3). */
+ * into blobs/sha256/ (RENAME_NOREPLACE: the store may have it by then);
+ * fsync'ed with @sync, else the caller makes it durable (the import's
+ * syncfs of step 3). */
 int store_blob_stage(cfs_store *s, struct store_writer *w, const char *digest,
-		     const void *data, size_t len);
+		     const void *data, size_t len, bool sync);
 /* SHA-256 of @len bytes as "sha256:<hex>" (72 bytes with the NUL). */
 int store_sha256_digest(const void *data, size_t len, char out[72]);
 

@@ -641,7 +641,7 @@ int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len)
 }
 
 int store_blob_stage(cfs_store *s, struct store_writer *w, const char *digest,
-		     const void *data, size_t len)
+		     const void *data, size_t len, bool sync)
 {
 	_cleanup_close_ int fd = -1;
 	char got[72];
@@ -656,6 +656,8 @@ int store_blob_stage(cfs_store *s, struct store_writer *w, const char *digest,
 	fd = openat(w->fd, digest + 7, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
 		    0644);
 	r = fd < 0 ? -errno : cfs_write_all(fd, data, len);
+	if (r == 0 && sync && fsync(fd) < 0)
+		r = -errno;
 	if (r < 0)
 		return cfs_error_errno(-r, "store %s: tmp/%s/%s", s->root,
 				       w->name, digest + 7);

@@ -17,7 +17,8 @@
 #  - across sources: records made from oci: serve a docker-archive and
 #    an oci-archive of the same image (same diff_ids): no layer read.
 #  - the everyday case: debian-python after debian-minbase reads only
-#    its second layer.
+#    its second layer; importing it again writes under 64 KiB (no copy
+#    of the image, no blob).
 #  - gc keeps the records a named image needs and their objects; after
 #    rm, gc removes them; fsck checks them: a damaged record and a
 #    record whose object is gone are reported, --repair drops them, and
@@ -151,6 +152,20 @@ root=$work/everyday
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/py.json"
 jcheck "$work/py.json" "[l['source'] for l in j['layers']] == ['record', 'blob'] and j['layers'][0]['bytes_read'] == 0 and j['layers'][1]['bytes_read'] > 0" \
 	"debian-python: base layer from its record, only the second read"
+
+step "a re-import writes nothing but metadata"
+# The bytes the import wrote (/proc/PID/io of a shell that waited for
+# it counts its children): no copy of the image it has (1.8 MiB), no
+# blob, only names.json and what the writer's directory takes.
+if [ -r /proc/self/io ]; then
+	wrote=$(bash -c '"$1" --root "$2" import "oci:$3/debian-python" --name py-again >/dev/null && awk "/^write_bytes/ { print \$2 }" /proc/$$/io' \
+		_ "$cs" "$root" "$corpus")
+	[ "$wrote" -lt 65536 ] || fail "a re-import of debian-python wrote $wrote bytes"
+	"$cs" --root "$root" inspect py-again >/dev/null || fail "the re-import did not name the image"
+	"$cs" --root "$root" rm py-again >/dev/null
+else
+	echo "$me: no /proc/self/io (CONFIG_TASK_IO_ACCOUNTING): bytes not checked"
+fi
 
 step "gc keeps what names need, removes the rest"
 # base's layer is also py's first: both records stay while py is named.

@@ -903,6 +903,62 @@ static void test_vanished_object(cfs_store *s)
 	CHECK(fsck_clean(s, CFS_STORE_FSCK_VERIFY));
 }
 
+/* ---- an image found in the store is gone by the commit ---------------- */
+
+static char vanish_img[1300], vanish_meta[1300];
+
+/* An undo of the import that had moved the image in: image and
+ * metadata go, and the undo generation counts it. */
+static void vanish_image(void)
+{
+	char path[1200];
+	uint64_t gen = 0;
+	int fd;
+
+	CHECK(unlink(vanish_img) == 0 && unlink(vanish_meta) == 0);
+	snprintf(path, sizeof(path), "%s/names.lock", ROOT);
+	fd = open(path, O_RDWR);
+	CHECK(fd >= 0 && pread(fd, &gen, sizeof(gen), 0) == sizeof(gen));
+	gen++;
+	CHECK(pwrite(fd, &gen, sizeof(gen), 0) == sizeof(gen));
+	close(fd);
+}
+
+/*
+ * A re-import writes no copy of an image the store has. If that image
+ * is gone by the commit (an import that had just moved it in failed and
+ * took it back), the commit writes it: the import stands, complete.
+ */
+static void test_vanished_image(cfs_store *s)
+{
+	cfs_store_import_result res = { 0 };
+	char dir[1200], file[1300], src[1300];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/vanish-image", T);
+	mkdir(dir, 0755);
+	snprintf(file, sizeof(file), "%s/file", dir);
+	write_file(file, "the vanished image's file ", 9000);
+	snprintf(src, sizeof(src), "dir:%s", dir);
+	CHECK_OK(import(s, src, "img-a", &res));
+	snprintf(vanish_img, sizeof(vanish_img), "%s/images/%s.cfs", ROOT,
+		 res.digest);
+	snprintf(vanish_meta, sizeof(vanish_meta), "%s/images/%s.json", ROOT,
+		 res.digest);
+	cfs_store_import_result_clear(&res);
+
+	names_lock_hook = vanish_image;
+	names_lock_skip = 1;
+	CHECK_OK(import(s, src, "img-b", &res));
+	CHECK(names_lock_hook == NULL);
+	CHECK(!res.existed);
+	CHECK(stat(vanish_img, &st) == 0 &&
+	      (uint64_t)st.st_size == res.image_size);
+	CHECK(access(vanish_meta, F_OK) == 0);
+	cfs_store_import_result_clear(&res);
+	CHECK(fsck_clean(s, CFS_STORE_FSCK_VERIFY));
+}
+
 /* ---- writer priority ------------------------------------------------- */
 
 static void sleep_ms(long ms)
@@ -1030,6 +1086,7 @@ int main(void)
 	test_failed_import(s);
 	test_commit_faults(s);
 	test_vanished_object(s);
+	test_vanished_image(s);
 	test_gate();
 	cfs_store_free(s);
 
