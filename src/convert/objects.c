@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cfs/image.h>
@@ -16,6 +18,11 @@
 #include "common/util.h"
 
 #define COPY_BUF_SIZE (1024 * 1024)
+/* cfs_objects_prefetch(): reads in flight at once, and the largest XX/
+ * read whole (a store of about 2.5 million objects; a lookup in a
+ * larger directory touches only a few of its blocks). */
+#define PREFETCH_THREADS 8
+#define PREFETCH_DIR_MAX (256 * 1024)
 
 struct cfs_objects {
 	char *path;
@@ -29,6 +36,10 @@ struct cfs_objects {
 	 * until first used */
 	int subfd[256];
 	uint8_t *buf;
+	/* cfs_objects_prefetch(): its threads, the next XX/ to read */
+	pthread_t prefetch[PREFETCH_THREADS];
+	int n_prefetch;
+	int prefetch_next;
 };
 
 /* Open (creating it if needed) the object directory @path; @flat: a
@@ -70,10 +81,54 @@ int cfs_objects_open(struct cfs_objects **out, const char *path)
 	return objects_open(out, path, false);
 }
 
+/* One prefetch thread: the next XX/ of the base, until all are done. */
+static void *prefetch_run(void *opaque)
+{
+	struct cfs_objects *objs = opaque;
+	char buf[32 * 1024];
+
+	for (;;) {
+		int i = __atomic_fetch_add(&objs->prefetch_next, 1,
+					   __ATOMIC_RELAXED);
+		char name[3];
+		struct stat st;
+		int fd;
+
+		if (i >= 256)
+			return NULL;
+		snprintf(name, sizeof(name), "%02x", i);
+		fd = openat(objs->base_dirfd, name,
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* getdents reads every block of the directory: what a
+		 * lookup then finds in the page cache */
+		if (fstat(fd, &st) == 0 && st.st_size <= PREFETCH_DIR_MAX)
+			while (syscall(SYS_getdents64, fd, buf, sizeof(buf)) >
+			       0)
+				;
+		close(fd);
+	}
+}
+
+void cfs_objects_prefetch(struct cfs_objects *objs)
+{
+	if (objs->base_dirfd < 0 || objs->n_prefetch)
+		return;
+	for (int i = 0; i < PREFETCH_THREADS; i++) {
+		if (pthread_create(&objs->prefetch[i], NULL, prefetch_run,
+				   objs) != 0)
+			break; /* a hint: fewer threads will do */
+		objs->n_prefetch++;
+	}
+}
+
 void cfs_objects_free(struct cfs_objects *objs)
 {
 	if (!objs)
 		return;
+	for (int i = 0; i < objs->n_prefetch; i++)
+		pthread_join(objs->prefetch[i], NULL);
 	if (objs->dirfd >= 0)
 		close(objs->dirfd);
 	if (objs->base_dirfd >= 0)

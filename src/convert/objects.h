@@ -45,6 +45,16 @@ int cfs_objects_open_staged(struct cfs_objects **out, const char *path,
 			    const char *base);
 
 /* Does the object exist (here or in the base directory)? */
+/*
+ * Read the base's XX/ directories in the background, several at once,
+ * so that the lookups and the object creation in them find them in
+ * memory: with a cold page cache each costs a read from disk, one
+ * after the other, about 0.15 s for a store of 5,000 objects. Only a
+ * hint (nothing happens if threads cannot be made); cfs_objects_free()
+ * waits for it.
+ */
+void cfs_objects_prefetch(struct cfs_objects *objs);
+
 bool cfs_objects_has(struct cfs_objects *objs,
 		     const uint8_t digest[CFS_DIGEST_SIZE]);
 

@@ -1034,8 +1034,10 @@ static int do_import(struct import *im, const char *source,
 		close(lockfd);
 	}
 	r = cfs_objects_open_staged(&objs, staging, s->objects_path);
-	if (r == 0)
+	if (r == 0) {
+		cfs_objects_prefetch(objs);
 		r = open_records(im, &records, &records_path);
+	}
 	if (r < 0)
 		goto out;
 	copts.platform = opts->platform;
