@@ -138,6 +138,10 @@ trap 'exit 143' TERM
 now() { date +%s.%N; }
 tools=("$(command -v skopeo)" "$(command -v podman)" "$(command -v docker-registry)" "$o2c" "$cs")
 for f in "$bin"/../lib/libcfs.so*; do [ ! -f "$f" ] || tools+=("$f"); done
+# and the shared libraries they load
+for t in "${tools[@]}"; do
+	while read -r lib; do tools+=("$lib"); done < <(ldd "$t" 2>/dev/null | awk '/=> \// { print $3 }')
+done
 # Drop the page cache, then read FILES/DIRS... and the tools back into it:
 # every contender reads its input from memory and starts with no dirty
 # pages of an earlier one.

@@ -122,6 +122,10 @@ trap 'exit 143' TERM
 
 now() { date +%s.%N; }
 tools=("$(command -v podman)" "$(command -v runc)" "$(command -v conmon)" "$cs")
+# and the shared libraries they load
+for t in "${tools[@]}"; do
+	while read -r lib; do tools+=("$lib"); done < <(ldd "$t" 2>/dev/null | awk '/=> \// { print $3 }')
+done
 # The layout's blobs of IMAGE (and BASE) and the tools in the page cache,
 # nothing else: every contender reads its input from memory and starts
 # with no dirty pages of an earlier one.
