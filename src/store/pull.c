@@ -1521,7 +1521,11 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 			      line[0] ? ": " : "", line);
 	}
 	if (p.sock >= 0 && r == 0) {
-		if (proxy_call(&p, "Shutdown", NULL, NULL, NULL, NULL) < 0)
+		/* CloseImage: the proxy removes what it unpacked */
+		args = json_object_new_array();
+		json_object_array_add(args, json_object_new_int64(p.img));
+		if (proxy_call(&p, "CloseImage", args, NULL, NULL, NULL) < 0 ||
+		    proxy_call(&p, "Shutdown", NULL, NULL, NULL, NULL) < 0)
 			cfs_error_clear();
 	}
 	proxy_stop(&p, r < 0);
@@ -1605,8 +1609,14 @@ int cfs_store_pull(cfs_store *s, const char *source,
 		goto out;
 	}
 
-	/* The overrides are global options, before the command. */
+	/* The overrides are global options, before the command. So is
+	 * --tmpdir: containers/image puts big temporary files (an
+	 * oci-archive: unpacked, 65 MiB for debian-python) in /var/tmp
+	 * whatever TMPDIR says, and skopeo 1.9's proxy leaves them there;
+	 * in the writer's directory they go with it. */
 	argv[argc++] = pull_opts->skopeo ? pull_opts->skopeo : "skopeo";
+	argv[argc++] = "--tmpdir";
+	argv[argc++] = tmpdir;
 	if (platform) {
 		argv[argc++] = "--override-os";
 		argv[argc++] = plat.os;
