@@ -60,12 +60,17 @@ typedef struct cfs_convert_options {
 	/** Optional progress callback and its argument. */
 	cfs_progress_fn progress;
 	void *progress_opaque;
+	/** Since version 2: how cfs_convert() writes the image (format
+	 * versions, image.h); NULL for mkcomposefs' defaults. */
+	const cfs_write_options *write;
 } cfs_convert_options;
 
-#define CFS_CONVERT_OPTIONS_VERSION 1
+/* Version 1 (without @write) is still accepted. */
+#define CFS_CONVERT_OPTIONS_VERSION 2
 #define CFS_CONVERT_OPTIONS_INIT                                               \
 	{                                                                      \
-		CFS_CONVERT_OPTIONS_VERSION, 0, NULL, 0, NULL, NULL, NULL      \
+		CFS_CONVERT_OPTIONS_VERSION, 0, NULL, 0, NULL, NULL, NULL,     \
+			NULL                                                   \
 	}
 
 /** One layer of an OCI source, as converted. */

@@ -16,10 +16,17 @@
 
 static int check_options(const cfs_convert_options *opts)
 {
-	if (opts->version != CFS_CONVERT_OPTIONS_VERSION ||
+	if (opts->version < 1 || opts->version > CFS_CONVERT_OPTIONS_VERSION ||
 	    (opts->flags & ~CFS_CONVERT_LAYER_DIGESTS))
 		return cfs_error(EINVAL, "invalid conversion options");
 	return 0;
+}
+
+/* @opts' write options (a version 1 caller's struct has none). */
+static const cfs_write_options *
+convert_write_options(const cfs_convert_options *opts)
+{
+	return opts && opts->version >= 2 ? opts->write : NULL;
 }
 
 static int ptr_cmp(const void *a, const void *b)
@@ -287,8 +294,8 @@ int cfs_convert(const char *source, const char *output,
 	if (objs)
 		r = cfs_objects_sync(objs);
 	if (r == 0)
-		r = cfs_image_write_file(root, NULL, output, digest_out,
-					 image_size);
+		r = cfs_image_write_file(root, convert_write_options(opts),
+					 output, digest_out, image_size);
 	cfs_objects_free(objs);
 	cfs_inode_unref(root);
 	return r;

@@ -24,6 +24,7 @@ enum {
 	OPT_THREADS,
 	OPT_PLATFORM,
 	OPT_TAG,
+	OPT_FORMAT_VERSION,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -36,6 +37,7 @@ static const struct option long_options[] = {
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "platform", required_argument, NULL, OPT_PLATFORM },
 	{ "tag", required_argument, NULL, OPT_TAG },
+	{ "format-version", required_argument, NULL, OPT_FORMAT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -75,6 +77,9 @@ static void usage(FILE *out)
 		"  --threads N        threads to use (1-1024; today an OCI layer always\n"
 		"                     uses two: decompression and the rest); output\n"
 		"                     never depends on it\n"
+		"  --format-version N composefs format N (0 or 1) whatever the tree\n"
+		"                     (mkcomposefs --min-version=N --max-version=N);\n"
+		"                     default: 0, or 1 for a tree with whiteouts\n"
 		"  --platform OS/ARCH[/VARIANT]  image to pick from an index\n"
 		"                     (default: the host's)\n"
 		"  --tag TAG          seal: tag of the sealed manifest\n"
@@ -382,6 +387,7 @@ static int artifact_main(const char *source, const char *output,
 int main(int argc, char **argv)
 {
 	cfs_convert_options opts = CFS_CONVERT_OPTIONS_INIT;
+	cfs_write_options wopts = CFS_WRITE_OPTIONS_INIT;
 	cfs_convert_stats stats = { 0 };
 	const char *dump_path = NULL, *source, *output;
 	bool print_digest = false, json = false;
@@ -418,6 +424,17 @@ int main(int argc, char **argv)
 		case OPT_TAG:
 			tag = optarg;
 			break;
+		case OPT_FORMAT_VERSION:
+			if (strcmp(optarg, "0") != 0 &&
+			    strcmp(optarg, "1") != 0)
+				return usage_error(
+					"--format-version '%s': 0 or "
+					"1",
+					optarg);
+			wopts.min_format = wopts.max_format =
+				(unsigned int)(optarg[0] - '0');
+			opts.write = &wopts;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -439,7 +456,7 @@ int main(int argc, char **argv)
 						   "seal: missing SOURCE" :
 						   "seal: too many "
 						   "arguments");
-		if (opts.objects_dir || dump_path || print_digest)
+		if (opts.objects_dir || dump_path || print_digest || opts.write)
 			return usage_error("%s", "seal takes only --tag, "
 						 "--json, --platform and "
 						 "--threads");
@@ -456,7 +473,8 @@ int main(int argc, char **argv)
 			return usage_error("%s",
 					   "artifact: SOURCE OUTPUT-LAYOUT "
 					   "expected");
-		if (opts.objects_dir || dump_path || print_digest || tag)
+		if (opts.objects_dir || dump_path || print_digest || tag ||
+		    opts.write)
 			return usage_error("%s", "artifact takes only --json, "
 						 "--platform and --threads");
 		so.platform = opts.platform;
@@ -498,14 +516,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, PROG
 				": note: objects are not synced when writing to stdout\n");
 		if (r == 0)
-			r = cfs_image_write_fd(root, NULL, STDOUT_FILENO,
+			r = cfs_image_write_fd(root, opts.write, STDOUT_FILENO,
 					       digest);
 	} else if (dump_path) {
 		/* The tree is needed twice: convert once, write both. */
 		r = cfs_convert_tree(&root, source, &opts, &stats);
 		if (r == 0)
-			r = cfs_image_write_file(root, NULL, output, digest,
-						 &image_size);
+			r = cfs_image_write_file(root, opts.write, output,
+						 digest, &image_size);
 	} else {
 		r = cfs_convert(source, output, &opts, &stats, digest,
 				&image_size);
