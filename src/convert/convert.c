@@ -179,19 +179,28 @@ static int convert_tree(cfs_inode **root_out, const char *source,
 	return r;
 }
 
-int cfs_convert_tree_objs(cfs_inode **root_out, const char *source,
-			  const cfs_convert_options *opts,
-			  struct cfs_objects *objs, cfs_convert_stats *stats)
+/* The checks of the conversions into an open object directory. */
+static int objs_options(const cfs_convert_options *opts,
+			cfs_convert_stats *stats)
 {
 	int r;
 
 	memset(stats, 0, sizeof(*stats));
 	r = check_options(opts);
+	if (r == 0 && opts->objects_dir)
+		r = cfs_error(EINVAL, "objects_dir set with an open object "
+				      "directory");
+	return r;
+}
+
+int cfs_convert_tree_objs(cfs_inode **root_out, const char *source,
+			  const cfs_convert_options *opts,
+			  struct cfs_objects *objs, cfs_convert_stats *stats)
+{
+	int r = objs_options(opts, stats);
+
 	if (r < 0)
 		return r;
-	if (opts->objects_dir)
-		return cfs_error(EINVAL, "objects_dir set with an open object "
-					 "directory");
 	r = load_source(root_out, source, opts, objs, stats);
 	if (objs)
 		add_object_stats(stats, objs);
@@ -204,15 +213,10 @@ int cfs_convert_oci_objs(cfs_inode **root_out, struct cfs_oci_image *img,
 			 const struct cfs_blob_fetch *fetch,
 			 cfs_convert_stats *stats)
 {
-	int r;
+	int r = objs_options(opts, stats);
 
-	memset(stats, 0, sizeof(*stats));
-	r = check_options(opts);
 	if (r < 0)
 		return r;
-	if (opts->objects_dir)
-		return cfs_error(EINVAL, "objects_dir set with an open object "
-					 "directory");
 	r = cfs_oci_load(root_out, img, opts, objs, records, fetch, stats);
 	if (objs)
 		add_object_stats(stats, objs);

@@ -794,6 +794,38 @@ static int proxy_bytes(struct proxy *p, const char *method, char **out,
 }
 
 /*
+ * GetBlob: in *@fd the pipe blob @digest (@size bytes) of the open image
+ * comes through, with FinishPipe asked for at once: skopeo closes the
+ * pipe only when FinishPipe is done, and FinishPipe waits until all was
+ * read, so a transfer that breaks ends the pipe early (and gives its
+ * reason) instead of a read that waits for ever. Read, close, then
+ * proxy_recv() the FinishPipe answer.
+ */
+static int proxy_get_blob(struct proxy *p, const char *digest, int64_t size,
+			  int *fd, uint32_t *pipeid)
+{
+	json_object *args = json_object_new_array(), *v = NULL;
+	int r;
+
+	*fd = -1;
+	json_object_array_add(args, json_object_new_int64(p->img));
+	json_object_array_add(args, json_object_new_string(digest));
+	json_object_array_add(args, json_object_new_int64(size));
+	r = proxy_call(p, "GetBlob", args, &v, fd, pipeid);
+	json_object_put(v);
+	if (r == 0 && *fd < 0)
+		r = cfs_error(EPROTO, "%s: skopeo proxy: GetBlob: no pipe",
+			      p->source);
+	if (r == 0)
+		r = proxy_finish_send(p, *pipeid);
+	if (r < 0 && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return r;
+}
+
+/*
  * Blob @digest ("sha256:<hex>", @size bytes) of the open image into
  * @dirfd/<hex>, checked against both while it streams: a short, long
  * or wrong blob is an error naming it, and leaves no file.
@@ -801,7 +833,6 @@ static int proxy_bytes(struct proxy *p, const char *method, char **out,
 static int proxy_blob(struct proxy *p, const char *digest, int64_t size,
 		      int dirfd)
 {
-	json_object *args = json_object_new_array(), *v = NULL;
 	struct cfs_atomic_file af = { .fd = -1 };
 	_cleanup_free_ uint8_t *buf = NULL;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -814,29 +845,16 @@ static int proxy_blob(struct proxy *p, const char *digest, int64_t size,
 	buf = malloc(1024 * 1024);
 	if (!md || !buf || cfs_parse_sha256(digest, want) < 0 || size < 0) {
 		EVP_MD_CTX_free(md);
-		json_object_put(args);
 		return buf && md ? cfs_error(EINVAL, "%s: blob %s: bad digest",
 					     p->source, digest) :
 				   -ENOMEM;
 	}
-	json_object_array_add(args, json_object_new_int64(p->img));
-	json_object_array_add(args, json_object_new_string(digest));
-	json_object_array_add(args, json_object_new_int64(size));
-	r = proxy_call(p, "GetBlob", args, &v, &fd, &pipeid);
-	json_object_put(v);
-	if (r == 0 && fd < 0)
-		r = cfs_error(EPROTO, "%s: skopeo proxy: GetBlob: no pipe",
-			      p->source);
+	r = proxy_get_blob(p, digest, size, &fd, &pipeid);
 	if (r < 0) {
 		EVP_MD_CTX_free(md);
 		return r;
 	}
-	/* FinishPipe waits for skopeo to have written the whole blob, and
-	 * only then closes the pipe: asked for now, it ends a transfer
-	 * that breaks with an early end of the pipe (and its reason)
-	 * instead of a read that waits for ever. */
-	r = proxy_finish_send(p, pipeid);
-	if (r == 0 && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		r = -EIO;
 	if (r == 0)
 		r = cfs_atomic_open(&af, dirfd, 0644);
@@ -890,7 +908,6 @@ static int proxy_blob(struct proxy *p, const char *digest, int64_t size,
 static int proxy_blob_mem(struct proxy *p, const char *digest, int64_t size,
 			  char **out, size_t *len)
 {
-	json_object *args, *v = NULL;
 	uint32_t pipeid;
 	int fd = -1, r;
 
@@ -898,25 +915,12 @@ static int proxy_blob_mem(struct proxy *p, const char *digest, int64_t size,
 		return cfs_error(EFBIG, "%s: blob %s: %lld bytes, limit %d",
 				 p->source, digest, (long long)size,
 				 CFS_OCI_JSON_MAX);
-	args = json_object_new_array();
-	json_object_array_add(args, json_object_new_int64(p->img));
-	json_object_array_add(args, json_object_new_string(digest));
-	json_object_array_add(args, json_object_new_int64(size));
-	r = proxy_call(p, "GetBlob", args, &v, &fd, &pipeid);
-	json_object_put(v);
-	if (r == 0 && fd < 0)
-		r = cfs_error(EPROTO, "%s: skopeo proxy: GetBlob: no pipe",
-			      p->source);
+	r = proxy_get_blob(p, digest, size, &fd, &pipeid);
 	if (r < 0)
 		return r;
-	/* as in proxy_blob(): FinishPipe first, then read */
-	r = proxy_finish_send(p, pipeid);
-	if (r == 0) {
-		r = read_all(fd, CFS_OCI_JSON_MAX, out, len);
-		if (r < 0)
-			r = cfs_error_errno(-r, "%s: blob %s", p->source,
-					    digest);
-	}
+	r = read_all(fd, CFS_OCI_JSON_MAX, out, len);
+	if (r < 0)
+		r = cfs_error_errno(-r, "%s: blob %s", p->source, digest);
 	close(fd);
 	if (r == 0) {
 		r = proxy_recv(p, "FinishPipe", NULL, NULL, NULL);
@@ -1333,25 +1337,10 @@ static int stream_open(void *opaque, const char *digest, int64_t size, int *fd)
 {
 	struct proxy_stream *ps = opaque;
 	struct proxy *p = ps->p;
-	json_object *args = json_object_new_array(), *v = NULL;
-	int r;
+	int r = proxy_get_blob(p, digest, size, fd, &ps->pipeid);
 
-	json_object_array_add(args, json_object_new_int64(p->img));
-	json_object_array_add(args, json_object_new_string(digest));
-	json_object_array_add(args, json_object_new_int64(size));
-	r = proxy_call(p, "GetBlob", args, &v, fd, &ps->pipeid);
-	json_object_put(v);
-	if (r == 0 && *fd < 0)
-		r = cfs_error(EPROTO, "%s: skopeo proxy: GetBlob: no pipe",
-			      p->source);
-	if (r == 0)
-		r = proxy_finish_send(p, ps->pipeid);
 	if (r < 0)
 		r = blob_error(p, r, digest);
-	if (r < 0 && *fd >= 0) {
-		close(*fd);
-		*fd = -1;
-	}
 	snprintf(ps->digest, sizeof(ps->digest), "%s", digest);
 	ps->size = size;
 	return r;

@@ -841,21 +841,27 @@ static void test_commit_faults(cfs_store *s)
 
 static char vanish_obj[1300], vanish_keep[1300];
 
-/* What a failed commit's undo does to an object it had moved in: it
- * goes, and the undo generation in names.lock (store.c) counts it. */
-static void vanish(void)
+/* The undo generation in names.lock (store.c) counts an undo. */
+static void bump_undo_gen(void)
 {
 	char path[1200];
 	uint64_t gen = 0;
 	int fd;
 
-	CHECK(rename(vanish_obj, vanish_keep) == 0);
 	snprintf(path, sizeof(path), "%s/names.lock", ROOT);
 	fd = open(path, O_RDWR);
 	CHECK(fd >= 0 && pread(fd, &gen, sizeof(gen), 0) == sizeof(gen));
 	gen++;
 	CHECK(pwrite(fd, &gen, sizeof(gen), 0) == sizeof(gen));
 	close(fd);
+}
+
+/* What a failed commit's undo does to an object it had moved in: it
+ * goes, and the undo generation counts it. */
+static void vanish(void)
+{
+	CHECK(rename(vanish_obj, vanish_keep) == 0);
+	bump_undo_gen();
 }
 
 /*
@@ -911,17 +917,8 @@ static char vanish_img[1300], vanish_meta[1300];
  * metadata go, and the undo generation counts it. */
 static void vanish_image(void)
 {
-	char path[1200];
-	uint64_t gen = 0;
-	int fd;
-
 	CHECK(unlink(vanish_img) == 0 && unlink(vanish_meta) == 0);
-	snprintf(path, sizeof(path), "%s/names.lock", ROOT);
-	fd = open(path, O_RDWR);
-	CHECK(fd >= 0 && pread(fd, &gen, sizeof(gen), 0) == sizeof(gen));
-	gen++;
-	CHECK(pwrite(fd, &gen, sizeof(gen), 0) == sizeof(gen));
-	close(fd);
+	bump_undo_gen();
 }
 
 /*
