@@ -1697,6 +1697,80 @@ static int rm_entry(const char *path, const struct stat *sb, int type,
 	return remove(path) < 0 ? -1 : 0;
 }
 
+/*
+ * cfs_oci_open_manifest(): a pull's manifest and config from memory. The
+ * same checks as a layout's; no layer blob (each comes from a fetch).
+ */
+static void test_in_memory(void)
+{
+	const char *src = "docker://registry.example/app:1";
+	char dir[1024], p[1024], man[4096], bad[4096];
+	struct cfs_oci_image *img = NULL;
+	struct cfs_blob b;
+	struct fx x;
+	ssize_t n;
+	int fd;
+
+	layout(dir, "in-memory");
+	fx_image(dir, "amd64", &x);
+	blob_name(p, dir, x.manifest);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, man, sizeof(man) - 1);
+	if (fd < 0 || n <= 0)
+		die(p);
+	close(fd);
+
+	CHECK_OK(cfs_oci_open_manifest(&img, src, man, (size_t)n, x.cfg_json,
+				       x.config_size));
+	CHECK(img && !strcmp(img->source, src));
+	CHECK(img && !strcmp(img->manifest_digest, x.manifest));
+	CHECK(img && !strcmp(img->config_digest, x.config));
+	CHECK(img && img->manifest_len == (size_t)n &&
+	      !memcmp(img->manifest, man, (size_t)n));
+	CHECK(img && img->config_len == x.config_size &&
+	      !memcmp(img->config, x.cfg_json, x.config_size));
+	CHECK(img && img->n_layers == 2);
+	for (size_t i = 0; img && i < img->n_layers && i < 2; i++) {
+		CHECK(!strcmp(img->layers[i].digest, x.layer[i]));
+		CHECK(!strcmp(img->layers[i].diff_id, x.diff[i]));
+		CHECK(img->layers[i].size == (int64_t)x.layer_size[i]);
+		CHECK(img->layers[i].verify_blob);
+		/* no blob here: the conversion asks its fetch */
+		CHECK_ERR(cfs_oci_layer_blob(img, i, &b), ENOENT);
+		CHECK(strstr(cfs_error_message(), "not in the source") &&
+		      strstr(cfs_error_message(), src));
+	}
+	cfs_oci_free(img);
+	img = NULL;
+
+	/* a config that is not the manifest's: named, with what differs */
+	CHECK_ERR(cfs_oci_open_manifest(&img, src, man, (size_t)n, "{}", 2),
+		  EBADMSG);
+	CHECK(!img && strstr(cfs_error_message(), x.config));
+	snprintf(bad, sizeof(bad), "%s", x.cfg_json);
+	bad[2] ^= 1; /* same size, other bytes */
+	CHECK_ERR(cfs_oci_open_manifest(&img, src, man, (size_t)n, bad,
+					x.config_size),
+		  EBADMSG);
+	CHECK(!img && strstr(cfs_error_message(), "content has digest"));
+	/* an index is not what a pull hands over */
+	snprintf(bad, sizeof(bad),
+		 "{\"schemaVersion\":2,\"mediaType\":\"" MT_INDEX
+		 "\",\"manifests\":[]}");
+	CHECK_ERR(cfs_oci_open_manifest(&img, src, bad, strlen(bad), x.cfg_json,
+					x.config_size),
+		  EINVAL);
+	CHECK(!img && strstr(cfs_error_message(), "an index"));
+	/* not JSON, and too large */
+	CHECK(cfs_oci_open_manifest(&img, src, "nope", 4, x.cfg_json,
+				    x.config_size) < 0 &&
+	      !img && strstr(cfs_error_message(), src));
+	CHECK_ERR(cfs_oci_open_manifest(&img, src, man, CFS_OCI_JSON_MAX + 1,
+					x.cfg_json, x.config_size),
+		  EFBIG);
+	CHECK(!img);
+}
+
 int main(void)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -1716,6 +1790,7 @@ int main(void)
 	test_bad_layouts();
 	test_oci_archive();
 	test_docker_archive();
+	test_in_memory();
 	/* CFS_TEST_VERBOSE prints every error message and keeps the
 	 * fixtures for a look. */
 	if (!test_failures && !getenv("CFS_TEST_VERBOSE"))
