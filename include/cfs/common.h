@@ -34,6 +34,15 @@ extern "C" {
 #define CFS_VERSION_PATCH 0
 #define CFS_VERSION_STRING "0.1.0"
 
+/*
+ * Option structs carry a version (FOO_OPTIONS_VERSION, set by the
+ * FOO_OPTIONS_INIT initializer). A struct grows only at its end, with
+ * its version raised; the library accepts every version from 1 up to
+ * its own and reads only the fields that version has, so a caller
+ * built against an older header keeps working.
+ */
+#define CFS_OPTIONS_VERSION_OK(v, current) ((v) >= 1 && (v) <= (current))
+
 /** Size of a SHA-256 digest in bytes. */
 #define CFS_DIGEST_SIZE 32
 /** Size of a SHA-256 digest as lower-case hex, without the NUL. */

@@ -135,16 +135,6 @@ CFS_EXPORT int cfs_convert(const char *source, const char *output,
 			   uint8_t digest_out[CFS_DIGEST_SIZE],
 			   uint64_t *image_size);
 
-/**
- * Write the image of @root atomically to @path (temporary file, fsync,
- * rename). Same out-parameters as cfs_convert().
- */
-CFS_EXPORT int cfs_image_write_file(cfs_inode *root,
-				    const cfs_write_options *opts,
-				    const char *path,
-				    uint8_t digest_out[CFS_DIGEST_SIZE],
-				    uint64_t *image_size);
-
 #ifdef __cplusplus
 }
 #endif

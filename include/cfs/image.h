@@ -174,6 +174,16 @@ CFS_EXPORT int cfs_image_write(cfs_inode *root, const cfs_write_options *opts,
 CFS_EXPORT int cfs_image_write_fd(cfs_inode *root,
 				  const cfs_write_options *opts, int fd,
 				  uint8_t digest_out[CFS_DIGEST_SIZE]);
+/**
+ * Same, to the file @path, atomically: a temporary file beside it,
+ * fsync'ed, renamed over @path (which must be a regular file if it
+ * exists); the image's size in *@image_size when it is not NULL.
+ */
+CFS_EXPORT int cfs_image_write_file(cfs_inode *root,
+				    const cfs_write_options *opts,
+				    const char *path,
+				    uint8_t digest_out[CFS_DIGEST_SIZE],
+				    uint64_t *image_size);
 
 /* ---- composefs image reader ------------------------------------------ */
 

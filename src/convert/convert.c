@@ -16,7 +16,8 @@
 
 static int check_options(const cfs_convert_options *opts)
 {
-	if (opts->version < 1 || opts->version > CFS_CONVERT_OPTIONS_VERSION ||
+	if (!CFS_OPTIONS_VERSION_OK(opts->version,
+				    CFS_CONVERT_OPTIONS_VERSION) ||
 	    (opts->flags & ~CFS_CONVERT_LAYER_DIGESTS))
 		return cfs_error(EINVAL, "invalid conversion options");
 	return 0;

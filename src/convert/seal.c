@@ -382,7 +382,8 @@ int cfs_seal(const char *source, const cfs_seal_options *opts,
 	if (!opts)
 		opts = &defaults;
 	memset(res, 0, sizeof(*res));
-	if (opts->version != CFS_SEAL_OPTIONS_VERSION || opts->flags)
+	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_SEAL_OPTIONS_VERSION) ||
+	    opts->flags)
 		return cfs_error(EINVAL, "invalid seal options");
 	r = do_seal(source, opts, res);
 	if (r < 0)
@@ -726,8 +727,8 @@ int cfs_artifact(const char *source, const char *output_layout,
 	if (!opts)
 		opts = &defaults;
 	memset(res, 0, sizeof(*res));
-	if (opts->version != CFS_SEAL_OPTIONS_VERSION || opts->flags ||
-	    opts->tag)
+	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_SEAL_OPTIONS_VERSION) ||
+	    opts->flags || opts->tag)
 		return cfs_error(EINVAL, "invalid artifact options");
 	return do_artifact(source, output_layout, opts, res);
 }

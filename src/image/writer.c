@@ -1210,8 +1210,8 @@ int cfs_image_write(cfs_inode *root, const cfs_write_options *opts,
 
 	if (!opts)
 		opts = &defaults;
-	if (opts->version != CFS_WRITE_OPTIONS_VERSION || opts->flags != 0 ||
-	    opts->min_format > CFS_FORMAT_MAX ||
+	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_WRITE_OPTIONS_VERSION) ||
+	    opts->flags != 0 || opts->min_format > CFS_FORMAT_MAX ||
 	    opts->max_format > CFS_FORMAT_MAX)
 		return cfs_error(EINVAL, "invalid image write options");
 	if (!root->dir)

@@ -743,7 +743,7 @@ static int check_options(const cfs_mount_options *o)
 	if (!o)
 		return cfs_error(EINVAL,
 				 "mount: no options (objects_dir is required)");
-	if (o->version != CFS_MOUNT_OPTIONS_VERSION)
+	if (!CFS_OPTIONS_VERSION_OK(o->version, CFS_MOUNT_OPTIONS_VERSION))
 		return cfs_error(EINVAL, "mount: options version %u unknown",
 				 o->version);
 	if (o->flags & ~CFS_MOUNT_FLAGS_ALL)

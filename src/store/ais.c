@@ -932,7 +932,9 @@ static int ais_paths(cfs_store *s, const cfs_store_ais_options *opts,
 	_cleanup_free_ char *ais = NULL, *run = NULL;
 	int r;
 
-	if (opts->version != CFS_STORE_AIS_OPTIONS_VERSION || opts->flags)
+	if (!CFS_OPTIONS_VERSION_OK(opts->version,
+				    CFS_STORE_AIS_OPTIONS_VERSION) ||
+	    opts->flags)
 		return cfs_error(EINVAL, "invalid ais options");
 	if (opts->ais_dir) {
 		r = mkdir_p(opts->ais_dir, 0755);

@@ -1211,7 +1211,8 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 		im.subfd[i] = -1;
 	if (!opts)
 		opts = &defaults;
-	if (opts->version != CFS_STORE_IMPORT_OPTIONS_VERSION ||
+	if (!CFS_OPTIONS_VERSION_OK(opts->version,
+				    CFS_STORE_IMPORT_OPTIONS_VERSION) ||
 	    (opts->flags & ~(CFS_STORE_IMPORT_REQUIRE_SEALED |
 			     CFS_STORE_IMPORT_TRUST_ARTIFACT)) ||
 	    (opts->n_names && !opts->names))

@@ -382,7 +382,8 @@ static int pick_verity(cfs_store *s, const char *hex, cfs_verity_mode mode,
 
 static int check_mount_options(const cfs_store_mount_options *o)
 {
-	if (o->version != CFS_STORE_MOUNT_OPTIONS_VERSION ||
+	if (!CFS_OPTIONS_VERSION_OK(o->version,
+				    CFS_STORE_MOUNT_OPTIONS_VERSION) ||
 	    (o->flags & ~CFS_STORE_MOUNT_WRITABLE))
 		return cfs_error(EINVAL, "invalid store mount options");
 	if (!o->upperdir != !o->workdir)

@@ -1543,7 +1543,8 @@ int cfs_store_pull(cfs_store *s, const char *source,
 
 	if (!pull_opts)
 		pull_opts = &defaults;
-	if (pull_opts->version != CFS_STORE_PULL_OPTIONS_VERSION ||
+	if (!CFS_OPTIONS_VERSION_OK(pull_opts->version,
+				    CFS_STORE_PULL_OPTIONS_VERSION) ||
 	    (pull_opts->flags & ~CFS_STORE_PULL_INSECURE))
 		return cfs_error(EINVAL, "invalid pull options");
 	if (!cfs_store_pull_source_valid(source))
@@ -1553,7 +1554,8 @@ int cfs_store_pull(cfs_store *s, const char *source,
 				 source ? source : "");
 	/* What the import would refuse, refused before the download. */
 	if (import_opts) {
-		if (import_opts->version != CFS_STORE_IMPORT_OPTIONS_VERSION ||
+		if (!CFS_OPTIONS_VERSION_OK(import_opts->version,
+					    CFS_STORE_IMPORT_OPTIONS_VERSION) ||
 		    (import_opts->n_names && !import_opts->names))
 			return cfs_error(EINVAL, "invalid import options");
 		for (size_t i = 0; i < import_opts->n_names; i++)

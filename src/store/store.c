@@ -210,7 +210,7 @@ int cfs_store_open(cfs_store **out, const char *root,
 
 	if (!opts)
 		opts = &defaults;
-	if (opts->version != CFS_STORE_OPTIONS_VERSION ||
+	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_STORE_OPTIONS_VERSION) ||
 	    (opts->flags & ~CFS_STORE_OPEN_NOCREATE))
 		return cfs_error(EINVAL, "invalid store options");
 	create = !(opts->flags & CFS_STORE_OPEN_NOCREATE);

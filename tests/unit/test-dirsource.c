@@ -4,6 +4,7 @@
  * naming the source and the path. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -140,6 +141,41 @@ static void test_depth(void)
 	close(top);
 }
 
+/*
+ * Option structs: every version from 1 up to the library's is taken, and
+ * a version 1 caller's struct is read only as far as version 1 goes (a
+ * caller built against the older header has nothing after it).
+ */
+static void test_option_versions(void)
+{
+	char dir[sizeof(T) + 16], src[sizeof(T) + 24], out[sizeof(T) + 24];
+	cfs_convert_options o = CFS_CONVERT_OPTIONS_INIT;
+	uint8_t d1[CFS_DIGEST_SIZE], d2[CFS_DIGEST_SIZE];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/opts", T);
+	snprintf(src, sizeof(src), "dir:%s", dir);
+	snprintf(out, sizeof(out), "%s/opts.cfs", T);
+	if (mkdir(dir, 0755) < 0 ||
+	    (fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		die(dir);
+	touch(fd, "file");
+	close(fd);
+	CHECK_OK(cfs_convert(src, out, &o, NULL, d1, NULL));
+	o.version = 1;
+	/* past the end of a version 1 struct: never to be read */
+	o.write = (const cfs_write_options *)(uintptr_t)1;
+	CHECK_OK(cfs_convert(src, out, &o, NULL, d2, NULL));
+	CHECK(memcmp(d1, d2, sizeof(d1)) == 0);
+	o.version = 0;
+	CHECK_ERR(cfs_convert(src, out, &o, NULL, d2, NULL), EINVAL);
+	o.version = CFS_CONVERT_OPTIONS_VERSION + 1;
+	CHECK_ERR(cfs_convert(src, out, &o, NULL, d2, NULL), EINVAL);
+	snprintf(src, sizeof(src), "%s/file", dir);
+	if (unlink(out) < 0 || unlink(src) < 0 || rmdir(dir) < 0)
+		die(dir);
+}
+
 int main(void)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -151,6 +187,7 @@ int main(void)
 	    !mkdtemp(T))
 		die("mkdtemp");
 	raise_fd_limit();
+	test_option_versions();
 	test_depth();
 	if (rmdir(T) < 0)
 		die(T);
