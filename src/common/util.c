@@ -176,3 +176,34 @@ void cfs_dir_spread_subdirs(int dirfd)
 	flags |= FS_TOPDIR_FL;
 	(void)ioctl(dirfd, FS_IOC_SETFLAGS, &flags);
 }
+
+int cfs_buf_reserve(struct cfs_buf *b, size_t more)
+{
+	size_t cap;
+	char *n;
+
+	if (more <= b->cap - b->len)
+		return 0;
+	if (more > SIZE_MAX / 2 - b->len)
+		return -ENOMEM;
+	cap = b->cap ? b->cap : 256;
+	while (cap - b->len < more)
+		cap *= 2;
+	n = realloc(b->buf, cap);
+	if (!n)
+		return -ENOMEM;
+	b->buf = n;
+	b->cap = cap;
+	return 0;
+}
+
+int cfs_buf_add(struct cfs_buf *b, const void *data, size_t len)
+{
+	int r = cfs_buf_reserve(b, len);
+
+	if (r < 0)
+		return r;
+	memcpy(b->buf + b->len, data, len);
+	b->len += len;
+	return 0;
+}

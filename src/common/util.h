@@ -14,6 +14,17 @@
 #define CFS_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CFS_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* A growable byte buffer: zero-initialised it is empty; free buf. */
+struct cfs_buf {
+	char *buf;
+	size_t len, cap;
+};
+
+/* Room for @more bytes past len (the capacity doubles); -ENOMEM. */
+int cfs_buf_reserve(struct cfs_buf *b, size_t more);
+/* Append @len bytes of @data; -ENOMEM. */
+int cfs_buf_add(struct cfs_buf *b, const void *data, size_t len);
+
 /* Value of a hex digit (either case), or -1. */
 int cfs_hex_value(char c);
 

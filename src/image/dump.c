@@ -125,50 +125,14 @@ static const char *show(char buf[SHOW_MAX + 4], const void *data, size_t len)
 
 /* ---- Writer ---------------------------------------------------------- */
 
-struct strbuf {
-	char *buf;
-	size_t len, cap;
-};
-
-static int sb_reserve(struct strbuf *sb, size_t more)
-{
-	size_t cap;
-	char *n;
-
-	if (more <= sb->cap - sb->len)
-		return 0;
-	if (more > SIZE_MAX / 2 - sb->len)
-		return -ENOMEM;
-	cap = sb->cap ? sb->cap : 256;
-	while (cap - sb->len < more)
-		cap *= 2;
-	n = realloc(sb->buf, cap);
-	if (!n)
-		return -ENOMEM;
-	sb->buf = n;
-	sb->cap = cap;
-	return 0;
-}
-
-static int sb_add(struct strbuf *sb, const void *data, size_t len)
-{
-	int r = sb_reserve(sb, len);
-
-	if (r < 0)
-		return r;
-	memcpy(sb->buf + sb->len, data, len);
-	sb->len += len;
-	return 0;
-}
-
-static __attribute__((format(printf, 2, 3))) int sb_addf(struct strbuf *sb,
+static __attribute__((format(printf, 2, 3))) int sb_addf(struct cfs_buf *sb,
 							 const char *fmt, ...)
 {
 	va_list ap;
 	int n, r;
 
 	/* Only numbers go through here: 128 bytes always suffice. */
-	r = sb_reserve(sb, 128);
+	r = cfs_buf_reserve(sb, 128);
 	if (r < 0)
 		return r;
 	va_start(ap, fmt);
@@ -180,17 +144,17 @@ static __attribute__((format(printf, 2, 3))) int sb_addf(struct strbuf *sb,
 	return 0;
 }
 
-static int sb_add_escaped(struct strbuf *sb, const void *data, size_t len,
+static int sb_add_escaped(struct cfs_buf *sb, const void *data, size_t len,
 			  unsigned int flags)
 {
 	const unsigned char *p = data;
 	int r;
 
 	if ((flags & ESC_LONE_DASH) && len == 1 && p[0] == '-')
-		return sb_add(sb, "\\x2d", 4);
+		return cfs_buf_add(sb, "\\x2d", 4);
 	if (len > SIZE_MAX / 4)
 		return -ENOMEM;
-	r = sb_reserve(sb, 4 * len);
+	r = cfs_buf_reserve(sb, 4 * len);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < len; i++)
@@ -199,17 +163,17 @@ static int sb_add_escaped(struct strbuf *sb, const void *data, size_t len,
 }
 
 /* "-" for an unset optional field. */
-static int sb_add_optional(struct strbuf *sb, const void *data, size_t len)
+static int sb_add_optional(struct cfs_buf *sb, const void *data, size_t len)
 {
 	if (!data)
-		return sb_add(sb, "-", 1);
+		return cfs_buf_add(sb, "-", 1);
 	return sb_add_escaped(sb, data, len, ESC_LONE_DASH);
 }
 
 struct dump_writer {
 	FILE *out;
-	struct strbuf line;
-	struct strbuf path; /* raw path of the current entry, "" for the root */
+	struct cfs_buf line;
+	struct cfs_buf path; /* raw path of the current entry, "" for the root */
 	/* Inodes whose walk_data holds the first path they were met at. */
 	cfs_inode **seen;
 	size_t n_seen, cap_seen;
@@ -248,7 +212,7 @@ static int hardlink_first(struct dump_writer *w, cfs_inode *inode,
 
 static int format_line(struct dump_writer *w, cfs_inode *inode)
 {
-	struct strbuf *sb = &w->line;
+	struct cfs_buf *sb = &w->line;
 	uint32_t type = cfs_inode_type(inode);
 	const char *first, *payload = NULL;
 	const uint8_t *digest;
@@ -264,7 +228,7 @@ static int format_line(struct dump_writer *w, cfs_inode *inode)
 
 	sb->len = 0;
 	if (w->path.len == 0)
-		r = sb_add(sb, "/", 1);
+		r = cfs_buf_add(sb, "/", 1);
 	else
 		r = sb_add_escaped(sb, w->path.buf, w->path.len, 0);
 	if (r < 0)
@@ -292,7 +256,7 @@ static int format_line(struct dump_writer *w, cfs_inode *inode)
 
 	if (type == S_IFREG)
 		content = cfs_inode_content(inode);
-	r = sb_add(sb, " ", 1);
+	r = cfs_buf_add(sb, " ", 1);
 	if (r < 0)
 		return r;
 	r = sb_add_optional(sb, content, (size_t)size);
@@ -306,7 +270,7 @@ static int format_line(struct dump_writer *w, cfs_inode *inode)
 		cfs_digest_to_hex(digest, hex);
 		r = sb_addf(sb, " %s", hex);
 	} else {
-		r = sb_add(sb, " -", 2);
+		r = cfs_buf_add(sb, " -", 2);
 	}
 	if (r < 0)
 		return r;
@@ -319,17 +283,17 @@ static int format_line(struct dump_writer *w, cfs_inode *inode)
 		r = cfs_inode_xattr_at(inode, i, &name, &value, &len);
 		if (r < 0)
 			return r;
-		r = sb_add(sb, " ", 1);
+		r = cfs_buf_add(sb, " ", 1);
 		if (r >= 0)
 			r = sb_add_escaped(sb, name, strlen(name), ESC_EQUAL);
 		if (r >= 0)
-			r = sb_add(sb, "=", 1);
+			r = cfs_buf_add(sb, "=", 1);
 		if (r >= 0)
 			r = sb_add_escaped(sb, value, len, ESC_EQUAL);
 		if (r < 0)
 			return r;
 	}
-	return sb_add(sb, "\n", 1);
+	return cfs_buf_add(sb, "\n", 1);
 }
 
 static int emit(struct dump_writer *w, cfs_inode *inode)
@@ -388,9 +352,9 @@ static int walk(struct dump_writer *w, cfs_inode *root)
 		}
 		f->next++;
 		w->path.len = f->path_len;
-		r = sb_add(&w->path, "/", 1);
+		r = cfs_buf_add(&w->path, "/", 1);
 		if (r >= 0)
-			r = sb_add(&w->path, name, strlen(name));
+			r = cfs_buf_add(&w->path, name, strlen(name));
 		if (r < 0)
 			return cfs_error(ENOMEM, "dump: out of memory");
 		path_len = w->path.len;

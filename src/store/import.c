@@ -286,31 +286,10 @@ static int64_t import_time(void)
 	return (int64_t)time(NULL);
 }
 
-/* The image as it is written: into memory first. */
-struct image_buf {
-	uint8_t *data;
-	size_t len, cap;
-};
-
+/* cfs_image_write() into memory. */
 static int buf_write(void *opaque, const void *data, size_t len)
 {
-	struct image_buf *b = opaque;
-
-	if (len > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 1024 * 1024;
-		uint8_t *n;
-
-		while (len > cap - b->len)
-			cap *= 2;
-		n = realloc(b->data, cap);
-		if (!n)
-			return -ENOMEM;
-		b->data = n;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, data, len);
-	b->len += len;
-	return 0;
+	return cfs_buf_add(opaque, data, len);
 }
 
 /* The image (im->image) as tmp/w-.../image.cfs; fsync'ed when @sync (the
@@ -1008,7 +987,7 @@ static int do_import(struct import *im, const char *source,
 	struct cfs_objects *objs = NULL;
 	_cleanup_free_ char *staging = NULL, *records_path = NULL;
 	_cleanup_close_ int stage_fd = -1;
-	struct image_buf image_buf = { 0 };
+	struct cfs_buf image_buf = { 0 };
 	json_object *config = NULL;
 	struct cfs_oci_image *oci = NULL;
 	struct cfs_records records = { .read_fd = -1, .write_fd = -1 };
@@ -1122,7 +1101,7 @@ static int do_import(struct import *im, const char *source,
 			r = check_objects(objs, &set, source, &art);
 	} else {
 		r = cfs_image_write(root, NULL, buf_write, &image_buf, digest);
-		im->image = image_buf.data;
+		im->image = (const uint8_t *)image_buf.buf;
 		im->image_len = image_buf.len;
 	}
 	if (r < 0)
@@ -1171,7 +1150,7 @@ static int do_import(struct import *im, const char *source,
 		r = commit(im, stage_fd, recorded, opts, &stats, config, oci);
 out:
 	im->image = NULL;
-	free(image_buf.data);
+	free(image_buf.buf);
 	cfs_records_clear(&records);
 	cfs_found_artifact_clear(&art);
 	if (oci != given)
