@@ -16,7 +16,7 @@ PACKAGES=(
 	libisal-dev
 	# tests: image checks, fs-verity reference, xattr tools, scripting,
 	# zstd layers for the OCI fixtures
-	erofs-utils fsverity attr python3 util-linux zstd
+	erofs-utils fsverity attr openssl python3 util-linux zstd
 	# the Debian image corpus (tests/corpus/make-corpus.sh)
 	debootstrap umoci jq
 	# the README's commands as a user with sudo (tests/scripts/readme.sh)

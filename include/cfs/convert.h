@@ -37,12 +37,31 @@ typedef void (*cfs_progress_fn)(void *opaque, const cfs_progress *p);
  * the digest it names computed and compared: a mismatch fails the
  * conversion (-EBADMSG, naming the layer and both digests). */
 #define CFS_CONVERT_LAYER_DIGESTS 0x1u
+/** cfs_convert_options.flags: make the tree canonical
+ * (cfs_tree_canonicalize()) and write it as such (format version
+ * CFS_CANONICAL_FORMAT unless @write says otherwise; a @write whose
+ * max_format is below it is -EINVAL). Layer digests and the legacy
+ * CFS_ANNOTATION_* checks are of the layers as converted, before. */
+#define CFS_CONVERT_CANONICAL 0x2u
 
 /** Name of the sealing annotations (composefs OCI sealing spec): the
  * fs-verity SHA-256 (4 KiB blocks) digest, lower-case hex, of the
  * composefs image of one layer alone, and of all layers up to it. */
 #define CFS_ANNOTATION_LAYER "composefs.layer.sha256-12"
 #define CFS_ANNOTATION_MERGED "composefs.merged.sha256-12"
+
+/** Keys of the composefs OCI sealing spec (composefs-rs,
+ * crates/composefs-oci/src/sealing_spec.rs; docs/formats.md), for
+ * fs-verity SHA-256 with 4 KiB blocks: the canonical image of all
+ * layers (cfs_tree_canonicalize()), in the manifest's annotations; the
+ * config JSON as stored, on the config descriptor; one layer's canonical
+ * image, on its descriptor (read, not checked: see docs/formats.md). A
+ * signature is under the key with CFS_SPEC_SIG_SUFFIX appended: base64
+ * of a DER PKCS#7 signature over the kernel's fsverity_formatted_digest. */
+#define CFS_SPEC_MERGED "composefs.merged.erofs.v1.fsverity-sha256-12"
+#define CFS_SPEC_CONFIG "composefs.config.fsverity-sha256-12"
+#define CFS_SPEC_LAYER "composefs.layer.erofs.v1.fsverity-sha256-12"
+#define CFS_SPEC_SIG_SUFFIX ".sig"
 
 typedef struct cfs_convert_options {
 	unsigned int version; /**< CFS_CONVERT_OPTIONS_VERSION */

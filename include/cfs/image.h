@@ -141,6 +141,22 @@ CFS_EXPORT int cfs_dir_entry_at(cfs_inode *dir, size_t i, const char **name,
  * symlinks followed). Borrowed result or NULL. */
 CFS_EXPORT cfs_inode *cfs_tree_lookup(cfs_inode *root, const char *path);
 
+/**
+ * Make the tree below @root the canonical tree of the composefs OCI
+ * sealing spec, whose image an "erofs.v1" digest names (composefs-rs
+ * design.rs; docs/formats.md): every mtime in whole seconds; every
+ * xattr dropped but security.capability; the root's owner, mode, mtime
+ * and xattrs copied from /usr; /run emptied and given /usr's mtime.
+ * Write it with format version CFS_CANONICAL_FORMAT. -ENOENT when there
+ * is no /usr directory and -EINVAL when /run is not a directory (the
+ * canonical tree is not defined), with a message saying so.
+ */
+CFS_EXPORT int cfs_tree_canonicalize(cfs_inode *root);
+
+/** The composefs format version of canonical images (mkcomposefs
+ * --min-version=1: the header says 1 even without whiteouts). */
+#define CFS_CANONICAL_FORMAT 1
+
 /* ---- composefs image writer ------------------------------------------ */
 
 /** Writes @len bytes; returns 0 or -errno. */
@@ -159,6 +175,12 @@ typedef struct cfs_write_options {
 #define CFS_WRITE_OPTIONS_INIT                                                 \
 	{                                                                      \
 		CFS_WRITE_OPTIONS_VERSION, 0, CFS_FORMAT_MIN, CFS_FORMAT_MAX   \
+	}
+/** The write options of a canonical tree (cfs_tree_canonicalize()). */
+#define CFS_WRITE_OPTIONS_CANONICAL                                            \
+	{                                                                      \
+		CFS_WRITE_OPTIONS_VERSION, 0, CFS_CANONICAL_FORMAT,            \
+			CFS_CANONICAL_FORMAT                                   \
 	}
 
 /**

@@ -27,12 +27,18 @@ typedef struct cfs_seal_options {
 	/** As in cfs_convert_options. */
 	const char *platform;
 	unsigned int threads;
+	/** Since version 2: sign the spec's digests (merged image and
+	 * config) with this PEM private key and its PEM certificate, both
+	 * or neither (cfs_seal() only). */
+	const char *sign_key;
+	const char *sign_cert;
 } cfs_seal_options;
 
-#define CFS_SEAL_OPTIONS_VERSION 1
+/* Version 1 (without the signing key) is still accepted. */
+#define CFS_SEAL_OPTIONS_VERSION 2
 #define CFS_SEAL_OPTIONS_INIT                                                  \
 	{                                                                      \
-		CFS_SEAL_OPTIONS_VERSION, 0, NULL, NULL, 0                     \
+		CFS_SEAL_OPTIONS_VERSION, 0, NULL, NULL, 0, NULL, NULL         \
 	}
 
 /** What cfs_seal() wrote. Free with cfs_seal_result_clear(). */
@@ -50,6 +56,14 @@ typedef struct cfs_seal_result {
 		char composefs[CFS_DIGEST_HEX_SIZE + 1];
 	} * layers;
 	size_t n_layers;
+	/** The composefs OCI sealing spec's digests (CFS_SPEC_MERGED: the
+	 * canonical image; CFS_SPEC_CONFIG), 64 hex; canonical is "" when
+	 * the image has no canonical tree (no /usr: see
+	 * cfs_tree_canonicalize()), and then only the legacy keys are
+	 * written. */
+	char canonical[CFS_DIGEST_HEX_SIZE + 1];
+	char config_verity[CFS_DIGEST_HEX_SIZE + 1];
+	bool sig_written; /**< the .sig keys were written */
 } cfs_seal_result;
 
 CFS_EXPORT void cfs_seal_result_clear(cfs_seal_result *res);
@@ -58,7 +72,11 @@ CFS_EXPORT void cfs_seal_result_clear(cfs_seal_result *res);
  * Seal the image @source ("oci:PATH[:REF]", a layout directory the
  * caller may write): convert it (no objects stored), then write into the
  * same layout a manifest equal to the image's but for the sealing
- * annotations on its layer descriptors, and point the tag at it in
+ * annotations: the spec's keys (CFS_SPEC_MERGED in the manifest's
+ * annotations, CFS_SPEC_CONFIG on the config descriptor, with their
+ * signatures when @opts has a key) and, for readers of earlier versions,
+ * the legacy CFS_ANNOTATION_* keys on its layer descriptors. Point the
+ * tag at it in
  * index.json (replacing the source manifest's entry when the tag is the
  * same). Config and layer blobs are unchanged. Sealing a sealed image
  * again gives the same manifest. Docker schema 2 manifests cannot carry

@@ -88,6 +88,12 @@ CFS_EXPORT const char *cfs_store_objects_dir(const cfs_store *store);
  * checked: its image must be the one the import makes. See
  * docs/security.md for what trusting it means. */
 #define CFS_STORE_IMPORT_TRUST_ARTIFACT 0x2u
+/** Refuse an image whose merged and config digests (CFS_SPEC_MERGED,
+ * CFS_SPEC_CONFIG) are not both signed by a trusted certificate: one of
+ * @trust_certs or of the store's ROOT/trust/ *.pem (docs/security.md).
+ * Whatever the flags, a signature that is present is checked when any
+ * certificate is trusted, and a bad one refused. */
+#define CFS_STORE_IMPORT_REQUIRE_SIGNED 0x4u
 
 typedef struct cfs_store_import_options {
 	unsigned int version; /**< CFS_STORE_IMPORT_OPTIONS_VERSION */
@@ -100,13 +106,18 @@ typedef struct cfs_store_import_options {
 	unsigned int threads;
 	cfs_progress_fn progress;
 	void *progress_opaque;
+	/** Since version 2: PEM certificates whose signatures are trusted,
+	 * besides the store's ROOT/trust/ *.pem. */
+	const char *const *trust_certs;
+	size_t n_trust_certs;
 } cfs_store_import_options;
 
-#define CFS_STORE_IMPORT_OPTIONS_VERSION 1
+/* Version 1 (without trust_certs) is still accepted. */
+#define CFS_STORE_IMPORT_OPTIONS_VERSION 2
 #define CFS_STORE_IMPORT_OPTIONS_INIT                                          \
 	{                                                                      \
 		CFS_STORE_IMPORT_OPTIONS_VERSION, 0, NULL, 0, NULL, 0, NULL,   \
-			NULL                                                   \
+			NULL, NULL, 0                                          \
 	}
 
 /** What an import did. */
@@ -150,6 +161,11 @@ typedef struct cfs_store_import_result {
 	int verity_errno;
 	/** The image was sealed and its digests checked out. */
 	bool sealed;
+	/** Its merged and config digests' signatures were checked out
+	 * (CFS_STORE_IMPORT_REQUIRE_SIGNED); signer: the certificate's
+	 * subject. */
+	bool signature_checked;
+	char signer[256];
 	/** A composefs artifact of the image was found and checked out
 	 * (or, CFS_STORE_IMPORT_TRUST_ARTIFACT, used). */
 	bool artifact;

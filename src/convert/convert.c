@@ -18,8 +18,13 @@ static int check_options(const cfs_convert_options *opts)
 {
 	if (!CFS_OPTIONS_VERSION_OK(opts->version,
 				    CFS_CONVERT_OPTIONS_VERSION) ||
-	    (opts->flags & ~CFS_CONVERT_LAYER_DIGESTS))
+	    (opts->flags &
+	     ~(CFS_CONVERT_LAYER_DIGESTS | CFS_CONVERT_CANONICAL)))
 		return cfs_error(EINVAL, "invalid conversion options");
+	if ((opts->flags & CFS_CONVERT_CANONICAL) && opts->version >= 2 &&
+	    opts->write && opts->write->max_format < CFS_CANONICAL_FORMAT)
+		return cfs_error(EINVAL, "a canonical image is composefs "
+					 "format version 1");
 	return 0;
 }
 
@@ -27,7 +32,23 @@ static int check_options(const cfs_convert_options *opts)
 static const cfs_write_options *
 convert_write_options(const cfs_convert_options *opts)
 {
-	return opts && opts->version >= 2 ? opts->write : NULL;
+	static const cfs_write_options canonical = CFS_WRITE_OPTIONS_CANONICAL;
+	const cfs_write_options *w =
+		opts && opts->version >= 2 ? opts->write : NULL;
+
+	if (!w && opts && (opts->flags & CFS_CONVERT_CANONICAL))
+		return &canonical;
+	return w;
+}
+
+/* CFS_CONVERT_CANONICAL: the tree a conversion gave, made canonical. */
+static int finish_tree(int r, cfs_inode *root, const char *source,
+		       const cfs_convert_options *opts)
+{
+	if (r < 0 || !(opts->flags & CFS_CONVERT_CANONICAL))
+		return r;
+	r = cfs_tree_canonicalize(root);
+	return r < 0 ? cfs_error_prefix(-r, "%s", source) : 0;
 }
 
 static int ptr_cmp(const void *a, const void *b)
@@ -119,28 +140,30 @@ static int load_source(cfs_inode **root_out, const char *source,
 		       const cfs_convert_options *opts,
 		       struct cfs_objects *objs, cfs_convert_stats *stats)
 {
+	int r;
+
 	if (cfs_oci_is_source(source)) {
 		struct cfs_oci_image *img = NULL;
-		int r = cfs_oci_open(&img, source, opts->platform);
 
+		r = cfs_oci_open(&img, source, opts->platform);
 		if (r == 0)
 			r = cfs_oci_load(root_out, img, opts, objs, NULL, NULL,
 					 stats);
 		cfs_oci_free(img);
-		return r;
-	}
-	if (strncmp(source, "dir:", 4) == 0)
-		return cfs_dirsource_load(root_out, source + 4, objs, stats);
-	if (strncmp(source, "dump:", 5) == 0)
-		return load_dump(root_out, source + 5, stats);
-	if (strncmp(source, "cfs:", 4) == 0)
-		return load_image(root_out, source + 4, stats);
-	return cfs_error(
-		EINVAL,
-		"%s: unknown source type (supported: dir:PATH, "
-		"dump:FILE, cfs:IMAGE, oci:PATH[:REF], oci-archive:FILE[:REF], "
-		"docker-archive:FILE[:REF])",
-		source);
+	} else if (strncmp(source, "dir:", 4) == 0)
+		r = cfs_dirsource_load(root_out, source + 4, objs, stats);
+	else if (strncmp(source, "dump:", 5) == 0)
+		r = load_dump(root_out, source + 5, stats);
+	else if (strncmp(source, "cfs:", 4) == 0)
+		r = load_image(root_out, source + 4, stats);
+	else
+		return cfs_error(
+			EINVAL,
+			"%s: unknown source type (supported: dir:PATH, "
+			"dump:FILE, cfs:IMAGE, oci:PATH[:REF], "
+			"oci-archive:FILE[:REF], docker-archive:FILE[:REF])",
+			source);
+	return finish_tree(r, r == 0 ? *root_out : NULL, source, opts);
 }
 
 static void add_object_stats(cfs_convert_stats *stats,
@@ -221,7 +244,7 @@ int cfs_convert_oci_objs(cfs_inode **root_out, struct cfs_oci_image *img,
 	r = cfs_oci_load(root_out, img, opts, objs, records, fetch, stats);
 	if (objs)
 		add_object_stats(stats, objs);
-	return r;
+	return finish_tree(r, r == 0 ? *root_out : NULL, img->source, opts);
 }
 
 int cfs_convert_tree(cfs_inode **root_out, const char *source,

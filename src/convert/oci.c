@@ -1204,6 +1204,68 @@ static int sealed_hex(struct oci_ctx *c, const char *label, const char *layer,
 	return 0;
 }
 
+/*
+ * The sealing spec's key @key of the annotations @ann (at @path of
+ * document @label): its digest (64 lower-case hex) into @hex, and its
+ * signature (key ".sig", base64) into *@sig. Absent: "" and NULL.
+ */
+static int spec_key(struct oci_ctx *c, struct json_object *ann,
+		    const char *label, const char *path, const char *key,
+		    char hex[CFS_DIGEST_HEX_SIZE + 1], char **sig)
+{
+	char sig_key[96], q[OCI_QUOTE_MAX + 4];
+	const char *v = NULL, *s = NULL;
+	int r;
+
+	hex[0] = '\0';
+	if (!ann)
+		return 0;
+	snprintf(sig_key, sizeof(sig_key), "%s" CFS_SPEC_SIG_SUFFIX, key);
+	r = json_get_string(c, ann, label, path, key, false, &v);
+	if (r == 0)
+		r = json_get_string(c, ann, label, path, sig_key, false, &s);
+	if (r < 0)
+		return r;
+	if (s && !v)
+		return cfs_error(EINVAL, "%s: %s: %s.%s without %s", c->src,
+				 label, path, sig_key, key);
+	if (!v)
+		return 0;
+	if (strlen(v) != CFS_DIGEST_HEX_SIZE ||
+	    strspn(v, "0123456789abcdef") != CFS_DIGEST_HEX_SIZE)
+		return cfs_error(EINVAL,
+				 "%s: %s: %s.%s is not 64 lower-case hex "
+				 "digits: %s",
+				 c->src, label, path, key, quote(v, q));
+	memcpy(hex, v, CFS_DIGEST_HEX_SIZE + 1);
+	if (s && !(*sig = strdup(s)))
+		return cfs_error(ENOMEM, "%s: out of memory", c->src);
+	return 0;
+}
+
+/* The spec's keys of manifest @m: merged at the top, config on the
+ * config descriptor @cfg_o. */
+static int load_spec_keys(struct oci_ctx *c, struct json_object *m,
+			  struct json_object *cfg_o, const char *label)
+{
+	struct json_object *ann;
+	int r;
+
+	r = json_get(c, m, label, "", "annotations", json_type_object, false,
+		     &ann);
+	if (r == 0)
+		r = spec_key(c, ann, label, "annotations", CFS_SPEC_MERGED,
+			     c->img->spec_merged, &c->img->spec_merged_sig);
+	if (r == 0)
+		r = json_get(c, cfg_o, label, "config", "annotations",
+			     json_type_object, false, &ann);
+	if (r == 0)
+		r = spec_key(c, ann, label, "config.annotations",
+			     CFS_SPEC_CONFIG, c->img->spec_config,
+			     &c->img->spec_config_sig);
+	return r;
+}
+
 /* Image manifest @m (document @label, digest t->digest). */
 static int load_manifest(struct oci_ctx *c, struct json_object *m,
 			 const struct oci_target *t, const char *label)
@@ -1241,6 +1303,9 @@ static int load_manifest(struct oci_ctx *c, struct json_object *m,
 	img->config_digest = strdup(d.digest);
 	if (!img->config_digest)
 		return cfs_error(ENOMEM, "%s: out of memory", c->src);
+	r = load_spec_keys(c, m, cfg_o, label);
+	if (r < 0)
+		return r;
 
 	r = json_get(c, m, label, "", "layers", json_type_array, true, &layers);
 	if (r < 0)
@@ -2394,6 +2459,8 @@ void cfs_oci_free(struct cfs_oci_image *img)
 			close(st->fd);
 		free(st);
 	}
+	free(img->spec_merged_sig);
+	free(img->spec_config_sig);
 	for (size_t i = 0; i < img->n_layers; i++) {
 		free(img->layers[i].digest);
 		free(img->layers[i].media_type);

@@ -64,6 +64,13 @@ struct cfs_oci_image {
 	size_t manifest_len;
 	struct cfs_oci_layer *layers;
 	size_t n_layers;
+	/* The composefs OCI sealing spec's keys (CFS_SPEC_*, seal.h): 64
+	 * hex or "", and their ".sig" companions (base64 as in the
+	 * manifest) or NULL. merged is in the manifest's annotations,
+	 * config on its config descriptor. */
+	char spec_merged[CFS_DIGEST_HEX_SIZE + 1];
+	char spec_config[CFS_DIGEST_HEX_SIZE + 1];
+	char *spec_merged_sig, *spec_config_sig;
 	/* private: where blobs come from */
 	struct cfs_oci_store *store;
 };

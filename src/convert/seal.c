@@ -18,6 +18,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/sign.h"
 #include "common/util.h"
 #include "convert/artifact.h"
 #include "convert/convert-internal.h"
@@ -99,13 +100,48 @@ static int parse_json_buf(const char *buf, size_t len, json_object **out)
 	return *out ? 0 : -EINVAL;
 }
 
-/* The sealed manifest: @raw with the annotations of @res added to its
- * layer descriptors. */
+/* A signature of one of the spec's digests, base64 as in the manifest. */
+struct seal_sig {
+	char *b64;
+};
+
+/* The annotations object of @o, made if missing. */
+static json_object *annotations_of(json_object *o)
+{
+	json_object *ann;
+
+	if (json_object_object_get_ex(o, "annotations", &ann) &&
+	    json_object_is_type(ann, json_type_object))
+		return ann;
+	ann = json_object_new_object();
+	if (ann)
+		json_object_object_add(o, "annotations", ann);
+	return ann;
+}
+
+/* @key = @hex in @ann, and @key.sig = base64(@sig) if there is one
+ * (else any old one goes: it signed another digest). */
+static int add_spec_key(json_object *ann, const char *key, const char *hex,
+			const struct seal_sig *sig)
+{
+	char sig_key[96];
+
+	snprintf(sig_key, sizeof(sig_key), "%s" CFS_SPEC_SIG_SUFFIX, key);
+	json_object_object_add(ann, key, json_object_new_string(hex));
+	json_object_object_del(ann, sig_key);
+	if (sig->b64)
+		json_object_object_add(ann, sig_key,
+				       json_object_new_string(sig->b64));
+	return 0;
+}
+
+/* The sealed manifest: @raw with the annotations of @res added. */
 static int sealed_manifest(const char *source, const struct cfs_oci_image *img,
-			   const cfs_seal_result *res, char **text_out)
+			   const cfs_seal_result *res,
+			   const struct seal_sig sigs[2], char **text_out)
 {
 	_cleanup_(json_object_putp) json_object *m = NULL;
-	json_object *layers, *v;
+	json_object *layers, *v, *ann, *cfg;
 	const char *mt = NULL;
 
 	if (parse_json_buf((const char *)img->manifest, img->manifest_len, &m) <
@@ -125,14 +161,10 @@ static int sealed_manifest(const char *source, const struct cfs_oci_image *img,
 		return cfs_error(EINVAL, "%s: manifest %s: layers changed",
 				 source, img->manifest_digest);
 	for (size_t i = 0; i < res->n_layers; i++) {
-		json_object *l = json_object_array_get_idx(layers, i), *ann;
+		json_object *l = json_object_array_get_idx(layers, i);
 
-		if (!json_object_object_get_ex(l, "annotations", &ann)) {
-			ann = json_object_new_object();
-			if (!ann)
-				return -ENOMEM;
-			json_object_object_add(l, "annotations", ann);
-		}
+		if (!(ann = annotations_of(l)))
+			return -ENOMEM;
 		json_object_object_add(
 			ann, CFS_ANNOTATION_LAYER,
 			json_object_new_string(res->layers[i].composefs));
@@ -140,6 +172,16 @@ static int sealed_manifest(const char *source, const struct cfs_oci_image *img,
 			json_object_object_add(
 				ann, CFS_ANNOTATION_MERGED,
 				json_object_new_string(res->merged));
+	}
+	if (res->canonical[0]) {
+		if (!json_object_object_get_ex(m, "config", &cfg) ||
+		    !(ann = annotations_of(cfg)))
+			return -ENOMEM;
+		add_spec_key(ann, CFS_SPEC_CONFIG, res->config_verity,
+			     &sigs[1]);
+		if (!(ann = annotations_of(m)))
+			return -ENOMEM;
+		add_spec_key(ann, CFS_SPEC_MERGED, res->canonical, &sigs[0]);
 	}
 	*text_out = strdup(json_object_to_json_string_ext(
 		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -270,6 +312,65 @@ static int update_index(const char *source, int dirfd, const char *old_digest,
 	return 0;
 }
 
+/* Sign @hex with the key of @opts, into @sig. */
+static int sign_hex(const char *source, const char *role, const char *hex,
+		    const cfs_seal_options *opts, struct seal_sig *sig)
+{
+	_cleanup_free_ uint8_t *der = NULL;
+	uint8_t d[CFS_DIGEST_SIZE];
+	size_t len = 0;
+	int r;
+
+	if (cfs_digest_from_hex(d, hex) < 0)
+		return -EINVAL;
+	r = cfs_sign_digest(opts->sign_key, opts->sign_cert, d, &der, &len);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: signing the %s digest", source,
+					role);
+	sig->b64 = cfs_base64_encode(der, len);
+	return sig->b64 ? 0 : -ENOMEM;
+}
+
+/*
+ * The spec's digests of the image converted to @root (which this makes
+ * canonical): the canonical image and the config, and their signatures
+ * when @opts has a key. An image without a canonical tree keeps only
+ * the legacy keys, unless it is to be signed.
+ */
+static int spec_digests(const char *source, const struct cfs_oci_image *img,
+			cfs_inode *root, const cfs_seal_options *opts,
+			cfs_seal_result *res, struct seal_sig sigs[2])
+{
+	static const cfs_write_options canonical = CFS_WRITE_OPTIONS_CANONICAL;
+	uint8_t d[CFS_DIGEST_SIZE];
+	bool sign = opts->version >= 2 && opts->sign_key;
+	int r;
+
+	r = cfs_verity_digest_buffer(img->config, img->config_len, d);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: config", source);
+	cfs_digest_to_hex(d, res->config_verity);
+	r = cfs_tree_canonicalize(root);
+	if (r < 0 && !sign) {
+		/* Not an error: the legacy keys still seal it. */
+		cfs_error_clear();
+		return 0;
+	}
+	if (r == 0)
+		r = cfs_image_write(root, &canonical, write_discard, NULL, d);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s", source);
+	cfs_digest_to_hex(d, res->canonical);
+	if (!sign)
+		return 0;
+	r = sign_hex(source, "merged", res->canonical, opts, &sigs[0]);
+	if (r == 0)
+		r = sign_hex(source, "config", res->config_verity, opts,
+			     &sigs[1]);
+	res->sig_written = r == 0;
+	return r;
+}
+
 static int do_seal(const char *source, const cfs_seal_options *opts,
 		   cfs_seal_result *res)
 {
@@ -279,6 +380,7 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 	_cleanup_free_ char *path = NULL, *ref = NULL, *text = NULL;
 	_cleanup_close_ int dirfd = -1, blobs = -1;
 	uint8_t merged[CFS_DIGEST_SIZE];
+	struct seal_sig sigs[2] = { { NULL }, { NULL } };
 	cfs_inode *root = NULL;
 	int r;
 
@@ -312,6 +414,8 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 					 &stats);
 	if (r == 0)
 		r = cfs_image_write(root, NULL, write_discard, NULL, merged);
+	if (r == 0)
+		r = spec_digests(source, img, root, opts, res, sigs);
 	cfs_inode_unref(root);
 	if (r < 0)
 		goto out;
@@ -340,7 +444,7 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 				  res->layers[i].composefs);
 	}
 
-	r = sealed_manifest(source, img, res, &text);
+	r = sealed_manifest(source, img, res, sigs, &text);
 	if (r == 0)
 		r = sha256_digest(text, strlen(text), res->manifest_digest);
 	if (r < 0)
@@ -368,6 +472,8 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 	if (r == 0 && fsync(dirfd) < 0)
 		r = cfs_error_errno(errno, "%s: fsync", source);
 out:
+	free(sigs[0].b64);
+	free(sigs[1].b64);
 	cfs_oci_free(img);
 	cfs_convert_stats_clear(&stats);
 	return r;
@@ -385,6 +491,9 @@ int cfs_seal(const char *source, const cfs_seal_options *opts,
 	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_SEAL_OPTIONS_VERSION) ||
 	    opts->flags)
 		return cfs_error(EINVAL, "invalid seal options");
+	if (opts->version >= 2 && !opts->sign_key != !opts->sign_cert)
+		return cfs_error(EINVAL, "signing needs a key and its "
+					 "certificate");
 	r = do_seal(source, opts, res);
 	if (r < 0)
 		cfs_seal_result_clear(res);
@@ -566,6 +675,9 @@ static int do_artifact(const char *source, const char *output,
 	copts.platform = opts->platform;
 	copts.threads = opts->threads;
 	r = cfs_oci_open(&img, source, opts->platform);
+	/* Sealed by the spec: its image is the canonical one. */
+	if (r == 0 && img->spec_merged[0])
+		copts.flags |= CFS_CONVERT_CANONICAL;
 	if (r == 0)
 		r = cfs_convert_oci_objs(&root, img, &copts, NULL, NULL, NULL,
 					 &stats);
@@ -586,8 +698,14 @@ static int do_artifact(const char *source, const char *output,
 		    cfs_atomic_open(&af, blobs, 0644) :
 		    -ENOMEM;
 	if (r == 0) {
+		static const cfs_write_options canonical =
+			CFS_WRITE_OPTIONS_CANONICAL;
+
 		hw.fd = af.fd;
-		r = cfs_image_write(root, NULL, hashing_write, &hw, merged);
+		r = cfs_image_write(
+			root,
+			copts.flags & CFS_CONVERT_CANONICAL ? &canonical : NULL,
+			hashing_write, &hw, merged);
 	}
 	if (r == 0 && (EVP_DigestFinal_ex(hw.md, md, &mdlen) != 1 ||
 		       mdlen != CFS_DIGEST_SIZE))

@@ -38,6 +38,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/sign.h"
 #include "common/util.h"
 #include "convert/artifact.h"
 #include "convert/convert-internal.h"
@@ -402,38 +403,147 @@ static int stage_names(struct import *im, const cfs_store_import_options *opts,
 }
 
 /*
- * The converter checked every sealing annotation against the layers; the
- * image written here must be the sealed one too (it is the same tree,
- * written the same way: a mismatch is a bug, and then nothing is
- * committed either).
+ * The signature @b64 of the digest @hex (role @role), against @trust.
+ */
+static int check_signature(const char *source, const char *role,
+			   const char *key, const char *hex, const char *b64,
+			   const struct cfs_trust *trust, char *signer,
+			   size_t signer_size)
+{
+	_cleanup_free_ uint8_t *sig = NULL;
+	uint8_t d[CFS_DIGEST_SIZE];
+	size_t len = 0;
+	int r;
+
+	if (cfs_base64_decode(b64, &sig, &len) < 0)
+		return cfs_error(EBADMSG,
+				 "%s: %s signature: %s%s is not base64", source,
+				 role, key, CFS_SPEC_SIG_SUFFIX);
+	if (cfs_digest_from_hex(d, hex) < 0)
+		return -EINVAL;
+	r = cfs_verify_digest(trust, sig, len, d, signer, signer_size);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: %s signature (%s%s)", source,
+					role, key, CFS_SPEC_SIG_SUFFIX);
+	return 0;
+}
+
+/*
+ * The signatures of the spec's digests: checked when a certificate is
+ * trusted, required with CFS_STORE_IMPORT_REQUIRE_SIGNED.
+ */
+static int check_signatures(struct import *im, const char *source,
+			    const cfs_store_import_options *opts,
+			    const struct cfs_oci_image *oci)
+{
+	struct cfs_trust *trust = NULL;
+	_cleanup_free_ char *dir = NULL;
+	bool require = opts->flags & CFS_STORE_IMPORT_REQUIRE_SIGNED;
+	char signer2[sizeof(im->res.signer)];
+	int r;
+
+	if (!require &&
+	    (!oci || (!oci->spec_merged_sig && !oci->spec_config_sig)))
+		return 0;
+	if (require && (!oci || !oci->spec_merged_sig || !oci->spec_config_sig))
+		return cfs_error(EPERM,
+				 "%s: not signed (no %s" CFS_SPEC_SIG_SUFFIX
+				 ") and signed images are required",
+				 source,
+				 oci && oci->spec_merged_sig ? CFS_SPEC_CONFIG :
+							       CFS_SPEC_MERGED);
+	if (asprintf(&dir, "%s/trust", im->s->root) < 0) {
+		dir = NULL;
+		return -ENOMEM;
+	}
+	r = cfs_trust_load(&trust,
+			   opts->version >= 2 ? opts->trust_certs : NULL,
+			   opts->version >= 2 ? opts->n_trust_certs : 0, dir);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s", source);
+	if (cfs_trust_count(trust) == 0) {
+		cfs_trust_free(trust);
+		if (!require)
+			return 0; /* nothing to check against: kept as is */
+		return cfs_error(EPERM,
+				 "%s: signed images are required, but no "
+				 "certificate is trusted (--trust-cert, or "
+				 "%s/*.pem)",
+				 source, dir);
+	}
+	r = 0;
+	if (oci->spec_merged_sig)
+		r = check_signature(source, "merged", CFS_SPEC_MERGED,
+				    oci->spec_merged, oci->spec_merged_sig,
+				    trust, im->res.signer,
+				    sizeof(im->res.signer));
+	if (r == 0 && oci->spec_config_sig)
+		r = check_signature(source, "config", CFS_SPEC_CONFIG,
+				    oci->spec_config, oci->spec_config_sig,
+				    trust, signer2, sizeof(signer2));
+	cfs_trust_free(trust);
+	if (r == 0)
+		im->res.signature_checked =
+			oci->spec_merged_sig && oci->spec_config_sig;
+	return r;
+}
+
+/*
+ * The converter checked every legacy sealing annotation against the
+ * layers; the image written here must be the sealed one too: the spec's
+ * canonical image when the manifest has CFS_SPEC_MERGED (the import
+ * made it canonical), else the legacy CFS_ANNOTATION_MERGED one (the
+ * same tree, written the same way: a mismatch is a bug, and then nothing
+ * is committed either). The config must be the one CFS_SPEC_CONFIG
+ * names, and the signatures must check out.
  */
 static int check_sealed(struct import *im, const char *source,
 			const cfs_store_import_options *opts,
-			const cfs_convert_stats *stats)
+			const cfs_convert_stats *stats,
+			const struct cfs_oci_image *oci)
 {
+	bool spec = oci && oci->spec_merged[0];
 	const char *merged =
+		spec ? oci->spec_merged :
 		stats->n_layers ?
-			stats->layers[stats->n_layers - 1].sealed_merged :
-			"";
+		       stats->layers[stats->n_layers - 1].sealed_merged :
+		       "";
+	const char *key = spec ? CFS_SPEC_MERGED : CFS_ANNOTATION_MERGED;
+	int r;
 
+	if (oci && oci->spec_config[0]) {
+		uint8_t d[CFS_DIGEST_SIZE];
+		char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+		r = cfs_verity_digest_buffer(oci->config, oci->config_len, d);
+		if (r < 0)
+			return r;
+		cfs_digest_to_hex(d, hex);
+		if (strcmp(hex, oci->spec_config) != 0)
+			return cfs_error(EBADMSG,
+					 "%s: config %s: not the sealed "
+					 "config: " CFS_SPEC_CONFIG
+					 " is %s, the config gives %s",
+					 source, oci->config_digest,
+					 oci->spec_config, hex);
+	}
 	if (!merged[0]) {
 		if (opts->flags & CFS_STORE_IMPORT_REQUIRE_SEALED)
 			return cfs_error(
 				EPERM,
-				"%s: not sealed (no " CFS_ANNOTATION_MERGED
-				" annotation on its last layer) and "
-				"sealed images are required",
+				"%s: not sealed (no " CFS_SPEC_MERGED
+				" or " CFS_ANNOTATION_MERGED
+				" annotation) and sealed images are required",
 				source);
-		return 0;
+		return check_signatures(im, source, opts, oci);
 	}
 	if (strcmp(merged, im->res.digest) != 0)
-		return cfs_error(
-			EBADMSG,
-			"%s: not the sealed image: " CFS_ANNOTATION_MERGED
-			" is %s, the image is %s",
-			source, merged, im->res.digest);
+		return cfs_error(EBADMSG,
+				 "%s: not the sealed image: %s is %s, the "
+				 "image is %s",
+				 source, key, merged, im->res.digest);
 	im->res.sealed = true;
-	return 0;
+	return check_signatures(im, source, opts, oci);
 }
 
 /*
@@ -980,6 +1090,7 @@ static int do_import(struct import *im, const char *source,
 		     const cfs_store_import_options *opts,
 		     const struct cfs_blob_fetch *fetch)
 {
+	static const cfs_write_options canonical = CFS_WRITE_OPTIONS_CANONICAL;
 	cfs_store *s = im->s;
 	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
 	cfs_convert_stats stats = { 0 };
@@ -1041,6 +1152,9 @@ static int do_import(struct import *im, const char *source,
 		}
 		if (r < 0)
 			goto out;
+		/* Sealed by the spec: the image is its canonical tree. */
+		if (oci->spec_merged[0])
+			copts.flags |= CFS_CONVERT_CANONICAL;
 	}
 	trusted = have_art && (opts->flags & CFS_STORE_IMPORT_TRUST_ARTIFACT);
 	if (trusted) {
@@ -1100,7 +1214,10 @@ static int do_import(struct import *im, const char *source,
 		if (r == 0 && !skip_layers)
 			r = check_objects(objs, &set, source, &art);
 	} else {
-		r = cfs_image_write(root, NULL, buf_write, &image_buf, digest);
+		r = cfs_image_write(
+			root,
+			copts.flags & CFS_CONVERT_CANONICAL ? &canonical : NULL,
+			buf_write, &image_buf, digest);
 		im->image = (const uint8_t *)image_buf.buf;
 		im->image_len = image_buf.len;
 	}
@@ -1109,7 +1226,7 @@ static int do_import(struct import *im, const char *source,
 	im->res.image_size = (uint64_t)im->image_len;
 	cfs_digest_to_hex(digest, im->res.digest);
 	snprintf(image_name, sizeof(image_name), "%s.cfs", im->res.digest);
-	r = check_sealed(im, source, opts, &stats);
+	r = check_sealed(im, source, opts, &stats, oci);
 	if (r == 0 && have_art)
 		r = check_artifact(im, source, opts, &art);
 	if (r < 0)
@@ -1193,8 +1310,10 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 	if (!CFS_OPTIONS_VERSION_OK(opts->version,
 				    CFS_STORE_IMPORT_OPTIONS_VERSION) ||
 	    (opts->flags & ~(CFS_STORE_IMPORT_REQUIRE_SEALED |
-			     CFS_STORE_IMPORT_TRUST_ARTIFACT)) ||
-	    (opts->n_names && !opts->names))
+			     CFS_STORE_IMPORT_TRUST_ARTIFACT |
+			     CFS_STORE_IMPORT_REQUIRE_SIGNED)) ||
+	    (opts->n_names && !opts->names) ||
+	    (opts->version >= 2 && opts->n_trust_certs && !opts->trust_certs))
 		return cfs_error(EINVAL, "invalid import options");
 	for (size_t i = 0; i < opts->n_names; i++)
 		if (!cfs_store_name_valid(opts->names[i]))

@@ -40,6 +40,8 @@ enum {
 	OPT_INSECURE,
 	OPT_REQUIRE_SEALED,
 	OPT_TRUST_ARTIFACT,
+	OPT_TRUST_CERT,
+	OPT_REQUIRE_SIGNED,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -65,6 +67,8 @@ static const struct option long_options[] = {
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
 	{ "trust-artifact", no_argument, NULL, OPT_TRUST_ARTIFACT },
+	{ "trust-cert", required_argument, NULL, OPT_TRUST_CERT },
+	{ "require-signed", no_argument, NULL, OPT_REQUIRE_SIGNED },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -83,6 +87,9 @@ struct command {
 static struct {
 	const char *root;
 	const char *names[MAX_NAMES];
+	const char *trust_certs[MAX_NAMES];
+	size_t n_trust_certs;
+	bool require_signed;
 	size_t n_names;
 	const char *platform;
 	unsigned int threads;
@@ -144,6 +151,11 @@ static void usage(FILE *out)
 		"  --trust-artifact   import, pull: store the composefs image of the\n"
 		"                     image's composefs artifact as it is (else it\n"
 		"                     is only checked); see docs/security.md\n"
+		"  --trust-cert FILE  import, pull: trust signatures by this PEM\n"
+		"                     certificate (repeatable; also ROOT/trust/*.pem)\n"
+		"  --require-signed   import, pull: refuse images whose merged and\n"
+		"                     config digests are not signed by a trusted\n"
+		"                     certificate\n"
 		"  --json             import, pull, list, inspect, gc, fsck: JSON on\n"
 		"                     stdout\n"
 		"  --dry-run          gc: only list what would be removed\n"
@@ -266,6 +278,10 @@ static void import_setup(cfs_store_import_options *opts)
 		opts->flags |= CFS_STORE_IMPORT_REQUIRE_SEALED;
 	if (o.trust_artifact)
 		opts->flags |= CFS_STORE_IMPORT_TRUST_ARTIFACT;
+	if (o.require_signed)
+		opts->flags |= CFS_STORE_IMPORT_REQUIRE_SIGNED;
+	opts->trust_certs = o.trust_certs;
+	opts->n_trust_certs = o.n_trust_certs;
 	if (isatty(STDERR_FILENO))
 		opts->progress = show_progress;
 }
@@ -287,6 +303,12 @@ static int import_report(const char *cmd, int r,
 			       json_object_new_boolean(res->existed));
 	json_object_object_add(j, "sealed",
 			       json_object_new_boolean(res->sealed));
+	json_object_object_add(j, "signature_checked",
+			       json_object_new_boolean(res->signature_checked));
+	json_object_object_add(j, "signer",
+			       res->signature_checked ?
+				       json_object_new_string(res->signer) :
+				       NULL);
 	json_object_object_add(j, "artifact",
 			       json_object_new_boolean(res->artifact));
 	json_object_object_add(j, "names",
@@ -723,12 +745,14 @@ static int cmd_ais(cfs_store *s, char **args, int n)
 static const struct command commands[] = {
 	{ "import", 1, 1,
 	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON) |
-		  BIT(OPT_REQUIRE_SEALED) | BIT(OPT_TRUST_ARTIFACT),
+		  BIT(OPT_REQUIRE_SEALED) | BIT(OPT_TRUST_ARTIFACT) |
+		  BIT(OPT_TRUST_CERT) | BIT(OPT_REQUIRE_SIGNED),
 	  cmd_import, true },
 	{ "pull", 1, 1,
 	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON) |
 		  BIT(OPT_INSECURE) | BIT(OPT_REQUIRE_SEALED) |
-		  BIT(OPT_TRUST_ARTIFACT),
+		  BIT(OPT_TRUST_ARTIFACT) | BIT(OPT_TRUST_CERT) |
+		  BIT(OPT_REQUIRE_SIGNED),
 	  cmd_pull, true },
 	{ "list", 0, 0, BIT(OPT_JSON), cmd_list, false },
 	{ "inspect", 1, 1, BIT(OPT_JSON), cmd_inspect, false },
@@ -842,6 +866,15 @@ int main(int argc, char **argv)
 			break;
 		case OPT_TRUST_ARTIFACT:
 			o.trust_artifact = true;
+			break;
+		case OPT_TRUST_CERT:
+			if (o.n_trust_certs == MAX_NAMES)
+				return usage_error("more than %d --trust-cert",
+						   MAX_NAMES);
+			o.trust_certs[o.n_trust_certs++] = optarg;
+			break;
+		case OPT_REQUIRE_SIGNED:
+			o.require_signed = true;
 			break;
 		case OPT_INSECURE:
 			o.insecure = true;

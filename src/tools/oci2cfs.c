@@ -25,6 +25,9 @@ enum {
 	OPT_PLATFORM,
 	OPT_TAG,
 	OPT_FORMAT_VERSION,
+	OPT_CANONICAL,
+	OPT_SIGN_KEY,
+	OPT_SIGN_CERT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -38,6 +41,9 @@ static const struct option long_options[] = {
 	{ "platform", required_argument, NULL, OPT_PLATFORM },
 	{ "tag", required_argument, NULL, OPT_TAG },
 	{ "format-version", required_argument, NULL, OPT_FORMAT_VERSION },
+	{ "canonical", no_argument, NULL, OPT_CANONICAL },
+	{ "sign-key", required_argument, NULL, OPT_SIGN_KEY },
+	{ "sign-cert", required_argument, NULL, OPT_SIGN_CERT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -47,14 +53,16 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: " PROG " [OPTION]... SOURCE OUTPUT\n"
-		"       " PROG " seal oci:PATH[:REF] [--tag TAG] [--json]\n"
+		"       " PROG
+		" seal oci:PATH[:REF] [--tag TAG] [--sign-key KEY.pem\n"
+		"                    --sign-cert CERT.pem] [--json]\n"
 		"       " PROG " artifact SOURCE OUTPUT-LAYOUT [--json]\n"
 		"Convert SOURCE into the composefs image OUTPUT ('-' for stdout).\n"
-		"seal: write into the layout a manifest whose layers carry the\n"
-		"composefs digests (" CFS_ANNOTATION_LAYER
-		", and\n" CFS_ANNOTATION_MERGED
-		" on the last), tagged TAG (default: the\n"
-		"source's tag); print its digest.\n"
+		"seal: write into the layout a manifest that carries the composefs\n"
+		"digests of the composefs OCI sealing spec (" CFS_SPEC_MERGED
+		",\n" CFS_SPEC_CONFIG ", signed with --sign-key) and the\n"
+		"legacy per-layer ones (" CFS_ANNOTATION_LAYER "), tagged TAG\n"
+		"(default: the source's tag); print its digest.\n"
 		"artifact: write into the OCI layout OUTPUT-LAYOUT an artifact\n"
 		"holding the composefs image of SOURCE, its subject SOURCE's\n"
 		"manifest, tagged sha256-<subject hex>; print its digest.\n"
@@ -77,12 +85,19 @@ static void usage(FILE *out)
 		"  --threads N        threads to use (1-1024; today an OCI layer always\n"
 		"                     uses two: decompression and the rest); output\n"
 		"                     never depends on it\n"
+		"  --canonical        write the canonical tree of the composefs OCI\n"
+		"                     sealing spec (the erofs.v1 digests): root as\n"
+		"                     /usr, /run empty, whole-second mtimes, no xattr\n"
+		"                     but security.capability; format version 1\n"
 		"  --format-version N composefs format N (0 or 1) whatever the tree\n"
 		"                     (mkcomposefs --min-version=N --max-version=N);\n"
 		"                     default: 0, or 1 for a tree with whiteouts\n"
 		"  --platform OS/ARCH[/VARIANT]  image to pick from an index\n"
 		"                     (default: the host's)\n"
 		"  --tag TAG          seal: tag of the sealed manifest\n"
+		"  --sign-key KEY.pem seal: sign the spec's digests with this key\n"
+		"  --sign-cert CERT.pem  seal: the key's certificate (fs-verity\n"
+		"                     PKCS#7, as 'fsverity sign' makes)\n"
 		"  --help             show this help and exit\n"
 		"  --version          show the version and exit\n");
 }
@@ -298,6 +313,12 @@ static int seal_main(const char *source, const cfs_seal_options *opts,
 		fprintf(stderr, PROG ": seal: %s\n", error_text(r));
 		return 1;
 	}
+	if (!res.canonical[0])
+		fprintf(stderr,
+			PROG ": seal: note: %s has no /usr, so no canonical "
+			     "tree: only the legacy " CFS_ANNOTATION_MERGED
+			     " keys were written\n",
+			source);
 	if (json) {
 		json_object *o = json_object_new_object();
 		json_object *layers = json_object_new_array();
@@ -321,6 +342,18 @@ static int seal_main(const char *source, const cfs_seal_options *opts,
 			res.tag ? json_object_new_string(res.tag) : NULL);
 		json_object_object_add(o, CFS_ANNOTATION_MERGED,
 				       json_object_new_string(res.merged));
+		json_object_object_add(
+			o, CFS_SPEC_MERGED,
+			res.canonical[0] ?
+				json_object_new_string(res.canonical) :
+				NULL);
+		json_object_object_add(
+			o, CFS_SPEC_CONFIG,
+			res.canonical[0] ?
+				json_object_new_string(res.config_verity) :
+				NULL);
+		json_object_object_add(
+			o, "signed", json_object_new_boolean(res.sig_written));
 		for (size_t i = 0; i < res.n_layers; i++) {
 			json_object *l = json_object_new_object();
 			json_object_object_add(
@@ -391,7 +424,7 @@ int main(int argc, char **argv)
 	cfs_convert_stats stats = { 0 };
 	const char *dump_path = NULL, *source, *output;
 	bool print_digest = false, json = false;
-	const char *tag = NULL;
+	const char *tag = NULL, *sign_key = NULL, *sign_cert = NULL;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	uint64_t image_size = 0;
@@ -435,6 +468,15 @@ int main(int argc, char **argv)
 				(unsigned int)(optarg[0] - '0');
 			opts.write = &wopts;
 			break;
+		case OPT_CANONICAL:
+			opts.flags |= CFS_CONVERT_CANONICAL;
+			break;
+		case OPT_SIGN_KEY:
+			sign_key = optarg;
+			break;
+		case OPT_SIGN_CERT:
+			sign_cert = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -456,11 +498,18 @@ int main(int argc, char **argv)
 						   "seal: missing SOURCE" :
 						   "seal: too many "
 						   "arguments");
-		if (opts.objects_dir || dump_path || print_digest || opts.write)
+		if (opts.objects_dir || dump_path || print_digest ||
+		    opts.write || opts.flags)
 			return usage_error("%s", "seal takes only --tag, "
+						 "--sign-key, --sign-cert, "
 						 "--json, --platform and "
 						 "--threads");
+		if (!sign_key != !sign_cert)
+			return usage_error("%s", "seal: --sign-key and "
+						 "--sign-cert go together");
 		so.tag = tag;
+		so.sign_key = sign_key;
+		so.sign_cert = sign_cert;
 		so.platform = opts.platform;
 		so.threads = opts.threads;
 		raise_fd_limit();
@@ -474,7 +523,7 @@ int main(int argc, char **argv)
 					   "artifact: SOURCE OUTPUT-LAYOUT "
 					   "expected");
 		if (opts.objects_dir || dump_path || print_digest || tag ||
-		    opts.write)
+		    opts.write || opts.flags || sign_key || sign_cert)
 			return usage_error("%s", "artifact takes only --json, "
 						 "--platform and --threads");
 		so.platform = opts.platform;
@@ -483,8 +532,16 @@ int main(int argc, char **argv)
 		return artifact_main(argv[optind + 1], argv[optind + 2], &so,
 				     json);
 	}
-	if (tag)
-		return usage_error("%s", "--tag applies to seal only");
+	if (tag || sign_key || sign_cert)
+		return usage_error("%s", "--tag, --sign-key and --sign-cert "
+					 "apply to seal only");
+	if ((opts.flags & CFS_CONVERT_CANONICAL) && opts.write &&
+	    wopts.max_format < CFS_CANONICAL_FORMAT)
+		return usage_error("%s", "--canonical writes format version 1");
+	if ((opts.flags & CFS_CONVERT_CANONICAL) && !opts.write) {
+		wopts.min_format = CFS_CANONICAL_FORMAT;
+		opts.write = &wopts;
+	}
 	if (argc - optind != 2)
 		return usage_error("%s", argc - optind < 2 ?
 						 "missing SOURCE or OUTPUT" :

@@ -88,6 +88,7 @@ old=$(manifest_of "$work/py")
 "$o2c" seal "oci:$work/py" --json >"$work/seal.json"
 new=$(jget "j['manifest_digest']" <"$work/seal.json")
 merged=$(jget "j['composefs.merged.sha256-12']" <"$work/seal.json")
+canon=$(jget "j['composefs.merged.erofs.v1.fsverity-sha256-12']" <"$work/seal.json")
 [ "$(manifest_of "$work/py")" = "$new" ] || fail "index.json does not tag the sealed manifest $new"
 [ "$new" != "$old" ] || fail "the sealed manifest is the old one"
 [ "sha256:$(sha256sum <"$(blob "$work/py" "$new")" | cut -d' ' -f1)" = "$new" ] || fail "sealed manifest blob"
@@ -95,7 +96,11 @@ python3 - "$(blob "$work/py" "$old")" "$(blob "$work/py" "$new")" "$work/seal.js
 import json, sys
 old, new, res = (json.load(open(p)) for p in sys.argv[1:])
 L, M = "composefs.layer.sha256-12", "composefs.merged.sha256-12"
+SM, SC = "composefs.merged.erofs.v1.fsverity-sha256-12", "composefs.config.fsverity-sha256-12"
+cann = new["config"].pop("annotations")
 assert new["config"] == old["config"], "config descriptor changed"
+assert cann == {SC: res[SC]}, "config annotations"
+assert new.pop("annotations") == {SM: res[SM]}, "manifest annotations"
 assert len(new["layers"]) == len(old["layers"]) == len(res["layers"]) == 2
 for i, (a, b) in enumerate(zip(old["layers"], new["layers"])):
     ann = b.pop("annotations")
@@ -151,7 +156,7 @@ step "import checks the seal; --require-sealed"
 root=$work/store
 S=("$cs" --root "$root")
 "${S[@]}" import "oci:$work/py" --name py --json >"$work/imp.json"
-jcheck "j['digest'] == '$merged' and j['sealed']" "import: not sealed or not $merged" <"$work/imp.json"
+jcheck "j['digest'] == '$canon' and j['sealed']" "import: not sealed or not $canon" <"$work/imp.json"
 before=$(snap "$root")
 if "${S[@]}" import --require-sealed "oci:$corpus/debian-minbase" --name mb 2>"$work/err"; then
 	fail "--require-sealed imported an unsealed image"
@@ -216,7 +221,7 @@ step "artifact: the composefs image beside the image, checked or trusted"
 "$o2c" artifact "oci:$work/py:latest" "$work/py" --json >"$work/art.json"
 art_tag=$(jget "j['tag']" <"$work/art.json")
 [ "$art_tag" = "sha256-${new#sha256:}" ] || fail "artifact tag $art_tag"
-jcheck "j['composefs.merged.sha256-12'] == '$merged'" "artifact digest" <"$work/art.json"
+jcheck "j['composefs.merged.sha256-12'] == '$canon'" "artifact digest" <"$work/art.json"
 python3 - "$work/py" "$art_tag" "$new" <<'EOF' || fail "artifact layout"
 import json, sys
 root, tag, subject = sys.argv[1:]
@@ -234,9 +239,9 @@ EOF
 [ "$(cat "$work/art2")" = "$(jget "j['manifest_digest']" <"$work/art.json")" ] || fail "artifact not deterministic"
 a1=$work/store-art
 "$cs" --root "$a1" import "oci:$work/py:latest" --json >"$work/ia.json"
-jcheck "j['artifact'] and j['sealed'] and j['digest'] == '$merged'" "import did not check the artifact" <"$work/ia.json"
+jcheck "j['artifact'] and j['sealed'] and j['digest'] == '$canon'" "import did not check the artifact" <"$work/ia.json"
 "$cs" --root "$a1" import --trust-artifact "oci:$work/py:latest" --name t --json >"$work/it.json"
-jcheck "j['artifact'] and j['digest'] == '$merged'" "--trust-artifact" <"$work/it.json"
+jcheck "j['artifact'] and j['digest'] == '$canon'" "--trust-artifact" <"$work/it.json"
 # A forged artifact: the composefs image of another image under py's
 # subject (its own annotation made to match).
 forge() { # LAYOUT-WITH-ARTIFACT OTHER-ARTIFACT-LAYOUT OTHER-JSON OUT
@@ -272,7 +277,7 @@ cp -al "$corpus/debian-caps" "$work/caps"
 forge "$work/py" "$work/caps" "$work/caps-art.json" "$work/forged"
 before=$(snap "$a1")
 "$cs" --root "$a1" import "oci:$work/forged:latest" --name forged 2>"$work/err" && fail "imported with a forged artifact"
-grep -q "artifact sha256:[0-9a-f]*: its composefs image is $(jget "j['composefs.merged.sha256-12']" <"$work/caps-art.json"), the image converts to $merged" "$work/err" ||
+grep -q "artifact sha256:[0-9a-f]*: its composefs image is $(jget "j['composefs.merged.sha256-12']" <"$work/caps-art.json"), the image converts to $canon" "$work/err" ||
 	fail "forged artifact: $(cat "$work/err")"
 # Trusted, it still cannot name objects the layers do not bring.
 "$cs" --root "$a1" import --trust-artifact "oci:$work/forged:latest" --name forged 2>"$work/err" && fail "trusted a forged artifact with foreign objects"
@@ -291,12 +296,27 @@ skopeo copy -q --dest-tls-verify=false --all "oci:$work/py:$art_tag" "docker://$
 	fail "skopeo copy of the artifact"
 "${N[@]}" pull "docker://$REGISTRY/debian-python:sealed" --insecure --require-sealed --name python --json >"$work/pull.json" ||
 	fail "pull of the sealed image failed"
-jcheck "j['digest'] == '$merged' and j['sealed'] and j['artifact']" "pull: not the sealed image with its artifact" <"$work/pull.json"
+jcheck "j['digest'] == '$canon' and j['sealed'] and j['artifact']" "pull: not the sealed image with its artifact" <"$work/pull.json"
 "${N[@]}" inspect python --json | jcheck "j['manifest_digest'] == '$new'" "pulled manifest is not the sealed one"
 mkdir -p "$mnt"
 "${N[@]}" mount python "$mnt"
 python3 "$corpus_tools/tree-listing.py" "$mnt" >"$work/python.tsv"
-diff "$corpus/expected/debian-python.tsv" "$work/python.tsv" >"$work/tree.diff" ||
+# The sealed image is the canonical tree (docs/formats.md): the expected
+# listing with the root as /usr and /run emptied with /usr's mtime.
+python3 - "$corpus/expected/debian-python.tsv" >"$work/python-canonical.tsv" <<'EOF'
+import sys
+rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1])]
+usr = next(r for r in rows if r[0] == '/usr')
+for r in rows:
+    if r[0].startswith('/run/'):
+        continue
+    if r[0] == '/':
+        r[2:5], r[6] = usr[2:5], usr[6]
+    if r[0] == '/run':
+        r[6] = usr[6]
+    print('\t'.join(r))
+EOF
+diff "$work/python-canonical.tsv" "$work/python.tsv" >"$work/tree.diff" ||
 	fail "pulled tree differs from expected: $(head -5 "$work/tree.diff")"
 # A store that has every file (a dir: import of the tree) but none of
 # the layers: trusting the artifact, the pull fetches no layer blob.
@@ -325,19 +345,19 @@ EOF2
 off=$(stat -c %s "$work/registry/registry.log")
 "$cs" --root "$n2" pull "docker://$REGISTRY/debian-python:sealed" --insecure --trust-artifact --require-sealed --name python --json >"$work/pull2.json" ||
 	fail "trusted pull onto a store with every object failed"
-jcheck "j['digest'] == '$merged' and j['artifact'] and j['sealed'] and j['objects_new'] == 0 and all(l['source'] == 'none' and l['bytes_fetched'] == 0 for l in j['layers'])" \
+jcheck "j['digest'] == '$canon' and j['artifact'] and j['sealed'] and j['objects_new'] == 0 and all(l['source'] == 'none' and l['bytes_fetched'] == 0 for l in j['layers'])" \
 	"trusted pull with every object present: $(cat "$work/pull2.json")" <"$work/pull2.json"
 [ "$(layer_gets "$off")" -eq 0 ] || fail "trusted pull with every object present fetched a layer blob"
 "$cs" --root "$n2" fsck --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the trusted pull"
 # Without --trust-artifact the layers are the input: fetched.
 off=$(stat -c %s "$work/registry/registry.log")
 "$cs" --root "$n2" pull "docker://$REGISTRY/debian-python:sealed" --insecure --name python2 --json >"$work/pull3.json"
-jcheck "j['digest'] == '$merged' and all(l['source'] == 'blob' for l in j['layers'])" "untrusted pull: $(cat "$work/pull3.json")" <"$work/pull3.json"
+jcheck "j['digest'] == '$canon' and all(l['source'] == 'blob' for l in j['layers'])" "untrusted pull: $(cat "$work/pull3.json")" <"$work/pull3.json"
 [ "$(layer_gets "$off")" -ge 1 ] || fail "the untrusted pull fetched no layer"
 # An object missing: the layers come, and bring it.
 off=$(stat -c %s "$work/registry/registry.log")
 "$cs" --root "$n3" pull "docker://$REGISTRY/debian-python:sealed" --insecure --trust-artifact --name python --json >"$work/pull4.json"
-jcheck "j['digest'] == '$merged' and j['objects_new'] >= 1 and all(l['source'] == 'blob' and l['bytes_fetched'] > 0 for l in j['layers'])" \
+jcheck "j['digest'] == '$canon' and j['objects_new'] >= 1 and all(l['source'] == 'blob' and l['bytes_fetched'] > 0 for l in j['layers'])" \
 	"trusted pull with an object missing: $(cat "$work/pull4.json")" <"$work/pull4.json"
 [ "$(layer_gets "$off")" -ge 1 ] || fail "trusted pull with an object missing fetched no layer"
 "$cs" --root "$n3" fsck --verify --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the trusted pull with an object missing"

@@ -1,0 +1,252 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later
+#
+# The composefs OCI sealing spec (issue 15; composefs-rs sealing_spec.rs,
+# design.rs), inline mode, and fs-verity signatures:
+#
+#  - canonical tree: oci2cfs --canonical gives root metadata from /usr,
+#    an empty /run with /usr's mtime, whole-second mtimes, no xattr but
+#    security.capability (kept: debian-caps), composefs version 1.
+#  - seal --sign-key: an independent checker (Python, written from the
+#    spec's text) finds every key in its place; the digests equal what
+#    `fsverity digest` gives for the config blob and the canonical image;
+#    the signatures are byte for byte what `fsverity sign` writes for the
+#    same files, and `openssl smime -verify` accepts them.
+#  - interop by construction: a manifest laid out as the spec's example
+#    (keys placed and signed by the test with fsverity-utils, no legacy
+#    keys) imports with --require-signed; the store's image is the
+#    canonical one.
+#  - refusals, each one line, the store unchanged (fsck clean, same
+#    images): an untrusted signer, an expired certificate, a truncated
+#    signature, a signature of another digest, a wrong merged or config
+#    digest, an unsigned image under --require-signed, a key that is not
+#    the certificate's at seal time.
+#  - legacy: a manifest with only the earlier keys still imports sealed;
+#    a store-wide ROOT/trust/*.pem is trusted without --trust-cert.
+#
+# Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS (optional).
+set -euo pipefail
+
+me=spec-seal
+: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+cs=$CFS_BIN/cfs-store
+o2c=$CFS_BIN/oci2cfs
+
+fail() {
+	echo "$me: FAIL: $*" >&2
+	exit 1
+}
+step() { echo "== $me: $*"; }
+
+for tool in python3 openssl fsverity; do
+	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
+done
+corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
+mkdir -p "$CFS_TEST_TMP"
+work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+MERGED=composefs.merged.erofs.v1.fsverity-sha256-12
+CONFIG=composefs.config.fsverity-sha256-12
+
+# ---- keys ------------------------------------------------------------
+step "keys"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem \
+	-days 30 -subj /CN=cfs-test 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout other-key.pem \
+	-out other.pem -days 30 -subj /CN=cfs-other 2>/dev/null
+# An expired certificate: openssl ca takes explicit dates.
+mkdir -p ca/newcerts && : >ca/index.txt && echo 01 >ca/serial
+cat >ca.cnf <<'EOF'
+[ca]
+default_ca = x
+[x]
+dir = ./ca
+database = $dir/index.txt
+new_certs_dir = $dir/newcerts
+serial = $dir/serial
+default_md = sha256
+policy = p
+[p]
+commonName = supplied
+EOF
+openssl req -new -newkey rsa:2048 -nodes -keyout old-key.pem -out old.csr \
+	-subj /CN=cfs-expired 2>/dev/null
+openssl ca -batch -config ca.cnf -selfsign -keyfile old-key.pem -in old.csr \
+	-out old.pem -startdate 20200101000000Z -enddate 20200201000000Z \
+	>/dev/null 2>&1 || fail "could not make an expired certificate"
+
+# ---- canonical tree --------------------------------------------------
+step "canonical tree"
+for img in debian-minbase debian-caps; do
+	"$o2c" --canonical --dump "$img.dump" "oci:$corpus/$img" "$img.cfs" >/dev/null
+	python3 - "$img.dump" "$img.cfs" <<'EOF' || fail "$img: canonical tree rules"
+import struct, sys
+lines = open(sys.argv[1], 'rb').read().decode('utf-8', 'surrogateescape').splitlines()
+ent = {}
+for l in lines:
+    f = l.split(' ')
+    ent[f[0]] = f
+root, usr = ent['/'], ent['/usr']
+# path size mode nlink uid gid rdev mtime payload content digest xattrs...
+assert root[2] == usr[2] and root[4:6] == usr[4:6] and root[7] == usr[7], (root, usr)
+assert not any(p.startswith('/run/') for p in ent), 'run not empty'
+if '/run' in ent:
+    assert ent['/run'][7] == usr[7], ent['/run']
+caps = 0
+for p, f in ent.items():
+    assert f[7].endswith('.0'), (p, f[7])
+    for x in f[11:]:
+        assert x.startswith('security.capability='), (p, x)
+        caps += 1
+hdr = open(sys.argv[2], 'rb').read(16)
+assert struct.unpack('<4I', hdr)[3] == 1, 'composefs_version is not 1'
+print('caps', caps)
+EOF
+done
+"$o2c" --dump caps-full.dump "oci:$corpus/debian-caps" caps-full.cfs >/dev/null
+want=$(grep -c 'security.capability=' caps-full.dump || true)
+got=$(grep -c 'security.capability=' debian-caps.dump || true)
+[ "$want" -gt 0 ] && [ "$got" = "$want" ] ||
+	fail "security.capability: $got kept of $want"
+
+# ---- seal with signatures, checked independently ----------------------
+step "seal --sign-key, checked by an independent reader"
+cp -a "$corpus/debian-python" lay
+"$o2c" seal oci:lay --sign-key key.pem --sign-cert cert.pem --json >seal.json
+"$o2c" --canonical oci:lay canon.cfs >/dev/null
+fsverity sign canon.cfs merged.sig --key key.pem --cert cert.pem >/dev/null
+cfg=$(python3 -c "import json;print(json.load(open('seal.json'))['config_digest'][7:])")
+fsverity sign "lay/blobs/sha256/$cfg" config.sig --key key.pem --cert cert.pem >/dev/null
+python3 - lay seal.json "$(fsverity digest --compact canon.cfs)" \
+	"$(fsverity digest --compact "lay/blobs/sha256/$cfg")" <<'EOF' || fail "sealed manifest does not follow the spec"
+import base64, json, sys
+lay, res, canon, cfgv = sys.argv[1:5]
+r = json.load(open(res))
+m = json.load(open(f"{lay}/blobs/sha256/{r['manifest_digest'][7:]}"))
+M = 'composefs.merged.erofs.v1.fsverity-sha256-12'
+C = 'composefs.config.fsverity-sha256-12'
+# merged: manifest top level; config: config descriptor; never elsewhere
+assert m['annotations'][M] == canon, (m['annotations'], canon)
+assert m['config']['annotations'][C] == cfgv
+for l in m['layers']:
+    assert not any(k.startswith('composefs.merged.erofs') or k.startswith('composefs.config') for k in l.get('annotations', {}))
+assert M not in m['config']['annotations'] and C not in m['annotations']
+# signatures: base64 DER, the same bytes as fsverity sign
+assert base64.b64decode(m['annotations'][M + '.sig'], validate=True) == open('merged.sig', 'rb').read()
+assert base64.b64decode(m['config']['annotations'][C + '.sig'], validate=True) == open('config.sig', 'rb').read()
+assert r['signed'] is True
+EOF
+printf 'FSVerity\001\000\040\000' >fd.bin
+python3 -c "import sys;sys.stdout.buffer.write(bytes.fromhex('$(fsverity digest --compact canon.cfs)'))" >>fd.bin
+openssl smime -verify -binary -inform DER -in merged.sig -content fd.bin \
+	-certfile cert.pem -nointern -noverify >/dev/null 2>&1 ||
+	fail "openssl does not verify the merged signature"
+if "$o2c" seal oci:lay --sign-key other-key.pem --sign-cert cert.pem 2>err; then
+	fail "seal signed with a key that is not the certificate's"
+fi
+grep -q "not the key of certificate" err || fail "wrong key: $(cat err)"
+
+# ---- interop by construction -----------------------------------------
+# The spec's digest-only example plus its inline signatures, laid out by
+# this test from the unsealed debian-minbase (no legacy key anywhere).
+step "a manifest laid out as the spec's example"
+cp -a "$corpus/debian-minbase" spec
+"$o2c" --canonical oci:spec spec.cfs >/dev/null
+mk_manifest() { # NAME CONFIG_KEY_FILE MERGED_SIG_FILE CONFIG_SIG_FILE MERGED_HEX CONFIG_HEX TAG
+	python3 - spec "$@" <<'EOF'
+import base64, hashlib, json, sys
+lay, name, msig, csig, mhex, chex, tag = sys.argv[1:8]
+idx = json.load(open(f'{lay}/index.json'))
+src = [d for d in idx['manifests'] if d.get('annotations', {}).get('org.opencontainers.image.ref.name') != 'spec' and not d.get('annotations', {}).get('org.opencontainers.image.ref.name', '').startswith('spec-')][0]
+m = json.load(open(f"{lay}/blobs/sha256/{src['digest'][7:]}"))
+b64 = lambda p: base64.b64encode(open(p, 'rb').read()).decode() if p != '-' else None
+M = 'composefs.merged.erofs.v1.fsverity-sha256-12'
+C = 'composefs.config.fsverity-sha256-12'
+m['config']['annotations'] = {C: chex}
+m.setdefault('annotations', {})[M] = mhex
+if b64(csig): m['config']['annotations'][C + '.sig'] = b64(csig)
+if b64(msig): m['annotations'][M + '.sig'] = b64(msig)
+raw = json.dumps(m, separators=(',', ':')).encode()
+d = hashlib.sha256(raw).hexdigest()
+open(f'{lay}/blobs/sha256/{d}', 'wb').write(raw)
+idx['manifests'].append({'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'digest': 'sha256:' + d, 'size': len(raw), 'annotations': {'org.opencontainers.image.ref.name': tag}})
+json.dump(idx, open(f'{lay}/index.json', 'w'))
+EOF
+}
+scfg=$(python3 -c "import json;i=json.load(open('spec/index.json'));m=json.load(open('spec/blobs/sha256/'+i['manifests'][0]['digest'][7:]));print(m['config']['digest'][7:])")
+mhex=$(fsverity digest --compact spec.cfs)
+chex=$(fsverity digest --compact "spec/blobs/sha256/$scfg")
+fsverity sign spec.cfs s-merged.sig --key key.pem --cert cert.pem >/dev/null
+fsverity sign "spec/blobs/sha256/$scfg" s-config.sig --key key.pem --cert cert.pem >/dev/null
+fsverity sign spec.cfs o-merged.sig --key old-key.pem --cert old.pem >/dev/null
+fsverity sign "spec/blobs/sha256/$scfg" o-config.sig --key old-key.pem --cert old.pem >/dev/null
+head -c 200 s-merged.sig >trunc.sig
+mk_manifest x s-merged.sig s-config.sig "$mhex" "$chex" spec
+mk_manifest x o-merged.sig o-config.sig "$mhex" "$chex" spec-expired
+mk_manifest x trunc.sig s-config.sig "$mhex" "$chex" spec-truncated
+mk_manifest x s-config.sig s-config.sig "$mhex" "$chex" spec-otherdigest
+mk_manifest x - - "$(printf '%064d' 0)" "$chex" spec-badmerged
+mk_manifest x - - "$mhex" "$(printf '%064d' 1)" spec-badconfig
+mk_manifest x - - "$mhex" "$chex" spec-unsigned
+
+st=$work/store
+"$cs" --root "$st" import oci:spec:spec --require-signed --trust-cert cert.pem \
+	--name spec --json >imp.json || fail "the spec's layout was refused"
+python3 - imp.json "$mhex" <<'EOF' || fail "import of the spec's layout: $(cat imp.json)"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['digest'] == sys.argv[2], (r['digest'], sys.argv[2])
+assert r['sealed'] and r['signature_checked'] and r['signer'] == '/CN=cfs-test', r
+EOF
+
+# ---- refusals ----------------------------------------------------------
+step "refusals leave the store as it was"
+state() { "$cs" --root "$st" list --json; }
+before=$(state)
+refuse() { # TAG PATTERN ARGS...
+	local tag=$1 pat=$2
+	shift 2
+	if "$cs" --root "$st" import "oci:spec:$tag" --name "x-$tag" "$@" 2>err; then
+		fail "$tag: imported"
+	fi
+	[ "$(wc -l <err)" -eq 1 ] || fail "$tag: not one line: $(cat err)"
+	grep -q -- "$pat" err || fail "$tag: $(cat err)"
+	[ "$(state)" = "$before" ] || fail "$tag: the store changed"
+	"$cs" --root "$st" fsck >/dev/null || fail "$tag: fsck"
+}
+refuse spec "not trusted (issuer /CN=cfs-test" --require-signed --trust-cert other.pem
+refuse spec-expired "cfs-expired, whose certificate is not valid now" --trust-cert old.pem
+refuse spec-truncated "merged signature.*not a DER PKCS#7" --trust-cert cert.pem
+refuse spec-otherdigest "merged signature.*is not one of this digest" --trust-cert cert.pem
+refuse spec-badmerged "not the sealed image: $MERGED is 0000" --trust-cert cert.pem
+refuse spec-badconfig "not the sealed config: $CONFIG is 0000" --trust-cert cert.pem
+refuse spec-unsigned "not signed (no $MERGED.sig)" --require-signed --trust-cert cert.pem
+refuse spec "no certificate is trusted" --require-signed
+
+# ---- legacy keys, store-wide trust -------------------------------------
+step "legacy keys; ROOT/trust"
+python3 - lay seal.json <<'EOF'
+import hashlib, json, sys
+lay, res = sys.argv[1:3]
+r = json.load(open(res))
+m = json.load(open(f"{lay}/blobs/sha256/{r['manifest_digest'][7:]}"))
+m.pop('annotations')
+m['config'].pop('annotations')
+raw = json.dumps(m, separators=(',', ':')).encode()
+d = hashlib.sha256(raw).hexdigest()
+open(f'{lay}/blobs/sha256/{d}', 'wb').write(raw)
+idx = json.load(open(f'{lay}/index.json'))
+idx['manifests'].append({'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'digest': 'sha256:' + d, 'size': len(raw), 'annotations': {'org.opencontainers.image.ref.name': 'legacy'}})
+json.dump(idx, open(f'{lay}/index.json', 'w'))
+EOF
+legacy=$(python3 -c "import json;print(json.load(open('seal.json'))['composefs.merged.sha256-12'])")
+got=$("$cs" --root "$st" import oci:lay:legacy --require-sealed --json |
+	python3 -c "import json,sys;r=json.load(sys.stdin);print(r['digest'] if r['sealed'] else 'unsealed')")
+[ "$got" = "$legacy" ] || fail "legacy-sealed image: $got, want $legacy"
+mkdir -p "$st/trust" && cp cert.pem "$st/trust/ci.pem"
+"$cs" --root "$st" import oci:lay:latest --require-signed >/dev/null ||
+	fail "ROOT/trust/ci.pem was not trusted"
+"$cs" --root "$st" fsck >/dev/null || fail "fsck after the imports"
+echo "$me: PASS"
