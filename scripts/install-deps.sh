@@ -33,7 +33,7 @@ PACKAGES=(
 	# fs-verity enforced by a kernel, in a QEMU VM (tests/scripts/verity-vm.sh;
 	# it fetches its kernel, linux-image-6.12.*-amd64-unsigned from
 	# bookworm-security, with apt-get download)
-	qemu-system-x86 busybox-static e2fsprogs cpio kmod xz-utils
+	qemu-system-x86 busybox-static e2fsprogs cpio kmod xz-utils keyutils
 )
 
 missing=()

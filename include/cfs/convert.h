@@ -61,6 +61,8 @@ typedef void (*cfs_progress_fn)(void *opaque, const cfs_progress *p);
 #define CFS_SPEC_MERGED "composefs.merged.erofs.v1.fsverity-sha256-12"
 #define CFS_SPEC_CONFIG "composefs.config.fsverity-sha256-12"
 #define CFS_SPEC_LAYER "composefs.layer.erofs.v1.fsverity-sha256-12"
+/** The manifest's own digest: only in the spec's artifact (seal.h). */
+#define CFS_SPEC_MANIFEST "composefs.manifest.fsverity-sha256-12"
 #define CFS_SPEC_SIG_SUFFIX ".sig"
 
 typedef struct cfs_convert_options {

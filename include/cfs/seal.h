@@ -122,6 +122,46 @@ CFS_EXPORT int cfs_artifact(const char *source, const char *output_layout,
 			    const cfs_seal_options *opts,
 			    cfs_artifact_result *res);
 
+/* ---- the sealing spec's artifact --------------------------------------- */
+
+/** artifactType of the composefs OCI sealing spec's metadata artifact
+ * and the media type of its layers (one signature each, empty when not
+ * signed; CFS_SPEC_MANIFEST is the key of its manifest entry). */
+#define CFS_SPEC_ARTIFACT_TYPE "application/vnd.composefs.metadata.v1"
+#define CFS_SPEC_SIGNATURE_MEDIA_TYPE                                          \
+	"application/vnd.composefs.signature.v1+pkcs7"
+
+/** What cfs_spec_artifact() wrote. */
+typedef struct cfs_spec_artifact_result {
+	char manifest_digest[80]; /**< the artifact manifest */
+	uint64_t manifest_size;
+	char subject_digest[80]; /**< the image's manifest */
+	char tag[80]; /**< "sha256-<subject hex>", the referrers tag */
+	/** fs-verity digests (64 hex): the subject manifest's bytes, the
+	 * config's, the canonical image's. */
+	char manifest_verity[CFS_DIGEST_HEX_SIZE + 1];
+	char config_verity[CFS_DIGEST_HEX_SIZE + 1];
+	char merged[CFS_DIGEST_HEX_SIZE + 1];
+	bool sig_written; /**< the layers hold signatures */
+} cfs_spec_artifact_result;
+
+/**
+ * Write into the OCI layout @output_layout (created if missing; it may
+ * be the source layout) the sealing spec's metadata artifact of @source
+ * (oci: or oci-archive:, an image with a /usr: the canonical tree): an
+ * image manifest with artifactType CFS_SPEC_ARTIFACT_TYPE, the empty
+ * config, and three layers of media type CFS_SPEC_SIGNATURE_MEDIA_TYPE
+ * in the spec's order, annotated CFS_SPEC_MANIFEST, CFS_SPEC_CONFIG and
+ * CFS_SPEC_MERGED with the digests; each holds the DER signature of its
+ * digest when @opts has a signing key, else nothing. Its subject is the
+ * image's manifest. It joins the referrers index under the tag
+ * "sha256-<subject hex>" (other artifact types there stay).
+ * Deterministic for the same image and key.
+ */
+CFS_EXPORT int cfs_spec_artifact(const char *source, const char *output_layout,
+				 const cfs_seal_options *opts,
+				 cfs_spec_artifact_result *res);
+
 #ifdef __cplusplus
 }
 #endif

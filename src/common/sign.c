@@ -141,9 +141,12 @@ static int add_pem_file(struct cfs_trust *t, const char *path)
 	size_t before = (size_t)sk_X509_num(t->certs);
 	X509 *c;
 
-	if (!b)
-		return cfs_error(ENOENT, "trusted certificate %s: %s", path,
-				 ossl_reason());
+	if (!b) {
+		int e = errno ? errno : ENOENT;
+
+		ERR_clear_error();
+		return cfs_error_errno(e, "trusted certificate %s", path);
+	}
 	while ((c = PEM_read_bio_X509(b, NULL, NULL, NULL)))
 		if (!sk_X509_push(t->certs, c)) {
 			X509_free(c);

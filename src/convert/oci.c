@@ -2461,6 +2461,7 @@ void cfs_oci_free(struct cfs_oci_image *img)
 	}
 	free(img->spec_merged_sig);
 	free(img->spec_config_sig);
+	free(img->spec_manifest_sig);
 	for (size_t i = 0; i < img->n_layers; i++) {
 		free(img->layers[i].digest);
 		free(img->layers[i].media_type);

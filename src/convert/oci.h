@@ -71,6 +71,10 @@ struct cfs_oci_image {
 	char spec_merged[CFS_DIGEST_HEX_SIZE + 1];
 	char spec_config[CFS_DIGEST_HEX_SIZE + 1];
 	char *spec_merged_sig, *spec_config_sig;
+	/* Only from a spec artifact (the manifest cannot name its own
+	 * digest): the manifest's fs-verity digest and signature. */
+	char spec_manifest[CFS_DIGEST_HEX_SIZE + 1];
+	char *spec_manifest_sig;
 	/* private: where blobs come from */
 	struct cfs_oci_store *store;
 };

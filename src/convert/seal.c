@@ -20,16 +20,9 @@
 #include "common/error.h"
 #include "common/sign.h"
 #include "common/util.h"
-#include "convert/artifact.h"
 #include "convert/convert-internal.h"
+#include "convert/layout.h"
 #include "convert/oci.h"
-
-CFS_DEFINE_CLEANUP(json_object *, json_object_put)
-
-#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define ANN_REF_NAME "org.opencontainers.image.ref.name"
-/* index.json is small; a bound keeps a damaged one from eating memory. */
-#define INDEX_MAX (16 * 1024 * 1024)
 
 void cfs_seal_result_clear(cfs_seal_result *res)
 {
@@ -40,20 +33,6 @@ void cfs_seal_result_clear(cfs_seal_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-static int sha256_digest(const void *data, size_t len, char out[80])
-{
-	uint8_t md[EVP_MAX_MD_SIZE];
-	char hex[CFS_DIGEST_HEX_SIZE + 1];
-	unsigned int n = 0;
-
-	if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 ||
-	    n != CFS_DIGEST_SIZE)
-		return cfs_error(EIO, "SHA-256 failed");
-	cfs_digest_to_hex(md, hex);
-	snprintf(out, 80, "sha256:%s", hex);
-	return 0;
-}
-
 static int write_discard(void *opaque, const void *data, size_t len)
 {
 	(void)opaque;
@@ -61,45 +40,6 @@ static int write_discard(void *opaque, const void *data, size_t len)
 	(void)len;
 	return 0;
 }
-
-/* Write @len bytes as @dirfd/@name, atomically, unless it exists. */
-static int write_new_file(int dirfd, const char *name, const void *data,
-			  size_t len, bool replace)
-{
-	struct cfs_atomic_file af = { .fd = -1 };
-	int r;
-
-	if (!replace && faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return 0;
-	r = cfs_atomic_open(&af, dirfd, 0644);
-	if (r == 0)
-		r = cfs_write_all(af.fd, data, len);
-	if (r == 0 && fsync(af.fd) < 0)
-		r = -errno;
-	if (r == 0) {
-		r = cfs_atomic_commit(&af, name, replace);
-		if (r == -EEXIST)
-			r = 0;
-	}
-	cfs_atomic_abort(&af);
-	return r;
-}
-
-static int parse_json_buf(const char *buf, size_t len, json_object **out)
-{
-	json_tokener *tok = json_tokener_new();
-
-	if (!tok)
-		return -ENOMEM;
-	*out = json_tokener_parse_ex(tok, buf, (int)len);
-	if (*out && json_tokener_get_parse_end(tok) != len) {
-		json_object_put(*out);
-		*out = NULL;
-	}
-	json_tokener_free(tok);
-	return *out ? 0 : -EINVAL;
-}
-
 /* A signature of one of the spec's digests, base64 as in the manifest. */
 struct seal_sig {
 	char *b64;
@@ -144,8 +84,8 @@ static int sealed_manifest(const char *source, const struct cfs_oci_image *img,
 	json_object *layers, *v, *ann, *cfg;
 	const char *mt = NULL;
 
-	if (parse_json_buf((const char *)img->manifest, img->manifest_len, &m) <
-	    0)
+	if (cfs_json_parse_buf((const char *)img->manifest, img->manifest_len,
+			       &m) < 0)
 		return cfs_error(EINVAL, "%s: manifest %s: not JSON", source,
 				 img->manifest_digest);
 	if (json_object_object_get_ex(m, "mediaType", &v))
@@ -213,7 +153,7 @@ static int update_index(const char *source, int dirfd, const char *old_digest,
 	r = cfs_read_full(fd, buf, (size_t)st.st_size, &len);
 	if (r < 0)
 		return cfs_error_errno(-r, "%s: index.json", source);
-	if (parse_json_buf(buf, len, &index) < 0 ||
+	if (cfs_json_parse_buf(buf, len, &index) < 0 ||
 	    !json_object_object_get_ex(index, "manifests", &manifests) ||
 	    !json_object_is_type(manifests, json_type_array))
 		return cfs_error(EINVAL, "%s: index.json: no manifests array",
@@ -306,7 +246,8 @@ static int update_index(const char *source, int dirfd, const char *old_digest,
 	}
 	text = json_object_to_json_string_ext(
 		index, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	r = write_new_file(dirfd, "index.json", text, strlen(text), true);
+	r = cfs_layout_write_file(dirfd, "index.json", text, strlen(text),
+				  true);
 	if (r < 0)
 		return cfs_error_errno(-r, "%s: writing index.json", source);
 	return 0;
@@ -446,7 +387,7 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 
 	r = sealed_manifest(source, img, res, sigs, &text);
 	if (r == 0)
-		r = sha256_digest(text, strlen(text), res->manifest_digest);
+		r = cfs_layout_sha256(text, strlen(text), res->manifest_digest);
 	if (r < 0)
 		goto out;
 	res->manifest_size = strlen(text);
@@ -459,8 +400,8 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 		r = cfs_error_errno(errno, "%s: blobs/sha256", source);
 		goto out;
 	}
-	r = write_new_file(blobs, res->manifest_digest + 7, text, strlen(text),
-			   false);
+	r = cfs_layout_write_file(blobs, res->manifest_digest + 7, text,
+				  strlen(text), false);
 	if (r == 0 && fsync(blobs) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -498,543 +439,4 @@ int cfs_seal(const char *source, const cfs_seal_options *opts,
 	if (r < 0)
 		cfs_seal_result_clear(res);
 	return r;
-}
-
-/* ---- composefs artifacts ---------------------------------------------- */
-
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define MT_EMPTY "application/vnd.oci.empty.v1+json"
-/* The empty JSON object "{}", the config of artifacts without one. */
-#define EMPTY_DIGEST                                                           \
-	"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-
-struct hashing_writer {
-	int fd;
-	EVP_MD_CTX *md;
-	uint64_t size;
-};
-
-static int hashing_write(void *opaque, const void *data, size_t len)
-{
-	struct hashing_writer *w = opaque;
-	int r = cfs_write_all(w->fd, data, len);
-
-	if (r < 0)
-		return r;
-	if (EVP_DigestUpdate(w->md, data, len) != 1)
-		return -EIO;
-	w->size += len;
-	return 0;
-}
-
-/* Make @path an OCI layout if it is not one; open it and blobs/sha256. */
-static int open_layout(const char *path, int *dirfd, int *blobs)
-{
-	static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
-	static const char index[] = "{\"schemaVersion\":2,\"manifests\":[]}";
-	int r;
-
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return cfs_error_errno(errno, "%s", path);
-	*dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (*dirfd < 0)
-		return cfs_error_errno(errno, "%s", path);
-	if ((mkdirat(*dirfd, "blobs", 0755) < 0 && errno != EEXIST) ||
-	    (mkdirat(*dirfd, "blobs/sha256", 0755) < 0 && errno != EEXIST))
-		return cfs_error_errno(errno, "%s: blobs/sha256", path);
-	*blobs = openat(*dirfd, "blobs/sha256",
-			O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (*blobs < 0)
-		return cfs_error_errno(errno, "%s: blobs/sha256", path);
-	r = write_new_file(*dirfd, "oci-layout", layout, strlen(layout), false);
-	if (r == 0)
-		r = write_new_file(*dirfd, "index.json", index, strlen(index),
-				   false);
-	if (r < 0)
-		return cfs_error_errno(-r, "%s", path);
-	return 0;
-}
-
-/* Write @text as a blob; its digest to @digest_out. */
-static int put_blob(int blobs, const char *text, size_t len,
-		    char digest_out[80])
-{
-	int r = sha256_digest(text, len, digest_out);
-
-	if (r == 0)
-		r = write_new_file(blobs, digest_out + 7, text, len, false);
-	return r;
-}
-
-static json_object *descriptor(const char *media_type, const char *digest,
-			       uint64_t size)
-{
-	json_object *d = json_object_new_object();
-
-	if (!d)
-		return NULL;
-	json_object_object_add(d, "mediaType",
-			       json_object_new_string(media_type));
-	json_object_object_add(d, "digest", json_object_new_string(digest));
-	json_object_object_add(d, "size", json_object_new_int64((int64_t)size));
-	return d;
-}
-
-/* Tag @digest (an index of @size bytes) as @tag in @dirfd/index.json,
- * replacing what had the tag. */
-static int tag_index(const char *where, int dirfd, const char *tag,
-		     const char *digest, uint64_t size)
-{
-	_cleanup_(json_object_putp) json_object *index = NULL;
-	_cleanup_free_ char *buf = NULL;
-	_cleanup_close_ int fd = -1;
-	json_object *manifests, *keep, *e, *ann;
-	const char *text;
-	size_t len = 0;
-	struct stat st;
-	int r;
-
-	fd = openat(dirfd, "index.json", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return cfs_error_errno(errno, "%s: index.json", where);
-	if (st.st_size > INDEX_MAX)
-		return cfs_error(EFBIG, "%s: index.json is over %d bytes",
-				 where, INDEX_MAX);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	r = cfs_read_full(fd, buf, (size_t)st.st_size, &len);
-	if (r < 0)
-		return cfs_error_errno(-r, "%s: index.json", where);
-	if (parse_json_buf(buf, len, &index) < 0 ||
-	    !json_object_object_get_ex(index, "manifests", &manifests) ||
-	    !json_object_is_type(manifests, json_type_array))
-		return cfs_error(EINVAL, "%s: index.json: no manifests array",
-				 where);
-	keep = json_object_new_array();
-	if (!keep)
-		return -ENOMEM;
-	for (size_t i = 0; i < json_object_array_length(manifests); i++) {
-		json_object *v;
-
-		e = json_object_array_get_idx(manifests, i);
-		if (json_object_object_get_ex(e, "annotations", &ann) &&
-		    json_object_object_get_ex(ann, ANN_REF_NAME, &v) &&
-		    strcmp(json_object_get_string(v), tag) == 0)
-			continue;
-		json_object_array_add(keep, json_object_get(e));
-	}
-	e = descriptor(MT_OCI_INDEX, digest, size);
-	ann = json_object_new_object();
-	if (!e || !ann) {
-		json_object_put(e);
-		json_object_put(ann);
-		json_object_put(keep);
-		return -ENOMEM;
-	}
-	json_object_object_add(ann, ANN_REF_NAME, json_object_new_string(tag));
-	json_object_object_add(e, "annotations", ann);
-	json_object_array_add(keep, e);
-	json_object_object_add(index, "manifests", keep);
-	text = json_object_to_json_string_ext(
-		index, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	r = write_new_file(dirfd, "index.json", text, strlen(text), true);
-	if (r < 0)
-		return cfs_error_errno(-r, "%s: writing index.json", where);
-	return 0;
-}
-
-static int do_artifact(const char *source, const char *output,
-		       const cfs_seal_options *opts, cfs_artifact_result *res)
-{
-	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
-	cfs_convert_stats stats = { 0 };
-	struct cfs_oci_image *img = NULL;
-	struct cfs_atomic_file af = { .fd = -1 };
-	struct hashing_writer hw = { .fd = -1 };
-	_cleanup_(json_object_putp) json_object *m = NULL, *idx = NULL;
-	_cleanup_close_ int dirfd = -1, blobs = -1;
-	_cleanup_free_ char *layers_ann = NULL;
-	json_object *ann, *layers, *layer, *list, *d;
-	uint8_t merged[CFS_DIGEST_SIZE], md[EVP_MAX_MD_SIZE];
-	char hex[CFS_DIGEST_HEX_SIZE + 1], empty[80];
-	unsigned int mdlen = 0;
-	uint64_t subject_size;
-	cfs_inode *root = NULL;
-	const char *text;
-	int r;
-
-	if (strncmp(source, "oci:", 4) != 0 &&
-	    strncmp(source, "oci-archive:", 12) != 0)
-		return cfs_error(
-			EINVAL,
-			"%s: an artifact's subject is an OCI manifest: "
-			"oci: or oci-archive: sources only",
-			source);
-	copts.flags = CFS_CONVERT_LAYER_DIGESTS;
-	copts.platform = opts->platform;
-	copts.threads = opts->threads;
-	r = cfs_oci_open(&img, source, opts->platform);
-	/* Sealed by the spec: its image is the canonical one. */
-	if (r == 0 && img->spec_merged[0])
-		copts.flags |= CFS_CONVERT_CANONICAL;
-	if (r == 0)
-		r = cfs_convert_oci_objs(&root, img, &copts, NULL, NULL, NULL,
-					 &stats);
-	if (r < 0)
-		goto out;
-	if (!stats.manifest_digest[0] || stats.n_layers == 0) {
-		r = cfs_error(EINVAL, "%s: no manifest or no layers", source);
-		goto out;
-	}
-	subject_size = img->manifest_len;
-	r = open_layout(output, &dirfd, &blobs);
-	if (r < 0)
-		goto out;
-
-	/* The composefs image, hashed as it is written. */
-	hw.md = EVP_MD_CTX_new();
-	r = hw.md && EVP_DigestInit_ex(hw.md, EVP_sha256(), NULL) == 1 ?
-		    cfs_atomic_open(&af, blobs, 0644) :
-		    -ENOMEM;
-	if (r == 0) {
-		static const cfs_write_options canonical =
-			CFS_WRITE_OPTIONS_CANONICAL;
-
-		hw.fd = af.fd;
-		r = cfs_image_write(
-			root,
-			copts.flags & CFS_CONVERT_CANONICAL ? &canonical : NULL,
-			hashing_write, &hw, merged);
-	}
-	if (r == 0 && (EVP_DigestFinal_ex(hw.md, md, &mdlen) != 1 ||
-		       mdlen != CFS_DIGEST_SIZE))
-		r = -EIO;
-	if (r == 0 && fsync(af.fd) < 0)
-		r = -errno;
-	if (r == 0) {
-		cfs_digest_to_hex(md, hex);
-		snprintf(res->image_digest, sizeof(res->image_digest),
-			 "sha256:%s", hex);
-		res->image_size = hw.size;
-		r = cfs_atomic_commit(&af, hex, false);
-		if (r == -EEXIST)
-			r = 0;
-	}
-	cfs_atomic_abort(&af);
-	EVP_MD_CTX_free(hw.md);
-	if (r < 0) {
-		r = cfs_error_errno(-r, "%s: writing the composefs image",
-				    output);
-		goto out;
-	}
-	cfs_digest_to_hex(merged, res->merged);
-	snprintf(res->subject_digest, sizeof(res->subject_digest), "%s",
-		 stats.manifest_digest);
-	snprintf(res->tag, sizeof(res->tag), "sha256-%.64s",
-		 stats.manifest_digest + 7);
-	r = put_blob(blobs, "{}", 2, empty);
-	if (r < 0) {
-		r = cfs_error_errno(-r, "%s: writing the empty config", output);
-		goto out;
-	}
-
-	/* The layers' digests, in order. */
-	layers_ann = calloc(stats.n_layers, CFS_DIGEST_HEX_SIZE + 1);
-	if (!layers_ann) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < stats.n_layers; i++) {
-		if (i)
-			strcat(layers_ann, ",");
-		cfs_digest_to_hex(stats.layers[i].composefs_digest, hex);
-		strcat(layers_ann, hex);
-	}
-
-	m = json_object_new_object();
-	layers = json_object_new_array();
-	ann = json_object_new_object();
-	if (!m || !layers || !ann) {
-		json_object_put(layers);
-		json_object_put(ann);
-		r = -ENOMEM;
-		goto out;
-	}
-	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(m, "mediaType",
-			       json_object_new_string(MT_OCI_MANIFEST));
-	json_object_object_add(m, "artifactType",
-			       json_object_new_string(CFS_ARTIFACT_TYPE));
-	json_object_object_add(m, "config",
-			       descriptor(MT_EMPTY, EMPTY_DIGEST, 2));
-	layer = descriptor(CFS_ARTIFACT_IMAGE_MEDIA_TYPE, res->image_digest,
-			   res->image_size);
-	json_object_array_add(layers, layer);
-	json_object_object_add(m, "layers", layers);
-	json_object_object_add(m, "subject",
-			       descriptor(MT_OCI_MANIFEST, res->subject_digest,
-					  subject_size));
-	json_object_object_add(ann, CFS_ANNOTATION_MERGED,
-			       json_object_new_string(res->merged));
-	json_object_object_add(ann, CFS_ANNOTATION_LAYERS,
-			       json_object_new_string(layers_ann));
-	json_object_object_add(m, "annotations", ann);
-	text = json_object_to_json_string_ext(
-		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	res->manifest_size = strlen(text);
-	r = put_blob(blobs, text, strlen(text), res->manifest_digest);
-	if (r < 0) {
-		r = cfs_error_errno(-r, "%s: writing the artifact manifest",
-				    output);
-		goto out;
-	}
-
-	/* The referrers index, as a registry without the referrers API
-	 * keeps it under the tag sha256-<subject hex>. */
-	idx = json_object_new_object();
-	list = json_object_new_array();
-	d = descriptor(MT_OCI_MANIFEST, res->manifest_digest,
-		       res->manifest_size);
-	if (!idx || !list || !d) {
-		json_object_put(list);
-		json_object_put(d);
-		r = -ENOMEM;
-		goto out;
-	}
-	json_object_object_add(d, "artifactType",
-			       json_object_new_string(CFS_ARTIFACT_TYPE));
-	json_object_object_add(d, "annotations", json_object_get(ann));
-	json_object_array_add(list, d);
-	json_object_object_add(idx, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(idx, "mediaType",
-			       json_object_new_string(MT_OCI_INDEX));
-	json_object_object_add(idx, "manifests", list);
-	text = json_object_to_json_string_ext(
-		idx, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	{
-		char idx_digest[80];
-		size_t idx_size = strlen(text);
-
-		r = put_blob(blobs, text, idx_size, idx_digest);
-		if (r < 0) {
-			r = cfs_error_errno(-r, "%s: writing the index",
-					    output);
-			goto out;
-		}
-		if (fsync(blobs) < 0) {
-			r = cfs_error_errno(errno, "%s: fsync", output);
-			goto out;
-		}
-		r = tag_index(output, dirfd, res->tag, idx_digest, idx_size);
-	}
-	if (r == 0 && fsync(dirfd) < 0)
-		r = cfs_error_errno(errno, "%s: fsync", output);
-out:
-	cfs_inode_unref(root);
-	cfs_oci_free(img);
-	cfs_convert_stats_clear(&stats);
-	return r;
-}
-
-int cfs_artifact(const char *source, const char *output_layout,
-		 const cfs_seal_options *opts, cfs_artifact_result *res)
-{
-	static const cfs_seal_options defaults = CFS_SEAL_OPTIONS_INIT;
-
-	if (!opts)
-		opts = &defaults;
-	memset(res, 0, sizeof(*res));
-	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_SEAL_OPTIONS_VERSION) ||
-	    opts->flags || opts->tag)
-		return cfs_error(EINVAL, "invalid artifact options");
-	return do_artifact(source, output_layout, opts, res);
-}
-
-/* ---- finding an artifact ---------------------------------------------- */
-
-/* Read blob @digest of the layout @dirfd, check its SHA-256 (and @size
- * if >= 0); at most @max bytes. */
-static int read_blob(const char *where, int dirfd, const char *digest,
-		     int64_t size, size_t max, uint8_t **out, size_t *len_out)
-{
-	_cleanup_free_ uint8_t *buf = NULL;
-	_cleanup_close_ int fd = -1;
-	char path[100], got[80];
-	struct stat st;
-	size_t len = 0;
-	int r;
-
-	if (strncmp(digest, "sha256:", 7) != 0 ||
-	    strlen(digest) != 7 + CFS_DIGEST_HEX_SIZE ||
-	    strspn(digest + 7, "0123456789abcdef") != CFS_DIGEST_HEX_SIZE)
-		return cfs_error(EINVAL, "%s: bad digest %.80s", where, digest);
-	snprintf(path, sizeof(path), "blobs/sha256/%s", digest + 7);
-	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return cfs_error_errno(errno, "%s: %s", where, path);
-	if ((uint64_t)st.st_size > max || (size >= 0 && st.st_size != size))
-		return cfs_error(EBADMSG, "%s: %s: size %lld, expected %lld",
-				 where, path, (long long)st.st_size,
-				 (long long)size);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	r = cfs_read_full(fd, buf, (size_t)st.st_size, &len);
-	if (r < 0)
-		return cfs_error_errno(-r, "%s: %s", where, path);
-	buf[len] = 0;
-	r = sha256_digest(buf, len, got);
-	if (r < 0)
-		return r;
-	if (strcmp(got, digest) != 0)
-		return cfs_error(EBADMSG, "%s: %s: content has digest %s",
-				 where, path, got);
-	*out = TAKE_PTR(buf);
-	*len_out = len;
-	return 0;
-}
-
-void cfs_found_artifact_clear(struct cfs_found_artifact *a)
-{
-	free(a->image);
-	memset(a, 0, sizeof(*a));
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static int64_t jsize(json_object *o)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, "size", &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return -1;
-	return json_object_get_int64(v);
-}
-
-/* Is the manifest @m a composefs artifact of @subject? Its image's
- * descriptor to @layer. */
-static bool artifact_of(json_object *m, const char *subject,
-			json_object **layer)
-{
-	json_object *s, *layers;
-	const char *at = jstr(m, "artifactType"), *sd;
-
-	if (!at || strcmp(at, CFS_ARTIFACT_TYPE) != 0 ||
-	    !json_object_object_get_ex(m, "subject", &s) ||
-	    !(sd = jstr(s, "digest")) || strcmp(sd, subject) != 0 ||
-	    !json_object_object_get_ex(m, "layers", &layers) ||
-	    !json_object_is_type(layers, json_type_array) ||
-	    json_object_array_length(layers) != 1)
-		return false;
-	*layer = json_object_array_get_idx(layers, 0);
-	at = jstr(*layer, "mediaType");
-	return at && strcmp(at, CFS_ARTIFACT_IMAGE_MEDIA_TYPE) == 0 &&
-	       jstr(*layer, "digest");
-}
-
-/* The composefs image is metadata: far below this. */
-#define ARTIFACT_IMAGE_MAX (1024u * 1024 * 1024)
-
-int cfs_find_artifact(const char *source, const char *subject,
-		      struct cfs_found_artifact *out)
-{
-	_cleanup_free_ char *path = NULL, *ref = NULL, *where = NULL;
-	_cleanup_free_ uint8_t *ibuf = NULL, *xbuf = NULL;
-	_cleanup_(json_object_putp) json_object *index = NULL, *x = NULL;
-	_cleanup_close_ int dirfd = -1;
-	json_object *list;
-	char tag[80];
-	size_t len;
-	int r;
-
-	memset(out, 0, sizeof(*out));
-	if (strncmp(source, "oci:", 4) != 0 || strlen(subject) != 71)
-		return 1;
-	r = cfs_oci_split_source(source + 4, true, &path, &ref);
-	if (r < 0)
-		return r;
-	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return 1;
-	if (asprintf(&where, "%s: artifact of %s", source, subject) < 0) {
-		where = NULL;
-		return -ENOMEM;
-	}
-	{
-		_cleanup_close_ int fd =
-			openat(dirfd, "index.json", O_RDONLY | O_CLOEXEC);
-		struct stat st;
-
-		if (fd < 0 || fstat(fd, &st) < 0 || st.st_size > INDEX_MAX)
-			return 1;
-		ibuf = malloc((size_t)st.st_size + 1);
-		if (!ibuf)
-			return -ENOMEM;
-		if (cfs_read_full(fd, ibuf, (size_t)st.st_size, &len) < 0 ||
-		    parse_json_buf((char *)ibuf, len, &index) < 0 ||
-		    !json_object_object_get_ex(index, "manifests", &list))
-			return 1;
-	}
-	snprintf(tag, sizeof(tag), "sha256-%.64s", subject + 7);
-	for (size_t i = 0; i < json_object_array_length(list); i++) {
-		json_object *e = json_object_array_get_idx(list, i), *ann, *ml;
-		const char *name, *digest;
-
-		if (!json_object_object_get_ex(e, "annotations", &ann) ||
-		    !(name = jstr(ann, ANN_REF_NAME)) ||
-		    strcmp(name, tag) != 0 || !(digest = jstr(e, "digest")))
-			continue;
-		r = read_blob(where, dirfd, digest, jsize(e), INDEX_MAX, &xbuf,
-			      &len);
-		if (r == 0 && parse_json_buf((char *)xbuf, len, &x) < 0)
-			r = cfs_error(EINVAL, "%s: %s is not JSON", where,
-				      digest);
-		if (r < 0)
-			return r;
-		if (!json_object_object_get_ex(x, "manifests", &ml) ||
-		    !json_object_is_type(ml, json_type_array))
-			return 1;
-		for (size_t k = 0; k < json_object_array_length(ml); k++) {
-			_cleanup_free_ uint8_t *mbuf = NULL;
-			_cleanup_(json_object_putp) json_object *m = NULL;
-			json_object *d = json_object_array_get_idx(ml, k), *l;
-			const char *md = jstr(d, "digest");
-
-			if (!md)
-				continue;
-			r = read_blob(where, dirfd, md, jsize(d), INDEX_MAX,
-				      &mbuf, &len);
-			if (r == 0 && parse_json_buf((char *)mbuf, len, &m) < 0)
-				r = cfs_error(EINVAL, "%s: %s is not JSON",
-					      where, md);
-			if (r < 0)
-				return r;
-			if (!artifact_of(m, subject, &l))
-				continue;
-			r = read_blob(where, dirfd, jstr(l, "digest"), jsize(l),
-				      ARTIFACT_IMAGE_MAX, &out->image,
-				      &out->image_len);
-			if (r < 0)
-				return r;
-			snprintf(out->manifest_digest,
-				 sizeof(out->manifest_digest), "%s", md);
-			json_object_object_get_ex(m, "annotations", &l);
-			md = l ? jstr(l, CFS_ANNOTATION_MERGED) : NULL;
-			if (md && strlen(md) == CFS_DIGEST_HEX_SIZE)
-				memcpy(out->merged, md,
-				       CFS_DIGEST_HEX_SIZE + 1);
-			return 0;
-		}
-	}
-	return 1;
 }

@@ -47,7 +47,6 @@
 #include "common/util.h"
 #include "store/store-internal.h"
 
-CFS_DEFINE_CLEANUP(json_object *, json_object_put)
 CFS_DEFINE_CLEANUP(DIR *, closedir)
 
 #define AIS_DIR "ais"

@@ -16,6 +16,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/sign.h"
 #include "common/util.h"
 #include "store/store-internal.h"
 
@@ -497,6 +498,8 @@ struct fsck {
 	size_t n_drop_names;
 	char **bad_blobs; /* hex names of corrupt blobs */
 	size_t n_bad_blobs;
+	struct cfs_trust *trust; /* ROOT/trust/ *.pem, loaded when needed */
+	bool trust_loaded;
 };
 
 __attribute__((format(printf, 4, 5))) static int problem(struct fsck *f,
@@ -718,6 +721,77 @@ static int read_marker(cfs_store *s, const char *hex, struct store_objset *set)
 }
 
 /* Check one image; 1 if it is broken (problem recorded), else 0. */
+/*
+ * The signatures image @hex's metadata keeps (the sealing spec's, from
+ * its import), checked again against the store's ROOT/trust/ *.pem: a
+ * certificate removed from there, or metadata changed since, shows.
+ * Nothing to check against when no certificate is trusted. Repair
+ * cannot mend a signature: re-import the image or remove it.
+ */
+static int check_image_signatures(struct fsck *f, const char *hex,
+				  const char *rel, const cfs_store_image *meta)
+{
+	static const char *const keys[] = { CFS_SPEC_MERGED, CFS_SPEC_CONFIG,
+					    CFS_SPEC_MANIFEST };
+	_cleanup_(json_object_putp) json_object *sigs = NULL;
+	int r;
+
+	r = store_meta_signatures(f->s, hex, &sigs);
+	if (r < 0)
+		return problem(f, "bad-metadata", rel, "%s",
+			       cfs_error_message());
+	if (!sigs)
+		return 0;
+	if (!f->trust_loaded) {
+		_cleanup_free_ char *dir = NULL;
+
+		if (asprintf(&dir, "%s/trust", f->s->root) < 0)
+			return -ENOMEM;
+		r = cfs_trust_load(&f->trust, NULL, 0, dir);
+		if (r < 0)
+			return problem(f, "bad-trust", "trust", "%s",
+				       cfs_error_message());
+		f->trust_loaded = true;
+	}
+	if (cfs_trust_count(f->trust) == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+		const char *b64, *what = NULL;
+		_cleanup_free_ uint8_t *sig = NULL;
+		uint8_t d[CFS_DIGEST_SIZE];
+		char signer[256];
+		size_t len = 0;
+		json_object *v;
+
+		if (!json_object_object_get_ex(sigs, keys[i], &v) ||
+		    !(b64 = json_object_get_string(v)))
+			continue;
+		if (i == 0)
+			r = cfs_digest_from_hex(d, hex);
+		else if (!(what = i == 1 ? meta->config_digest :
+					   meta->manifest_digest))
+			r = cfs_error(ENOENT, "no %s digest in the metadata",
+				      i == 1 ? "config" : "manifest");
+		else
+			r = store_blob_verity(f->s, what, d);
+		if (r == 0 && cfs_base64_decode(b64, &sig, &len) < 0)
+			r = cfs_error(EBADMSG, "not base64");
+		if (r == 0)
+			r = cfs_verify_digest(f->trust, sig, len, d, signer,
+					      sizeof(signer));
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			r = problem(f, "signature", rel,
+				    "%s" CFS_SPEC_SIG_SUFFIX ": %s", keys[i],
+				    cfs_error_message());
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 static int check_image(struct fsck *f, const char *hex)
 {
 	cfs_store *s = f->s;
@@ -843,6 +917,8 @@ static int check_image(struct fsck *f, const char *hex)
 	} else if (meta.verity) {
 		r = check_objects_verity(f, rel, &set);
 	}
+	if (r == 0 && !broken && meta.complete)
+		r = check_image_signatures(f, hex, rel, &meta);
 out:
 	cfs_store_image_clear(&meta);
 	store_objset_clear(&set);
@@ -1307,6 +1383,7 @@ int cfs_store_fsck(cfs_store *s, unsigned int flags, cfs_store_fsck_result *res)
 	store_names_clear(&f.names);
 	store_strv_free(f.drop_names, f.n_drop_names);
 	store_strv_free(f.bad_blobs, f.n_bad_blobs);
+	cfs_trust_free(f.trust);
 	if (r < 0)
 		cfs_store_fsck_result_clear(res);
 	return r;

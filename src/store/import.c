@@ -103,18 +103,25 @@ struct import {
 };
 
 /*
- * Enable fs-verity on @name in @dirfd. The file system may not support it
+ * Enable fs-verity on @name in @dirfd, with the built-in signature @sig
+ * (@sig_len bytes) if not NULL. The file system may not support it
  * (EOPNOTSUPP, or ENOTTY/EINVAL/ENOSYS from older kernels and file
  * systems without the ioctl): that is recorded, not an error, as are
  * other failures (EFBIG, EROFS...): an image without fs-verity still
- * works, it is only not protected. 1 when enabled here, else 0.
+ * works, it is only not protected. But a signature the kernel refuses
+ * (its key is not in the .fs-verity keyring, or it does not match) is
+ * an error: that is the kernel enforcing what the caller asked for.
+ * 1 when enabled here, else 0.
  */
-static int enable_verity(struct import *im, int dirfd, const char *name)
+static int enable_verity(struct import *im, int dirfd, const char *name,
+			 const uint8_t *sig, size_t sig_len)
 {
 	struct fsverity_enable_arg arg = {
 		.version = 1,
 		.hash_algorithm = FS_VERITY_HASH_ALG_SHA256,
 		.block_size = 4096,
+		.sig_size = (uint32_t)sig_len,
+		.sig_ptr = (uint64_t)(uintptr_t)sig,
 	};
 	_cleanup_close_ int fd = -1;
 
@@ -129,6 +136,13 @@ static int enable_verity(struct import *im, int dirfd, const char *name)
 	}
 	if (errno == EEXIST)
 		return 0;
+	if (sig && (errno == EKEYREJECTED || errno == ENOKEY ||
+		    errno == EBADMSG || errno == EKEYEXPIRED))
+		return cfs_error(errno,
+				 "the kernel refused the image's signature "
+				 "(%s): is its certificate in the .fs-verity "
+				 "keyring?",
+				 strerror(errno));
 	im->res.verity_errno = errno;
 	im->verity_off = true;
 	return 0;
@@ -178,7 +192,7 @@ static int staged_verity(struct import *im, int stagefd, const char *name)
 
 	if (!staged_wanted(im, name, digest))
 		return 0;
-	r = enable_verity(im, stagefd, name);
+	r = enable_verity(im, stagefd, name, NULL, 0);
 	return r < 0 ? r : 0;
 }
 
@@ -314,9 +328,37 @@ static int write_image(struct import *im, bool sync)
 	return 0;
 }
 
+/* The sealing spec's signatures of @oci, for the metadata: NULL when it
+ * has none. */
+static json_object *signatures_json(const struct cfs_oci_image *oci)
+{
+	json_object *o;
+
+	if (!oci || (!oci->spec_merged_sig && !oci->spec_config_sig &&
+		     !oci->spec_manifest_sig))
+		return NULL;
+	o = json_object_new_object();
+	if (!o)
+		return NULL;
+	if (oci->spec_merged_sig)
+		json_object_object_add(
+			o, CFS_SPEC_MERGED,
+			json_object_new_string(oci->spec_merged_sig));
+	if (oci->spec_config_sig)
+		json_object_object_add(
+			o, CFS_SPEC_CONFIG,
+			json_object_new_string(oci->spec_config_sig));
+	if (oci->spec_manifest_sig)
+		json_object_object_add(
+			o, CFS_SPEC_MANIFEST,
+			json_object_new_string(oci->spec_manifest_sig));
+	return o;
+}
+
 /* The metadata, as meta.json in the writer's directory. */
 static int stage_meta(struct import *im, const char *source,
-		      const cfs_convert_stats *stats, json_object *config)
+		      const cfs_convert_stats *stats, json_object *config,
+		      const struct cfs_oci_image *oci)
 {
 	cfs_store *s = im->s;
 	_cleanup_close_ int fd = -1;
@@ -361,6 +403,9 @@ static int stage_meta(struct import *im, const char *source,
 		json_object_new_int64((int64_t)im->res.object_bytes));
 	json_object_object_add(o, "verity",
 			       json_object_new_boolean(im->res.verity));
+	/* Only a sealed image's own: they sign its digests. */
+	if (im->res.sealed)
+		json_object_object_add(o, "signatures", signatures_json(oci));
 	text = json_object_to_json_string_ext(
 		o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	fd = openat(im->w.fd, "meta.json",
@@ -400,6 +445,46 @@ static int stage_names(struct import *im, const cfs_store_import_options *opts,
 		r = store_names_stage(im->s, &im->w, &t);
 	store_names_clear(&t);
 	return r;
+}
+
+/*
+ * The sealing spec's artifact @art of @oci: its digests and signatures
+ * count as the manifest's own keys would (the same checks follow). An
+ * image with both must say the same in both.
+ */
+static int take_spec_artifact(struct cfs_oci_image *oci,
+			      const struct cfs_found_artifact *art,
+			      const char *source)
+{
+	static const char *const keys[CFS_SPEC_ROLES] = { CFS_SPEC_MANIFEST,
+							  CFS_SPEC_CONFIG,
+							  CFS_SPEC_MERGED };
+	char *hex[CFS_SPEC_ROLES] = { oci->spec_manifest, oci->spec_config,
+				      oci->spec_merged };
+	char **sig[CFS_SPEC_ROLES] = { &oci->spec_manifest_sig,
+				       &oci->spec_config_sig,
+				       &oci->spec_merged_sig };
+
+	for (int i = 0; i < CFS_SPEC_ROLES; i++) {
+		const char *a = art->spec_hex[i];
+
+		if (!a[0])
+			continue;
+		if (hex[i][0] && strcmp(hex[i], a) != 0)
+			return cfs_error(EBADMSG,
+					 "%s: artifact %s: %s is %s, the "
+					 "manifest's annotation says %s",
+					 source, art->spec_manifest_digest,
+					 keys[i], a, hex[i]);
+		memcpy(hex[i], a, CFS_DIGEST_HEX_SIZE + 1);
+		if (art->spec_sig[i] && !*sig[i]) {
+			*sig[i] = cfs_base64_encode(art->spec_sig[i],
+						    art->spec_sig_len[i]);
+			if (!*sig[i])
+				return -ENOMEM;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -481,6 +566,10 @@ static int check_signatures(struct import *im, const char *source,
 		r = check_signature(source, "config", CFS_SPEC_CONFIG,
 				    oci->spec_config, oci->spec_config_sig,
 				    trust, signer2, sizeof(signer2));
+	if (r == 0 && oci->spec_manifest_sig)
+		r = check_signature(source, "manifest", CFS_SPEC_MANIFEST,
+				    oci->spec_manifest, oci->spec_manifest_sig,
+				    trust, signer2, sizeof(signer2));
 	cfs_trust_free(trust);
 	if (r == 0)
 		im->res.signature_checked =
@@ -511,6 +600,23 @@ static int check_sealed(struct import *im, const char *source,
 	const char *key = spec ? CFS_SPEC_MERGED : CFS_ANNOTATION_MERGED;
 	int r;
 
+	if (oci && oci->spec_manifest[0]) {
+		uint8_t d[CFS_DIGEST_SIZE];
+		char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+		r = cfs_verity_digest_buffer(oci->manifest, oci->manifest_len,
+					     d);
+		if (r < 0)
+			return r;
+		cfs_digest_to_hex(d, hex);
+		if (strcmp(hex, oci->spec_manifest) != 0)
+			return cfs_error(EBADMSG,
+					 "%s: manifest %s: not the sealed "
+					 "manifest: " CFS_SPEC_MANIFEST
+					 " is %s, the manifest gives %s",
+					 source, oci->manifest_digest,
+					 oci->spec_manifest, hex);
+	}
 	if (oci && oci->spec_config[0]) {
 		uint8_t d[CFS_DIGEST_SIZE];
 		char hex[CFS_DIGEST_HEX_SIZE + 1];
@@ -768,7 +874,7 @@ static int commit_stage(struct import *im, int stage_fd, struct stage *st,
 	 * import's config). */
 	snprintf(name, sizeof(name), "%s.json", im->res.digest);
 	if (faccessat(s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
-		r = stage_meta(im, recorded, stats, config);
+		r = stage_meta(im, recorded, stats, config, oci);
 		if (r < 0)
 			return r;
 		st->meta = true;
@@ -1147,7 +1253,9 @@ static int do_import(struct import *im, const char *source,
 		if (r == 0 && !given && oci->manifest_digest) {
 			r = cfs_find_artifact(source, oci->manifest_digest,
 					      &art);
-			have_art = r == 0;
+			have_art = r == 0 && art.image;
+			if (r == 0 && art.spec_found)
+				r = take_spec_artifact(oci, &art, source);
 			r = r < 0 ? r : 0;
 		}
 		if (r < 0)
@@ -1249,7 +1357,22 @@ static int do_import(struct import *im, const char *source,
 	/* then fs-verity on everything new */
 	r = for_each_staged(stage_fd, staged_verity, im);
 	if (r == 0 && !existed) {
-		r = enable_verity(im, im->w.fd, "image.cfs");
+		_cleanup_free_ uint8_t *sig = NULL;
+		size_t sig_len = 0;
+
+		/* --require-signed: the kernel checks the signature too. */
+		if (im->res.signature_checked &&
+		    (opts->flags & CFS_STORE_IMPORT_REQUIRE_SIGNED))
+			r = cfs_base64_decode(oci->spec_merged_sig, &sig,
+					      &sig_len);
+		if (r == 0)
+			r = enable_verity(im, im->w.fd, "image.cfs", sig,
+					  sig_len);
+		if (r == -EKEYREJECTED || r == -ENOKEY || r == -EBADMSG ||
+		    r == -EKEYEXPIRED) {
+			r = cfs_error_prefix(-r, "%s", source);
+			goto out;
+		}
 		r = r < 0 ? r : 0;
 	}
 	if (r < 0) {

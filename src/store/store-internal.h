@@ -3,11 +3,16 @@
 #ifndef CFS_STORE_INTERNAL_H
 #define CFS_STORE_INTERNAL_H
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <cfs/image.h>
 #include <cfs/store.h>
+
+#include "common/cleanup.h"
+
+CFS_DEFINE_CLEANUP(json_object *, json_object_put)
 
 /* Version of images/<digest>.json. */
 #define STORE_FORMAT_VERSION 1
@@ -157,6 +162,12 @@ int store_image_digests(cfs_store *s, char (**out)[CFS_DIGEST_HEX_SIZE + 1],
 			size_t *n_out);
 /* Fill @img from images/<hex>.json (-ENOENT if there is none). */
 int store_meta_read(cfs_store *s, const char *hex, cfs_store_image *img);
+/* The "signatures" object of image @hex's metadata (a reference), NULL
+ * in *@out when it has none. */
+int store_meta_signatures(cfs_store *s, const char *hex, json_object **out);
+/* The fs-verity digest of the stored blob @digest ("sha256:<hex>"). */
+int store_blob_verity(cfs_store *s, const char *digest,
+		      uint8_t out[CFS_DIGEST_SIZE]);
 /* Is @s 1..64 lower-case hex digits? @exact: exactly 64. */
 bool store_is_hex(const char *s, bool exact);
 /* Does @path (relative to @dirfd) have fs-verity enabled? */

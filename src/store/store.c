@@ -21,7 +21,6 @@
 #include "common/util.h"
 #include "store/store-internal.h"
 
-CFS_DEFINE_CLEANUP(json_object *, json_object_put)
 CFS_DEFINE_CLEANUP(DIR *, closedir)
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -1090,6 +1089,45 @@ static int64_t json_int(json_object *o, const char *key, bool *ok)
 		return 0;
 	}
 	return json_object_get_int64(v);
+}
+
+int store_meta_signatures(cfs_store *s, const char *hex, json_object **out)
+{
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	_cleanup_free_ char *buf = NULL;
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+	json_object *v;
+	size_t len;
+	int r;
+
+	*out = NULL;
+	snprintf(name, sizeof(name), "%s.json", hex);
+	r = read_small_file(s->images_fd, name, &buf, &len);
+	if (r < 0)
+		return cfs_error_errno(-r, "images/%s", name);
+	r = parse_json(&o, buf, len, name);
+	if (r < 0)
+		return r;
+	if (json_object_object_get_ex(o, "signatures", &v) &&
+	    json_object_is_type(v, json_type_object))
+		*out = json_object_get(v);
+	return 0;
+}
+
+int store_blob_verity(cfs_store *s, const char *digest,
+		      uint8_t out[CFS_DIGEST_SIZE])
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r;
+
+	if (s->blobs_fd < 0 || strncmp(digest, "sha256:", 7) != 0 ||
+	    !store_is_hex(digest + 7, false))
+		return cfs_error(ENOENT, "blobs/sha256: no blob %s", digest);
+	r = read_small_file(s->blobs_fd, digest + 7, &buf, &len);
+	if (r < 0)
+		return cfs_error_errno(-r, "blobs/sha256/%s", digest + 7);
+	return cfs_verity_digest_buffer(buf, len, out);
 }
 
 int store_meta_read(cfs_store *s, const char *hex, cfs_store_image *img)

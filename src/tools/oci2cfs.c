@@ -28,6 +28,7 @@ enum {
 	OPT_CANONICAL,
 	OPT_SIGN_KEY,
 	OPT_SIGN_CERT,
+	OPT_IMAGE,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -44,6 +45,7 @@ static const struct option long_options[] = {
 	{ "canonical", no_argument, NULL, OPT_CANONICAL },
 	{ "sign-key", required_argument, NULL, OPT_SIGN_KEY },
 	{ "sign-cert", required_argument, NULL, OPT_SIGN_CERT },
+	{ "image", no_argument, NULL, OPT_IMAGE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -56,16 +58,21 @@ static void usage(FILE *out)
 		"       " PROG
 		" seal oci:PATH[:REF] [--tag TAG] [--sign-key KEY.pem\n"
 		"                    --sign-cert CERT.pem] [--json]\n"
-		"       " PROG " artifact SOURCE OUTPUT-LAYOUT [--json]\n"
+		"       " PROG
+		" artifact [--image] SOURCE OUTPUT-LAYOUT [--sign-key KEY.pem\n"
+		"                    --sign-cert CERT.pem] [--json]\n"
 		"Convert SOURCE into the composefs image OUTPUT ('-' for stdout).\n"
 		"seal: write into the layout a manifest that carries the composefs\n"
 		"digests of the composefs OCI sealing spec (" CFS_SPEC_MERGED
 		",\n" CFS_SPEC_CONFIG ", signed with --sign-key) and the\n"
 		"legacy per-layer ones (" CFS_ANNOTATION_LAYER "), tagged TAG\n"
 		"(default: the source's tag); print its digest.\n"
-		"artifact: write into the OCI layout OUTPUT-LAYOUT an artifact\n"
-		"holding the composefs image of SOURCE, its subject SOURCE's\n"
-		"manifest, tagged sha256-<subject hex>; print its digest.\n"
+		"artifact: write into the OCI layout OUTPUT-LAYOUT the sealing spec's\n"
+		"metadata artifact of SOURCE (" CFS_SPEC_ARTIFACT_TYPE ": its\n"
+		"digests, signed with --sign-key), or with --image one holding its\n"
+		"composefs image (" CFS_ARTIFACT_TYPE "); the subject is\n"
+		"SOURCE's manifest, the referrers tag sha256-<subject hex>; print\n"
+		"its digest.\n"
 		"\n"
 		"Sources:\n"
 		"  dir:PATH           a directory tree (hardlinks kept)\n"
@@ -95,8 +102,9 @@ static void usage(FILE *out)
 		"  --platform OS/ARCH[/VARIANT]  image to pick from an index\n"
 		"                     (default: the host's)\n"
 		"  --tag TAG          seal: tag of the sealed manifest\n"
-		"  --sign-key KEY.pem seal: sign the spec's digests with this key\n"
-		"  --sign-cert CERT.pem  seal: the key's certificate (fs-verity\n"
+		"  --image            artifact: ours, holding the composefs image\n"
+		"  --sign-key KEY.pem seal, artifact: sign the spec's digests with this key\n"
+		"  --sign-cert CERT.pem  seal, artifact: the key's certificate (fs-verity\n"
 		"                     PKCS#7, as 'fsverity sign' makes)\n"
 		"  --help             show this help and exit\n"
 		"  --version          show the version and exit\n");
@@ -374,6 +382,53 @@ static int seal_main(const char *source, const cfs_seal_options *opts,
 	return finish_stdout();
 }
 
+/* oci2cfs artifact: the sealing spec's metadata artifact. */
+static int spec_artifact_main(const char *source, const char *output,
+			      const cfs_seal_options *opts, bool json)
+{
+	cfs_spec_artifact_result res;
+	int r = cfs_spec_artifact(source, output, opts, &res);
+
+	if (r < 0) {
+		fprintf(stderr, PROG ": artifact: %s\n", error_text(r));
+		return 1;
+	}
+	if (json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "source",
+				       json_object_new_string(source));
+		json_object_object_add(o, "output",
+				       json_object_new_string(output));
+		json_object_object_add(
+			o, "manifest_digest",
+			json_object_new_string(res.manifest_digest));
+		json_object_object_add(
+			o, "manifest_size",
+			json_object_new_int64((int64_t)res.manifest_size));
+		json_object_object_add(
+			o, "subject",
+			json_object_new_string(res.subject_digest));
+		json_object_object_add(o, "tag",
+				       json_object_new_string(res.tag));
+		json_object_object_add(
+			o, CFS_SPEC_MANIFEST,
+			json_object_new_string(res.manifest_verity));
+		json_object_object_add(
+			o, CFS_SPEC_CONFIG,
+			json_object_new_string(res.config_verity));
+		json_object_object_add(o, CFS_SPEC_MERGED,
+				       json_object_new_string(res.merged));
+		json_object_object_add(
+			o, "signed", json_object_new_boolean(res.sig_written));
+		put_json(o);
+	} else {
+		printf("%s\n", res.manifest_digest);
+	}
+	return finish_stdout();
+}
+
+/* oci2cfs artifact --image: ours, with the composefs image. */
 static int artifact_main(const char *source, const char *output,
 			 const cfs_seal_options *opts, bool json)
 {
@@ -423,7 +478,7 @@ int main(int argc, char **argv)
 	cfs_write_options wopts = CFS_WRITE_OPTIONS_INIT;
 	cfs_convert_stats stats = { 0 };
 	const char *dump_path = NULL, *source, *output;
-	bool print_digest = false, json = false;
+	bool print_digest = false, json = false, with_image = false;
 	const char *tag = NULL, *sign_key = NULL, *sign_cert = NULL;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
@@ -477,6 +532,9 @@ int main(int argc, char **argv)
 		case OPT_SIGN_CERT:
 			sign_cert = optarg;
 			break;
+		case OPT_IMAGE:
+			with_image = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -499,7 +557,7 @@ int main(int argc, char **argv)
 						   "seal: too many "
 						   "arguments");
 		if (opts.objects_dir || dump_path || print_digest ||
-		    opts.write || opts.flags)
+		    opts.write || opts.flags || with_image)
 			return usage_error("%s", "seal takes only --tag, "
 						 "--sign-key, --sign-cert, "
 						 "--json, --platform and "
@@ -523,15 +581,31 @@ int main(int argc, char **argv)
 					   "artifact: SOURCE OUTPUT-LAYOUT "
 					   "expected");
 		if (opts.objects_dir || dump_path || print_digest || tag ||
-		    opts.write || opts.flags || sign_key || sign_cert)
-			return usage_error("%s", "artifact takes only --json, "
-						 "--platform and --threads");
+		    opts.write || opts.flags)
+			return usage_error("%s", "artifact takes only --image, "
+						 "--sign-key, --sign-cert, "
+						 "--json, --platform and "
+						 "--threads");
+		if (!sign_key != !sign_cert)
+			return usage_error("%s", "artifact: --sign-key and "
+						 "--sign-cert go together");
+		if (with_image && sign_key)
+			return usage_error("%s", "artifact --image is not "
+						 "signed (sign the spec's "
+						 "artifact)");
 		so.platform = opts.platform;
 		so.threads = opts.threads;
+		so.sign_key = sign_key;
+		so.sign_cert = sign_cert;
 		raise_fd_limit();
-		return artifact_main(argv[optind + 1], argv[optind + 2], &so,
-				     json);
+		if (with_image)
+			return artifact_main(argv[optind + 1], argv[optind + 2],
+					     &so, json);
+		return spec_artifact_main(argv[optind + 1], argv[optind + 2],
+					  &so, json);
 	}
+	if (with_image)
+		return usage_error("%s", "--image applies to artifact only");
 	if (tag || sign_key || sign_cert)
 		return usage_error("%s", "--tag, --sign-key and --sign-cert "
 					 "apply to seal only");

@@ -20,6 +20,11 @@
 #  - registry: skopeo copy --preserve-digests to a private registry, then
 #    cfs-store pull on a fresh store verifies and mounts; the tree equals
 #    the corpus' expected listing.
+#  - signed (issue 15): an image sealed with --sign-key, and an unsealed
+#    one with the spec's artifact (signed) under the referrers tag, each
+#    pushed with skopeo and pulled with --require-signed by a fresh
+#    store; the attack in artifact mode (a layer swapped, the artifact
+#    re-pointed at the new manifest) is refused naming both digests.
 #  - trusted artifact: a store that has every file of the image (a dir:
 #    import of its tree) but none of its layers pulls it with
 #    --trust-artifact fetching no layer blob (the registry's access log)
@@ -43,7 +48,7 @@ fail() {
 step() { echo "== $me: $*"; }
 
 [ "$(id -u)" -eq 0 ] || fail "must run as root (mount)"
-for tool in skopeo docker-registry python3 mountpoint; do
+for tool in skopeo docker-registry python3 mountpoint openssl; do
 	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
 done
 # shellcheck source=tests/scripts/registry.sh
@@ -218,7 +223,7 @@ grep -q "layer $evil_layer: not the sealed layer: composefs.layer.sha256-12 is $
 "${S[@]}" fsck --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the refusal"
 
 step "artifact: the composefs image beside the image, checked or trusted"
-"$o2c" artifact "oci:$work/py:latest" "$work/py" --json >"$work/art.json"
+"$o2c" artifact --image "oci:$work/py:latest" "$work/py" --json >"$work/art.json"
 art_tag=$(jget "j['tag']" <"$work/art.json")
 [ "$art_tag" = "sha256-${new#sha256:}" ] || fail "artifact tag $art_tag"
 jcheck "j['composefs.merged.sha256-12'] == '$canon'" "artifact digest" <"$work/art.json"
@@ -235,7 +240,7 @@ assert a["config"]["mediaType"] == "application/vnd.oci.empty.v1+json" and a["co
 assert a["subject"]["digest"] == subject
 assert [l["mediaType"] for l in a["layers"]] == ["application/vnd.oci2cfs.composefs.image.v1.erofs"]
 EOF
-"$o2c" artifact "oci:$work/py:latest" "$work/py" >"$work/art2"
+"$o2c" artifact --image "oci:$work/py:latest" "$work/py" >"$work/art2"
 [ "$(cat "$work/art2")" = "$(jget "j['manifest_digest']" <"$work/art.json")" ] || fail "artifact not deterministic"
 a1=$work/store-art
 "$cs" --root "$a1" import "oci:$work/py:latest" --json >"$work/ia.json"
@@ -273,7 +278,7 @@ with open(os.path.join(root, "index.json"), "w") as f:
 EOF
 }
 cp -al "$corpus/debian-caps" "$work/caps"
-"$o2c" artifact "oci:$work/caps" "$work/caps" --json >"$work/caps-art.json"
+"$o2c" artifact --image "oci:$work/caps" "$work/caps" --json >"$work/caps-art.json"
 forge "$work/py" "$work/caps" "$work/caps-art.json" "$work/forged"
 before=$(snap "$a1")
 "$cs" --root "$a1" import "oci:$work/forged:latest" --name forged 2>"$work/err" && fail "imported with a forged artifact"
@@ -372,4 +377,98 @@ fi
 grep -q "layer $evil_layer: not the sealed layer" "$work/err" || fail "pull refusal: $(cat "$work/err")"
 [ "$(snap "$node")" = "$before" ] || fail "the refused pull changed the store"
 "${N[@]}" fsck --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the refused pull"
+
+step "registry: signed images, inline and as the spec's artifact"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
+	-days 30 -subj /CN=cfs-seal-test 2>/dev/null
+# Inline: seal --sign-key, pushed as it is.
+cp -al "$corpus/debian-minbase" "$work/smb"
+"$o2c" seal "oci:$work/smb" --sign-key "$work/key.pem" --sign-cert "$work/cert.pem" --json >"$work/smb.json"
+smb_canon=$(jget "j['composefs.merged.erofs.v1.fsverity-sha256-12']" <"$work/smb.json")
+skopeo copy -q --dest-tls-verify=false --preserve-digests "oci:$work/smb:latest" "docker://$REGISTRY/minbase:signed" ||
+	fail "skopeo copy of the signed image"
+n4=$work/node4
+"$cs" --root "$n4" pull "docker://$REGISTRY/minbase:signed" --insecure --require-signed \
+	--trust-cert "$work/cert.pem" --name mb --json >"$work/pull5.json" || fail "pull of the signed image"
+jcheck "j['digest'] == '$smb_canon' and j['sealed'] and j['signature_checked']" "signed pull: $(cat "$work/pull5.json")" <"$work/pull5.json"
+# Artifact mode: the image unchanged, the spec's artifact under the
+# referrers tag (the tag fallback: this registry has no referrers API).
+cp -a "$corpus/debian-python" "$work/apy"
+"$o2c" artifact "oci:$work/apy" "$work/apy" --sign-key "$work/key.pem" --sign-cert "$work/cert.pem" --json >"$work/apy.json"
+apy_canon=$(jget "j['composefs.merged.erofs.v1.fsverity-sha256-12']" <"$work/apy.json")
+apy_tag=$(jget "j['tag']" <"$work/apy.json")
+skopeo copy -q --dest-tls-verify=false --preserve-digests "oci:$work/apy:latest" "docker://$REGISTRY/apy:latest" ||
+	fail "skopeo copy of the image"
+skopeo copy -q --dest-tls-verify=false --all "oci:$work/apy:$apy_tag" "docker://$REGISTRY/apy:$apy_tag" ||
+	fail "skopeo copy of the spec's artifact"
+"$cs" --root "$n4" pull "docker://$REGISTRY/apy:latest" --insecure --require-signed \
+	--trust-cert "$work/cert.pem" --name apy --json >"$work/pull6.json" || fail "pull with the spec's artifact"
+jcheck "j['digest'] == '$apy_canon' and j['sealed'] and j['signature_checked']" "artifact-mode pull: $(cat "$work/pull6.json")" <"$work/pull6.json"
+"$cs" --root "$n4" mount apy "$mnt"
+[ -x "$mnt/usr/bin/python3" ] || [ -L "$mnt/usr/bin/python3" ] || fail "the artifact-mode image has no python3"
+"$cs" --root "$n4" umount "$mnt"
+# The attack in artifact mode: a layer swapped, digests fixed, and the
+# artifact re-pointed at the new manifest (its signatures still verify:
+# they sign the sealed digests, which the layers no longer give).
+evil2_layer=$(make_evil "$work/apy" "$work/evil2")
+evil2_manifest=$(python3 -c "import json;print(json.load(open('$work/evil2/index.json'))['manifests'][0]['digest'])")
+forge_spec() { # the entries to drop (the spec makes manifest and config optional)
+python3 - "$work/evil2" "$apy_tag" "$evil2_manifest" "$1" <<'EOF' || fail "forging the artifact"
+import hashlib, json, os, sys
+lay, old_tag, subject, drop = sys.argv[1:5]
+idx = json.load(open(f'{lay}/index.json'))
+blob = lambda d: open(f"{lay}/blobs/sha256/{d[7:]}", 'rb').read()
+def put(b):
+    d = hashlib.sha256(b).hexdigest()
+    p = f'{lay}/blobs/sha256/{d}'
+    if not os.path.exists(p):
+        open(p, 'wb').write(b)
+    return 'sha256:' + d, len(b)
+size = os.path.getsize(f"{lay}/blobs/sha256/{subject[7:]}")
+for e in idx['manifests']:
+    if e.get('annotations', {}).get('org.opencontainers.image.ref.name') not in (old_tag, 'sha256-' + subject[7:]):
+        continue
+    refs = json.loads(blob(e['digest']))
+    for r in refs['manifests']:
+        a = json.loads(blob(r['digest']))
+        a['subject'] = {'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'digest': subject, 'size': size}
+        gone = ['composefs.%s.fsverity-sha256-12' % r for r in drop.split('+') if r != 'none']
+        a['layers'] = [l for l in a['layers'] if not any(k in l['annotations'] for k in gone)]
+        r['digest'], r['size'] = put(json.dumps(a).encode())
+    e['digest'], e['size'] = put(json.dumps(refs).encode())
+    e['annotations']['org.opencontainers.image.ref.name'] = 'sha256-' + subject[7:]
+os.unlink(f'{lay}/index.json')
+json.dump(idx, open(f'{lay}/index.json', 'w'))
+EOF
+skopeo copy -q --dest-tls-verify=false --all "oci:$work/evil2:sha256-${evil2_manifest#sha256:}" \
+	"docker://$REGISTRY/apy:sha256-${evil2_manifest#sha256:}" || fail "skopeo copy of the forged artifact"
+}
+skopeo copy -q --dest-tls-verify=false --preserve-digests "oci:$work/evil2:latest" "docker://$REGISTRY/apy:evil" ||
+	fail "skopeo copy of the tampered image"
+before=$(snap "$n4")
+for variant in none manifest manifest+config; do
+	forge_spec "$variant"
+	require=--require-signed
+	case $variant in
+	none) want="not the sealed manifest: composefs.manifest.fsverity-sha256-12 is [0-9a-f]\{64\}, the manifest gives [0-9a-f]\{64\}$" ;;
+	manifest) want="not the sealed config: composefs.config.fsverity-sha256-12 is [0-9a-f]\{64\}, the config gives [0-9a-f]\{64\}$" ;;
+	# Without the config's signature --require-signed refuses at once;
+	# without it the merged digest does.
+	manifest+config) want="not the sealed image: composefs.merged.erofs.v1.fsverity-sha256-12 is $apy_canon, the image is [0-9a-f]\{64\}$" require= ;;
+	esac
+	if "$cs" --root "$n4" pull "docker://$REGISTRY/apy:evil" --insecure $require \
+		--trust-cert "$work/cert.pem" --name evil 2>"$work/err"; then
+		fail "pulled the tampered image with a forged artifact (dropped: $variant)"
+	fi
+	grep -q "$want" "$work/err" || fail "artifact-mode attack (dropped: $variant): $(cat "$work/err")"
+	[ "$(snap "$n4")" = "$before" ] || fail "the refused pull changed the store ($variant)"
+done
+if "$cs" --root "$n4" pull "docker://$REGISTRY/apy:evil" --insecure --require-signed \
+	--trust-cert "$work/cert.pem" --name evil 2>"$work/err"; then
+	fail "--require-signed pulled an image whose artifact lacks the config signature"
+fi
+grep -q "not signed (no composefs.config.fsverity-sha256-12.sig)\|not the sealed image" "$work/err" ||
+	fail "--require-signed: $(cat "$work/err")"
+"$cs" --root "$n4" fsck --json | jcheck "j['ok'] and j['problems'] == []" "fsck after the refused artifact-mode pull"
+: "$evil2_layer"
 echo "$me: ok"

@@ -21,6 +21,15 @@
 #    signature, a signature of another digest, a wrong merged or config
 #    digest, an unsigned image under --require-signed, a key that is not
 #    the certificate's at seal time.
+#  - artifact mode: oci2cfs artifact writes the spec's metadata artifact
+#    (an independent reader checks its layout, the signature blobs are
+#    fsverity sign's for the manifest, config and canonical image) into
+#    the referrers index beside ours (--image); the import takes its
+#    digests and signatures; a changed merged or manifest digest in it is
+#    refused.
+#  - the store keeps an image's signatures in its metadata, and fsck
+#    checks them again against ROOT/trust: a certificate no longer
+#    trusted, or a signature of another digest, is reported.
 #  - legacy: a manifest with only the earlier keys still imports sealed;
 #    a store-wide ROOT/trust/*.pem is trusted without --trust-cert.
 #
@@ -225,6 +234,98 @@ refuse spec-badconfig "not the sealed config: $CONFIG is 0000" --trust-cert cert
 refuse spec-unsigned "not signed (no $MERGED.sig)" --require-signed --trust-cert cert.pem
 refuse spec "no certificate is trusted" --require-signed
 
+# ---- artifact mode --------------------------------------------------------
+# oci2cfs artifact beside an unsealed image: an independent reader finds
+# the spec's layout; the import takes its digests and signatures.
+step "the spec's artifact"
+cp -a "$corpus/debian-minbase" art
+"$o2c" artifact oci:art art --sign-key key.pem --sign-cert cert.pem --json >art.json
+"$o2c" artifact --image oci:art art --json >art-image.json
+amani=$(python3 -c "import json;i=json.load(open('art/index.json'));print([e for e in i['manifests'] if e.get('annotations',{}).get('org.opencontainers.image.ref.name')=='latest'][0]['digest'][7:])")
+acfg=$(python3 -c "import json;print(json.load(open('art/blobs/sha256/$amani'))['config']['digest'][7:])")
+"$o2c" --canonical oci:art art.cfs >/dev/null
+for f in "art/blobs/sha256/$amani:manifest" "art/blobs/sha256/$acfg:config" "art.cfs:merged"; do
+	fsverity sign "${f%%:*}" "a-${f##*:}.sig" --key key.pem --cert cert.pem >/dev/null
+done
+python3 - art art.json "$amani" "$(fsverity digest --compact "art/blobs/sha256/$amani")" \
+	"$(fsverity digest --compact "art/blobs/sha256/$acfg")" "$(fsverity digest --compact art.cfs)" <<'EOF' || fail "the artifact does not follow the spec"
+import hashlib, json, sys
+lay, res, subject, mv, cv, gv = sys.argv[1:7]
+r = json.load(open(res))
+blob = lambda d: open(f"{lay}/blobs/sha256/{d.split(':')[1]}", 'rb').read()
+idx = json.load(open(f'{lay}/index.json'))
+tag = [e for e in idx['manifests'] if e.get('annotations', {}).get('org.opencontainers.image.ref.name') == 'sha256-' + subject]
+assert len(tag) == 1, 'no referrers tag'
+refs = json.loads(blob(tag[0]['digest']))
+types = sorted(e['artifactType'] for e in refs['manifests'])
+assert types == ['application/vnd.composefs.metadata.v1', 'application/vnd.oci2cfs.composefs.v1'], types
+d = [e for e in refs['manifests'] if e['artifactType'] == 'application/vnd.composefs.metadata.v1'][0]
+assert d['digest'] == r['manifest_digest']
+a = json.loads(blob(d['digest']))
+assert hashlib.sha256(blob(d['digest'])).hexdigest() == d['digest'][7:]
+assert a['mediaType'] == 'application/vnd.oci.image.manifest.v1+json'
+assert a['artifactType'] == 'application/vnd.composefs.metadata.v1'
+assert a['config'] == {'mediaType': 'application/vnd.oci.empty.v1+json', 'digest': 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', 'size': 2}
+assert a['subject']['digest'] == 'sha256:' + subject and a['subject']['mediaType'] == 'application/vnd.oci.image.manifest.v1+json'
+want = [('composefs.manifest.fsverity-sha256-12', mv, 'a-manifest.sig'),
+        ('composefs.config.fsverity-sha256-12', cv, 'a-config.sig'),
+        ('composefs.merged.erofs.v1.fsverity-sha256-12', gv, 'a-merged.sig')]
+assert len(a['layers']) == 3
+for l, (k, v, sig) in zip(a['layers'], want):
+    assert l['mediaType'] == 'application/vnd.composefs.signature.v1+pkcs7', l
+    assert l['annotations'] == {k: v}, (l['annotations'], k, v)
+    assert blob(l['digest']) == open(sig, 'rb').read(), k + ': not what fsverity sign writes'
+    assert l['size'] == len(open(sig, 'rb').read())
+EOF
+"$cs" --root "$st" import oci:art --require-signed --trust-cert cert.pem --name art --json >art-imp.json ||
+	fail "the image with the spec's artifact was refused"
+python3 - art-imp.json "$(fsverity digest --compact art.cfs)" <<'EOF' || fail "import with the artifact: $(cat art-imp.json)"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['digest'] == sys.argv[2] and r['sealed'] and r['signature_checked'] and r['artifact'], r
+EOF
+# Tampered artifacts: another merged digest, another manifest digest.
+tamper_artifact() { # LAYOUT KEY VALUE
+	python3 - "$@" <<'EOF'
+import hashlib, json, sys
+lay, key, val = sys.argv[1:4]
+idx = json.load(open(f'{lay}/index.json'))
+blob = lambda d: open(f"{lay}/blobs/sha256/{d[7:]}", 'rb').read()
+def put(b):
+    d = hashlib.sha256(b).hexdigest()
+    open(f'{lay}/blobs/sha256/{d}', 'wb').write(b)
+    return 'sha256:' + d, len(b)
+for e in idx['manifests']:
+    if not e.get('annotations', {}).get('org.opencontainers.image.ref.name', '').startswith('sha256-'):
+        continue
+    refs = json.loads(blob(e['digest']))
+    for r in refs['manifests']:
+        if r['artifactType'] != 'application/vnd.composefs.metadata.v1':
+            continue
+        a = json.loads(blob(r['digest']))
+        for l in a['layers']:
+            if key in l['annotations']:
+                l['annotations'][key] = val
+        r['digest'], r['size'] = put(json.dumps(a).encode())
+    e['digest'], e['size'] = put(json.dumps(refs).encode())
+json.dump(idx, open(f'{lay}/index.json', 'w'))
+EOF
+}
+cp -a art art-bad-merged
+tamper_artifact art-bad-merged "$MERGED" "$(printf '%064d' 2)"
+cp -a art art-bad-manifest
+tamper_artifact art-bad-manifest composefs.manifest.fsverity-sha256-12 "$(printf '%064d' 3)"
+before=$(state)
+for c in "art-bad-merged:not the sealed image: $MERGED is 0000" \
+	"art-bad-manifest:not the sealed manifest: composefs.manifest.fsverity-sha256-12 is 0000"; do
+	lay=${c%%:*}
+	if "$cs" --root "$st" import "oci:$lay" --trust-cert cert.pem --name "x-$lay" 2>err; then
+		fail "$lay: imported"
+	fi
+	grep -q -- "${c#*:}" err || fail "$lay: $(cat err)"
+	[ "$(state)" = "$before" ] || fail "$lay: the store changed"
+done
+
 # ---- legacy keys, store-wide trust -------------------------------------
 step "legacy keys; ROOT/trust"
 python3 - lay seal.json <<'EOF'
@@ -249,4 +350,41 @@ mkdir -p "$st/trust" && cp cert.pem "$st/trust/ci.pem"
 "$cs" --root "$st" import oci:lay:latest --require-signed >/dev/null ||
 	fail "ROOT/trust/ci.pem was not trusted"
 "$cs" --root "$st" fsck >/dev/null || fail "fsck after the imports"
+
+# ---- the store keeps the signatures; fsck checks them again ------------
+step "signatures in the metadata, checked by fsck"
+sm=$st/images/$mhex.json
+python3 - "$sm" s-merged.sig s-config.sig <<'EOF' || fail "the metadata does not keep the signatures"
+import base64, json, sys
+m = json.load(open(sys.argv[1]))['signatures']
+assert base64.b64decode(m['composefs.merged.erofs.v1.fsverity-sha256-12']) == open(sys.argv[2], 'rb').read()
+assert base64.b64decode(m['composefs.config.fsverity-sha256-12']) == open(sys.argv[3], 'rb').read()
+EOF
+mv "$st/trust/ci.pem" ci.pem.away && cp other.pem "$st/trust/other.pem"
+if "$cs" --root "$st" fsck --json >fsck.json; then
+	fail "fsck passed signatures by a certificate no longer trusted"
+fi
+python3 - fsck.json "$mhex" <<'EOF' || fail "fsck: $(cat fsck.json)"
+import json, sys
+r = json.load(open(sys.argv[1]))
+p = [p for p in r['problems'] if p['kind'] == 'signature' and sys.argv[2] in p['path']]
+assert len(p) == 2, r['problems']  # merged and config
+assert all('not trusted (issuer /CN=cfs-test' in x['message'] for x in p), p
+EOF
+rm "$st/trust/other.pem" && mv ci.pem.away "$st/trust/ci.pem"
+cp "$sm" meta.saved
+python3 - "$sm" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+k = 'composefs.config.fsverity-sha256-12'
+m['signatures'][k] = m['signatures']['composefs.merged.erofs.v1.fsverity-sha256-12']
+json.dump(m, open(sys.argv[1], 'w'))
+EOF
+if "$cs" --root "$st" fsck >fsck.txt 2>&1; then
+	fail "fsck passed a config signature that signs another digest"
+fi
+grep -q "signature.*composefs.config.fsverity-sha256-12.sig: signature by /CN=cfs-test is not one of this digest" fsck.txt ||
+	fail "fsck: $(cat fsck.txt)"
+cp meta.saved "$sm"
+"$cs" --root "$st" fsck >/dev/null || fail "fsck with the metadata restored"
 echo "$me: PASS"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later
 #
-# fs-verity enforced by a kernel (issue 7): boots a small QEMU VM whose
+# fs-verity enforced by a kernel (issues 7, 15): boots a small QEMU VM whose
 # kernel has fs-verity and overlayfs' verity= (Debian's linux-image 6.12),
 # imports two OCI fixtures into a store on an ext4 "verity" disk, mounts
 # them with cfs-store's default verity=require and reads every file, then
@@ -9,7 +9,11 @@
 # a copy without fs-verity, and removes a third: opening the files that
 # use the first two must fail with EIO (and only those), under
 # verity=require and verity=on, and succeed under verity=off; those of
-# the third give ENOENT. The checks inside the VM are
+# the third give ENOENT. Signatures: with the test certificate in the
+# .fs-verity keyring, an image signed by its key is imported with
+# --require-signed and the kernel holds the signature; one signed by
+# another key is refused by the kernel, the store unchanged. The checks
+# inside the VM are
 # tests/vm/verity-test.sh; docs/verity-vm.md has the whole story.
 #
 # Needs no root. Needs qemu-system-x86, busybox-static, e2fsprogs, cpio,
@@ -39,7 +43,8 @@ fail() {
 step() { echo "== $me: $*"; }
 
 for tool in qemu-system-x86_64 busybox mkfs.ext4 cpio depmod modprobe xz \
-	dpkg-deb apt-get apt-cache python3 fsverity ldd flock timeout; do
+	dpkg-deb apt-get apt-cache python3 fsverity ldd flock timeout openssl \
+	keyctl; do
 	command -v "$tool" >/dev/null ||
 		fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
 done
@@ -202,7 +207,8 @@ copy_bin() { # PATH
 		cp -L "$lib" "$stage/sys$lib"
 	done < <(ldd "$1" 2>/dev/null | awk '$1 ~ /^\// { print $1 }')
 }
-for b in "$CFS_BIN/cfs-store" "$CFS_BIN/oci2cfs" "$(command -v fsverity)"; do
+for b in "$CFS_BIN/cfs-store" "$CFS_BIN/oci2cfs" "$(command -v fsverity)" \
+	"$(command -v keyctl)"; do
 	copy_bin "$b"
 done
 
@@ -242,6 +248,28 @@ missing=$(awk -v nv="$noverity" '$3 != "-" && $3 != nv { print $2, $3 }' "$stage
 	sort -k1,1n -k2 | tail -n 1 | cut -d' ' -f2)
 [ -n "$wrong" ] && [ -n "$noverity" ] && [ -n "$missing" ] || fail "no objects to tamper with"
 printf 'wrong sp %s\nnoverity hl %s\nmissing hl %s\n' "$wrong" "$noverity" "$missing" >"$stage/tamper"
+# Signatures (issue 15): typechange (it has a /usr, so a canonical tree)
+# sealed and signed twice, by the key whose certificate the guest loads
+# into the .fs-verity keyring and by another one; the signature the
+# kernel should hold, from fsverity-utils; times, for
+# fs.verity.require_signatures.
+mkdir -p "$stage/sig"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" \
+	-out "$stage/sig/cert.pem" -days 30 -subj /CN=cfs-vm-signer 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/other-key.pem" \
+	-out "$stage/sig/other.pem" -days 30 -subj /CN=cfs-vm-other 2>/dev/null
+openssl x509 -in "$stage/sig/cert.pem" -outform der -out "$stage/sig/cert.der"
+cp -a "$work/fx/typechange" "$stage/fx/signed"
+cp -a "$work/fx/typechange" "$stage/fx/other"
+cp -a "$work/fx/times" "$stage/fx/"
+"$CFS_BIN/oci2cfs" seal "oci:$stage/fx/signed" --sign-key "$work/key.pem" \
+	--sign-cert "$stage/sig/cert.pem" >/dev/null || fail "seal signed"
+"$CFS_BIN/oci2cfs" seal "oci:$stage/fx/other" --sign-key "$work/other-key.pem" \
+	--sign-cert "$stage/sig/other.pem" >/dev/null || fail "seal other"
+"$CFS_BIN/oci2cfs" --canonical "oci:$work/fx/typechange" "$work/tc.cfs" \
+	--print-digest >"$stage/sig/digest"
+fsverity sign "$work/tc.cfs" "$stage/sig/merged.sig" --key "$work/key.pem" \
+	--cert "$stage/sig/cert.pem" >/dev/null || fail "fsverity sign"
 # 4 KiB blocks: a small ext4 defaults to 1 KiB, and fs-verity with 4 KiB
 # Merkle blocks then fails with EINVAL.
 truncate -s 192M "$work/data.img"

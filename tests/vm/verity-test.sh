@@ -298,4 +298,42 @@ for obj in $noverity; do
 	fsverity measure "/data/store/objects/$obj" >/dev/null 2>&1 ||
 		fail "fsck --repair did not enable fs-verity on $obj again"
 done
+step "signatures: the kernel checks the image's signature"
+S2="cfs-store --root /data/store2"
+keyctl padd asymmetric cfs-vm %:.fs-verity </data/sig/cert.der >/run/key 2>/run/err ||
+	fail "keyctl padd into .fs-verity: $(cat /run/err)"
+echo "  key $(cat /run/key) in .fs-verity"
+# Signed by a key the store trusts but the kernel does not.
+if $S2 import oci:/data/fx/other --require-signed --trust-cert /data/sig/other.pem \
+	--name other >/run/out 2>/run/err; then
+	fail "an image signed by a key outside .fs-verity was imported"
+fi
+cat /run/err
+grep -q "the kernel refused the image's signature" /run/err || fail "other: $(cat /run/err)"
+[ -z "$(ls /data/store2/images)" ] || fail "the refused import left an image: $(ls /data/store2/images)"
+$S2 fsck >/run/fsck2 2>&1 || fail "fsck after the refused import: $(cat /run/fsck2)"
+$S2 import oci:/data/fx/signed --require-signed --trust-cert /data/sig/cert.pem \
+	--name signed --json >/run/signed.import 2>/run/err || fail "signed: $(cat /run/err)"
+d=$(jget digest /run/signed.import | tr -d '" ')
+[ "$d" = "$(cat /data/sig/digest)" ] || fail "signed: image $d, the canonical image is $(cat /data/sig/digest)"
+[ "$(jget signature_checked /run/signed.import)" = true ] || fail "signed: signature not checked"
+fsverity dump_metadata signature "/data/store2/images/$d.cfs" >/run/sig.der 2>/run/err ||
+	fail "the image's fs-verity metadata has no signature: $(cat /run/err)"
+cmp /run/sig.der /data/sig/merged.sig || fail "the kernel holds another signature than fsverity sign's"
+echo "  images/$d.cfs: fs-verity enabled with the signature ($(wc -c </run/sig.der) bytes)"
+mkdir -p /mnt/signed
+$S2 mount signed /mnt/signed >/run/out 2>&1 || fail "mount signed: $(cat /run/out)"
+[ -d /mnt/signed/usr ] || fail "the signed image shows no /usr"
+umount /mnt/signed || fail "umount signed"
+
+step "fs.verity.require_signatures=1: unsigned files get no fs-verity"
+echo 1 >/proc/sys/fs/verity/require_signatures || fail "require_signatures"
+$S2 import oci:/data/fx/times --name times --json >/run/times.import 2>/run/err
+rc=$?
+echo 0 >/proc/sys/fs/verity/require_signatures
+[ $rc -eq 0 ] || fail "times: $(cat /run/err)"
+cat /run/times.import
+[ "$(jget verity /run/times.import)" = false ] ||
+	fail "times: fs-verity on unsigned objects with require_signatures=1"
+[ "$(jget verity_error /run/times.import)" != null ] || fail "times: no verity_error"
 echo "verity-test: ok"
