@@ -16,6 +16,8 @@ jobs=$(nproc)
 # (needs root and the Debian mirror, a few minutes) and shared by both
 # runs; CFS_CORPUS names a prebuilt one instead.
 export CFS_CORPUS=${CFS_CORPUS:-$PWD/build-corpus}
+# So is the Debian 13 root with podman 5 (tests/scripts/podman5-root.sh).
+export CFS_PODMAN5_CACHE=${CFS_PODMAN5_CACHE:-$PWD/build-podman5}
 
 run_suite() {
 	local dir=$1

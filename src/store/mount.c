@@ -218,7 +218,11 @@ static void unescape_octal(char *s)
 
 /* Does one of the overlay lower layers in @opts (its super options) stat
  * to an inode of @roots? */
-static bool lowers_hit(char *opts, const struct stat *roots, size_t n)
+/* Does one of the lower layers in the overlay options @opts (paths as
+ * the process whose root is @root sees them: "" for ours,
+ * "/proc/PID/root" for another's) have one of the @n @roots? */
+static bool lowers_hit(char *opts, const char *root, const struct stat *roots,
+		       size_t n)
 {
 	char *l = strstr(opts, "lowerdir=");
 
@@ -228,6 +232,7 @@ static bool lowers_hit(char *opts, const struct stat *roots, size_t n)
 	l[strcspn(l, ",")] = '\0';
 	unescape_octal(l);
 	for (char *p = l, *end; *p; p = end) {
+		char path[PATH_MAX];
 		struct stat st;
 
 		/* Layers are ':'-separated ("\:" inside a path), data-only
@@ -237,7 +242,10 @@ static bool lowers_hit(char *opts, const struct stat *roots, size_t n)
 			end += end[0] == '\\' && end[1] ? 2 : 1;
 		if (*end)
 			*end++ = '\0';
-		if (*p != '/' || stat(p, &st) < 0)
+		if (*p != '/' ||
+		    (size_t)snprintf(path, sizeof(path), "%s%s", root, p) >=
+			    sizeof(path) ||
+		    stat(path, &st) < 0)
 			continue;
 		for (size_t i = 0; i < n; i++)
 			if (st.st_dev == roots[i].st_dev &&
@@ -247,15 +255,112 @@ static bool lowers_hit(char *opts, const struct stat *roots, size_t n)
 	return false;
 }
 
+/* The overlay mount of @mi (a mountinfo, paths seen from @root) with one
+ * of the @n @roots as a lower layer: 1 with its mount point in
+ * *@user_out, 0 if none. */
+static int overlay_user(FILE *mi, const char *root, const struct stat *roots,
+			size_t n, char **user_out)
+{
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+
+	while (getline(&line, &cap, mi) > 0) {
+		char *sep = strstr(line, " - overlay "), *f = line, *mp = NULL;
+
+		if (!sep)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		/* Field 5 is the mount point; after " - overlay SOURCE " come
+		 * the super options. */
+		for (int i = 0; i < 4 && f; i++)
+			f = strchr(f, ' ') ? strchr(f, ' ') + 1 : NULL;
+		if (f) {
+			mp = f;
+			f = strchr(f, ' ');
+			if (f)
+				*f = '\0';
+		}
+		sep = strchr(sep + strlen(" - overlay "), ' ');
+		if (!mp || !sep || !lowers_hit(sep + 1, root, roots, n))
+			continue;
+		unescape_octal(mp);
+		*user_out = strdup(mp);
+		return *user_out ? 1 : -ENOMEM;
+	}
+	return 0;
+}
+
+/* Mount namespaces met so far, by inode. */
+static bool ns_seen(ino_t *seen, size_t *n, size_t cap, ino_t ino)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (seen[i] == ino)
+			return true;
+	if (*n < cap)
+		seen[(*n)++] = ino;
+	return false;
+}
+
+/*
+ * A container whose root has @roots as a lower layer, in our mount
+ * namespace or any other: podman may run in one of its own (rootless
+ * podman always does), and its containers in theirs. Each namespace is
+ * read once, through a process in it (/proc/PID/mountinfo, its paths
+ * resolved below /proc/PID/root).
+ */
+static int any_overlay_user(const struct stat *roots, size_t n, char **user_out)
+{
+	_cleanup_(closedirp) DIR *proc = NULL;
+	ino_t seen[4096];
+	size_t n_seen = 0;
+	struct dirent *de;
+	struct stat st;
+	FILE *mi;
+	int found;
+
+	mi = fopen("/proc/self/mountinfo", "re");
+	if (!mi)
+		return cfs_error_errno(errno, "/proc/self/mountinfo");
+	found = overlay_user(mi, "", roots, n, user_out);
+	fclose(mi);
+	if (found != 0)
+		return found;
+	if (stat("/proc/self/ns/mnt", &st) == 0)
+		ns_seen(seen, &n_seen, 4096, st.st_ino);
+	proc = opendir("/proc");
+	if (!proc)
+		return 0;
+	while (found == 0 && (de = readdir(proc))) {
+		char path[64], root[40];
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
+		    strlen(de->d_name) > 10 ||
+		    strspn(de->d_name, "0123456789") != strlen(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.10s/ns/mnt", de->d_name);
+		/* a process gone meanwhile, or a kernel thread: skip it */
+		if (stat(path, &st) < 0 ||
+		    ns_seen(seen, &n_seen, 4096, st.st_ino))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.10s/mountinfo",
+			 de->d_name);
+		mi = fopen(path, "re");
+		if (!mi)
+			continue;
+		snprintf(root, sizeof(root), "/proc/%.10s/root", de->d_name);
+		found = overlay_user(mi, root, roots, n, user_out);
+		fclose(mi);
+	}
+	return found;
+}
+
 int store_image_user(cfs_store *s, const char *hex, char **user_out)
 {
 	_cleanup_(closedirp) DIR *d = NULL;
 	_cleanup_free_ struct stat *roots = NULL;
-	_cleanup_free_ char *line = NULL;
-	FILE *mi = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
-	int mfd = open_mounts(s, false), found = 0;
+	int mfd = open_mounts(s, false);
 
 	*user_out = NULL;
 	if (mfd < 0)
@@ -294,35 +399,7 @@ int store_image_user(cfs_store *s, const char *hex, char **user_out)
 	if (n == 0)
 		return 0;
 	/* ...as a lower layer of an overlay mount (a container's root). */
-	mi = fopen("/proc/self/mountinfo", "re");
-	if (!mi)
-		return cfs_error_errno(errno, "/proc/self/mountinfo");
-	cap = 0;
-	while (!found && getline(&line, &cap, mi) > 0) {
-		char *sep = strstr(line, " - overlay "), *f = line, *mp = NULL;
-
-		if (!sep)
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		/* Field 5 is the mount point; after " - overlay SOURCE " come
-		 * the super options. */
-		for (int i = 0; i < 4 && f; i++)
-			f = strchr(f, ' ') ? strchr(f, ' ') + 1 : NULL;
-		if (f) {
-			mp = f;
-			f = strchr(f, ' ');
-			if (f)
-				*f = '\0';
-		}
-		sep = strchr(sep + strlen(" - overlay "), ' ');
-		if (!mp || !sep || !lowers_hit(sep + 1, roots, n))
-			continue;
-		unescape_octal(mp);
-		*user_out = strdup(mp);
-		found = *user_out ? 1 : -ENOMEM;
-	}
-	fclose(mi);
-	return found;
+	return any_overlay_user(roots, n, user_out);
 }
 
 /* Make mounts/<id>/@sub unless it exists; *@created tells which. */

@@ -23,7 +23,12 @@
 #     directory not on tmpfs gets a tmpfs of the store's own (said once).
 #
 # Needs root (mount), podman and runc. Environment: CFS_BIN, CFS_SRC,
-# CFS_TESTS, CFS_TEST_TMP, CFS_CORPUS (optional).
+# CFS_TESTS, CFS_TEST_TMP, CFS_CORPUS (optional); CFS_PODMAN_ROOT: run
+# podman in that root instead (podman 5 in Debian 13: ais-podman5.sh,
+# which starts this in a mount namespace of its own). The scratch
+# directory is then bound into the root at the same path, shared, so
+# that the AIS's absolute paths and the mounts ais sync makes later mean
+# the same to podman as to the store; nothing resolves to the host's /.
 set -euo pipefail
 
 me=ais
@@ -39,7 +44,20 @@ fail() {
 step() { echo "== $me: $*"; }
 
 [ "$(id -u)" -eq 0 ] || fail "must run as root (mount)"
-for tool in podman runc mountpoint python3; do
+proot=${CFS_PODMAN_ROOT:-}
+if [ -n "$proot" ]; then
+	[ -x "$proot/usr/bin/podman" ] && [ -x "$proot/usr/sbin/runc" ] ||
+		fail "$proot has no podman and runc"
+	[ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt)" ] ||
+		fail "CFS_PODMAN_ROOT needs a mount namespace of its own (ais-podman5.sh)"
+	PODMAN=() # set once its namespace is up (below)
+else
+	PODMAN=(podman)
+	for tool in podman runc; do
+		command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
+	done
+fi
+for tool in mountpoint python3; do
 	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
 done
 
@@ -53,8 +71,71 @@ S=("$cs" --root "$root")
 A=(--ais "$ais" --run "$run")
 service_pid=
 lister_pid=
+holder=
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	[ -n "$lister_pid" ] && kill "$lister_pid" 2>/dev/null
+	[ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
+	[ "${#PODMAN[@]}" -eq 0 ] || "${PODMAN[@]}" rm -af -t 0 >/dev/null 2>&1 || true
+	[ -z "$holder" ] || { kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null; } || true
+	# podman's own mounts (container overlays, the graphroot's shm)
+	# and ours, deepest first.
+	remove_work "$work" || rc=1
+	[ -z "$proot" ] || rmdir -p "$proot$work" 2>/dev/null || true
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 mkdir -p "$work/graph" "$work/runroot" "$run"
+if [ -n "$proot" ]; then
+	# podman runs in a mount namespace of its own whose root mount IS
+	# the trixie root (pivot_root, not chroot: runc exec joins a
+	# container's mount namespace with setns, which sets the root to the
+	# namespace's root mount; under a mere chroot that is the host's /,
+	# and a podman exec once wrote to the host's /etc that way). The
+	# scratch directory is bound at the same path, shared, so that the
+	# AIS's absolute paths and the mounts ais sync makes later mean the
+	# same in there. All of it lives in this test's own namespace (no
+	# peers outside it): nothing reaches the host's mounts.
+	export PODMAN_IGNORE_CGROUPSV1_WARNING=1
+	mount --bind "$work" "$work"
+	mount --make-shared "$work"
+	mount --bind "$proot" "$proot"
+	mkdir -p "$proot$work"
+	mount --rbind "$work" "$proot$work"
+	unshare -m --propagation unchanged sh -c '
+		set -e
+		r=$1 ready=$2
+		mount -t proc proc "$r/proc"
+		mount --rbind /sys "$r/sys"
+		mount --make-rslave "$r/sys"
+		mount --rbind /dev "$r/dev"
+		mount --make-rslave "$r/dev"
+		mount -t tmpfs -o mode=0755 cfs-test-podman-run "$r/run"
+		mount -t tmpfs cfs-test-podman-tmp "$r/tmp"
+		mkdir -p "$r/.oldroot"
+		cd "$r"
+		pivot_root . .oldroot
+		cd /
+		umount -l /.oldroot
+		: >"$ready"
+		exec sleep infinity
+	' sh "$proot" "$work/.podman-root-ready" &
+	holder=$!
+	for _ in $(seq 100); do
+		[ -e "$work/.podman-root-ready" ] && break
+		sleep 0.1
+	done
+	[ -e "$work/.podman-root-ready" ] || fail "podman's root did not come up"
+	PODMAN=(nsenter -t "$holder" -m -r -w podman)
+	# The host's / is not there any more.
+	[ ! -e "/proc/$holder/root$proot" ] || fail "the host's root is still reachable from podman's"
+	echo "$me: podman $("${PODMAN[@]}" --version | awk '{ print $3 }') in $proot (its own mount namespace)"
+fi
 # The run directory must be on tmpfs (ais sync mounts one on others).
 mount -t tmpfs -o size=1m,mode=0755 cfs-test-run "$run"
 cat >"$work/storage.conf" <<CONF
@@ -78,22 +159,8 @@ export CONTAINERS_STORAGE_CONF=$work/storage.conf
 export CONTAINERS_CONF=$work/containers.conf
 # Not --root/--runroot: with them podman 4.3 drops storage.conf's
 # options, additionalimagestores included.
-P=(timeout 120 podman)
+P=(timeout 120 "${PODMAN[@]}")
 
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	[ -n "$lister_pid" ] && kill "$lister_pid" 2>/dev/null
-	[ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
-	podman rm -af -t 0 >/dev/null 2>&1 || true
-	# podman's own mounts (container overlays, the graphroot's shm)
-	# and ours, deepest first.
-	remove_work "$work" || rc=1
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # A listing of a tree that changes if any name, type, mode, owner, size,
 # symlink target or content byte does (symlinks are not followed).
@@ -182,7 +249,12 @@ step "1: same tree, another config: one store image, two podman images"
 python3 - "$corpus/debian-minbase" "$work/variant" <<'EOF'
 import hashlib, json, os, shutil, sys
 src, dst = sys.argv[1:]
-shutil.copytree(src, dst, copy_function=os.link)
+def link(a, b):
+    try:
+        os.link(a, b)
+    except OSError:  # the scratch directory is a mount of its own
+        shutil.copy2(a, b)
+shutil.copytree(src, dst, copy_function=link)
 def path(d): return os.path.join(dst, "blobs", "sha256", d.split(":")[1])
 def put(b):
     d = "sha256:" + hashlib.sha256(b).hexdigest()
@@ -224,6 +296,17 @@ for c in c1 c2; do
 	[ "$got" = 42 ] || fail "$c printed '$got'"
 done
 
+# Before any container writes: a file only the host has must not be
+# there for a podman exec (were it, exec would run on the host's /).
+host_canary=$(mktemp /var/tmp/cfs-host-canary.XXXXXX)
+for c in c1 c2; do
+	if "${P[@]}" exec "$c" test -e "$host_canary"; then
+		rm -f "$host_canary"
+		fail "podman exec in $c sees the host's root: stopping before any write"
+	fi
+done
+rm -f "$host_canary"
+
 step "3: a container writes, deletes and chmods"
 ais_before=$(tree_state "$ais")
 store_before=$(store_state)
@@ -246,7 +329,7 @@ upper=$("${P[@]}" inspect c1 --format '{{.GraphDriver.Data.UpperDir}}')
 
 step "4: import and sync while podman lists; the API service sees it"
 sock=$work/podman.sock
-podman system service --time=0 "unix://$sock" >"$work/service.log" 2>&1 &
+"${PODMAN[@]}" system service --time=0 "unix://$sock" >"$work/service.log" 2>&1 &
 service_pid=$!
 api_images() {
 	python3 - "$sock" <<'EOF'
@@ -274,7 +357,7 @@ grep -q caps "$work/api" && fail "API lists caps before its import"
 (
 	i=0
 	while :; do
-		podman images -q >/dev/null 2>>"$work/lister.err" || echo "listing $i failed" >>"$work/lister.err"
+		"${PODMAN[@]}" images -q >/dev/null 2>>"$work/lister.err" || echo "listing $i failed" >>"$work/lister.err"
 		i=$((i + 1))
 	done
 ) &
