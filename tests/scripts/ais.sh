@@ -101,39 +101,7 @@ if [ -n "$proot" ]; then
 	# AIS's absolute paths and the mounts ais sync makes later mean the
 	# same in there. All of it lives in this test's own namespace (no
 	# peers outside it): nothing reaches the host's mounts.
-	export PODMAN_IGNORE_CGROUPSV1_WARNING=1
-	mount --bind "$work" "$work"
-	mount --make-shared "$work"
-	mount --bind "$proot" "$proot"
-	mkdir -p "$proot$work"
-	mount --rbind "$work" "$proot$work"
-	unshare -m --propagation unchanged sh -c '
-		set -e
-		r=$1 ready=$2
-		mount -t proc proc "$r/proc"
-		mount --rbind /sys "$r/sys"
-		mount --make-rslave "$r/sys"
-		mount --rbind /dev "$r/dev"
-		mount --make-rslave "$r/dev"
-		mount -t tmpfs -o mode=0755 cfs-test-podman-run "$r/run"
-		mount -t tmpfs cfs-test-podman-tmp "$r/tmp"
-		mkdir -p "$r/.oldroot"
-		cd "$r"
-		pivot_root . .oldroot
-		cd /
-		umount -l /.oldroot
-		: >"$ready"
-		exec sleep infinity
-	' sh "$proot" "$work/.podman-root-ready" &
-	holder=$!
-	for _ in $(seq 100); do
-		[ -e "$work/.podman-root-ready" ] && break
-		sleep 0.1
-	done
-	[ -e "$work/.podman-root-ready" ] || fail "podman's root did not come up"
-	PODMAN=(nsenter -t "$holder" -m -r -w podman)
-	# The host's / is not there any more.
-	[ ! -e "/proc/$holder/root$proot" ] || fail "the host's root is still reachable from podman's"
+	podman_root_start "$proot" "$work" || fail "podman root in $proot"
 	echo "$me: podman $("${PODMAN[@]}" --version | awk '{ print $3 }') in $proot (its own mount namespace)"
 fi
 # The run directory must be on tmpfs (ais sync mounts one on others).

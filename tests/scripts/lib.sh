@@ -26,3 +26,63 @@ remove_work() { # DIR
 	fi
 	rm -rf "$dir"
 }
+
+#   podman_root_start ROOT DIR
+#                     run podman in ROOT (a Debian root with podman, see
+#                     podman5-root.sh): a mount namespace that pivot_roots
+#                     into ROOT and drops the host's / (not a chroot:
+#                     runc exec's setns() would land on the host's /),
+#                     with DIR bound in at the same path as a shared
+#                     mount, so that mounts made later below DIR (by
+#                     the store) show in there too. Call it from a mount
+#                     namespace of the test's own, before mounting
+#                     anything below DIR. Sets holder (the namespace's
+#                     process: kill it when done) and PODMAN (the
+#                     command that runs podman in there).
+podman_root_start() { # ROOT DIR
+	local proot=$1 dir=$2 _
+	[ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt)" ] || {
+		echo "$me: podman_root_start needs a mount namespace of its own" >&2
+		return 1
+	}
+	export PODMAN_IGNORE_CGROUPSV1_WARNING=1
+	mount --bind "$dir" "$dir"
+	mount --make-shared "$dir"
+	mount --bind "$proot" "$proot"
+	mkdir -p "$proot$dir"
+	mount --rbind "$dir" "$proot$dir"
+	rm -f "$dir/.podman-root-ready"
+	unshare -m --propagation unchanged sh -c '
+		set -e
+		r=$1 ready=$2
+		mount -t proc proc "$r/proc"
+		mount --rbind /sys "$r/sys"
+		mount --make-rslave "$r/sys"
+		mount --rbind /dev "$r/dev"
+		mount --make-rslave "$r/dev"
+		mount -t tmpfs -o mode=0755 cfs-test-podman-run "$r/run"
+		mount -t tmpfs cfs-test-podman-tmp "$r/tmp"
+		mkdir -p "$r/.oldroot"
+		cd "$r"
+		pivot_root . .oldroot
+		cd /
+		umount -l /.oldroot
+		: >"$ready"
+		exec sleep infinity
+	' sh "$proot" "$dir/.podman-root-ready" &
+	holder=$!
+	for _ in $(seq 100); do
+		[ -e "$dir/.podman-root-ready" ] && break
+		sleep 0.1
+	done
+	[ -e "$dir/.podman-root-ready" ] || {
+		echo "$me: podman's root did not come up" >&2
+		return 1
+	}
+	# The host's / is not there any more.
+	[ ! -e "/proc/$holder/root$proot" ] || {
+		echo "$me: the host's root is still reachable from podman's" >&2
+		return 1
+	}
+	PODMAN=(nsenter -t "$holder" -m -r -w podman)
+}
