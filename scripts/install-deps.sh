@@ -34,6 +34,8 @@ PACKAGES=(
 	# it fetches its kernel, linux-image-6.12.*-amd64-unsigned from
 	# bookworm-security, with apt-get download)
 	qemu-system-x86 busybox-static e2fsprogs cpio kmod xz-utils keyutils
+	# idmapped mounts and rootless podman (tests/scripts/idmap.sh)
+	uidmap
 )
 
 missing=()

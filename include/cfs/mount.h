@@ -56,14 +56,34 @@ typedef struct cfs_mount_options {
 	/** If not NULL: the image file's fs-verity digest must equal it,
 	 * checked in userspace when the kernel cannot measure it. */
 	const uint8_t *expected_digest;
+	/** Since version 2: if not NULL, an idmapped mount (for user
+	 * namespaces: see cfs_idmap_parse()); the EROFS layer and the
+	 * object directory are idmapped under the overlay. Needs the new
+	 * mount API and Linux 6.15 (-EOPNOTSUPP otherwise). */
+	const char *idmap;
 } cfs_mount_options;
 
-#define CFS_MOUNT_OPTIONS_VERSION 1
+/* Version 1 (without idmap) is still accepted. */
+#define CFS_MOUNT_OPTIONS_VERSION 2
 #define CFS_MOUNT_OPTIONS_INIT                                                 \
 	{                                                                      \
 		CFS_MOUNT_OPTIONS_VERSION, 0, NULL, NULL, NULL,                \
-			CFS_VERITY_AUTO, NULL                                  \
+			CFS_VERITY_AUTO, NULL, NULL                            \
 	}
+
+/**
+ * Check an idmap as cfs_mount_options.idmap takes it, and make the user
+ * namespace that carries it: *@userns_fd, to close. The idmap is
+ *  - "user:NAME": what rootless podman gives NAME's containers: the
+ *    image's 0 is NAME's uid (gid), 1 and on its first range in
+ *    /etc/subuid (/etc/subgid);
+ *  - entries "[u:|g:]FROM:TO:COUNT" separated by spaces or commas: the
+ *    image's ids FROM.. appear as TO.. (u: uids only, g: gids only,
+ *    neither: both), as mount(8)'s X-mount.idmap;
+ *  - a path to a user namespace, "/proc/PID/ns/user".
+ * -EINVAL with a message naming what is wrong.
+ */
+CFS_EXPORT int cfs_idmap_userns(const char *idmap, int *userns_fd);
 
 /**
  * Mount @image at @target. Errors (one-line message): the image is not a

@@ -380,13 +380,16 @@ typedef struct cfs_store_mount_options {
 	cfs_verity_mode verity;
 	/** If not NULL: the image file's fs-verity digest must equal it. */
 	const uint8_t *expected_digest;
+	/** Since version 2: as cfs_mount_options.idmap. */
+	const char *idmap;
 } cfs_store_mount_options;
 
-#define CFS_STORE_MOUNT_OPTIONS_VERSION 1
+/* Version 1 (without idmap) is still accepted. */
+#define CFS_STORE_MOUNT_OPTIONS_VERSION 2
 #define CFS_STORE_MOUNT_OPTIONS_INIT                                           \
 	{                                                                      \
 		CFS_STORE_MOUNT_OPTIONS_VERSION, 0, NULL, NULL,                \
-			CFS_VERITY_AUTO, NULL                                  \
+			CFS_VERITY_AUTO, NULL, NULL                            \
 	}
 
 /**
@@ -479,12 +482,17 @@ typedef struct cfs_store_ais_options {
 	/** Images are mounted at RUN/<image digest> (NULL:
 	 * CFS_STORE_AIS_DEFAULT_RUN_DIR). */
 	const char *run_dir;
+	/** Since version 2: mount the images idmapped (see
+	 * cfs_idmap_userns()), e.g. "user:NAME" for NAME's rootless podman
+	 * (docs/podman.md); NULL: not idmapped. */
+	const char *idmap;
 } cfs_store_ais_options;
 
-#define CFS_STORE_AIS_OPTIONS_VERSION 1
+/* Version 1 (without idmap) is still accepted. */
+#define CFS_STORE_AIS_OPTIONS_VERSION 2
 #define CFS_STORE_AIS_OPTIONS_INIT                                             \
 	{                                                                      \
-		CFS_STORE_AIS_OPTIONS_VERSION, 0, NULL, NULL                   \
+		CFS_STORE_AIS_OPTIONS_VERSION, 0, NULL, NULL, NULL             \
 	}
 
 /** What cfs_store_ais_sync() did. */

@@ -22,6 +22,7 @@ struct cfs_mount_args {
 	char *objects_dir;
 	char *upperdir;
 	char *workdir;
+	char *idmap; /* idmap=: cfs_mount_options.idmap */
 	bool have_digest;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	cfs_verity_mode verity;
@@ -31,7 +32,8 @@ struct cfs_mount_args {
 
 /*
  * Parse @optstr ("objects=DIR,upperdir=DIR,workdir=DIR,digest=HEX,
- * verity=off|on|require|auto,ro|rw,nosuid,...") into @args, which must be
+ * verity=off|on|require|auto,idmap=MAP,ro|rw,nosuid,...") into @args,
+ * which must be
  * zeroed or freshly cleared. A value may be put in double quotes to hold
  * commas. -EINVAL with a message naming the option on any bad or unknown
  * option, a value given twice, a missing objects= or an upperdir= without
@@ -57,5 +59,11 @@ void cfs_mount_args_to_options(const struct cfs_mount_args *args,
 #define CFS_MOUNT_FORCE_LOOP (1u << 2)
 
 unsigned int cfs_mount_force_from_env(void);
+
+/* idmap.c: make @mount_fd (a detached mount) idmapped by @userns_fd;
+ * an idmapped detached clone of @path in *@out_fd. @what names it in
+ * messages. */
+int cfs_idmap_mount(int mount_fd, int userns_fd, const char *what);
+int cfs_idmap_clone(const char *path, int userns_fd, int *out_fd);
 
 #endif

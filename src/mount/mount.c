@@ -72,6 +72,10 @@ struct mount_ctx {
 	char image_source[32]; /* /proc/self/fd/N of image_fd */
 	int loop_fd;
 	char loop_dev[32];
+	/* the overlay's datadir+: the object directory, or the idmapped
+	 * clone of it (/proc/self/fd/N) */
+	const char *datadir;
+	int userns_fd; /* the idmap's user namespace, or -1 */
 };
 
 static int sys_fsopen(const char *fsname, unsigned int flags)
@@ -580,7 +584,7 @@ static int overlay_mount_new(struct mount_ctx *c, const char *lower,
 		return fs_fail(fsfd, errno, NULL, "overlay: lowerdir+ %s",
 			       shown);
 	}
-	r = fs_set(fsfd, "overlay", "datadir+", o->objects_dir, o->objects_dir,
+	r = fs_set(fsfd, "overlay", "datadir+", c->datadir, o->objects_dir,
 		   NULL);
 	if (r >= 0 && o->upperdir)
 		r = fs_set(fsfd, "overlay", "upperdir", o->upperdir,
@@ -713,6 +717,44 @@ static int mount_attached(struct mount_ctx *c, int erofs_fd)
 	return r;
 }
 
+static const char idmap_kernel[] =
+	"idmapped composefs mounts need the new mount API and Linux 6.15 "
+	"(detached layers)";
+
+/* An idmapped mount: the EROFS layer and the object directory idmapped
+ * under the overlay, both detached (no fallbacks: an older kernel gets
+ * -EOPNOTSUPP). */
+static int do_mount_idmapped(struct mount_ctx *c)
+{
+	_cleanup_close_ int erofs_fd = -1, objects_fd = -1;
+	char lower[32], data[32];
+	bool retry = false;
+	int r;
+
+	if (c->force & (CFS_MOUNT_FORCE_LEGACY | CFS_MOUNT_FORCE_ATTACH))
+		return cfs_error(EOPNOTSUPP, "%s", idmap_kernel);
+	r = erofs_mount_new(c);
+	if (r == -ENOSYS)
+		return cfs_error(EOPNOTSUPP, "%s", idmap_kernel);
+	if (r < 0)
+		return r;
+	erofs_fd = r;
+	r = cfs_idmap_mount(erofs_fd, c->userns_fd, "the EROFS layer");
+	if (r == 0)
+		r = cfs_idmap_clone(c->opts->objects_dir, c->userns_fd,
+				    &objects_fd);
+	if (r < 0)
+		return r;
+	snprintf(lower, sizeof(lower), "/proc/self/fd/%d", erofs_fd);
+	snprintf(data, sizeof(data), "/proc/self/fd/%d", objects_fd);
+	c->datadir = data;
+	r = overlay_mount_new(c, lower, &retry);
+	c->datadir = c->opts->objects_dir;
+	if (r == -ENOSYS || retry)
+		return cfs_error(EOPNOTSUPP, "%s", idmap_kernel);
+	return r;
+}
+
 static int do_mount(struct mount_ctx *c)
 {
 	_cleanup_close_ int erofs_fd = -1;
@@ -720,6 +762,8 @@ static int do_mount(struct mount_ctx *c)
 	bool retry = false;
 	int r;
 
+	if (c->userns_fd >= 0)
+		return do_mount_idmapped(c);
 	if (c->force & CFS_MOUNT_FORCE_LEGACY)
 		return mount_attached(c, -1);
 	r = erofs_mount_new(c);
@@ -770,7 +814,9 @@ int cfs_mount(const char *image, const char *target,
 		.target = target,
 		.opts = &abs,
 		.loop_fd = -1,
+		.userns_fd = -1,
 	};
+	_cleanup_close_ int userns_fd = -1;
 	int r;
 
 	r = check_options(opts);
@@ -807,8 +853,13 @@ int cfs_mount(const char *image, const char *target,
 	target_fd = c.target_fd;
 	if (r >= 0)
 		r = check_dir("objects", opts->objects_dir);
+	if (r >= 0 && opts->version >= 2 && opts->idmap) {
+		r = cfs_idmap_userns(opts->idmap, &userns_fd);
+		c.userns_fd = userns_fd;
+	}
 	if (r < 0)
 		return r;
+	c.datadir = abs.objects_dir;
 	return do_mount(&c);
 }
 

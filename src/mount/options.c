@@ -43,6 +43,7 @@ void cfs_mount_args_clear(struct cfs_mount_args *args)
 	free(args->objects_dir);
 	free(args->upperdir);
 	free(args->workdir);
+	free(args->idmap);
 	memset(args, 0, sizeof(*args));
 }
 
@@ -56,6 +57,7 @@ void cfs_mount_args_to_options(const struct cfs_mount_args *args,
 	opts->workdir = args->workdir;
 	opts->verity = args->verity;
 	opts->expected_digest = args->have_digest ? args->digest : NULL;
+	opts->idmap = args->idmap;
 }
 
 /* A path option: set once (the same value twice is fine: fstab and the
@@ -155,6 +157,16 @@ static int parse_item(struct cfs_mount_args *args, const char *name,
 		return set_digest(args, value);
 	if (strcmp(name, "verity") == 0)
 		return set_verity(args, value);
+	/* "user:NAME", "[u:|g:]FROM:TO:COUNT ..." (commas inside quotes),
+	 * or a user namespace's path: cfs_idmap_userns(). */
+	if (strcmp(name, "idmap") == 0) {
+		if (!value || !*value)
+			return cfs_error(
+				EINVAL,
+				"mount option 'idmap' needs a value: "
+				"idmap=user:NAME or idmap=FROM:TO:COUNT");
+		return set_path(&args->idmap, name, value);
+	}
 	for (size_t i = 0; i < CFS_ARRAY_SIZE(flag_options); i++) {
 		if (strcmp(name, flag_options[i].name) != 0)
 			continue;

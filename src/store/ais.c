@@ -170,6 +170,7 @@ struct ais_txn {
 	char **mounts; /* mount points of this sync's mounts */
 	size_t n_mounts;
 	bool committed; /* a JSON file replaced: nothing to take back */
+	const char *idmap; /* cfs_store_ais_options.idmap, or NULL */
 };
 
 /* The AIS subdirectory @base is, for messages. */
@@ -642,6 +643,17 @@ static void ais_image_clear(struct ais_image *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* The image @digest read-only at @mountpoint, idmapped by @idmap if
+ * not NULL. */
+static int ais_mount(cfs_store *s, const char *digest, const char *mountpoint,
+		     const char *idmap)
+{
+	cfs_store_mount_options mo = CFS_STORE_MOUNT_OPTIONS_INIT;
+
+	mo.idmap = idmap;
+	return cfs_store_mount(s, digest, mountpoint, &mo);
+}
+
 /* Mount the image read-only at its mount point unless it is there (a
  * mount made here is recorded in @t). */
 static int ais_image_mount(cfs_store *s, struct ais_txn *t, struct ais_image *a,
@@ -656,7 +668,7 @@ static int ais_image_mount(cfs_store *s, struct ais_txn *t, struct ais_image *a,
 		return cfs_error_errno(errno, "creating %s", a->mountpoint);
 	r = store_strv_add(&t->mounts, &t->n_mounts, a->mountpoint);
 	if (r == 0)
-		r = cfs_store_mount(s, a->img->digest, a->mountpoint, NULL);
+		r = ais_mount(s, a->img->digest, a->mountpoint, t->idmap);
 	if (r < 0) {
 		if (t->n_mounts &&
 		    strcmp(t->mounts[t->n_mounts - 1], a->mountpoint) == 0)
@@ -1151,6 +1163,7 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	t.ais = ais;
 	t.images_fd = images_fd;
 	t.layers_fd = layers_fd;
+	t.idmap = opts->version >= 2 ? opts->idmap : NULL;
 
 	r = cfs_store_list(s, &images, &count);
 	if (r < 0)
@@ -1233,10 +1246,11 @@ out:
  * store: the AIS is what podman sees).
  */
 typedef int (*ais_layer_fn)(cfs_store *s, const char *mountpoint,
-			    const char *digest, cfs_store_ais_result *res);
+			    const char *digest, const char *idmap,
+			    cfs_store_ais_result *res);
 
 static int for_each_layer(cfs_store *s, const char *ais, ais_layer_fn fn,
-			  cfs_store_ais_result *res)
+			  const char *idmap, cfs_store_ais_result *res)
 {
 	_cleanup_free_ char *dir = NULL;
 	_cleanup_(closedirp) DIR *d = NULL;
@@ -1266,7 +1280,7 @@ static int for_each_layer(cfs_store *s, const char *ais, ais_layer_fn fn,
 		if (target[0] != '/' || !base || !store_is_hex(base + 1, true))
 			continue;
 		res->images++;
-		r = fn(s, target, base + 1, res);
+		r = fn(s, target, base + 1, idmap, res);
 		if (r < 0 && first == 0)
 			first = r;
 		else if (r < 0)
@@ -1276,7 +1290,7 @@ static int for_each_layer(cfs_store *s, const char *ais, ais_layer_fn fn,
 }
 
 static int layer_mount(cfs_store *s, const char *mountpoint, const char *digest,
-		       cfs_store_ais_result *res)
+		       const char *idmap, cfs_store_ais_result *res)
 {
 	_cleanup_free_ char *run = strdup(mountpoint);
 	int r;
@@ -1293,7 +1307,7 @@ static int layer_mount(cfs_store *s, const char *mountpoint, const char *digest,
 		return r;
 	if (mkdir(mountpoint, 0755) < 0 && errno != EEXIST)
 		return cfs_error_errno(errno, "creating %s", mountpoint);
-	r = cfs_store_mount(s, digest, mountpoint, NULL);
+	r = ais_mount(s, digest, mountpoint, idmap);
 	if (r < 0) {
 		rmdir(mountpoint);
 		return cfs_error_prefix(-r, "ais: mounting %.12s at %s", digest,
@@ -1304,8 +1318,10 @@ static int layer_mount(cfs_store *s, const char *mountpoint, const char *digest,
 }
 
 static int layer_unmount(cfs_store *s, const char *mountpoint,
-			 const char *digest, cfs_store_ais_result *res)
+			 const char *digest, const char *idmap,
+			 cfs_store_ais_result *res)
 {
+	(void)idmap;
 	_cleanup_free_ char *user = NULL;
 	int r;
 
@@ -1350,7 +1366,8 @@ static int ais_all(cfs_store *s, const cfs_store_ais_options *opts,
 	r = ais_paths(s, opts, &ais, &run, res);
 	if (r < 0)
 		return r;
-	return for_each_layer(s, ais, fn, res);
+	return for_each_layer(s, ais, fn,
+			      opts->version >= 2 ? opts->idmap : NULL, res);
 }
 
 int cfs_store_ais_mount_all(cfs_store *s, const cfs_store_ais_options *opts,

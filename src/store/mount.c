@@ -586,6 +586,7 @@ int cfs_store_mount(cfs_store *s, const char *ref, const char *target,
 	recorded = true;
 	mo.objects_dir = cfs_store_objects_dir(s);
 	mo.expected_digest = opts->expected_digest;
+	mo.idmap = opts->version >= 2 ? opts->idmap : NULL;
 	r = cfs_mount(image, abs, &mo);
 out:
 	if (r < 0) {

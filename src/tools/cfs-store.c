@@ -42,6 +42,7 @@ enum {
 	OPT_TRUST_ARTIFACT,
 	OPT_TRUST_CERT,
 	OPT_REQUIRE_SIGNED,
+	OPT_IDMAP,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -69,6 +70,7 @@ static const struct option long_options[] = {
 	{ "trust-artifact", no_argument, NULL, OPT_TRUST_ARTIFACT },
 	{ "trust-cert", required_argument, NULL, OPT_TRUST_CERT },
 	{ "require-signed", no_argument, NULL, OPT_REQUIRE_SIGNED },
+	{ "idmap", required_argument, NULL, OPT_IDMAP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -90,6 +92,7 @@ static struct {
 	const char *trust_certs[MAX_NAMES];
 	size_t n_trust_certs;
 	bool require_signed;
+	const char *idmap;
 	size_t n_names;
 	const char *platform;
 	unsigned int threads;
@@ -169,6 +172,10 @@ static void usage(FILE *out)
 		"  --digest HEX       mount: the image's fs-verity digest must be HEX\n"
 		"  --delete-upper     umount: also delete the --writable upper dir\n"
 		"  --force            rm: even if a container runs on the image\n"
+		"  --idmap MAP        mount, ais: idmapped mounts: user:NAME (NAME's\n"
+		"                     rootless podman: 0 is NAME, 1.. its /etc/subuid\n"
+		"                     range), [u:|g:]FROM:TO:COUNT..., or a user\n"
+		"                     namespace's path\n"
 		"  --ais DIR          ais: the image store (default: ROOT/ais)\n"
 		"  --run DIR          ais: mount images at DIR/<digest>; DIR gets a\n"
 		"                     tmpfs if it is not on one (default: " CFS_STORE_AIS_DEFAULT_RUN_DIR
@@ -669,6 +676,7 @@ static int cmd_mount(cfs_store *s, char **args, int n)
 	opts.verity = o.verity;
 	if (o.has_digest)
 		opts.expected_digest = o.digest;
+	opts.idmap = o.idmap;
 	r = cfs_store_mount(s, args[0], args[1], &opts);
 	return r < 0 ? fail("mount", r) : 0;
 }
@@ -693,6 +701,7 @@ static int cmd_ais(cfs_store *s, char **args, int n)
 	(void)n;
 	opts.ais_dir = o.ais;
 	opts.run_dir = o.run;
+	opts.idmap = o.idmap;
 	if (strcmp(what, "sync") == 0)
 		r = cfs_store_ais_sync(s, &opts, &res);
 	else if (strcmp(what, "mount-all") == 0)
@@ -763,10 +772,11 @@ static const struct command commands[] = {
 	  cmd_fsck, true },
 	{ "mount", 2, 2,
 	  BIT(OPT_WRITABLE) | BIT(OPT_UPPER) | BIT(OPT_WORK) | BIT(OPT_VERITY) |
-		  BIT(OPT_DIGEST),
+		  BIT(OPT_DIGEST) | BIT(OPT_IDMAP),
 	  cmd_mount, false },
 	{ "umount", 1, 1, BIT(OPT_DELETE_UPPER), cmd_umount, false },
-	{ "ais", 1, 1, BIT(OPT_AIS) | BIT(OPT_RUN) | BIT(OPT_JSON), cmd_ais,
+	{ "ais", 1, 1,
+	  BIT(OPT_AIS) | BIT(OPT_RUN) | BIT(OPT_JSON) | BIT(OPT_IDMAP), cmd_ais,
 	  false },
 };
 
@@ -875,6 +885,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_REQUIRE_SIGNED:
 			o.require_signed = true;
+			break;
+		case OPT_IDMAP:
+			o.idmap = optarg;
 			break;
 		case OPT_INSECURE:
 			o.insecure = true;
