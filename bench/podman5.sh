@@ -56,16 +56,7 @@ trap 'exit 143' TERM
 
 # cfs-mkcomposefs for podman's use_composefs, with its libraries (not
 # glibc's: the root has a newer one).
-mkdir -p "$work/bin" "$work/lib"
-cp -L "$bin/cfs-mkcomposefs" "$work/bin/"
-while read -r lib; do
-	case ${lib##*/} in
-	libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | librt.so.* | ld-linux*) ;;
-	*) cp -L "$lib" "$work/lib/" ;;
-	esac
-done < <(ldd "$bin/cfs-mkcomposefs" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
-printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$work/lib" "$work/bin/cfs-mkcomposefs" >"$work/bin/mkcomposefs"
-chmod +x "$work/bin/mkcomposefs"
+stage_mkcomposefs "$bin" "$work"
 
 registry_start "$work/registry" || die "no registry"
 for img in "$image" "$base"; do

@@ -192,6 +192,11 @@ typedef struct cfs_write_options {
 CFS_EXPORT int cfs_image_write(cfs_inode *root, const cfs_write_options *opts,
 			       cfs_write_fn write, void *opaque,
 			       uint8_t digest_out[CFS_DIGEST_SIZE]);
+
+/** The fs-verity digest of the image cfs_image_write() would write for
+ * @root with @opts, without keeping the bytes. */
+CFS_EXPORT int cfs_image_digest(cfs_inode *root, const cfs_write_options *opts,
+				uint8_t digest_out[CFS_DIGEST_SIZE]);
 /** Same, writing to a file descriptor. */
 CFS_EXPORT int cfs_image_write_fd(cfs_inode *root,
 				  const cfs_write_options *opts, int fd,

@@ -295,14 +295,6 @@ int cfs_artifact(const char *source, const char *output_layout,
 
 /* ---- the sealing spec's artifact ---------------------------------------- */
 
-static int write_discard(void *opaque, const void *data, size_t len)
-{
-	(void)opaque;
-	(void)data;
-	(void)len;
-	return 0;
-}
-
 /* One layer of the spec's artifact: the signature of @hex (empty when
  * @opts has no key) as a blob, annotated @key = @hex. */
 static json_object *spec_layer(const char *where, int blobs,
@@ -378,7 +370,7 @@ static int do_spec_artifact(const char *source, const char *output,
 		r = cfs_convert_oci_objs(&root, img, &copts, NULL, NULL, NULL,
 					 &stats);
 	if (r == 0)
-		r = cfs_image_write(root, &canonical, write_discard, NULL, dg);
+		r = cfs_image_digest(root, &canonical, dg);
 	if (r < 0)
 		goto out;
 	if (!img->manifest || stats.n_layers == 0) {

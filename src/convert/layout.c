@@ -129,18 +129,16 @@ json_object *cfs_layout_descriptor(const char *media_type, const char *digest,
 
 /* Tag @digest (an index of @size bytes) as @tag in @dirfd/index.json,
  * replacing what had the tag. */
-int cfs_layout_tag(const char *where, int dirfd, const char *tag,
-		   const char *digest, uint64_t size)
+int cfs_layout_read_index(const char *where, int dirfd, json_object **index,
+			  json_object **manifests)
 {
-	_cleanup_(json_object_putp) json_object *index = NULL;
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int fd = -1;
-	json_object *manifests, *keep, *e, *ann;
-	const char *text;
-	size_t len = 0;
 	struct stat st;
+	size_t len = 0;
 	int r;
 
+	*index = NULL;
 	fd = openat(dirfd, "index.json", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return cfs_error_errno(errno, "%s: index.json", where);
@@ -153,11 +151,28 @@ int cfs_layout_tag(const char *where, int dirfd, const char *tag,
 	r = cfs_read_full(fd, buf, (size_t)st.st_size, &len);
 	if (r < 0)
 		return cfs_error_errno(-r, "%s: index.json", where);
-	if (cfs_json_parse_buf(buf, len, &index) < 0 ||
-	    !json_object_object_get_ex(index, "manifests", &manifests) ||
-	    !json_object_is_type(manifests, json_type_array))
+	if (cfs_json_parse_buf(buf, len, index) < 0 ||
+	    !json_object_object_get_ex(*index, "manifests", manifests) ||
+	    !json_object_is_type(*manifests, json_type_array)) {
+		json_object_put(*index);
+		*index = NULL;
 		return cfs_error(EINVAL, "%s: index.json: no manifests array",
 				 where);
+	}
+	return 0;
+}
+
+int cfs_layout_tag(const char *where, int dirfd, const char *tag,
+		   const char *digest, uint64_t size)
+{
+	_cleanup_(json_object_putp) json_object *index = NULL;
+	json_object *manifests, *keep, *e, *ann;
+	const char *text;
+	int r;
+
+	r = cfs_layout_read_index(where, dirfd, &index, &manifests);
+	if (r < 0)
+		return r;
 	keep = json_object_new_array();
 	if (!keep)
 		return -ENOMEM;
@@ -259,30 +274,12 @@ int cfs_layout_tagged(const char *where, int dirfd, const char *tag,
 		      char digest_out[80])
 {
 	_cleanup_(json_object_putp) json_object *index = NULL;
-	_cleanup_free_ uint8_t *buf = NULL;
-	_cleanup_close_ int fd = -1;
 	json_object *manifests;
-	struct stat st;
-	size_t len = 0;
 	int r;
 
-	fd = openat(dirfd, "index.json", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return cfs_error_errno(errno, "%s: index.json", where);
-	if (st.st_size > INDEX_MAX)
-		return cfs_error(EFBIG, "%s: index.json is over %d bytes",
-				 where, INDEX_MAX);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	r = cfs_read_full(fd, buf, (size_t)st.st_size, &len);
+	r = cfs_layout_read_index(where, dirfd, &index, &manifests);
 	if (r < 0)
-		return cfs_error_errno(-r, "%s: index.json", where);
-	if (cfs_json_parse_buf((char *)buf, len, &index) < 0 ||
-	    !json_object_object_get_ex(index, "manifests", &manifests) ||
-	    !json_object_is_type(manifests, json_type_array))
-		return cfs_error(EINVAL, "%s: index.json: no manifests array",
-				 where);
+		return r;
 	for (size_t i = 0; i < json_object_array_length(manifests); i++) {
 		json_object *e = json_object_array_get_idx(manifests, i), *ann;
 		const char *d = cfs_json_str(e, "digest"), *name;

@@ -38,6 +38,10 @@ int cfs_layout_put_blob(int blobs, const char *text, size_t len,
 /* A new descriptor object. */
 json_object *cfs_layout_descriptor(const char *media_type, const char *digest,
 				   uint64_t size);
+/* @dirfd's index.json (*@index, to put) and its "manifests" array
+ * (borrowed), or -errno with a message naming @where. */
+int cfs_layout_read_index(const char *where, int dirfd, json_object **index,
+			  json_object **manifests);
 /* Tag @digest (an index of @size bytes) as @tag in @dirfd/index.json,
  * replacing what had the tag. */
 int cfs_layout_tag(const char *where, int dirfd, const char *tag,

@@ -189,14 +189,6 @@ static bool xattr_kept(uint32_t type, const char *name)
 	       strncmp(name, "user.", strlen("user.")) != 0;
 }
 
-static int write_discard(void *opaque, const void *data, size_t len)
-{
-	(void)opaque;
-	(void)data;
-	(void)len;
-	return 0;
-}
-
 static int convert_entry(struct oci_conv *c, struct archive *a,
 			 struct archive_entry *ae, int64_t offset)
 {
@@ -306,8 +298,7 @@ static int layer_digest(struct oci_conv *c, cfs_layer_info *info)
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	int r;
 
-	r = cfs_image_write(c->layer.root, NULL, write_discard, NULL,
-			    info->composefs_digest);
+	r = cfs_image_digest(c->layer.root, NULL, info->composefs_digest);
 	if (r < 0)
 		return cfs_error_prefix(-r, "%s: composefs image of the layer",
 					c->where);
@@ -331,7 +322,7 @@ static int merged_digest(struct oci_conv *c, const cfs_layer_info *info)
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	int r;
 
-	r = cfs_image_write(c->applier.root, NULL, write_discard, NULL, d);
+	r = cfs_image_digest(c->applier.root, NULL, d);
 	if (r < 0)
 		return cfs_error_prefix(-r, "%s: composefs image", c->where);
 	cfs_digest_to_hex(d, hex);

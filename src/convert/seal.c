@@ -33,13 +33,6 @@ void cfs_seal_result_clear(cfs_seal_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-static int write_discard(void *opaque, const void *data, size_t len)
-{
-	(void)opaque;
-	(void)data;
-	(void)len;
-	return 0;
-}
 /* A signature of one of the spec's digests, base64 as in the manifest. */
 struct seal_sig {
 	char *b64;
@@ -133,31 +126,14 @@ static int update_index(const char *source, int dirfd, const char *old_digest,
 			const char *ref, cfs_seal_result *res)
 {
 	_cleanup_(json_object_putp) json_object *index = NULL;
-	_cleanup_free_ char *buf = NULL, *tag_copy = NULL;
-	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *tag_copy = NULL;
 	json_object *manifests, *entry = NULL, *v;
 	const char *tag = res->tag, *text;
-	size_t len = 0;
-	struct stat st;
 	int r;
 
-	fd = openat(dirfd, "index.json", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return cfs_error_errno(errno, "%s: index.json", source);
-	if (st.st_size > INDEX_MAX)
-		return cfs_error(EFBIG, "%s: index.json is over %d bytes",
-				 source, INDEX_MAX);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	r = cfs_read_full(fd, buf, (size_t)st.st_size, &len);
+	r = cfs_layout_read_index(source, dirfd, &index, &manifests);
 	if (r < 0)
-		return cfs_error_errno(-r, "%s: index.json", source);
-	if (cfs_json_parse_buf(buf, len, &index) < 0 ||
-	    !json_object_object_get_ex(index, "manifests", &manifests) ||
-	    !json_object_is_type(manifests, json_type_array))
-		return cfs_error(EINVAL, "%s: index.json: no manifests array",
-				 source);
+		return r;
 	/* The entry of the source manifest, the tagged one preferred. */
 	for (size_t i = 0; i < json_object_array_length(manifests); i++) {
 		json_object *e = json_object_array_get_idx(manifests, i), *ann;
@@ -298,7 +274,7 @@ static int spec_digests(const char *source, const struct cfs_oci_image *img,
 		return 0;
 	}
 	if (r == 0)
-		r = cfs_image_write(root, &canonical, write_discard, NULL, d);
+		r = cfs_image_digest(root, &canonical, d);
 	if (r < 0)
 		return cfs_error_prefix(-r, "%s", source);
 	cfs_digest_to_hex(d, res->canonical);
@@ -354,7 +330,7 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 		r = cfs_convert_oci_objs(&root, img, &copts, NULL, NULL, NULL,
 					 &stats);
 	if (r == 0)
-		r = cfs_image_write(root, NULL, write_discard, NULL, merged);
+		r = cfs_image_digest(root, NULL, merged);
 	if (r == 0)
 		r = spec_digests(source, img, root, opts, res, sigs);
 	cfs_inode_unref(root);

@@ -1274,3 +1274,17 @@ int cfs_image_write_fd(cfs_inode *root, const cfs_write_options *opts, int fd,
 {
 	return cfs_image_write(root, opts, fd_write, &fd, digest_out);
 }
+
+static int write_nothing(void *opaque, const void *buf, size_t len)
+{
+	(void)opaque;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+int cfs_image_digest(cfs_inode *root, const cfs_write_options *opts,
+		     uint8_t digest_out[CFS_DIGEST_SIZE])
+{
+	return cfs_image_write(root, opts, write_nothing, NULL, digest_out);
+}

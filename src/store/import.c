@@ -577,6 +577,18 @@ static int check_signatures(struct import *im, const char *source,
 	return r;
 }
 
+/* The fs-verity digest of @len bytes at @data, as 64 hex. */
+static int verity_hex(const void *data, size_t len,
+		      char hex[CFS_DIGEST_HEX_SIZE + 1])
+{
+	uint8_t d[CFS_DIGEST_SIZE];
+	int r = cfs_verity_digest_buffer(data, len, d);
+
+	if (r == 0)
+		cfs_digest_to_hex(d, hex);
+	return r;
+}
+
 /*
  * The converter checked every legacy sealing annotation against the
  * layers; the image written here must be the sealed one too: the spec's
@@ -598,17 +610,13 @@ static int check_sealed(struct import *im, const char *source,
 		       stats->layers[stats->n_layers - 1].sealed_merged :
 		       "";
 	const char *key = spec ? CFS_SPEC_MERGED : CFS_ANNOTATION_MERGED;
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	int r;
 
 	if (oci && oci->spec_manifest[0]) {
-		uint8_t d[CFS_DIGEST_SIZE];
-		char hex[CFS_DIGEST_HEX_SIZE + 1];
-
-		r = cfs_verity_digest_buffer(oci->manifest, oci->manifest_len,
-					     d);
+		r = verity_hex(oci->manifest, oci->manifest_len, hex);
 		if (r < 0)
 			return r;
-		cfs_digest_to_hex(d, hex);
 		if (strcmp(hex, oci->spec_manifest) != 0)
 			return cfs_error(EBADMSG,
 					 "%s: manifest %s: not the sealed "
@@ -618,13 +626,9 @@ static int check_sealed(struct import *im, const char *source,
 					 oci->spec_manifest, hex);
 	}
 	if (oci && oci->spec_config[0]) {
-		uint8_t d[CFS_DIGEST_SIZE];
-		char hex[CFS_DIGEST_HEX_SIZE + 1];
-
-		r = cfs_verity_digest_buffer(oci->config, oci->config_len, d);
+		r = verity_hex(oci->config, oci->config_len, hex);
 		if (r < 0)
 			return r;
-		cfs_digest_to_hex(d, hex);
 		if (strcmp(hex, oci->spec_config) != 0)
 			return cfs_error(EBADMSG,
 					 "%s: config %s: not the sealed "

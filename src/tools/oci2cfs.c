@@ -382,6 +382,24 @@ static int seal_main(const char *source, const cfs_seal_options *opts,
 	return finish_stdout();
 }
 
+/* What both kinds of artifact report. */
+static json_object *artifact_json(const char *source, const char *output,
+				  const char *digest, uint64_t size,
+				  const char *subject, const char *tag)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "source", json_object_new_string(source));
+	json_object_object_add(o, "output", json_object_new_string(output));
+	json_object_object_add(o, "manifest_digest",
+			       json_object_new_string(digest));
+	json_object_object_add(o, "manifest_size",
+			       json_object_new_int64((int64_t)size));
+	json_object_object_add(o, "subject", json_object_new_string(subject));
+	json_object_object_add(o, "tag", json_object_new_string(tag));
+	return o;
+}
+
 /* oci2cfs artifact: the sealing spec's metadata artifact. */
 static int spec_artifact_main(const char *source, const char *output,
 			      const cfs_seal_options *opts, bool json)
@@ -394,23 +412,11 @@ static int spec_artifact_main(const char *source, const char *output,
 		return 1;
 	}
 	if (json) {
-		json_object *o = json_object_new_object();
+		json_object *o =
+			artifact_json(source, output, res.manifest_digest,
+				      res.manifest_size, res.subject_digest,
+				      res.tag);
 
-		json_object_object_add(o, "source",
-				       json_object_new_string(source));
-		json_object_object_add(o, "output",
-				       json_object_new_string(output));
-		json_object_object_add(
-			o, "manifest_digest",
-			json_object_new_string(res.manifest_digest));
-		json_object_object_add(
-			o, "manifest_size",
-			json_object_new_int64((int64_t)res.manifest_size));
-		json_object_object_add(
-			o, "subject",
-			json_object_new_string(res.subject_digest));
-		json_object_object_add(o, "tag",
-				       json_object_new_string(res.tag));
 		json_object_object_add(
 			o, CFS_SPEC_MANIFEST,
 			json_object_new_string(res.manifest_verity));
@@ -440,23 +446,11 @@ static int artifact_main(const char *source, const char *output,
 		return 1;
 	}
 	if (json) {
-		json_object *o = json_object_new_object();
+		json_object *o =
+			artifact_json(source, output, res.manifest_digest,
+				      res.manifest_size, res.subject_digest,
+				      res.tag);
 
-		json_object_object_add(o, "source",
-				       json_object_new_string(source));
-		json_object_object_add(o, "output",
-				       json_object_new_string(output));
-		json_object_object_add(
-			o, "manifest_digest",
-			json_object_new_string(res.manifest_digest));
-		json_object_object_add(
-			o, "manifest_size",
-			json_object_new_int64((int64_t)res.manifest_size));
-		json_object_object_add(
-			o, "subject",
-			json_object_new_string(res.subject_digest));
-		json_object_object_add(o, "tag",
-				       json_object_new_string(res.tag));
 		json_object_object_add(
 			o, "image_digest",
 			json_object_new_string(res.image_digest));

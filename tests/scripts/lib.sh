@@ -86,3 +86,27 @@ podman_root_start() { # ROOT DIR
 	}
 	PODMAN=(nsenter -t "$holder" -m -r -w podman)
 }
+
+#   stage_mkcomposefs BIN DIR [LOG]
+#                     BIN/cfs-mkcomposefs as DIR/bin/mkcomposefs for a
+#                     Debian 13 root's podman: the binary, the libraries
+#                     it needs but glibc's (the root has a newer one) in
+#                     DIR/lib, and a wrapper that finds them (and logs
+#                     each call's arguments to LOG).
+stage_mkcomposefs() { # BIN DIR [LOG]
+	local bin=$1 dir=$2 log=${3:-/dev/null} lib
+	mkdir -p "$dir/bin" "$dir/lib"
+	cp -L "$bin/cfs-mkcomposefs" "$dir/bin/"
+	while read -r lib; do
+		case ${lib##*/} in
+		libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | librt.so.* | ld-linux*) ;;
+		*) cp -L "$lib" "$dir/lib/" ;;
+		esac
+	done < <(ldd "$bin/cfs-mkcomposefs" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+	cat >"$dir/bin/mkcomposefs" <<WRAP
+#!/bin/sh
+echo "\$*" >>"$log"
+LD_LIBRARY_PATH="$dir/lib" exec "$dir/bin/cfs-mkcomposefs" "\$@"
+WRAP
+	chmod +x "$dir/bin/mkcomposefs"
+}

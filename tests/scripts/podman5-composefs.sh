@@ -65,20 +65,7 @@ step "cfs-mkcomposefs as podman's mkcomposefs"
 # The binary, the libraries it needs but glibc's (the root's own is
 # newer and serves a binary built against an older one), and a wrapper
 # named mkcomposefs that logs its calls.
-mkdir -p "$work/bin" "$work/lib"
-cp -L "$CFS_BIN/cfs-mkcomposefs" "$work/bin/"
-while read -r lib; do
-	case ${lib##*/} in
-	libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | librt.so.* | ld-linux*) ;;
-	*) cp -L "$lib" "$work/lib/" ;;
-	esac
-done < <(ldd "$CFS_BIN/cfs-mkcomposefs" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
-cat >"$work/bin/mkcomposefs" <<WRAP
-#!/bin/sh
-echo "\$*" >>"$work/mkcomposefs.log"
-LD_LIBRARY_PATH="$work/lib" exec "$work/bin/cfs-mkcomposefs" "\$@"
-WRAP
-chmod +x "$work/bin/mkcomposefs"
+stage_mkcomposefs "$CFS_BIN" "$work" "$work/mkcomposefs.log"
 cp -a "$corpus/debian-minbase" "$work/mb"
 mkdir -p "$work/graph" "$work/runroot"
 cat >"$work/storage.conf" <<CONF
