@@ -49,6 +49,10 @@ podman_root_start() { # ROOT DIR
 	mount --bind "$dir" "$dir"
 	mount --make-shared "$dir"
 	mount --bind "$proot" "$proot"
+	# /run and /tmp of its own first: DIR may be below either, and its
+	# bind must sit on top of them.
+	mount -t tmpfs -o mode=0755 cfs-test-podman-run "$proot/run"
+	mount -t tmpfs -o mode=1777 cfs-test-podman-tmp "$proot/tmp"
 	mkdir -p "$proot$dir"
 	mount --rbind "$dir" "$proot$dir"
 	rm -f "$dir/.podman-root-ready"
@@ -60,8 +64,6 @@ podman_root_start() { # ROOT DIR
 		mount --make-rslave "$r/sys"
 		mount --rbind /dev "$r/dev"
 		mount --make-rslave "$r/dev"
-		mount -t tmpfs -o mode=0755 cfs-test-podman-run "$r/run"
-		mount -t tmpfs cfs-test-podman-tmp "$r/tmp"
 		mkdir -p "$r/.oldroot"
 		cd "$r"
 		pivot_root . .oldroot

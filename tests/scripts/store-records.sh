@@ -156,11 +156,16 @@ jcheck "$work/py.json" "[l['source'] for l in j['layers']] == ['record', 'blob']
 step "a re-import writes nothing but metadata"
 # The bytes the import wrote (/proc/PID/io of a shell that waited for
 # it counts its children): no copy of the image it has (1.8 MiB), no
-# blob, only names.json and what the writer's directory takes.
+# blob, only names.json and what the writer's directory takes. That is
+# 4-12 KiB on a quiet machine; the count also takes in the file
+# system's metadata blocks the process dirties again, which with other
+# tests writing beside it has reached 88 KiB. The limit is far below a
+# copy of the image and far above that noise (bench/distribution.sh
+# measures the bytes a re-pull writes, alone).
 if [ -r /proc/self/io ]; then
 	wrote=$(bash -c '"$1" --root "$2" import "oci:$3/debian-python" --name py-again >/dev/null && awk "/^write_bytes/ { print \$2 }" /proc/$$/io' \
 		_ "$cs" "$root" "$corpus")
-	[ "$wrote" -lt 65536 ] || fail "a re-import of debian-python wrote $wrote bytes"
+	[ "$wrote" -lt 524288 ] || fail "a re-import of debian-python wrote $wrote bytes"
 	"$cs" --root "$root" inspect py-again >/dev/null || fail "the re-import did not name the image"
 	"$cs" --root "$root" rm py-again >/dev/null
 else
