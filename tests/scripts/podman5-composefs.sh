@@ -47,10 +47,13 @@ corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
 work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 holder=
 PODMAN=()
+P=()
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	[ "${#PODMAN[@]}" -eq 0 ] || "${PODMAN[@]}" rm -af -t 0 >/dev/null 2>&1 || true
+	# (with P's PATH: with use_composefs podman will not even start
+	# without a mkcomposefs)
+	[ "${#P[@]}" -eq 0 ] || "${P[@]}" rm -af -t 0 >/dev/null 2>&1 || true
 	registry_stop
 	[ -z "$holder" ] || { kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null; } || true
 	remove_work "$work" || rc=1
