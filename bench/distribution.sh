@@ -234,7 +234,10 @@ for ((i = 0; i < reps; i++)); do
 	fi
 done
 sealed=$work/seal.0
-merged=$(jget "j['composefs.merged.sha256-12']" <"$sealed.json")
+# What a store imports a sealed image as: the canonical image the
+# sealing spec's key names (docs/formats.md), or with no /usr the
+# legacy merged digest.
+merged=$(jget "j.get('composefs.merged.erofs.v1.fsverity-sha256-12') or j['composefs.merged.sha256-12']" <"$sealed.json")
 manifest=$(jget "j['manifest_digest']" <"$sealed.json")
 
 # Sizes: the image as a registry holds it, the composefs image, and the
