@@ -1123,7 +1123,7 @@ static int open_records(struct import *im, struct cfs_records *records,
 	 * objects/: imports move records in after their objects and take
 	 * them back first, gc removes records before objects, fsck --repair
 	 * drops the records of the objects it removed. Only a repair that
-	 * was cut short (its marker, check.c) leaves that unsure. */
+	 * was cut short (its marker, fsck.c) leaves that unsure. */
 	records->check_objects = faccessat(s->root_fd, STORE_REPAIR_MARKER,
 					   F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	return 0;

@@ -197,7 +197,7 @@ int store_config_diff_ids(const char *config, size_t len, char ***v, size_t *n);
  * (corrupt or missing); one object path ("XX/<62 hex>") per line. The
  * image and its names stay; mounting it is refused while any of those
  * objects is missing, and an import that brings them back removes the
- * file. Implemented in check.c.
+ * file. Implemented in broken.c.
  */
 #define STORE_BROKEN_SUFFIX ".broken"
 int store_broken_mark(cfs_store *s, const char *hex,
@@ -236,5 +236,20 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 		    const cfs_store_import_options *opts,
 		    const struct cfs_blob_fetch *fetch,
 		    cfs_store_import_result *result);
+
+/* gc and fsck (store.c) */
+bool store_names_has_digest(const struct store_names *t, const char *hex);
+/* Parse images/<hex>.cfs and add the objects it references to @set. */
+int store_image_objects(cfs_store *s, const char *hex, struct store_objset *set,
+			struct stat *st_out);
+/* @fn for every entry below objects/ (entries of objects/ itself that are
+ * not XX directories come with subfd -1). */
+typedef int (*store_object_fn)(void *ctx, const char *sub, int subfd,
+			       const char *name, bool is_object);
+int store_walk_objects(cfs_store *s, store_object_fn fn, void *ctx);
+void store_object_digest(const char *sub, const char *name,
+			 uint8_t digest[CFS_DIGEST_SIZE]);
+/* broken.c: the objects images/<hex>.broken lists, into @set. */
+int store_broken_read(cfs_store *s, const char *hex, struct store_objset *set);
 
 #endif

@@ -1581,3 +1581,100 @@ int cfs_store_remove_ext(cfs_store *s, const char *ref, unsigned int flags)
 		return cfs_error(EINVAL, "invalid remove flags 0x%x", flags);
 	return names_update(s, NAMES_REMOVE, ref, NULL, flags);
 }
+
+/* ---- what gc and fsck share ---------------------------------------------- */
+
+bool store_names_has_digest(const struct store_names *t, const char *hex)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->v[i].digest, hex) == 0)
+			return true;
+	return false;
+}
+
+/* Parse images/<hex>.cfs and add the objects it references to @set. */
+int store_image_objects(cfs_store *s, const char *hex, struct store_objset *set,
+			struct stat *st_out)
+{
+	char name[CFS_DIGEST_HEX_SIZE + 8];
+	_cleanup_close_ int fd = -1;
+	cfs_inode *root = NULL;
+	int r;
+
+	snprintf(name, sizeof(name), "%s.cfs", hex);
+	fd = openat(s->images_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return cfs_error_errno(errno, "images/%s", name);
+	if (st_out && fstat(fd, st_out) < 0)
+		return cfs_error_errno(errno, "images/%s", name);
+	r = cfs_image_read_fd(&root, fd, NULL);
+	if (r == 0)
+		r = store_objset_add_tree(set, root);
+	cfs_inode_unref(root);
+	if (r < 0)
+		return cfs_error_prefix(-r, "images/%s", name);
+	return 0;
+}
+
+/* Call @fn(ctx, "XX", subfd, "<62 hex>" or other entry name, is_object)
+ * for every entry below objects/; entries of objects/ itself that are not
+ * XX directories come with subfd -1. */
+typedef int (*store_object_fn)(void *ctx, const char *sub, int subfd,
+			       const char *name, bool is_object);
+
+int store_walk_objects(cfs_store *s, store_object_fn fn, void *ctx)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int fd = openat(s->objects_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: objects", s->root);
+		cfs_closep(&fd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		_cleanup_(closedirp) DIR *sd = NULL;
+		struct dirent *se;
+		int sfd;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		sfd = -1;
+		if (strlen(de->d_name) == 2 && store_is_hex(de->d_name, false))
+			sfd = openat(s->objects_fd, de->d_name,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+		if (sfd < 0 || !(sd = fdopendir(sfd))) {
+			cfs_closep(&sfd);
+			r = fn(ctx, NULL, -1, de->d_name, false);
+			continue;
+		}
+		while (r == 0 && (se = readdir(sd))) {
+			struct stat st;
+			bool obj;
+
+			if (strcmp(se->d_name, ".") == 0 ||
+			    strcmp(se->d_name, "..") == 0)
+				continue;
+			obj = strlen(se->d_name) == CFS_DIGEST_HEX_SIZE - 2 &&
+			      store_is_hex(se->d_name, false) &&
+			      fstatat(dirfd(sd), se->d_name, &st,
+				      AT_SYMLINK_NOFOLLOW) == 0 &&
+			      S_ISREG(st.st_mode);
+			r = fn(ctx, de->d_name, dirfd(sd), se->d_name, obj);
+		}
+	}
+	return r;
+}
+
+void store_object_digest(const char *sub, const char *name,
+			 uint8_t digest[CFS_DIGEST_SIZE])
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+	snprintf(hex, sizeof(hex), "%s%s", sub, name);
+	cfs_digest_from_hex(digest, hex);
+}

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * fsck: check the store against its rules, and --repair what can be.
+ */
 /* Garbage collection and consistency checks of the store. */
 #include <dirent.h>
 #include <errno.h>
@@ -23,453 +26,6 @@
 CFS_DEFINE_CLEANUP(DIR *, closedir)
 
 typedef char hex_t[CFS_DIGEST_HEX_SIZE + 1];
-
-static bool names_has_digest(const struct store_names *t, const char *hex)
-{
-	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->v[i].digest, hex) == 0)
-			return true;
-	return false;
-}
-
-/* Parse images/<hex>.cfs and add the objects it references to @set. */
-static int image_objects(cfs_store *s, const char *hex,
-			 struct store_objset *set, struct stat *st_out)
-{
-	char name[CFS_DIGEST_HEX_SIZE + 8];
-	_cleanup_close_ int fd = -1;
-	cfs_inode *root = NULL;
-	int r;
-
-	snprintf(name, sizeof(name), "%s.cfs", hex);
-	fd = openat(s->images_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return cfs_error_errno(errno, "images/%s", name);
-	if (st_out && fstat(fd, st_out) < 0)
-		return cfs_error_errno(errno, "images/%s", name);
-	r = cfs_image_read_fd(&root, fd, NULL);
-	if (r == 0)
-		r = store_objset_add_tree(set, root);
-	cfs_inode_unref(root);
-	if (r < 0)
-		return cfs_error_prefix(-r, "images/%s", name);
-	return 0;
-}
-
-/* ---- broken images ---------------------------------------------------- */
-
-int store_broken_mark(cfs_store *s, const char *hex,
-		      const struct store_objset *missing)
-{
-	struct cfs_atomic_file af = { .fd = -1 };
-	char name[CFS_DIGEST_HEX_SIZE + 16];
-	int r;
-
-	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
-	r = cfs_atomic_open(&af, s->images_fd, 0644);
-	for (size_t i = 0; r == 0 && i < missing->n; i++) {
-		char path[CFS_DIGEST_HEX_SIZE + 2];
-
-		cfs_digest_to_object_path(missing->v[i].digest, path);
-		r = cfs_write_all(af.fd, path, strlen(path));
-		if (r == 0)
-			r = cfs_write_all(af.fd, "\n", 1);
-	}
-	if (r == 0 && fsync(af.fd) < 0)
-		r = -errno;
-	if (r == 0)
-		r = cfs_atomic_commit(&af, name, true);
-	cfs_atomic_abort(&af);
-	if (r < 0)
-		return cfs_error_errno(-r, "store %s: images/%s", s->root,
-				       name);
-	return 0;
-}
-
-static int read_marker(cfs_store *s, const char *hex, struct store_objset *set);
-
-int store_broken_check(cfs_store *s, const char *hex, char **missing_out)
-{
-	struct store_objset listed = { 0 };
-	int r;
-
-	*missing_out = NULL;
-	r = read_marker(s, hex, &listed);
-	for (size_t i = 0; r == 0 && i < listed.n; i++) {
-		char path[CFS_DIGEST_HEX_SIZE + 2];
-
-		cfs_digest_to_object_path(listed.v[i].digest, path);
-		if (faccessat(s->objects_fd, path, F_OK, 0) == 0)
-			continue;
-		*missing_out = strdup(path);
-		r = *missing_out ? 1 : -ENOMEM;
-	}
-	store_objset_clear(&listed);
-	return r;
-}
-
-void store_broken_clear(cfs_store *s, const char *hex)
-{
-	char name[CFS_DIGEST_HEX_SIZE + 16];
-
-	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
-	unlinkat(s->images_fd, name, 0);
-}
-
-/* Call @fn(ctx, "XX", subfd, "<62 hex>" or other entry name, is_object)
- * for every entry below objects/; entries of objects/ itself that are not
- * XX directories come with subfd -1. */
-typedef int (*object_fn)(void *ctx, const char *sub, int subfd,
-			 const char *name, bool is_object);
-
-static int walk_objects(cfs_store *s, object_fn fn, void *ctx)
-{
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
-	int fd = openat(s->objects_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = 0;
-
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "store %s: objects", s->root);
-		cfs_closep(&fd);
-		return r;
-	}
-	while (r == 0 && (de = readdir(d))) {
-		_cleanup_(closedirp) DIR *sd = NULL;
-		struct dirent *se;
-		int sfd;
-
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		sfd = -1;
-		if (strlen(de->d_name) == 2 && store_is_hex(de->d_name, false))
-			sfd = openat(s->objects_fd, de->d_name,
-				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					     O_CLOEXEC);
-		if (sfd < 0 || !(sd = fdopendir(sfd))) {
-			cfs_closep(&sfd);
-			r = fn(ctx, NULL, -1, de->d_name, false);
-			continue;
-		}
-		while (r == 0 && (se = readdir(sd))) {
-			struct stat st;
-			bool obj;
-
-			if (strcmp(se->d_name, ".") == 0 ||
-			    strcmp(se->d_name, "..") == 0)
-				continue;
-			obj = strlen(se->d_name) == CFS_DIGEST_HEX_SIZE - 2 &&
-			      store_is_hex(se->d_name, false) &&
-			      fstatat(dirfd(sd), se->d_name, &st,
-				      AT_SYMLINK_NOFOLLOW) == 0 &&
-			      S_ISREG(st.st_mode);
-			r = fn(ctx, de->d_name, dirfd(sd), se->d_name, obj);
-		}
-	}
-	return r;
-}
-
-static void object_digest(const char *sub, const char *name,
-			  uint8_t digest[CFS_DIGEST_SIZE])
-{
-	char hex[CFS_DIGEST_HEX_SIZE + 1];
-
-	snprintf(hex, sizeof(hex), "%s%s", sub, name);
-	cfs_digest_from_hex(digest, hex);
-}
-
-/* ---- gc ---------------------------------------------------------------- */
-
-void cfs_store_gc_result_clear(cfs_store_gc_result *res)
-{
-	if (!res)
-		return;
-	store_strv_free(res->paths, res->n_paths);
-	memset(res, 0, sizeof(*res));
-}
-
-struct gc {
-	cfs_store *s;
-	bool dry_run;
-	struct store_objset keep;
-	cfs_store_gc_result *res;
-	int err;
-};
-
-static int gc_object(void *ctx, const char *sub, int subfd, const char *name,
-		     bool is_object)
-{
-	struct gc *g = ctx;
-	uint8_t digest[CFS_DIGEST_SIZE];
-	char rel[CFS_DIGEST_HEX_SIZE + 16];
-	struct stat st;
-	int r;
-
-	if (!is_object)
-		return 0; /* strays are fsck's business */
-	object_digest(sub, name, digest);
-	if (store_objset_has(&g->keep, digest))
-		return 0;
-	if (fstatat(subfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return 0;
-	snprintf(rel, sizeof(rel), "objects/%s/%s", sub, name);
-	r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
-	if (r < 0)
-		return r;
-	g->res->objects++;
-	g->res->object_bytes += (uint64_t)st.st_size;
-	if (!g->dry_run && unlinkat(subfd, name, 0) < 0 && errno != ENOENT)
-		return cfs_error_errno(errno, "store %s: removing %s",
-				       g->s->root, rel);
-	return 0;
-}
-
-static int gc_remove_file(struct gc *g, const char *rel, const char *name)
-{
-	int r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
-
-	if (r < 0)
-		return r;
-	if (!g->dry_run && unlinkat(g->s->images_fd, name, 0) < 0 &&
-	    errno != ENOENT)
-		return cfs_error_errno(errno, "store %s: removing %s",
-				       g->s->root, rel);
-	return 0;
-}
-
-/* Remove images/<hex>.json and .cfs, in that order: a gc killed in
- * between leaves an image without metadata and name, which is what an
- * interrupted import leaves too. */
-static int gc_image(struct gc *g, const char *hex)
-{
-	char name[CFS_DIGEST_HEX_SIZE + 16], rel[CFS_DIGEST_HEX_SIZE + 24];
-	int r;
-
-	snprintf(name, sizeof(name), "%s.json", hex);
-	if (faccessat(g->s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-		snprintf(rel, sizeof(rel), "images/%s", name);
-		r = gc_remove_file(g, rel, name);
-		if (r < 0)
-			return r;
-	}
-	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
-	if (faccessat(g->s->images_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-		snprintf(rel, sizeof(rel), "images/%s", name);
-		r = gc_remove_file(g, rel, name);
-		if (r < 0)
-			return r;
-	}
-	snprintf(name, sizeof(name), "%s.cfs", hex);
-	snprintf(rel, sizeof(rel), "images/%s", name);
-	g->res->images++;
-	return gc_remove_file(g, rel, name);
-}
-
-static bool strv_has(char **v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
-/* What the kept images and the names refer to besides objects. */
-struct gc_refs {
-	char **blobs; /* hex of configs and manifests */
-	size_t n_blobs;
-	char **diff_ids; /* hex: the layer records their configs need */
-	size_t n_diff_ids;
-};
-
-static void gc_refs_clear(struct gc_refs *refs)
-{
-	store_strv_free(refs->blobs, refs->n_blobs);
-	store_strv_free(refs->diff_ids, refs->n_diff_ids);
-}
-
-/* The blobs and layer records of the names (their config and manifest)
- * and of the kept images (their metadata's). */
-static int gc_refs(cfs_store *s, const struct store_names *t,
-		   const hex_t *digests, const bool *kept, size_t n,
-		   struct gc_refs *refs)
-{
-	int r = 0;
-
-	for (size_t i = 0; r == 0 && i < t->n; i++) {
-		_cleanup_free_ char *buf = NULL;
-		size_t len;
-
-		if (t->v[i].config)
-			r = store_strv_add(&refs->blobs, &refs->n_blobs,
-					   t->v[i].config + 7);
-		if (r == 0 && t->v[i].manifest)
-			r = store_strv_add(&refs->blobs, &refs->n_blobs,
-					   t->v[i].manifest + 7);
-		if (r == 0 && t->v[i].config &&
-		    store_blob_read(s, t->v[i].config, &buf, &len) == 0)
-			r = store_config_diff_ids(buf, len, &refs->diff_ids,
-						  &refs->n_diff_ids);
-	}
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		cfs_store_image meta = { 0 };
-
-		if (!kept[i] || store_meta_read(s, digests[i], &meta) < 0)
-			continue;
-		if (store_blob_digest_valid(meta.config_digest))
-			r = store_strv_add(&refs->blobs, &refs->n_blobs,
-					   meta.config_digest + 7);
-		if (r == 0 && store_blob_digest_valid(meta.manifest_digest))
-			r = store_strv_add(&refs->blobs, &refs->n_blobs,
-					   meta.manifest_digest + 7);
-		if (r == 0 && meta.config)
-			r = store_config_diff_ids(meta.config,
-						  strlen(meta.config),
-						  &refs->diff_ids,
-						  &refs->n_diff_ids);
-		cfs_store_image_clear(&meta);
-	}
-	return r;
-}
-
-/* A record gc keeps: its objects are kept too. 1: remove it after all
- * (damaged: a record is only a shortcut, the next import that needs
- * it reads the layer again). */
-static int keep_record(struct gc *g, const char *name, const char *rel)
-{
-	int r = store_record_objects(g->s->layers_fd, name, rel, &g->keep);
-
-	return r == -EBADMSG ? 1 : r;
-}
-
-/*
- * Remove the files of @dir (@dirfd) named by 64 hex digits that @keep
- * does not list (the others are strays for fsck), counting them in
- * *@count; @kept (optional) is asked about the kept ones.
- */
-static int
-gc_sweep(struct gc *g, int dirfd, const char *dir, char **keep, size_t n_keep,
-	 int (*kept)(struct gc *g, const char *name, const char *rel),
-	 uint64_t *count)
-{
-	cfs_store *s = g->s;
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
-	int r = 0, fd;
-
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "store %s: %s", s->root, dir);
-		cfs_closep(&fd);
-		return r;
-	}
-	while (r == 0 && (de = readdir(d))) {
-		char rel[300];
-
-		if (!store_is_hex(de->d_name, true))
-			continue;
-		snprintf(rel, sizeof(rel), "%s/%s", dir, de->d_name);
-		if (strv_has(keep, n_keep, de->d_name)) {
-			r = kept ? kept(g, de->d_name, rel) : 0;
-			if (r <= 0)
-				continue;
-		}
-		if (count)
-			(*count)++;
-		r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
-		if (r == 0 && !g->dry_run &&
-		    unlinkat(dirfd, de->d_name, 0) < 0 && errno != ENOENT)
-			r = cfs_error_errno(errno, "store %s: removing %s",
-					    s->root, rel);
-	}
-	return r;
-}
-
-static int do_gc(struct gc *g)
-{
-	cfs_store *s = g->s;
-	hex_t *digests = NULL;
-	_cleanup_free_ bool *kept = NULL;
-	struct store_names t = { 0 };
-	struct gc_refs refs = { 0 };
-	size_t n = 0, before;
-	int r;
-
-	before = g->res->n_paths;
-	r = store_clean_tmp(s, true, g->dry_run, &g->res->paths,
-			    &g->res->n_paths);
-	if (r < 0)
-		return r;
-	g->res->temporaries = g->res->n_paths - before;
-	r = store_names_read(s, &t);
-	if (r == 0)
-		r = store_image_digests(s, &digests, &n);
-	/* An image stays while it has a name or is mounted (the exclusive
-	 * lock keeps both as they are for the whole gc). */
-	if (r == 0 && !(kept = calloc(n ? n : 1, sizeof(*kept))))
-		r = -ENOMEM;
-	for (size_t i = 0; r == 0 && i < n; i++)
-		kept[i] = names_has_digest(&t, digests[i]) ||
-			  store_image_busy(s, digests[i]);
-	/* Every kept image's objects first: a kept image that cannot be
-	 * read would make any object removal a guess. */
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		if (!kept[i])
-			continue;
-		r = image_objects(s, digests[i], &g->keep, NULL);
-		if (r < 0)
-			r = cfs_error_prefix(-r,
-					     "store %s: gc stopped, run "
-					     "'fsck --repair'",
-					     s->root);
-	}
-	if (r == 0)
-		r = gc_refs(s, &t, digests, kept, n, &refs);
-	/* The records the remaining images need, with their objects, also
-	 * those of files later layers replaced (docs/store.md). */
-	if (r == 0 && s->layers_fd >= 0)
-		r = gc_sweep(g, s->layers_fd, "layers", refs.diff_ids,
-			     refs.n_diff_ids, keep_record, &g->res->records);
-	store_objset_finish(&g->keep);
-	for (size_t i = 0; r == 0 && i < n; i++)
-		if (!kept[i])
-			r = gc_image(g, digests[i]);
-	if (r == 0)
-		r = walk_objects(s, gc_object, g);
-	/* Imports write their blobs before the names (under the shared lock
-	 * gc excludes), so none of theirs is in between. */
-	if (r == 0 && s->blobs_fd >= 0)
-		r = gc_sweep(g, s->blobs_fd, "blobs/sha256", refs.blobs,
-			     refs.n_blobs, NULL, NULL);
-	gc_refs_clear(&refs);
-	free(digests);
-	store_names_clear(&t);
-	return r;
-}
-
-int cfs_store_gc(cfs_store *s, unsigned int flags, cfs_store_gc_result *res)
-{
-	cfs_store_gc_result local = { 0 };
-	struct gc g = { .s = s, .dry_run = flags & CFS_STORE_GC_DRY_RUN };
-	int r;
-
-	if (flags & ~CFS_STORE_GC_DRY_RUN)
-		return cfs_error(EINVAL, "invalid gc flags");
-	g.res = res ? res : &local;
-	memset(g.res, 0, sizeof(*g.res));
-	r = store_lock(s, LOCK_EX);
-	if (r < 0)
-		return r;
-	r = do_gc(&g);
-	if (r == 0 && !g.dry_run && syncfs(s->root_fd) < 0)
-		r = cfs_error_errno(errno, "store %s: syncfs", s->root);
-	store_lock(s, LOCK_UN);
-	store_objset_clear(&g.keep);
-	cfs_store_gc_result_clear(&local);
-	if (r < 0 && res)
-		cfs_store_gc_result_clear(res);
-	return r;
-}
 
 /* ---- fsck -------------------------------------------------------------- */
 
@@ -577,7 +133,7 @@ static int fsck_object(void *ctx, const char *sub, int subfd, const char *name,
 	f->res->objects++;
 	if (!(f->flags & CFS_STORE_FSCK_VERIFY))
 		return 0;
-	object_digest(sub, name, want);
+	store_object_digest(sub, name, want);
 	fd = openat(subfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT ? 0 :
@@ -685,41 +241,6 @@ static int check_objects_verity(struct fsck *f, const char *rel,
 	return r;
 }
 
-/* The objects images/<hex>.broken lists, sorted. */
-static int read_marker(cfs_store *s, const char *hex, struct store_objset *set)
-{
-	char name[CFS_DIGEST_HEX_SIZE + 16], line[CFS_DIGEST_HEX_SIZE + 8];
-	FILE *fp;
-	int fd, r = 0;
-
-	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
-	fd = openat(s->images_fd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ?
-			       0 :
-			       cfs_error_errno(errno, "store %s: images/%s",
-					       s->root, name);
-	fp = fdopen(fd, "r");
-	if (!fp) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (r == 0 && fgets(line, sizeof(line), fp)) {
-		char hexd[CFS_DIGEST_HEX_SIZE + 1];
-		uint8_t d[CFS_DIGEST_SIZE];
-
-		line[strcspn(line, "\n")] = '\0';
-		if (strlen(line) != CFS_DIGEST_HEX_SIZE + 1 || line[2] != '/')
-			continue;
-		snprintf(hexd, sizeof(hexd), "%.2s%.62s", line, line + 3);
-		if (cfs_digest_from_hex(d, hexd) == 0)
-			r = store_objset_add(set, d, 0);
-	}
-	fclose(fp);
-	store_objset_finish(set);
-	return r;
-}
-
 /* Check one image; 1 if it is broken (problem recorded), else 0. */
 /*
  * The signatures image @hex's metadata keeps (the sealing spec's, from
@@ -800,14 +321,14 @@ static int check_image(struct fsck *f, const char *hex)
 	char rel[CFS_DIGEST_HEX_SIZE + 16];
 	uint64_t bytes = 0;
 	struct stat st;
-	bool named = names_has_digest(&f->names, hex);
+	bool named = store_names_has_digest(&f->names, hex);
 	size_t first = f->res->n_problems;
 	struct store_objset known = { 0 }, missing = { 0 };
 	int r, broken = 0, objects_broken = 0;
 
 	snprintf(rel, sizeof(rel), "images/%s.cfs", hex);
 	f->res->images++;
-	r = image_objects(s, hex, &set, &st);
+	r = store_image_objects(s, hex, &set, &st);
 	if (r == -ENOENT) /* gone since it was listed */
 		return 0;
 	if (r < 0) {
@@ -816,7 +337,7 @@ static int check_image(struct fsck *f, const char *hex)
 		goto out;
 	}
 	store_objset_finish(&set);
-	r = read_marker(s, hex, &known);
+	r = store_broken_read(s, hex, &known);
 	if (r < 0)
 		goto out;
 	for (size_t i = 0; i < set.n; i++) {
@@ -1299,7 +820,7 @@ static int do_fsck(struct fsck *f)
 			return r;
 	}
 	/* Objects first, so that images can tell corrupt ones. */
-	r = walk_objects(f->s, fsck_object, f);
+	r = store_walk_objects(f->s, fsck_object, f);
 	if (r < 0)
 		return r;
 	store_objset_finish(&f->corrupt);
