@@ -41,11 +41,17 @@ work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 # point must be where anyone may go: not below the build directory,
 # which may be in a private home or a mktemp -d.
 mnt=$(mktemp -d /tmp/cfs-idmap.XXXXXX)
-chmod 755 "$mnt"
+tools=$(mktemp -d /tmp/cfs-idmap-tools.XXXXXX)
+chmod 755 "$mnt" "$tools"
+# (and so must the script the namespace runs: not read from the source
+# tree, for the same reason)
+cp "$CFS_SRC/tests/corpus/tree-listing.py" "$tools/"
+chmod 644 "$tools/tree-listing.py"
 cleanup() {
 	local rc=$?
 	mountpoint -q "$mnt" && { umount "$mnt" || umount -l "$mnt"; }
 	rmdir "$mnt" 2>/dev/null || true
+	rm -rf "$tools"
 	remove_work "$work" || rc=1
 	exit "$rc"
 }
@@ -73,7 +79,7 @@ for p, w in want.items():
 PY
 userns() { python3 "$CFS_SRC/tests/scripts/in-userns.py" "$@"; }
 userns 0:100000:65536 0:100000:65536 \
-	python3 "$CFS_SRC/tests/corpus/tree-listing.py" "$mnt" >"$work/userns.tsv" ||
+	python3 "$tools/tree-listing.py" "$mnt" >"$work/userns.tsv" ||
 	fail "listing inside the user namespace"
 diff <(grep -v '^/	' "$corpus/expected/debian-minbase.tsv") <(grep -v '^/	' "$work/userns.tsv") >"$work/diff" ||
 	fail "inside the user namespace the tree differs from the image: $(head -5 "$work/diff")"
