@@ -104,10 +104,60 @@ static int referrers_put(const char *where, int dirfd, int blobs,
 	return r;
 }
 
+/*
+ * The image an artifact is about (@source: oci: or oci-archive:),
+ * opened and converted (no objects stored). @canonical: its canonical
+ * tree; else the tree its image in the store would have: canonical when
+ * the spec seals it (in its manifest, or by the spec's artifact beside
+ * it), full fidelity otherwise. *@flags (if not NULL) gets the
+ * conversion's flags, for writing the image the same way.
+ */
+static int subject_convert(const char *source, const cfs_seal_options *opts,
+			   bool canonical, struct cfs_oci_image **img,
+			   cfs_inode **root, cfs_convert_stats *stats,
+			   unsigned int *flags)
+{
+	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
+	int r;
+
+	if (strncmp(source, "oci:", 4) != 0 &&
+	    strncmp(source, "oci-archive:", 12) != 0)
+		return cfs_error(
+			EINVAL,
+			"%s: an artifact's subject is an OCI manifest: "
+			"oci: or oci-archive: sources only",
+			source);
+	copts.flags =
+		canonical ? CFS_CONVERT_CANONICAL : CFS_CONVERT_LAYER_DIGESTS;
+	copts.platform = opts->platform;
+	copts.threads = opts->threads;
+	r = cfs_oci_open(img, source, opts->platform);
+	if (r == 0 && !canonical && (*img)->spec_merged[0])
+		copts.flags |= CFS_CONVERT_CANONICAL;
+	if (r == 0 && !canonical && !(*img)->spec_merged[0] &&
+	    (*img)->manifest_digest) {
+		struct cfs_found_artifact found;
+
+		r = cfs_find_artifact(source, (*img)->manifest_digest, &found);
+		if (r == 0 && found.spec_found)
+			copts.flags |= CFS_CONVERT_CANONICAL;
+		cfs_found_artifact_clear(&found);
+		r = r < 0 ? r : 0;
+	}
+	if (r == 0)
+		r = cfs_convert_oci_objs(root, *img, &copts, NULL, NULL, NULL,
+					 stats);
+	if (r == 0 && (!(*img)->manifest || stats->n_layers == 0))
+		r = cfs_error(EINVAL, "%s: no manifest or no layers", source);
+	if (flags)
+		*flags = copts.flags;
+	return r;
+}
+
 static int do_artifact(const char *source, const char *output,
 		       const cfs_seal_options *opts, cfs_artifact_result *res)
 {
-	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
+	unsigned int flags = 0;
 	cfs_convert_stats stats = { 0 };
 	struct cfs_oci_image *img = NULL;
 	struct cfs_atomic_file af = { .fd = -1 };
@@ -124,39 +174,9 @@ static int do_artifact(const char *source, const char *output,
 	const char *text;
 	int r;
 
-	if (strncmp(source, "oci:", 4) != 0 &&
-	    strncmp(source, "oci-archive:", 12) != 0)
-		return cfs_error(
-			EINVAL,
-			"%s: an artifact's subject is an OCI manifest: "
-			"oci: or oci-archive: sources only",
-			source);
-	copts.flags = CFS_CONVERT_LAYER_DIGESTS;
-	copts.platform = opts->platform;
-	copts.threads = opts->threads;
-	r = cfs_oci_open(&img, source, opts->platform);
-	/* Sealed by the spec (in its manifest, or by the spec's artifact
-	 * beside it): its image is the canonical one. */
-	if (r == 0 && img->spec_merged[0])
-		copts.flags |= CFS_CONVERT_CANONICAL;
-	if (r == 0 && !img->spec_merged[0] && img->manifest_digest) {
-		struct cfs_found_artifact found;
-
-		r = cfs_find_artifact(source, img->manifest_digest, &found);
-		if (r == 0 && found.spec_found)
-			copts.flags |= CFS_CONVERT_CANONICAL;
-		cfs_found_artifact_clear(&found);
-		r = r < 0 ? r : 0;
-	}
-	if (r == 0)
-		r = cfs_convert_oci_objs(&root, img, &copts, NULL, NULL, NULL,
-					 &stats);
+	r = subject_convert(source, opts, false, &img, &root, &stats, &flags);
 	if (r < 0)
 		goto out;
-	if (!stats.manifest_digest[0] || stats.n_layers == 0) {
-		r = cfs_error(EINVAL, "%s: no manifest or no layers", source);
-		goto out;
-	}
 	subject_size = img->manifest_len;
 	r = cfs_layout_open(output, &dirfd, &blobs);
 	if (r < 0)
@@ -173,8 +193,7 @@ static int do_artifact(const char *source, const char *output,
 
 		hw.fd = af.fd;
 		r = cfs_image_write(
-			root,
-			copts.flags & CFS_CONVERT_CANONICAL ? &canonical : NULL,
+			root, flags & CFS_CONVERT_CANONICAL ? &canonical : NULL,
 			hashing_write, &hw, merged);
 	}
 	if (r == 0 && (EVP_DigestFinal_ex(hw.md, md, &mdlen) != 1 ||
@@ -343,7 +362,6 @@ static int do_spec_artifact(const char *source, const char *output,
 			    cfs_spec_artifact_result *res)
 {
 	static const cfs_write_options canonical = CFS_WRITE_OPTIONS_CANONICAL;
-	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
 	cfs_convert_stats stats = { 0 };
 	struct cfs_oci_image *img = NULL;
 	_cleanup_(json_object_putp) json_object *m = NULL;
@@ -355,28 +373,11 @@ static int do_spec_artifact(const char *source, const char *output,
 	const char *text;
 	int r;
 
-	if (strncmp(source, "oci:", 4) != 0 &&
-	    strncmp(source, "oci-archive:", 12) != 0)
-		return cfs_error(
-			EINVAL,
-			"%s: an artifact's subject is an OCI manifest: "
-			"oci: or oci-archive: sources only",
-			source);
-	copts.flags = CFS_CONVERT_CANONICAL;
-	copts.platform = opts->platform;
-	copts.threads = opts->threads;
-	r = cfs_oci_open(&img, source, opts->platform);
-	if (r == 0)
-		r = cfs_convert_oci_objs(&root, img, &copts, NULL, NULL, NULL,
-					 &stats);
+	r = subject_convert(source, opts, true, &img, &root, &stats, NULL);
 	if (r == 0)
 		r = cfs_image_digest(root, &canonical, dg);
 	if (r < 0)
 		goto out;
-	if (!img->manifest || stats.n_layers == 0) {
-		r = cfs_error(EINVAL, "%s: no manifest or no layers", source);
-		goto out;
-	}
 	cfs_digest_to_hex(dg, res->merged);
 	r = cfs_verity_digest_buffer(img->manifest, img->manifest_len, dg);
 	if (r < 0)
