@@ -96,17 +96,6 @@ static int sha256_hex(const void *data, size_t len,
 	return 0;
 }
 
-static bool is_mount_root(const char *path)
-{
-	struct statx stx;
-
-	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS,
-		  &stx) < 0)
-		return false;
-	return (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
-	       (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
-}
-
 /* mkdir -p of @path (absolute or relative to the cwd). */
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -662,7 +651,7 @@ static int ais_image_mount(cfs_store *s, struct ais_txn *t, struct ais_image *a,
 	int r;
 
 	*mounted = false;
-	if (is_mount_root(a->mountpoint))
+	if (store_is_mount_root(a->mountpoint))
 		return 0;
 	if (mkdir(a->mountpoint, 0755) < 0 && errno != EEXIST)
 		return cfs_error_errno(errno, "creating %s", a->mountpoint);
@@ -876,7 +865,7 @@ static void prune_mounts(cfs_store *s, const char *run_dir,
 			continue;
 		if (cfs_store_umount(s, path, 0) < 0) {
 			cfs_error_clear();
-			if (is_mount_root(path))
+			if (store_is_mount_root(path))
 				res->busy++;
 			else
 				rmdir(path); /* a sync killed after the
@@ -1297,7 +1286,7 @@ static int layer_mount(cfs_store *s, const char *mountpoint, const char *digest,
 
 	if (!run)
 		return -ENOMEM;
-	if (is_mount_root(mountpoint))
+	if (store_is_mount_root(mountpoint))
 		return 0;
 	*strrchr(run, '/') = '\0';
 	r = mkdir_p(run, 0755);
@@ -1325,7 +1314,7 @@ static int layer_unmount(cfs_store *s, const char *mountpoint,
 	_cleanup_free_ char *user = NULL;
 	int r;
 
-	if (is_mount_root(mountpoint)) {
+	if (store_is_mount_root(mountpoint)) {
 		r = store_image_user(s, digest, &user);
 		if (r > 0) {
 			res->busy++;

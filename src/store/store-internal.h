@@ -237,6 +237,35 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 		    const struct cfs_blob_fetch *fetch,
 		    cfs_store_import_result *result);
 
+/* mount-records.c: ROOT/mounts/<id>.json, a record per store mount. */
+#define MOUNTS_DIR "mounts"
+/* Bytes of the target's SHA-256 in a record's id: 128 bits make a
+ * collision between two targets of one machine out of the question. */
+#define MOUNT_ID_BYTES 16
+#define MOUNT_ID_HEX (2 * MOUNT_ID_BYTES)
+/* A record holds a path and a digest; anything longer is not ours. */
+#define MOUNT_RECORD_MAX (PATH_MAX + 4096)
+
+struct mount_record {
+	char *target;
+	char image[CFS_DIGEST_HEX_SIZE + 1];
+	bool writable;
+};
+
+void store_mount_record_clear(struct mount_record *rec);
+/* The record id of mount target @target (hex of its SHA-256's start). */
+int store_mount_id(const char *target, char id[MOUNT_ID_HEX + 1]);
+/* Is @path the root of a mount (statx)? */
+bool store_is_mount_root(const char *path);
+/* Open ROOT/mounts (creating it with @create); -ENOENT without. */
+int store_open_mounts(cfs_store *s, bool create);
+/* Read mounts/@name; -ENOENT if absent, -EBADMSG if it is not a record. */
+int store_mount_record_read(int mfd, const char *name,
+			    struct mount_record *rec);
+int store_mount_record_write(cfs_store *s, int mfd, const char *id,
+			     const char *target, const char *hex,
+			     bool writable);
+
 /* gc and fsck (store.c) */
 bool store_names_has_digest(const struct store_names *t, const char *hex);
 /* Parse images/<hex>.cfs and add the objects it references to @set. */
