@@ -55,15 +55,20 @@ CFS_EXPORT cfs_inode *cfs_inode_ref(cfs_inode *inode);
  * entries). Accepts NULL. */
 CFS_EXPORT void cfs_inode_unref(cfs_inode *inode);
 
+/** File type and permission bits. Getters never fail; a tree may be read
+ * from several threads at once, but not while anyone changes it. */
 CFS_EXPORT uint32_t cfs_inode_mode(const cfs_inode *inode);
 /** File type bits of the mode (S_IFMT part). */
 CFS_EXPORT uint32_t cfs_inode_type(const cfs_inode *inode);
 /** Change permission bits; changing the file type is -EINVAL. */
 CFS_EXPORT int cfs_inode_set_mode(cfs_inode *inode, uint32_t mode);
+/** Owner and group ids, as stored (any 32-bit value). */
 CFS_EXPORT uint32_t cfs_inode_uid(const cfs_inode *inode);
 CFS_EXPORT uint32_t cfs_inode_gid(const cfs_inode *inode);
+/** Set both ids; cannot fail. */
 CFS_EXPORT void cfs_inode_set_owner(cfs_inode *inode, uint32_t uid,
 				    uint32_t gid);
+/** The mtime into *@sec and *@nsec (both required). */
 CFS_EXPORT void cfs_inode_mtime(const cfs_inode *inode, int64_t *sec,
 				uint32_t *nsec);
 /** @nsec must be below 1e9 (-EINVAL otherwise). */
@@ -71,6 +76,8 @@ CFS_EXPORT int cfs_inode_set_mtime(cfs_inode *inode, int64_t sec,
 				   uint32_t nsec);
 /** Device number (glibc dev_t encoding) of a device node. */
 CFS_EXPORT uint64_t cfs_inode_rdev(const cfs_inode *inode);
+/** -EINVAL on anything but a character or block device, -EOVERFLOW when
+ * the number does not fit composefs' 32-bit encoding. */
 CFS_EXPORT int cfs_inode_set_rdev(cfs_inode *inode, uint64_t rdev);
 /** Size: content size of a regular file, target length of a symlink,
  * 0 for others (directories are sized by the writer). */
@@ -83,6 +90,7 @@ CFS_EXPORT uint32_t cfs_inode_nlink(const cfs_inode *inode);
 
 /** Symlink target (1..CFS_TARGET_MAX bytes, no NUL). */
 CFS_EXPORT int cfs_inode_set_target(cfs_inode *inode, const char *target);
+/** The symlink's target (borrowed, valid until changed), or NULL. */
 CFS_EXPORT const char *cfs_inode_target(const cfs_inode *inode);
 
 /** Inline content of a regular file (up to CFS_INLINE_MAX bytes); sets the
@@ -99,6 +107,7 @@ CFS_EXPORT const uint8_t *cfs_inode_digest(const cfs_inode *inode);
 /** Payload: the path of the backing file relative to the object directory
  * (becomes trusted.overlay.redirect); NULL to unset. */
 CFS_EXPORT int cfs_inode_set_payload(cfs_inode *inode, const char *payload);
+/** The payload (borrowed, valid until changed), or NULL if none. */
 CFS_EXPORT const char *cfs_inode_payload(const cfs_inode *inode);
 /** External content stored as an object: sets the digest and the payload
  * "XX/<62 hex>". */
@@ -111,6 +120,7 @@ CFS_EXPORT int cfs_inode_set_xattr(cfs_inode *inode, const char *name,
 				   const void *value, size_t len);
 /** -ENODATA when absent. */
 CFS_EXPORT int cfs_inode_remove_xattr(cfs_inode *inode, const char *name);
+/** Number of xattrs, for cfs_inode_xattr_at(). */
 CFS_EXPORT size_t cfs_inode_xattr_count(const cfs_inode *inode);
 /** The i-th xattr in strcmp order of names. */
 CFS_EXPORT int cfs_inode_xattr_at(const cfs_inode *inode, size_t i,
@@ -133,6 +143,7 @@ CFS_EXPORT int cfs_dir_link(cfs_inode *dir, const char *name, cfs_inode *child);
 CFS_EXPORT int cfs_dir_unlink(cfs_inode *dir, const char *name);
 /** Borrowed pointer to the inode named @name, or NULL. */
 CFS_EXPORT cfs_inode *cfs_dir_lookup(const cfs_inode *dir, const char *name);
+/** Number of entries of @dir (0 for a non-directory). */
 CFS_EXPORT size_t cfs_dir_count(const cfs_inode *dir);
 /** The i-th entry in strcmp order of names; both out pointers borrow. */
 CFS_EXPORT int cfs_dir_entry_at(cfs_inode *dir, size_t i, const char **name,
@@ -242,19 +253,27 @@ CFS_EXPORT int cfs_dump_read(cfs_inode **root_out, FILE *in);
  * value `fsverity digest` prints and FS_IOC_MEASURE_VERITY returns. */
 typedef struct cfs_verity cfs_verity;
 
+/** A new context (free with cfs_verity_free()); -ENOMEM, or -ENOTSUP when
+ * OpenSSL has no SHA-256. One context serves one thread at a time. */
 CFS_EXPORT int cfs_verity_new(cfs_verity **out);
+/** Hash @len more bytes. After a failure every later call fails too,
+ * until cfs_verity_reset(). */
 CFS_EXPORT int cfs_verity_update(cfs_verity *v, const void *data, size_t len);
 /** Add @len zero bytes (a hole of a sparse file), as cfs_verity_update()
  * of that many zeros would, in O(log @len) hashes. */
 CFS_EXPORT int cfs_verity_update_zeros(cfs_verity *v, uint64_t len);
 /** Finish and write the digest; the context may then be reset and reused. */
 CFS_EXPORT int cfs_verity_final(cfs_verity *v, uint8_t digest[CFS_DIGEST_SIZE]);
+/** Start over: as a new context, errors forgotten. */
 CFS_EXPORT void cfs_verity_reset(cfs_verity *v);
+/** Free the context; accepts NULL. */
 CFS_EXPORT void cfs_verity_free(cfs_verity *v);
 /** Digest of a whole buffer / of a file read from its current offset (the
  * holes of a sparse regular file are hashed without being read). */
 CFS_EXPORT int cfs_verity_digest_buffer(const void *data, size_t len,
 					uint8_t digest[CFS_DIGEST_SIZE]);
+/** The same of @fd from its current offset to its end; -errno (with a
+ * message) from reading it. */
 CFS_EXPORT int cfs_verity_digest_fd(int fd, uint8_t digest[CFS_DIGEST_SIZE]);
 
 /** 64 lower-case hex characters and a NUL into @hex. */

@@ -66,6 +66,7 @@ typedef struct cfs_seal_result {
 	bool sig_written; /**< the .sig keys were written */
 } cfs_seal_result;
 
+/** Free what a filled-in cfs_seal_result owns and zero it; accepts NULL. */
 CFS_EXPORT void cfs_seal_result_clear(cfs_seal_result *res);
 
 /**

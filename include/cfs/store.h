@@ -294,6 +294,8 @@ typedef struct cfs_store_gc_result {
 	uint64_t records;
 } cfs_store_gc_result;
 
+/** Free what a filled-in cfs_store_gc_result owns and zero it; accepts
+ * NULL. */
 CFS_EXPORT void cfs_store_gc_result_clear(cfs_store_gc_result *res);
 
 /**
@@ -347,6 +349,8 @@ typedef struct cfs_store_fsck_result {
 	uint64_t records;
 } cfs_store_fsck_result;
 
+/** Free what a filled-in cfs_store_fsck_result owns and zero it; accepts
+ * NULL. */
 CFS_EXPORT void cfs_store_fsck_result_clear(cfs_store_fsck_result *res);
 
 /**
