@@ -154,6 +154,62 @@ static int subject_convert(const char *source, const cfs_seal_options *opts,
 	return r;
 }
 
+/*
+ * Write the artifact manifest of @type into the layout: the empty config,
+ * @layers (taken), subject the manifest @subject of @subject_size bytes,
+ * and @ann (taken; NULL for none) as its annotations; then list it in
+ * the referrers index under @tag with its artifactType and annotations.
+ * Its digest and size into @digest_out and *@size_out.
+ */
+static int artifact_put(const char *where, int dirfd, int blobs,
+			const char *type, json_object *layers, json_object *ann,
+			const char *subject, uint64_t subject_size,
+			const char *tag, char digest_out[80],
+			uint64_t *size_out)
+{
+	_cleanup_(json_object_putp) json_object *m = json_object_new_object();
+	json_object *d;
+	const char *text;
+	char empty[80];
+	int r;
+
+	if (!m) {
+		json_object_put(layers);
+		json_object_put(ann);
+		return -ENOMEM;
+	}
+	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
+	json_object_object_add(m, "mediaType",
+			       json_object_new_string(MT_OCI_MANIFEST));
+	json_object_object_add(m, "artifactType", json_object_new_string(type));
+	json_object_object_add(
+		m, "config", cfs_layout_descriptor(MT_EMPTY, EMPTY_DIGEST, 2));
+	json_object_object_add(m, "layers", layers);
+	json_object_object_add(m, "subject",
+			       cfs_layout_descriptor(MT_OCI_MANIFEST, subject,
+						     subject_size));
+	if (ann)
+		json_object_object_add(m, "annotations", ann);
+	r = cfs_layout_put_blob(blobs, "{}", 2, empty);
+	if (r < 0)
+		return cfs_error_errno(-r, "%s: writing the empty config",
+				       where);
+	text = json_object_to_json_string_ext(
+		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	*size_out = strlen(text);
+	r = cfs_layout_put_blob(blobs, text, *size_out, digest_out);
+	if (r < 0)
+		return cfs_error_errno(-r, "%s: writing the artifact manifest",
+				       where);
+	d = cfs_layout_descriptor(MT_OCI_MANIFEST, digest_out, *size_out);
+	if (!d)
+		return -ENOMEM;
+	json_object_object_add(d, "artifactType", json_object_new_string(type));
+	if (ann)
+		json_object_object_add(d, "annotations", json_object_get(ann));
+	return referrers_put(where, dirfd, blobs, tag, d);
+}
+
 static int do_artifact(const char *source, const char *output,
 		       const cfs_seal_options *opts, cfs_artifact_result *res)
 {
@@ -162,16 +218,14 @@ static int do_artifact(const char *source, const char *output,
 	struct cfs_oci_image *img = NULL;
 	struct cfs_atomic_file af = { .fd = -1 };
 	struct hashing_writer hw = { .fd = -1 };
-	_cleanup_(json_object_putp) json_object *m = NULL;
 	_cleanup_close_ int dirfd = -1, blobs = -1;
 	_cleanup_free_ char *layers_ann = NULL;
-	json_object *ann, *layers, *layer, *d;
+	json_object *ann, *layers, *layer;
 	uint8_t merged[CFS_DIGEST_SIZE], md[EVP_MAX_MD_SIZE];
-	char hex[CFS_DIGEST_HEX_SIZE + 1], empty[80];
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	unsigned int mdlen = 0;
 	uint64_t subject_size;
 	cfs_inode *root = NULL;
-	const char *text;
 	int r;
 
 	r = subject_convert(source, opts, false, &img, &root, &stats, &flags);
@@ -222,12 +276,6 @@ static int do_artifact(const char *source, const char *output,
 		 stats.manifest_digest);
 	snprintf(res->tag, sizeof(res->tag), "sha256-%.64s",
 		 stats.manifest_digest + 7);
-	r = cfs_layout_put_blob(blobs, "{}", 2, empty);
-	if (r < 0) {
-		r = cfs_error_errno(-r, "%s: writing the empty config", output);
-		goto out;
-	}
-
 	/* The layers' digests, in order. */
 	layers_ann = calloc(stats.n_layers, CFS_DIGEST_HEX_SIZE + 1);
 	if (!layers_ann) {
@@ -241,56 +289,25 @@ static int do_artifact(const char *source, const char *output,
 		strcat(layers_ann, hex);
 	}
 
-	m = json_object_new_object();
 	layers = json_object_new_array();
 	ann = json_object_new_object();
-	if (!m || !layers || !ann) {
+	layer = cfs_layout_descriptor(CFS_ARTIFACT_IMAGE_MEDIA_TYPE,
+				      res->image_digest, res->image_size);
+	if (!layers || !ann || !layer) {
 		json_object_put(layers);
 		json_object_put(ann);
+		json_object_put(layer);
 		r = -ENOMEM;
 		goto out;
 	}
-	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(m, "mediaType",
-			       json_object_new_string(MT_OCI_MANIFEST));
-	json_object_object_add(m, "artifactType",
-			       json_object_new_string(CFS_ARTIFACT_TYPE));
-	json_object_object_add(
-		m, "config", cfs_layout_descriptor(MT_EMPTY, EMPTY_DIGEST, 2));
-	layer = cfs_layout_descriptor(CFS_ARTIFACT_IMAGE_MEDIA_TYPE,
-				      res->image_digest, res->image_size);
 	json_object_array_add(layers, layer);
-	json_object_object_add(m, "layers", layers);
-	json_object_object_add(m, "subject",
-			       cfs_layout_descriptor(MT_OCI_MANIFEST,
-						     res->subject_digest,
-						     subject_size));
 	json_object_object_add(ann, CFS_ANNOTATION_MERGED,
 			       json_object_new_string(res->merged));
 	json_object_object_add(ann, CFS_ANNOTATION_LAYERS,
 			       json_object_new_string(layers_ann));
-	json_object_object_add(m, "annotations", ann);
-	text = json_object_to_json_string_ext(
-		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	res->manifest_size = strlen(text);
-	r = cfs_layout_put_blob(blobs, text, strlen(text),
-				res->manifest_digest);
-	if (r < 0) {
-		r = cfs_error_errno(-r, "%s: writing the artifact manifest",
-				    output);
-		goto out;
-	}
-
-	d = cfs_layout_descriptor(MT_OCI_MANIFEST, res->manifest_digest,
-				  res->manifest_size);
-	if (!d) {
-		r = -ENOMEM;
-		goto out;
-	}
-	json_object_object_add(d, "artifactType",
-			       json_object_new_string(CFS_ARTIFACT_TYPE));
-	json_object_object_add(d, "annotations", json_object_get(ann));
-	r = referrers_put(output, dirfd, blobs, res->tag, d);
+	r = artifact_put(output, dirfd, blobs, CFS_ARTIFACT_TYPE, layers, ann,
+			 res->subject_digest, subject_size, res->tag,
+			 res->manifest_digest, &res->manifest_size);
 out:
 	cfs_inode_unref(root);
 	cfs_oci_free(img);
@@ -338,7 +355,7 @@ static json_object *spec_layer(const char *where, int blobs,
 			return NULL;
 		}
 	}
-	r = cfs_layout_put_blob(blobs, (const char *)(sig ? sig : d), len,
+	r = cfs_layout_put_blob(blobs, sig ? (const char *)sig : "", len,
 				digest);
 	if (r < 0) {
 		*err = cfs_error_errno(-r, "%s: writing a signature", where);
@@ -362,15 +379,16 @@ static int do_spec_artifact(const char *source, const char *output,
 			    cfs_spec_artifact_result *res)
 {
 	static const cfs_write_options canonical = CFS_WRITE_OPTIONS_CANONICAL;
+	static const char *const keys[3] = { CFS_SPEC_MANIFEST, CFS_SPEC_CONFIG,
+					     CFS_SPEC_MERGED };
+	const char *hexes[3] = { res->manifest_verity, res->config_verity,
+				 res->merged };
 	cfs_convert_stats stats = { 0 };
 	struct cfs_oci_image *img = NULL;
-	_cleanup_(json_object_putp) json_object *m = NULL;
 	_cleanup_close_ int dirfd = -1, blobs = -1;
-	json_object *layers, *l, *d;
+	json_object *layers, *l;
 	uint8_t dg[CFS_DIGEST_SIZE];
-	char empty[80];
 	cfs_inode *root = NULL;
-	const char *text;
 	int r;
 
 	r = subject_convert(source, opts, true, &img, &root, &stats, NULL);
@@ -392,67 +410,29 @@ static int do_spec_artifact(const char *source, const char *output,
 	snprintf(res->tag, sizeof(res->tag), "sha256-%.64s",
 		 img->manifest_digest + 7);
 	r = cfs_layout_open(output, &dirfd, &blobs);
-	if (r == 0)
-		r = cfs_layout_put_blob(blobs, "{}", 2, empty);
 	if (r < 0) {
 		r = cfs_error_prefix(-r, "%s", output);
 		goto out;
 	}
 
 	/* The spec's order: manifest, config, merged. */
-	m = json_object_new_object();
 	layers = json_object_new_array();
-	if (!m || !layers) {
-		json_object_put(layers);
+	if (!layers) {
 		r = -ENOMEM;
 		goto out;
 	}
-	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(m, "mediaType",
-			       json_object_new_string(MT_OCI_MANIFEST));
-	json_object_object_add(m, "artifactType",
-			       json_object_new_string(CFS_SPEC_ARTIFACT_TYPE));
-	json_object_object_add(
-		m, "config", cfs_layout_descriptor(MT_EMPTY, EMPTY_DIGEST, 2));
-	json_object_object_add(m, "layers", layers);
-	{
-		const char *keys[3] = { CFS_SPEC_MANIFEST, CFS_SPEC_CONFIG,
-					CFS_SPEC_MERGED };
-		const char *hexes[3] = { res->manifest_verity,
-					 res->config_verity, res->merged };
-
-		for (int i = 0; i < 3; i++) {
-			l = spec_layer(output, blobs, opts, keys[i], hexes[i],
-				       &r);
-			if (!l)
-				goto out;
-			json_object_array_add(layers, l);
+	for (int i = 0; i < 3; i++) {
+		l = spec_layer(output, blobs, opts, keys[i], hexes[i], &r);
+		if (!l) {
+			json_object_put(layers);
+			goto out;
 		}
+		json_object_array_add(layers, l);
 	}
-	json_object_object_add(m, "subject",
-			       cfs_layout_descriptor(MT_OCI_MANIFEST,
-						     res->subject_digest,
-						     img->manifest_len));
-	text = json_object_to_json_string_ext(
-		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	res->manifest_size = strlen(text);
-	r = cfs_layout_put_blob(blobs, text, strlen(text),
-				res->manifest_digest);
-	if (r < 0) {
-		r = cfs_error_errno(-r, "%s: writing the artifact manifest",
-				    output);
-		goto out;
-	}
-	res->sig_written = opts->version >= 2 && opts->sign_key;
-	d = cfs_layout_descriptor(MT_OCI_MANIFEST, res->manifest_digest,
-				  res->manifest_size);
-	if (!d) {
-		r = -ENOMEM;
-		goto out;
-	}
-	json_object_object_add(d, "artifactType",
-			       json_object_new_string(CFS_SPEC_ARTIFACT_TYPE));
-	r = referrers_put(output, dirfd, blobs, res->tag, d);
+	r = artifact_put(output, dirfd, blobs, CFS_SPEC_ARTIFACT_TYPE, layers,
+			 NULL, res->subject_digest, img->manifest_len, res->tag,
+			 res->manifest_digest, &res->manifest_size);
+	res->sig_written = r == 0 && opts->version >= 2 && opts->sign_key;
 out:
 	cfs_inode_unref(root);
 	cfs_oci_free(img);
