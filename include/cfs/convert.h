@@ -55,9 +55,10 @@ typedef void (*cfs_progress_fn)(void *opaque, const cfs_progress *p);
  * fs-verity SHA-256 with 4 KiB blocks: the canonical image of all
  * layers (cfs_tree_canonicalize()), in the manifest's annotations; the
  * config JSON as stored, on the config descriptor; one layer's canonical
- * image, on its descriptor (read, not checked: see docs/formats.md). A
- * signature is under the key with CFS_SPEC_SIG_SUFFIX appended: base64
- * of a DER PKCS#7 signature over the kernel's fsverity_formatted_digest. */
+ * image, on its descriptor (neither written nor checked: see
+ * docs/formats.md). A signature is under the key with
+ * CFS_SPEC_SIG_SUFFIX appended: base64 of a DER PKCS#7 signature over
+ * the kernel's fsverity_formatted_digest. */
 #define CFS_SPEC_MERGED "composefs.merged.erofs.v1.fsverity-sha256-12"
 #define CFS_SPEC_CONFIG "composefs.config.fsverity-sha256-12"
 #define CFS_SPEC_LAYER "composefs.layer.erofs.v1.fsverity-sha256-12"
