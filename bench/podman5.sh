@@ -28,14 +28,11 @@ die() { echo "$me: $*" >&2; exit 1; }
 for t in skopeo docker-registry python3 unshare nsenter; do
 	command -v "$t" >/dev/null || die "$t missing (scripts/install-deps.sh)"
 done
-if [ -z "${CFS_PODMAN_ROOT:-}" ]; then
-	proot=$("$here/tests/scripts/podman5-root.sh" "${CFS_PODMAN5_CACHE:-$here/build-podman5}")
-	CFS_PODMAN_ROOT=$proot exec unshare -m --propagation private bash "$0" "$@"
-fi
-proot=$CFS_PODMAN_ROOT
-cs=$bin/cfs-store
 # shellcheck source=tests/scripts/lib.sh
 . "$here/tests/scripts/lib.sh"
+podman5_enter "${CFS_PODMAN5_CACHE:-$here/build-podman5}" "$0" "$@"
+proot=$CFS_PODMAN_ROOT
+cs=$bin/cfs-store
 # shellcheck source=tests/scripts/registry.sh
 . "$here/tests/scripts/registry.sh"
 work=$(mktemp -d /var/tmp/cfs-podman5.XXXXXX)
@@ -102,11 +99,10 @@ cfsinit() {
 	mount -t tmpfs -o size=1m,mode=0755 cfs-bench-run "$1/run"
 }
 teardown() {
-	local d=$1 m
+	local d=$1
 	[ ! -f "$d/storage.conf" ] || pod "$d" rm -af >/dev/null 2>&1 || true
 	[ ! -d "$d/store" ] || "$cs" --root "$d/store" ais unmount-all --ais "$d/ais" --run "$d/run" >/dev/null 2>&1 || true
-	while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done < <(awk -v d="$d" '$5 == d || index($5, d "/") { print $5 }' /proc/self/mountinfo | sort -r)
-	rm -rf "$d"
+	remove_work "$d"
 }
 tools=("$cs" "$(command -v skopeo)" "$proot/usr/bin/podman" "$proot/usr/sbin/runc" "$work/bin/cfs-mkcomposefs")
 for t in "${tools[@]}"; do

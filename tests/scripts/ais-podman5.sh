@@ -20,6 +20,7 @@ me=ais-podman5
 : "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
 [ "$(id -u)" -eq 0 ] || { echo "$me: FAIL: must run as root" >&2; exit 1; }
 mkdir -p "$CFS_TEST_TMP"
-cache=${CFS_PODMAN5_CACHE:-$(dirname "$(realpath "$CFS_TEST_TMP")")/podman5}
-proot=$("$CFS_SRC/tests/scripts/podman5-root.sh" "$cache")
-CFS_PODMAN_ROOT=$proot exec unshare -m --propagation private bash "$CFS_SRC/tests/scripts/ais.sh"
+# shellcheck source=tests/scripts/lib.sh
+. "$CFS_SRC/tests/scripts/lib.sh"
+podman5_enter "${CFS_PODMAN5_CACHE:-$(dirname "$(realpath "$CFS_TEST_TMP")")/podman5}" \
+	"$CFS_SRC/tests/scripts/ais.sh"

@@ -27,6 +27,20 @@ remove_work() { # DIR
 	rm -rf "$dir"
 }
 
+#   podman5_enter CACHE SCRIPT [ARG]...
+#                     unless CFS_PODMAN_ROOT is set already: make (or
+#                     reuse) the Debian 13 root with podman 5 in CACHE
+#                     (podman5-root.sh) and run SCRIPT again in a mount
+#                     namespace of its own, CFS_PODMAN_ROOT naming the
+#                     root (does not return). Then podman_root_start.
+podman5_enter() { # CACHE SCRIPT [ARG]...
+	local cache=$1 proot
+	shift
+	[ -z "${CFS_PODMAN_ROOT:-}" ] || return 0
+	proot=$("$(dirname "${BASH_SOURCE[0]}")/podman5-root.sh" "$cache") || exit 1
+	CFS_PODMAN_ROOT=$proot exec unshare -m --propagation private bash "$@"
+}
+
 #   podman_root_start ROOT DIR
 #                     run podman in ROOT (a Debian root with podman, see
 #                     podman5-root.sh): a mount namespace that pivot_roots

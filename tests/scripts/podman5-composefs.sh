@@ -37,11 +37,7 @@ step() { echo "== $me: $*"; }
 
 [ "$(id -u)" -eq 0 ] || fail "must run as root"
 mkdir -p "$CFS_TEST_TMP"
-if [ -z "${CFS_PODMAN_ROOT:-}" ]; then
-	cache=${CFS_PODMAN5_CACHE:-$(dirname "$(realpath "$CFS_TEST_TMP")")/podman5}
-	proot=$("$CFS_SRC/tests/scripts/podman5-root.sh" "$cache")
-	CFS_PODMAN_ROOT=$proot exec unshare -m --propagation private bash "$0"
-fi
+podman5_enter "${CFS_PODMAN5_CACHE:-$(dirname "$(realpath "$CFS_TEST_TMP")")/podman5}" "$0"
 proot=$CFS_PODMAN_ROOT
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
 work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
