@@ -20,7 +20,8 @@
 #    images): an untrusted signer, an expired certificate, a truncated
 #    signature, a signature of another digest, a wrong merged or config
 #    digest, an unsigned image under --require-signed, a key that is not
-#    the certificate's at seal time.
+#    the certificate's at seal time, a signature that is not base64, a
+#    digest that is not lower-case hex, a signature without its digest.
 #  - artifact mode: oci2cfs artifact writes the spec's metadata artifact
 #    (an independent reader checks its layout, the signature blobs are
 #    fsverity sign's for the manifest, config and canonical image) into
@@ -199,6 +200,26 @@ mk_manifest x s-config.sig s-config.sig "$mhex" "$chex" spec-otherdigest
 mk_manifest x - - "$(printf '%064d' 0)" "$chex" spec-badmerged
 mk_manifest x - - "$mhex" "$(printf '%064d' 1)" spec-badconfig
 mk_manifest x - - "$mhex" "$chex" spec-unsigned
+# Malformed keys: a signature that is not base64, a digest that is not
+# 64 lower-case hex digits, a signature without its digest.
+python3 - spec "$mhex" <<'EOF'
+import hashlib, json, sys
+lay, mhex = sys.argv[1:3]
+M = 'composefs.merged.erofs.v1.fsverity-sha256-12'
+idx = json.load(open(f'{lay}/index.json'))
+src = [d for d in idx['manifests'] if d.get('annotations', {}).get('org.opencontainers.image.ref.name') == 'spec-unsigned'][0]
+base = json.load(open(f"{lay}/blobs/sha256/{src['digest'][7:]}"))
+for tag, ann in (('spec-badb64', {M: mhex, M + '.sig': '@@not base64@@'}),
+                 ('spec-badhex', {M: mhex.upper()}),
+                 ('spec-orphansig', {M + '.sig': 'AAAA'})):
+    m = json.loads(json.dumps(base))
+    m['annotations'] = ann
+    raw = json.dumps(m, separators=(',', ':')).encode()
+    d = hashlib.sha256(raw).hexdigest()
+    open(f'{lay}/blobs/sha256/{d}', 'wb').write(raw)
+    idx['manifests'].append({'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'digest': 'sha256:' + d, 'size': len(raw), 'annotations': {'org.opencontainers.image.ref.name': tag}})
+json.dump(idx, open(f'{lay}/index.json', 'w'))
+EOF
 
 st=$work/store
 "$cs" --root "$st" import oci:spec:spec --require-signed --trust-cert cert.pem \
@@ -233,6 +254,9 @@ refuse spec-badmerged "not the sealed image: $MERGED is 0000" --trust-cert cert.
 refuse spec-badconfig "not the sealed config: $CONFIG is 0000" --trust-cert cert.pem
 refuse spec-unsigned "not signed (no $MERGED.sig)" --require-signed --trust-cert cert.pem
 refuse spec "no certificate is trusted" --require-signed
+refuse spec-badb64 "merged signature: $MERGED.sig is not base64" --trust-cert cert.pem
+refuse spec-badhex "annotations.$MERGED is not 64 lower-case hex digits"
+refuse spec-orphansig "annotations.$MERGED.sig without $MERGED"
 
 # ---- artifact mode --------------------------------------------------------
 # oci2cfs artifact beside an unsealed image: an independent reader finds
@@ -315,9 +339,12 @@ cp -a art art-bad-merged
 tamper_artifact art-bad-merged "$MERGED" "$(printf '%064d' 2)"
 cp -a art art-bad-manifest
 tamper_artifact art-bad-manifest composefs.manifest.fsverity-sha256-12 "$(printf '%064d' 3)"
+cp -a art art-bad-hex
+tamper_artifact art-bad-hex "$MERGED" not-a-digest
 before=$(state)
 for c in "art-bad-merged:not the sealed image: $MERGED is 0000" \
-	"art-bad-manifest:not the sealed manifest: composefs.manifest.fsverity-sha256-12 is 0000"; do
+	"art-bad-manifest:not the sealed manifest: composefs.manifest.fsverity-sha256-12 is 0000" \
+	"art-bad-hex:layers\[2\]: $MERGED is not 64 lower-case hex digits"; do
 	lay=${c%%:*}
 	if "$cs" --root "$st" import "oci:$lay" --trust-cert cert.pem --name "x-$lay" 2>err; then
 		fail "$lay: imported"
