@@ -24,8 +24,8 @@
 #include "common/util.h"
 
 /* Uncompressed buffers between the threads: enough to keep both cores
- * busy, small enough not to matter for memory (4 x 1 MiB). */
-#define LAYER_BUFS 4
+ * busy, small enough not to matter for memory (8 x 1 MiB). */
+#define LAYER_BUFS 8
 #define LAYER_BUF_SIZE (1024 * 1024)
 #define LAYER_IN_SIZE (256 * 1024)
 
@@ -90,17 +90,22 @@ struct cfs_layer_stream {
 	enum cfs_gzip_decoder gzip_decoder;
 	char *what;
 
-	pthread_t thread;
-	bool thread_started;
+	pthread_t thread, hasher;
+	bool thread_started, hasher_started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 
-	/* queue: count filled buffers starting at head; the consumer owns
-	 * the head buffer while has_current */
+	/* A ring of buffers, counted since the start: buffer i is in
+	 * bufs[i % LAYER_BUFS]. The producer fills buffer @produced once
+	 * both the consumer and the hasher are done with the one that was
+	 * there; the consumer owns buffer @consumed while has_current, the
+	 * hasher reads buffer @hashed. */
 	struct layer_buf bufs[LAYER_BUFS];
-	size_t head, count;
+	uint64_t produced, consumed, hashed;
 	bool has_current;
 	bool eof, stop;
+	bool hash_done; /* the hasher has finished sha_u */
+	bool hash_failed;
 	bool empty; /* the stream had no bytes at all */
 	int err; /* negative errno of the producer */
 	char msg[512];
@@ -151,22 +156,21 @@ static bool wait_free(struct cfs_layer_stream *s, size_t *slot)
 	bool ok;
 
 	pthread_mutex_lock(&s->lock);
-	while (s->count == LAYER_BUFS && !s->stop)
+	while (s->produced - CFS_MIN(s->consumed, s->hashed) == LAYER_BUFS &&
+	       !s->stop)
 		pthread_cond_wait(&s->cond, &s->lock);
 	ok = !s->stop;
-	*slot = (s->head + s->count) % LAYER_BUFS;
+	*slot = (size_t)(s->produced % LAYER_BUFS);
 	pthread_mutex_unlock(&s->lock);
 	return ok;
 }
 
 static int push(struct cfs_layer_stream *s, size_t slot, size_t len)
 {
-	if (EVP_DigestUpdate(s->sha_u, s->bufs[slot].data, len) != 1)
-		return fail(s, EIO, "%s: sha256 failed", s->what);
 	s->digests.uncompressed_size += len;
 	pthread_mutex_lock(&s->lock);
 	s->bufs[slot].len = len;
-	s->count++;
+	s->produced++;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -679,14 +683,61 @@ static void *producer(void *arg)
 	if (r == 0) {
 		unsigned int len;
 		if (EVP_DigestFinal_ex(s->sha_c, s->digests.compressed, &len) !=
-			    1 ||
-		    EVP_DigestFinal_ex(s->sha_u, s->digests.uncompressed,
-				       &len) != 1)
+		    1)
 			r = fail(s, EIO, "%s: sha256 failed", s->what);
 	}
 	pthread_mutex_lock(&s->lock);
 	s->err = r;
 	s->eof = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/*
+ * The diff_id is the SHA-256 of the uncompressed stream. It has a thread
+ * of its own beside the decompression and the tar parsing: on two cores
+ * the three of them share out evenly, where the decompression thread
+ * hashing as well would leave the other core waiting for it whenever
+ * the contents are already in the store.
+ */
+static void *hasher(void *arg)
+{
+	struct cfs_layer_stream *s = arg;
+	int r = 0;
+
+	for (;;) {
+		const struct layer_buf *b;
+		unsigned int len;
+
+		pthread_mutex_lock(&s->lock);
+		while (s->hashed == s->produced && !s->eof && !s->stop)
+			pthread_cond_wait(&s->cond, &s->lock);
+		if (s->stop || s->hashed == s->produced) {
+			bool stopped = s->stop;
+
+			pthread_mutex_unlock(&s->lock);
+			if (!stopped && r == 0 &&
+			    EVP_DigestFinal_ex(s->sha_u,
+					       s->digests.uncompressed,
+					       &len) != 1)
+				r = -EIO;
+			break;
+		}
+		b = &s->bufs[s->hashed % LAYER_BUFS];
+		pthread_mutex_unlock(&s->lock);
+		/* the producer does not touch the buffer until it is
+		 * counted hashed */
+		if (r == 0 && EVP_DigestUpdate(s->sha_u, b->data, b->len) != 1)
+			r = -EIO;
+		pthread_mutex_lock(&s->lock);
+		s->hashed++;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->hash_failed = r < 0;
+	s->hash_done = true;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -1058,16 +1109,16 @@ static ssize_t next_buf(struct cfs_layer_stream *s, const void **data)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->has_current) {
-		s->head = (s->head + 1) % LAYER_BUFS;
-		s->count--;
+		s->consumed++;
 		s->has_current = false;
 		pthread_cond_broadcast(&s->cond);
 	}
-	while (s->count == 0 && !s->eof)
+	while (s->consumed == s->produced && !s->eof)
 		pthread_cond_wait(&s->cond, &s->lock);
-	if (s->count > 0) {
-		*data = s->bufs[s->head].data;
-		r = (ssize_t)s->bufs[s->head].len;
+	if (s->consumed < s->produced) {
+		const struct layer_buf *b = &s->bufs[s->consumed % LAYER_BUFS];
+		*data = b->data;
+		r = (ssize_t)b->len;
 		s->has_current = true;
 	} else {
 		r = s->err;
@@ -1113,11 +1164,11 @@ static int wait_first(struct cfs_layer_stream *s)
 	int r = 0;
 
 	pthread_mutex_lock(&s->lock);
-	while (s->count == 0 && !s->eof)
+	while (s->produced == 0 && !s->eof)
 		pthread_cond_wait(&s->cond, &s->lock);
-	if (s->count == 0 && s->err < 0)
+	if (s->produced == 0 && s->err < 0)
 		r = s->err;
-	else if (s->count == 0)
+	else if (s->produced == 0)
 		s->empty = true;
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
@@ -1196,6 +1247,12 @@ int cfs_layer_finish(struct cfs_layer_stream *s, struct cfs_layer_digests *d)
 		;
 	if (n < 0)
 		return cfs_error(-(int)n, "%s", s->msg[0] ? s->msg : s->what);
+	pthread_mutex_lock(&s->lock);
+	while (!s->hash_done)
+		pthread_cond_wait(&s->cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	if (s->hash_failed)
+		return cfs_error(EIO, "%s: sha256 failed", s->what);
 	*d = s->digests;
 	return 0;
 }
@@ -1246,6 +1303,14 @@ int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
 		else
 			s->thread_started = true;
 	}
+	if (r == 0) {
+		int pr = pthread_create(&s->hasher, NULL, hasher, s);
+		if (pr != 0)
+			r = cfs_error(pr, "%s: starting the hashing thread",
+				      what);
+		else
+			s->hasher_started = true;
+	}
 	if (r == 0)
 		r = wait_first(s);
 	/* libarchive's first look at the stream is at the first entry's
@@ -1276,13 +1341,14 @@ void cfs_layer_close(struct cfs_layer_stream *s)
 {
 	if (!s)
 		return;
-	if (s->thread_started) {
-		pthread_mutex_lock(&s->lock);
-		s->stop = true;
-		pthread_cond_broadcast(&s->cond);
-		pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (s->thread_started)
 		pthread_join(s->thread, NULL);
-	}
+	if (s->hasher_started)
+		pthread_join(s->hasher, NULL);
 	if (s->archive)
 		archive_read_free(s->archive);
 	for (int i = 0; i < LAYER_BUFS; i++)
