@@ -166,8 +166,7 @@ static int load_source(cfs_inode **root_out, const char *source,
 	return finish_tree(r, r == 0 ? *root_out : NULL, source, opts);
 }
 
-static void add_object_stats(cfs_convert_stats *stats,
-			     const struct cfs_objects *objs)
+static void add_object_stats(cfs_convert_stats *stats, struct cfs_objects *objs)
 {
 	const struct cfs_objects_stats *os = cfs_objects_stats(objs);
 

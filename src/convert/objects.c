@@ -23,6 +23,19 @@
  * larger directory touches only a few of its blocks). */
 #define PREFETCH_THREADS 8
 #define PREFETCH_DIR_MAX (256 * 1024)
+/* Background writes: bytes waiting at most (more only for one object
+ * larger than that), and the buffers kept for reuse, up to a size. */
+#define WRITE_QUEUE_MAX (32 * 1024 * 1024)
+#define WRITE_POOL_MAX 8
+#define WRITE_POOL_BUF_MAX (8 * 1024 * 1024)
+
+/* An object held in memory, to be written by the writer thread. */
+struct write_job {
+	struct write_job *next;
+	uint8_t *data;
+	size_t len, cap;
+	uint8_t digest[CFS_DIGEST_SIZE];
+};
 
 struct cfs_objects {
 	char *path;
@@ -31,6 +44,8 @@ struct cfs_objects {
 	/* staging (cfs_objects_open_staged): objects are named by their 64
 	 * hex digits in dirfd, their inodes made in the base's XX/ */
 	bool flat;
+	/* guards stats and subfd[], which the writer thread shares */
+	pthread_mutex_t lock;
 	struct cfs_objects_stats stats;
 	/* where new objects are made: XX/ (flat: the base's), O_PATH; -1
 	 * until first used */
@@ -40,6 +55,16 @@ struct cfs_objects {
 	pthread_t prefetch[PREFETCH_THREADS];
 	int n_prefetch;
 	int prefetch_next;
+	/* the writer thread (queue_write()), and what its lock guards */
+	pthread_t writer;
+	bool writer_started;
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct write_job *queue, *queue_tail, *pool;
+	size_t queued_bytes, n_pool;
+	bool writing, stop;
+	int write_err; /* the first failed write, negative errno */
+	char write_msg[1024];
 };
 
 /* Open (creating it if needed) the object directory @path; @flat: a
@@ -58,6 +83,9 @@ static int objects_open(struct cfs_objects **out, const char *path, bool flat)
 	objs->base_dirfd = -1;
 	for (int i = 0; i < 256; i++)
 		objs->subfd[i] = -1;
+	pthread_mutex_init(&objs->lock, NULL);
+	pthread_mutex_init(&objs->qlock, NULL);
+	pthread_cond_init(&objs->qcond, NULL);
 	objs->path = strdup(path);
 	objs->buf = malloc(COPY_BUF_SIZE);
 	objs->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -126,10 +154,37 @@ void cfs_objects_prefetch(struct cfs_objects *objs)
 	}
 }
 
+static void job_free(struct write_job *job)
+{
+	free(job->data);
+	free(job);
+}
+
 void cfs_objects_free(struct cfs_objects *objs)
 {
 	if (!objs)
 		return;
+	/* What is still queued is not wanted any more (an error, or the
+	 * caller never flushed): only the write in hand is finished. */
+	pthread_mutex_lock(&objs->qlock);
+	while (objs->queue) {
+		struct write_job *job = objs->queue;
+		objs->queue = job->next;
+		job_free(job);
+	}
+	objs->stop = true;
+	pthread_cond_broadcast(&objs->qcond);
+	pthread_mutex_unlock(&objs->qlock);
+	if (objs->writer_started)
+		pthread_join(objs->writer, NULL);
+	while (objs->pool) {
+		struct write_job *job = objs->pool;
+		objs->pool = job->next;
+		job_free(job);
+	}
+	pthread_mutex_destroy(&objs->lock);
+	pthread_mutex_destroy(&objs->qlock);
+	pthread_cond_destroy(&objs->qcond);
 	for (int i = 0; i < objs->n_prefetch; i++)
 		pthread_join(objs->prefetch[i], NULL);
 	if (objs->dirfd >= 0)
@@ -144,9 +199,9 @@ void cfs_objects_free(struct cfs_objects *objs)
 	free(objs);
 }
 
-const struct cfs_objects_stats *
-cfs_objects_stats(const struct cfs_objects *objs)
+const struct cfs_objects_stats *cfs_objects_stats(struct cfs_objects *objs)
 {
+	cfs_objects_flush(objs); /* an error is the flush's to report */
 	return &objs->stats;
 }
 
@@ -201,7 +256,7 @@ int cfs_objects_open_staged(struct cfs_objects **out, const char *path,
  * which is not written: where it has no XX/ yet (the store makes all
  * 256 when it is made), the staging directory itself.
  */
-static int open_subdir(struct cfs_objects *objs, const uint8_t *digest)
+static int open_subdir_locked(struct cfs_objects *objs, const uint8_t *digest)
 {
 	char name[3];
 	int fd;
@@ -224,6 +279,16 @@ static int open_subdir(struct cfs_objects *objs, const uint8_t *digest)
 	if (fd < 0)
 		return cfs_error_errno(errno, "%s/%s", objs->path, name);
 	objs->subfd[digest[0]] = fd;
+	return fd;
+}
+
+static int open_subdir(struct cfs_objects *objs, const uint8_t *digest)
+{
+	int fd;
+
+	pthread_mutex_lock(&objs->lock);
+	fd = open_subdir_locked(objs, digest);
+	pthread_mutex_unlock(&objs->lock);
 	return fd;
 }
 
@@ -259,8 +324,10 @@ static int tmp_open(struct cfs_objects *objs, const uint8_t *digest,
 
 static int reuse(struct cfs_objects *objs, uint64_t size)
 {
+	pthread_mutex_lock(&objs->lock);
 	objs->stats.reused_objects++;
 	objs->stats.reused_bytes += size;
+	pthread_mutex_unlock(&objs->lock);
 	return 0;
 }
 
@@ -285,8 +352,10 @@ static int commit_at(struct cfs_objects *objs, struct cfs_atomic_file *af,
 	if (r < 0)
 		return cfs_error_errno(-r, "storing object %s in %s", hex,
 				       objs->path);
+	pthread_mutex_lock(&objs->lock);
 	objs->stats.new_objects++;
 	objs->stats.new_bytes += size;
+	pthread_mutex_unlock(&objs->lock);
 	return 0;
 }
 
@@ -378,8 +447,181 @@ int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
 	return commit(objs, &af, digest, len);
 }
 
+/* ---- background writes --------------------------------------------- */
+
+/*
+ * A conversion that finds most of its content new spends as long in
+ * write(2) (the kernel copying into the page cache, allocating blocks and
+ * inodes) as in hashing; with the decompression and the diff_id on
+ * threads of their own, the thread that parses tar and computes the
+ * fs-verity digests would be the one the others wait for. So an object
+ * held in memory whose digest is known is handed to a writer thread:
+ * the conversion goes on with the next file while it is written. Names
+ * are digests, so the order the writer makes them in changes nothing.
+ * Two equal new files close together may both be queued: the second
+ * finds the first's name taken and counts as reused, as when another
+ * writer made it.
+ */
+
+/* Make the object of @job: the synchronous path of an in-memory object. */
+static int write_object(struct cfs_objects *objs, const uint8_t *data,
+			size_t len, const uint8_t *digest)
+{
+	struct cfs_atomic_file af = { .fd = -1 };
+	int r = tmp_open(objs, digest, &af);
+
+	if (r < 0)
+		return r;
+	r = cfs_write_all(af.fd, data, len);
+	if (r < 0) {
+		cfs_atomic_abort(&af);
+		return cfs_error_errno(-r, "writing temporary object in %s",
+				       objs->path);
+	}
+	return commit(objs, &af, digest, len);
+}
+
+static void *writer_run(void *opaque)
+{
+	struct cfs_objects *objs = opaque;
+
+	pthread_mutex_lock(&objs->qlock);
+	for (;;) {
+		struct write_job *job;
+		bool skip;
+		int r = 0;
+
+		while (!objs->queue && !objs->stop)
+			pthread_cond_wait(&objs->qcond, &objs->qlock);
+		job = objs->queue;
+		if (!job)
+			break;
+		objs->queue = job->next;
+		if (!objs->queue)
+			objs->queue_tail = NULL;
+		objs->writing = true;
+		skip = objs->write_err < 0;
+		pthread_mutex_unlock(&objs->qlock);
+
+		if (!skip)
+			r = write_object(objs, job->data, job->len,
+					 job->digest);
+
+		pthread_mutex_lock(&objs->qlock);
+		if (r < 0 && objs->write_err == 0) {
+			objs->write_err = r;
+			snprintf(objs->write_msg, sizeof(objs->write_msg), "%s",
+				 cfs_error_message());
+		}
+		objs->queued_bytes -= job->len;
+		objs->writing = false;
+		if (job->cap > WRITE_POOL_BUF_MAX) {
+			free(job->data);
+			job->data = NULL;
+			job->cap = 0;
+		}
+		if (objs->n_pool < WRITE_POOL_MAX) {
+			job->next = objs->pool;
+			objs->pool = job;
+			objs->n_pool++;
+		} else {
+			job_free(job);
+		}
+		pthread_cond_broadcast(&objs->qcond);
+	}
+	pthread_mutex_unlock(&objs->qlock);
+	return NULL;
+}
+
+/* The writer thread's first error, reported in this thread (qlock held). */
+static int write_error(struct cfs_objects *objs)
+{
+	return cfs_error(-objs->write_err, "%s", objs->write_msg);
+}
+
+/*
+ * Queue the @len bytes at *@data (a buffer of *@cap bytes) to be stored
+ * as object @digest. The buffer goes to the writer; *@data and *@cap
+ * come back as a buffer to reuse (or NULL and 0). Where no thread can be
+ * started the object is written here.
+ */
+static int queue_write(struct cfs_objects *objs, uint8_t **data, size_t *cap,
+		       size_t len, const uint8_t *digest)
+{
+	struct write_job *job;
+	int r = 0;
+
+	pthread_mutex_lock(&objs->qlock);
+	if (!objs->writer_started &&
+	    pthread_create(&objs->writer, NULL, writer_run, objs) == 0)
+		objs->writer_started = true;
+	if (!objs->writer_started) {
+		pthread_mutex_unlock(&objs->qlock);
+		return write_object(objs, *data, len, digest);
+	}
+	while (objs->queued_bytes > 0 &&
+	       objs->queued_bytes + len > WRITE_QUEUE_MAX &&
+	       objs->write_err == 0)
+		pthread_cond_wait(&objs->qcond, &objs->qlock);
+	if (objs->write_err < 0) {
+		r = write_error(objs);
+		goto out;
+	}
+	job = objs->pool;
+	if (job) {
+		objs->pool = job->next;
+		objs->n_pool--;
+	} else {
+		job = calloc(1, sizeof(*job));
+		if (!job) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	/* swap: the writer takes the full buffer, the caller an empty one */
+	{
+		uint8_t *spare = job->data;
+		size_t spare_cap = job->cap;
+
+		job->data = *data;
+		job->cap = *cap;
+		*data = spare;
+		*cap = spare_cap;
+	}
+	job->len = len;
+	memcpy(job->digest, digest, CFS_DIGEST_SIZE);
+	job->next = NULL;
+	if (objs->queue_tail)
+		objs->queue_tail->next = job;
+	else
+		objs->queue = job;
+	objs->queue_tail = job;
+	objs->queued_bytes += len;
+	pthread_cond_broadcast(&objs->qcond);
+out:
+	pthread_mutex_unlock(&objs->qlock);
+	return r;
+}
+
+int cfs_objects_flush(struct cfs_objects *objs)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&objs->qlock);
+	while (objs->queue || objs->writing)
+		pthread_cond_wait(&objs->qcond, &objs->qlock);
+	if (objs->write_err < 0)
+		r = write_error(objs);
+	pthread_mutex_unlock(&objs->qlock);
+	return r;
+}
+
 int cfs_objects_sync(struct cfs_objects *objs)
 {
+	int r = cfs_objects_flush(objs);
+
+	if (r < 0)
+		return r;
 	if (syncfs(objs->dirfd) < 0)
 		return cfs_error_errno(errno, "syncing objects in %s",
 				       objs->path);
@@ -571,13 +813,10 @@ int cfs_object_writer_commit(struct cfs_object_writer *w,
 		return reuse(w->objs, w->size);
 	}
 	if (w->spill.fd < 0) {
-		r = tmp_open(w->objs, digest, &w->spill);
-		if (r == 0)
-			r = spill_mem(w);
-		if (r < 0) {
-			cfs_atomic_abort(&w->spill);
-			return r;
-		}
+		r = queue_write(w->objs, &w->mem, &w->mem_cap, w->mem_len,
+				digest);
+		w->mem_len = 0;
+		return r;
 	}
 	/* A trailing hole has no byte written after it: the size comes from
 	 * here. */

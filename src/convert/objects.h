@@ -22,8 +22,8 @@ struct cfs_objects_stats {
 /* Open (creating it if needed) the object directory @path. */
 int cfs_objects_open(struct cfs_objects **out, const char *path);
 void cfs_objects_free(struct cfs_objects *objs);
-const struct cfs_objects_stats *
-cfs_objects_stats(const struct cfs_objects *objs);
+/* The counts of objects made and found so far (after a flush). */
+const struct cfs_objects_stats *cfs_objects_stats(struct cfs_objects *objs);
 
 /*
  * Also look objects up in the directory @path, which is never written:
@@ -100,7 +100,15 @@ int cfs_object_writer_write_zeros(struct cfs_object_writer *w, uint64_t len);
 int cfs_object_writer_commit(struct cfs_object_writer *w,
 			     uint8_t digest[CFS_DIGEST_SIZE]);
 
-/* Make every object written so far durable (syncfs). */
+/*
+ * Wait until every object handed over so far is written: those of
+ * cfs_object_writer_commit() are written by a thread of the object
+ * directory's while the caller goes on. 0, or the first write that failed
+ * (its message).
+ */
+int cfs_objects_flush(struct cfs_objects *objs);
+
+/* Flush, and make every object written so far durable (syncfs). */
 int cfs_objects_sync(struct cfs_objects *objs);
 
 #endif

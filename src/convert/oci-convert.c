@@ -652,6 +652,9 @@ int cfs_oci_load(cfs_inode **root_out, struct cfs_oci_image *img,
 		r = cfs_object_writer_new(&c.writer, objs);
 	for (size_t i = 0; r == 0 && i < c.img->n_layers; i++)
 		r = convert_layer(&c, i, &stats->layers[i]);
+	/* every object the tree names is written before anyone looks */
+	if (r == 0 && objs)
+		r = cfs_objects_flush(objs);
 	if (r == 0) {
 		c.progress.done = 1;
 		report(&c, NULL, true);

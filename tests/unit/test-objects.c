@@ -112,6 +112,9 @@ static void check_object(struct cfs_objects *objs, const struct piece *p,
 	cfs_object_writer_begin(w);
 	CHECK_OK(write_pieces(w, p, n, v));
 	CHECK_OK(cfs_object_writer_commit(w, digest));
+	/* content held in memory is written by the directory's writer
+	 * thread: there once flushed */
+	CHECK_OK(cfs_objects_flush(objs));
 	CHECK_OK(cfs_verity_final(v, want));
 	CHECK(memcmp(digest, want, sizeof(want)) == 0);
 	cfs_digest_to_object_path(digest, rel);
@@ -151,6 +154,7 @@ static void check_object(struct cfs_objects *objs, const struct piece *p,
 	cfs_verity_reset(v);
 	CHECK_OK(write_pieces(w, p, n, v));
 	CHECK_OK(cfs_object_writer_commit(w, want));
+	CHECK_OK(cfs_objects_flush(objs));
 	CHECK(memcmp(digest, want, sizeof(want)) == 0);
 	CHECK(unlink(path) == 0);
 	cfs_object_writer_free(w);
@@ -217,6 +221,66 @@ static void check_spread(void)
 	CHECK(rmdir(sub) == 0);
 }
 
+/*
+ * A write that fails in the writer thread: the flush reports it with its
+ * own message (naming the object directory), later commits refuse to go
+ * on, and freeing the directory drops what is still queued.
+ */
+static void check_writer_error(void)
+{
+	struct cfs_objects *objs = NULL;
+	struct cfs_object_writer *w = NULL;
+	char sub[1100], xx[1200];
+	uint8_t d[CFS_DIGEST_SIZE], d2[CFS_DIGEST_SIZE];
+	static const char text[] = "content whose XX/ is a file";
+	uint8_t big[8192];
+	int fd, r;
+
+	snprintf(sub, sizeof(sub), "%s/failing", dir);
+	CHECK_OK(cfs_objects_open(&objs, sub));
+	CHECK_OK(cfs_object_writer_new(&w, objs));
+	if (!objs || !w)
+		goto out;
+	memset(big, 'q', sizeof(big));
+	memcpy(big, text, sizeof(text));
+	CHECK_OK(cfs_verity_digest_buffer(big, sizeof(big), d));
+	/* XX/ of that digest is a file: the object cannot be made */
+	snprintf(xx, sizeof(xx), "%s/%02x", sub, d[0]);
+	fd = open(xx, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	cfs_object_writer_begin(w);
+	CHECK_OK(cfs_object_writer_write(w, big, sizeof(big)));
+	CHECK_OK(cfs_object_writer_commit(w, d2)); /* queued */
+	CHECK(memcmp(d, d2, sizeof(d)) == 0);
+	cfs_error_clear();
+	r = cfs_objects_flush(objs);
+	CHECK(r == -ENOTDIR);
+	CHECK(strstr(cfs_error_message(), sub) != NULL);
+	printf("writer thread error: %s\n", cfs_error_message());
+	/* the next object is refused with the same error */
+	big[0] ^= 1;
+	cfs_object_writer_begin(w);
+	CHECK_OK(cfs_object_writer_write(w, big, sizeof(big)));
+	cfs_error_clear();
+	CHECK(cfs_object_writer_commit(w, d2) == -ENOTDIR);
+	CHECK(strstr(cfs_error_message(), sub) != NULL);
+	CHECK(cfs_objects_sync(objs) == -ENOTDIR);
+out:
+	cfs_object_writer_free(w);
+	cfs_objects_free(objs);
+	{
+		char cmd[2500];
+
+		snprintf(cmd, sizeof(cmd),
+			 "test -z \"$(find '%s' -type f ! -name '%02x')\" && "
+			 "rm -rf '%s'",
+			 sub, d[0], sub);
+		CHECK(system(cmd) == 0); /* no temporary file left */
+	}
+}
+
 int main(void)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -234,6 +298,7 @@ int main(void)
 		return 1;
 	}
 	check_spread();
+	check_writer_error();
 	CHECK_OK(cfs_objects_open(&objs, dir));
 	if (!objs)
 		return test_done();
