@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +24,26 @@
 #define READ_BUF_SIZE (1024 * 1024)
 /* Bytes of a path that a depth error shows. */
 #define PATH_SHOWN 160
+/* Threads that hash and store file contents while the walk goes on, and
+ * the files opened for them at most (each holds a descriptor). */
+#define FILE_WORKERS 2
+#define FILE_QUEUE_MAX 128
 
 struct hardlink {
 	dev_t dev;
 	ino_t ino;
 	cfs_inode *inode; /* borrowed: the tree holds it */
+};
+
+/* A regular file to hash (and store), @seq-th in walk order. */
+struct file_job {
+	struct file_job *next; /* in the queue, then in the done list */
+	uint64_t seq;
+	int fd;
+	uint64_t size;
+	cfs_inode *inode; /* borrowed: the tree holds it */
+	char *path;
+	uint8_t digest[CFS_DIGEST_SIZE];
 };
 
 struct dirsource {
@@ -36,6 +52,20 @@ struct dirsource {
 	cfs_convert_stats *stats;
 	void *hardlinks; /* tsearch tree of struct hardlink */
 	uint8_t *buf;
+
+	/* the workers, and what their lock guards */
+	pthread_t workers[FILE_WORKERS];
+	int n_workers;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct file_job *queue, *queue_tail, *done_jobs;
+	size_t queued;
+	uint64_t next_seq;
+	bool walk_over;
+	/* the failed file first in walk order: its error and message */
+	uint64_t err_seq;
+	int err;
+	char *err_msg;
 };
 
 static int hardlink_cmp(const void *a, const void *b)
@@ -127,7 +157,7 @@ static int read_xattrs(cfs_inode *inode, int dirfd, const char *name,
 }
 
 /* Hash a whole file, checking it still has the size stat() saw. */
-static int hash_fd(struct dirsource *ds, int fd, uint64_t size,
+static int hash_fd(uint8_t *buf, int fd, uint64_t size,
 		   uint8_t digest[CFS_DIGEST_SIZE], const char *path)
 {
 	cfs_verity *v = NULL;
@@ -136,7 +166,7 @@ static int hash_fd(struct dirsource *ds, int fd, uint64_t size,
 
 	r = cfs_verity_new(&v);
 	while (r == 0) {
-		ssize_t n = pread(fd, ds->buf, READ_BUF_SIZE, (off_t)off);
+		ssize_t n = pread(fd, buf, READ_BUF_SIZE, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -146,7 +176,7 @@ static int hash_fd(struct dirsource *ds, int fd, uint64_t size,
 		if (n == 0)
 			break;
 		off += (uint64_t)n;
-		r = cfs_verity_update(v, ds->buf, (size_t)n);
+		r = cfs_verity_update(v, buf, (size_t)n);
 	}
 	if (r == 0)
 		r = cfs_verity_final(v, digest);
@@ -156,13 +186,182 @@ static int hash_fd(struct dirsource *ds, int fd, uint64_t size,
 	return r;
 }
 
+/* Hash the file of @job and store it: what a worker does, with @buf of
+ * READ_BUF_SIZE bytes. */
+static int hash_and_store(struct dirsource *ds, struct file_job *job,
+			  uint8_t *buf)
+{
+	int r = hash_fd(buf, job->fd, job->size, job->digest, job->path);
+
+	if (r == 0 && ds->objs)
+		r = cfs_objects_add_fd(ds->objs, job->fd, job->size,
+				       job->digest, job->path, buf,
+				       READ_BUF_SIZE);
+	return r;
+}
+
+/*
+ * Hashing (and copying) the contents is most of the work of a dir:
+ * source, and files are independent: workers take them from a queue the
+ * walk fills, and only the walk touches the tree. Their digests are set
+ * in the tree once the workers are done (apply_jobs()). An error is the
+ * one of the file first in walk order, as if it were all one thread:
+ * files after a failed one are skipped, files before it still done.
+ */
+static void record_error(struct dirsource *ds, uint64_t seq, int err,
+			 const char *msg)
+{
+	if (ds->err && ds->err_seq <= seq)
+		return;
+	free(ds->err_msg);
+	ds->err_msg = strdup(msg);
+	ds->err = err;
+	ds->err_seq = seq;
+}
+
+static void *worker_run(void *opaque)
+{
+	struct dirsource *ds = opaque;
+	uint8_t *buf = malloc(READ_BUF_SIZE);
+
+	pthread_mutex_lock(&ds->lock);
+	for (;;) {
+		struct file_job *job;
+		bool skip;
+		int r = 0;
+
+		while (!ds->queue && !ds->walk_over)
+			pthread_cond_wait(&ds->cond, &ds->lock);
+		job = ds->queue;
+		if (!job)
+			break;
+		ds->queue = job->next;
+		if (!ds->queue)
+			ds->queue_tail = NULL;
+		ds->queued--;
+		skip = ds->err && ds->err_seq < job->seq;
+		pthread_cond_broadcast(&ds->cond);
+		pthread_mutex_unlock(&ds->lock);
+
+		if (!skip)
+			r = buf ? hash_and_store(ds, job, buf) : -ENOMEM;
+		close(job->fd);
+		job->fd = -1;
+
+		pthread_mutex_lock(&ds->lock);
+		if (r < 0)
+			record_error(ds, job->seq, r,
+				     r == -ENOMEM && !buf ?
+					     "out of memory" :
+					     cfs_error_message());
+		job->next = ds->done_jobs;
+		ds->done_jobs = job;
+	}
+	pthread_mutex_unlock(&ds->lock);
+	free(buf);
+	return NULL;
+}
+
+static void start_workers(struct dirsource *ds)
+{
+	for (int i = 0; i < FILE_WORKERS; i++) {
+		if (pthread_create(&ds->workers[i], NULL, worker_run, ds) != 0)
+			break; /* fewer will do; none: the walk does it */
+		ds->n_workers++;
+	}
+}
+
+/* Let the workers finish the queue and end. */
+static void stop_workers(struct dirsource *ds)
+{
+	pthread_mutex_lock(&ds->lock);
+	ds->walk_over = true;
+	pthread_cond_broadcast(&ds->cond);
+	pthread_mutex_unlock(&ds->lock);
+	for (int i = 0; i < ds->n_workers; i++)
+		pthread_join(ds->workers[i], NULL);
+	ds->n_workers = 0;
+}
+
+/* Give each file its object (in walk order, so that the first error is
+ * the same whatever order the workers finished in). */
+static int apply_jobs(struct dirsource *ds, int r)
+{
+	struct file_job *sorted = NULL;
+
+	/* the done list is newest first; sort it by walk order */
+	while (ds->done_jobs) {
+		struct file_job *job = ds->done_jobs, **at = &sorted;
+
+		ds->done_jobs = job->next;
+		while (*at && (*at)->seq < job->seq)
+			at = &(*at)->next;
+		job->next = *at;
+		*at = job;
+	}
+	while (sorted) {
+		struct file_job *job = sorted;
+
+		sorted = job->next;
+		if (r == 0)
+			r = cfs_inode_set_object(job->inode, job->digest);
+		if (r < 0 && !cfs_error_message()[0])
+			cfs_error_errno(-r, "%s", job->path);
+		free(job->path);
+		free(job);
+	}
+	return r;
+}
+
+/* Queue @fd (given away) of @inode for a worker; with none, do it
+ * here. */
+static int queue_file(struct dirsource *ds, cfs_inode *inode, int fd,
+		      uint64_t size, const char *path)
+{
+	struct file_job *job = calloc(1, sizeof(*job));
+	int r;
+
+	if (!job || !(job->path = strdup(path))) {
+		free(job);
+		close(fd);
+		return -ENOMEM;
+	}
+	job->fd = fd;
+	job->size = size;
+	job->inode = inode;
+	if (ds->n_workers == 0) {
+		r = hash_and_store(ds, job, ds->buf);
+		close(fd);
+		if (r == 0)
+			r = cfs_inode_set_object(inode, job->digest);
+		free(job->path);
+		free(job);
+		return r;
+	}
+	pthread_mutex_lock(&ds->lock);
+	job->seq = ds->next_seq++;
+	while (ds->queued >= FILE_QUEUE_MAX)
+		pthread_cond_wait(&ds->cond, &ds->lock);
+	job->next = NULL;
+	if (ds->queue_tail)
+		ds->queue_tail->next = job;
+	else
+		ds->queue = job;
+	ds->queue_tail = job;
+	ds->queued++;
+	/* a file before this one failed: the walk need not go on */
+	r = ds->err ? -ECANCELED : 0;
+	pthread_cond_broadcast(&ds->cond);
+	pthread_mutex_unlock(&ds->lock);
+	return r;
+}
+
 static int load_regular(struct dirsource *ds, cfs_inode *inode, int dirfd,
 			const char *name, const struct stat *st,
 			const char *path)
 {
-	_cleanup_close_ int fd = -1;
+	int fd = -1;
 	uint64_t size = (uint64_t)st->st_size;
-	uint8_t digest[CFS_DIGEST_SIZE];
 	int r;
 
 	if (size == 0)
@@ -175,6 +374,7 @@ static int load_regular(struct dirsource *ds, cfs_inode *inode, int dirfd,
 		size_t got;
 
 		r = cfs_read_full(fd, small, sizeof(small), &got);
+		close(fd);
 		if (r < 0)
 			return cfs_error_errno(-r, "%s: read", path);
 		if (got != size)
@@ -183,14 +383,12 @@ static int load_regular(struct dirsource *ds, cfs_inode *inode, int dirfd,
 					 path);
 		return cfs_inode_set_content(inode, small, got);
 	}
-	r = hash_fd(ds, fd, size, digest, path);
-	if (r == 0 && ds->objs)
-		r = cfs_objects_add_fd(ds->objs, fd, size, digest, path);
-	if (r == 0)
-		r = cfs_inode_set_size(inode, size);
-	if (r == 0)
-		r = cfs_inode_set_object(inode, digest);
-	return r;
+	r = cfs_inode_set_size(inode, size);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return queue_file(ds, inode, fd, size, path);
 }
 
 /* The target buffer lives here, not in the frame of load_entry(), which
@@ -396,6 +594,9 @@ int cfs_dirsource_load(cfs_inode **root_out, const char *path,
 	ds.buf = malloc(READ_BUF_SIZE);
 	if (!ds.buf)
 		return -ENOMEM;
+	pthread_mutex_init(&ds.lock, NULL);
+	pthread_cond_init(&ds.cond, NULL);
+	start_workers(&ds);
 	r = cfs_inode_new(&root, st.st_mode & (S_IFMT | 07777));
 	if (r == 0) {
 		cfs_inode_set_owner(root, st.st_uid, st.st_gid);
@@ -405,9 +606,18 @@ int cfs_dirsource_load(cfs_inode **root_out, const char *path,
 	}
 	if (r == 0)
 		r = load_dir(&ds, root, fd, path, 0);
+	stop_workers(&ds);
+	/* A worker's error comes first: its file was queued before
+	 * whatever the walk met after it. */
+	if (ds.err)
+		r = cfs_error(-ds.err, "%s", ds.err_msg ? ds.err_msg : path);
+	r = apply_jobs(&ds, r);
 	if (r == 0)
 		cfs_stats_count_inode(stats, root);
 	tdestroy(ds.hardlinks, free);
+	free(ds.err_msg);
+	pthread_mutex_destroy(&ds.lock);
+	pthread_cond_destroy(&ds.cond);
 	free(ds.buf);
 	if (r < 0) {
 		cfs_inode_unref(root);

@@ -17,7 +17,6 @@
 #include "common/error.h"
 #include "common/util.h"
 
-#define COPY_BUF_SIZE (1024 * 1024)
 /* cfs_objects_prefetch(): reads in flight at once, and the largest XX/
  * read whole (a store of about 2.5 million objects; a lookup in a
  * larger directory touches only a few of its blocks). */
@@ -50,7 +49,6 @@ struct cfs_objects {
 	/* where new objects are made: XX/ (flat: the base's), O_PATH; -1
 	 * until first used */
 	int subfd[256];
-	uint8_t *buf;
 	/* cfs_objects_prefetch(): its threads, the next XX/ to read */
 	pthread_t prefetch[PREFETCH_THREADS];
 	int n_prefetch;
@@ -87,9 +85,8 @@ static int objects_open(struct cfs_objects **out, const char *path, bool flat)
 	pthread_mutex_init(&objs->qlock, NULL);
 	pthread_cond_init(&objs->qcond, NULL);
 	objs->path = strdup(path);
-	objs->buf = malloc(COPY_BUF_SIZE);
 	objs->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (!objs->path || !objs->buf || objs->dirfd < 0) {
+	if (!objs->path || objs->dirfd < 0) {
 		int r = objs->dirfd < 0 ?
 				cfs_error_errno(errno, "object directory %s",
 						path) :
@@ -194,7 +191,6 @@ void cfs_objects_free(struct cfs_objects *objs)
 	for (int i = 0; i < 256; i++)
 		if (objs->subfd[i] >= 0)
 			close(objs->subfd[i]);
-	free(objs->buf);
 	free(objs->path);
 	free(objs);
 }
@@ -378,7 +374,8 @@ static int commit(struct cfs_objects *objs, struct cfs_atomic_file *af,
 }
 
 int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
-		       const uint8_t digest[CFS_DIGEST_SIZE], const char *what)
+		       const uint8_t digest[CFS_DIGEST_SIZE], const char *what,
+		       uint8_t *buf, size_t buf_size)
 {
 	struct cfs_atomic_file af = { .fd = -1 };
 	cfs_verity *v = NULL;
@@ -390,10 +387,10 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 		return reuse(objs, size);
 	r = tmp_open(objs, digest, &af);
 	if (r < 0)
-		return r;
+		return cfs_error_prefix(-r, "%s", what);
 	r = cfs_verity_new(&v);
 	while (r == 0) {
-		ssize_t n = pread(fd, objs->buf, COPY_BUF_SIZE, (off_t)off);
+		ssize_t n = pread(fd, buf, buf_size, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -402,9 +399,9 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 		}
 		if (n == 0)
 			break;
-		r = cfs_verity_update(v, objs->buf, (size_t)n);
+		r = cfs_verity_update(v, buf, (size_t)n);
 		if (r == 0) {
-			r = cfs_write_all(af.fd, objs->buf, (size_t)n);
+			r = cfs_write_all(af.fd, buf, (size_t)n);
 			if (r < 0)
 				r = cfs_error_errno(
 					-r, "writing object for %s into %s",
@@ -421,7 +418,8 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 		cfs_atomic_abort(&af);
 		return r;
 	}
-	return commit(objs, &af, digest, size);
+	r = commit(objs, &af, digest, size);
+	return r < 0 ? cfs_error_prefix(-r, "%s", what) : 0;
 }
 
 int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,

@@ -61,11 +61,13 @@ bool cfs_objects_has(struct cfs_objects *objs,
 /*
  * Store the @size bytes of @fd (read from offset 0) whose digest is
  * already known as @digest, unless the object exists. The content is
- * hashed again while copying; a mismatch (the file changed) is -EIO.
- * @what names the source in error messages.
+ * hashed again while copying, through the caller's @buf of @buf_size
+ * bytes; a mismatch (the file changed) is -EIO. @what names the source in
+ * error messages. Safe to call from several threads at once.
  */
 int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
-		       const uint8_t digest[CFS_DIGEST_SIZE], const char *what);
+		       const uint8_t digest[CFS_DIGEST_SIZE], const char *what,
+		       uint8_t *buf, size_t buf_size);
 
 /* Store a buffer (digest computed here unless @digest is given). */
 int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
 /* The dir: source: trees down to level CFS_TREE_DEPTH_MAX (the root is
  * level 0) are read, an entry one level deeper is refused with a message
- * naming the source and the path. */
+ * naming the source and the path; file contents hashed and stored by
+ * several threads give the same image and objects every time, and the
+ * error of the file first in walk order. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -176,6 +178,144 @@ static void test_option_versions(void)
 		die(dir);
 }
 
+#define N_FILES 200
+#define FILE_SIZE 5000
+/* The file that fails first in walk order, and its size: long to hash,
+ * so that a later file fails first in time. */
+#define BIG_AT 10
+#define BIG_SIZE (48 * 1024 * 1024)
+
+/* The content of file @i (@salt: of the big one), its size. */
+static size_t file_content(int i, char *buf, int salt)
+{
+	size_t size = i == BIG_AT ? BIG_SIZE : FILE_SIZE;
+
+	memset(buf, 'a' + i % 26, size);
+	snprintf(buf, 32, "file %d/%d", i, salt);
+	return size;
+}
+
+/* Convert dir:@src with objects in @objdir; the image digest. */
+static int convert_files(const char *src, const char *objdir,
+			 uint8_t digest[CFS_DIGEST_SIZE])
+{
+	cfs_convert_options o = CFS_CONVERT_OPTIONS_INIT;
+	char out[sizeof(T) + 24];
+
+	snprintf(out, sizeof(out), "%s/files.cfs", T);
+	o.objects_dir = objdir;
+	return cfs_convert(src, out, &o, NULL, digest, NULL);
+}
+
+static void rm_rf(const char *path)
+{
+	char cmd[sizeof(T) + 64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		die(path);
+}
+
+/*
+ * Many files, hashed and stored by the workers while the walk goes on:
+ * the image is the same with and without an object directory and from
+ * run to run, every object is there under its digest; where two files
+ * cannot be stored (their XX/ is a file), the error names the one first
+ * in walk order, every time, though the other may fail first.
+ */
+static void test_parallel_files(void)
+{
+	char dir[sizeof(T) + 16], src[sizeof(T) + 24], objs[sizeof(T) + 16];
+	char path[sizeof(T) + 128], *buf = malloc(BIG_SIZE);
+	uint8_t d[N_FILES][CFS_DIGEST_SIZE], want[CFS_DIGEST_SIZE];
+	uint8_t got[CFS_DIGEST_SIZE];
+	int counts[256] = { 0 }, first = BIG_AT, last = -1, fd, salt = 0;
+
+	snprintf(dir, sizeof(dir), "%s/files", T);
+	snprintf(src, sizeof(src), "dir:%s", dir);
+	snprintf(objs, sizeof(objs), "%s/objs", T);
+	if (!buf || mkdir(dir, 0755) < 0)
+		die(dir);
+	for (int i = 0; i < N_FILES; i++) {
+		size_t size = file_content(i, buf, salt);
+
+		CHECK_OK(cfs_verity_digest_buffer(buf, size, d[i]));
+		counts[d[i][0]]++;
+	}
+	/* the big file alone in its XX/ */
+	while (counts[d[BIG_AT][0]] > 1) {
+		size_t size = file_content(BIG_AT, buf, ++salt);
+
+		counts[d[BIG_AT][0]]--;
+		CHECK_OK(cfs_verity_digest_buffer(buf, size, d[BIG_AT]));
+		counts[d[BIG_AT][0]]++;
+	}
+	for (int i = 0; i < N_FILES; i++) {
+		size_t size = file_content(i, buf, i == BIG_AT ? salt : 0);
+
+		snprintf(path, sizeof(path), "%s/f%03d", dir, i);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, buf, size) != (ssize_t)size ||
+		    close(fd) < 0)
+			die(path);
+	}
+	free(buf);
+	CHECK_OK(convert_files(src, NULL, want));
+	for (int run = 0; run < 3; run++) {
+		CHECK_OK(convert_files(src, objs, got));
+		CHECK(memcmp(got, want, sizeof(want)) == 0);
+	}
+	for (int i = 0; i < N_FILES; i++) {
+		char rel[CFS_DIGEST_HEX_SIZE + 2];
+		uint8_t od[CFS_DIGEST_SIZE] = { 0 };
+
+		cfs_digest_to_object_path(d[i], rel);
+		snprintf(path, sizeof(path), "%s/%s", objs, rel);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		CHECK(fd >= 0 && cfs_verity_digest_fd(fd, od) == 0);
+		CHECK(memcmp(od, d[i], sizeof(od)) == 0);
+		if (fd >= 0)
+			close(fd);
+	}
+	rm_rf(objs);
+
+	/* two files alone in their XX/: the big one first, which its
+	 * worker reaches only after hashing it, and one a few files later,
+	 * which another worker reaches long before */
+	for (int i = first + 2; i < N_FILES && last < 0; i++)
+		if (counts[d[i][0]] == 1)
+			last = i;
+	CHECK(first >= 0 && last > first);
+	for (int run = 0; first >= 0 && last > first && run < 10; run++) {
+		char name[16];
+		int r;
+
+		if (mkdir(objs, 0755) < 0)
+			die(objs);
+		for (int k = 0; k < 2; k++) {
+			int i = k ? last : first;
+
+			snprintf(path, sizeof(path), "%s/%02x", objs, d[i][0]);
+			fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd < 0)
+				die(path);
+			close(fd);
+		}
+		cfs_error_clear();
+		r = convert_files(src, objs, got);
+		snprintf(name, sizeof(name), "/f%03d", first);
+		CHECK(r == -ENOTDIR);
+		CHECK(strstr(cfs_error_message(), name) != NULL);
+		if (run == 0 || !strstr(cfs_error_message(), name))
+			printf("error (run %d): %s\n", run,
+			       cfs_error_message());
+		rm_rf(objs);
+	}
+	rm_rf(dir);
+	snprintf(path, sizeof(path), "%s/files.cfs", T);
+	unlink(path);
+}
+
 int main(void)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -188,6 +328,7 @@ int main(void)
 		die("mkdtemp");
 	raise_fd_limit();
 	test_option_versions();
+	test_parallel_files();
 	test_depth();
 	if (rmdir(T) < 0)
 		die(T);
