@@ -26,7 +26,7 @@
  * larger than that), and the buffers kept for reuse, up to a size. */
 #define WRITE_QUEUE_MAX (32 * 1024 * 1024)
 #define WRITE_POOL_MAX 8
-#define WRITE_POOL_BUF_MAX (8 * 1024 * 1024)
+#define WRITE_POOL_BUF_MAX (1024 * 1024)
 
 /* An object held in memory, to be written by the writer thread. */
 struct write_job {
