@@ -26,11 +26,14 @@
  * larger than that), and the buffers kept for reuse, up to a size. */
 #define WRITE_QUEUE_MAX (32 * 1024 * 1024)
 #define WRITE_POOL_MAX 8
+#define WRITER_THREADS 2
 #define WRITE_POOL_BUF_MAX (1024 * 1024)
 
-/* An object held in memory, to be written by the writer thread. */
+/* An object held in memory, to be written by a writer thread, the
+ * @seq-th handed over. */
 struct write_job {
 	struct write_job *next;
+	uint64_t seq;
 	uint8_t *data;
 	size_t len, cap;
 	uint8_t digest[CFS_DIGEST_SIZE];
@@ -43,7 +46,7 @@ struct cfs_objects {
 	/* staging (cfs_objects_open_staged): objects are named by their 64
 	 * hex digits in dirfd, their inodes made in the base's XX/ */
 	bool flat;
-	/* guards stats and subfd[], which the writer thread shares */
+	/* guards stats and subfd[], which the writer threads share */
 	pthread_mutex_t lock;
 	struct cfs_objects_stats stats;
 	/* where new objects are made: XX/ (flat: the base's), O_PATH; -1
@@ -53,15 +56,20 @@ struct cfs_objects {
 	pthread_t prefetch[PREFETCH_THREADS];
 	int n_prefetch;
 	int prefetch_next;
-	/* the writer thread (queue_write()), and what its lock guards */
-	pthread_t writer;
-	bool writer_started;
+	/* the writer threads (queue_write()), and what their lock guards */
+	pthread_t writers[WRITER_THREADS];
+	int n_writers;
+	bool writers_tried;
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;
 	struct write_job *queue, *queue_tail, *pool;
 	size_t queued_bytes, n_pool;
-	bool writing, stop;
-	int write_err; /* the first failed write, negative errno */
+	int writing; /* jobs in the writers' hands */
+	bool stop;
+	uint64_t next_seq;
+	/* the failed write first handed over: negative errno, message */
+	int write_err;
+	uint64_t write_err_seq;
 	char write_msg[1024];
 };
 
@@ -172,8 +180,8 @@ void cfs_objects_free(struct cfs_objects *objs)
 	objs->stop = true;
 	pthread_cond_broadcast(&objs->qcond);
 	pthread_mutex_unlock(&objs->qlock);
-	if (objs->writer_started)
-		pthread_join(objs->writer, NULL);
+	for (int i = 0; i < objs->n_writers; i++)
+		pthread_join(objs->writers[i], NULL);
 	while (objs->pool) {
 		struct write_job *job = objs->pool;
 		objs->pool = job->next;
@@ -453,12 +461,14 @@ int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
  * inodes) as in hashing; with the decompression and the diff_id on
  * threads of their own, the thread that parses tar and computes the
  * fs-verity digests would be the one the others wait for. So an object
- * held in memory whose digest is known is handed to a writer thread:
- * the conversion goes on with the next file while it is written. Names
- * are digests, so the order the writer makes them in changes nothing.
- * Two equal new files close together may both be queued: the second
- * finds the first's name taken and counts as reused, as when another
- * writer made it.
+ * held in memory whose digest is known is handed to one of two writer
+ * threads (two: on a cold or aged file system much of making an inode
+ * is waiting for the disk): the conversion goes on with the next file
+ * while it is written. Names are digests, so the order the writers make
+ * them in changes nothing. Two equal new files close together may both
+ * be queued: the second finds the first's name taken and counts as
+ * reused, as when another writer made it. Of several failed writes the
+ * one handed over first is reported, whichever failed first.
  */
 
 /* Make the object of @job: the synchronous path of an in-memory object. */
@@ -497,8 +507,8 @@ static void *writer_run(void *opaque)
 		objs->queue = job->next;
 		if (!objs->queue)
 			objs->queue_tail = NULL;
-		objs->writing = true;
-		skip = objs->write_err < 0;
+		objs->writing++;
+		skip = objs->write_err < 0 && objs->write_err_seq < job->seq;
 		pthread_mutex_unlock(&objs->qlock);
 
 		if (!skip)
@@ -506,13 +516,15 @@ static void *writer_run(void *opaque)
 					 job->digest);
 
 		pthread_mutex_lock(&objs->qlock);
-		if (r < 0 && objs->write_err == 0) {
+		if (r < 0 &&
+		    (objs->write_err == 0 || job->seq < objs->write_err_seq)) {
 			objs->write_err = r;
+			objs->write_err_seq = job->seq;
 			snprintf(objs->write_msg, sizeof(objs->write_msg), "%s",
 				 cfs_error_message());
 		}
 		objs->queued_bytes -= job->len;
-		objs->writing = false;
+		objs->writing--;
 		if (job->cap > WRITE_POOL_BUF_MAX) {
 			free(job->data);
 			job->data = NULL;
@@ -531,7 +543,7 @@ static void *writer_run(void *opaque)
 	return NULL;
 }
 
-/* The writer thread's first error, reported in this thread (qlock held). */
+/* The writers' error, reported in this thread (qlock held). */
 static int write_error(struct cfs_objects *objs)
 {
 	return cfs_error(-objs->write_err, "%s", objs->write_msg);
@@ -550,10 +562,14 @@ static int queue_write(struct cfs_objects *objs, uint8_t **data, size_t *cap,
 	int r = 0;
 
 	pthread_mutex_lock(&objs->qlock);
-	if (!objs->writer_started &&
-	    pthread_create(&objs->writer, NULL, writer_run, objs) == 0)
-		objs->writer_started = true;
-	if (!objs->writer_started) {
+	if (!objs->writers_tried) {
+		objs->writers_tried = true;
+		while (objs->n_writers < WRITER_THREADS &&
+		       pthread_create(&objs->writers[objs->n_writers], NULL,
+				      writer_run, objs) == 0)
+			objs->n_writers++;
+	}
+	if (objs->n_writers == 0) {
 		pthread_mutex_unlock(&objs->qlock);
 		return write_object(objs, *data, len, digest);
 	}
@@ -587,6 +603,7 @@ static int queue_write(struct cfs_objects *objs, uint8_t **data, size_t *cap,
 		*cap = spare_cap;
 	}
 	job->len = len;
+	job->seq = objs->next_seq++;
 	memcpy(job->digest, digest, CFS_DIGEST_SIZE);
 	job->next = NULL;
 	if (objs->queue_tail)

@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -222,7 +224,67 @@ static void check_spread(void)
 }
 
 /*
- * A write that fails in the writer thread: the flush reports it with its
+ * Two objects that cannot be made, handed over one after the other: the
+ * first fails late (a write past RLIMIT_FSIZE, after 16 MiB), the second
+ * at once (its XX/ is a file), so the two writer threads fail them in
+ * the other order; the error is the first one's all the same.
+ */
+#define BIG_OBJECT (24 * 1024 * 1024)
+static void check_first_error(const char *sub)
+{
+	struct rlimit old, lim = { 16 * 1024 * 1024, 0 };
+	uint8_t *big = malloc(BIG_OBJECT);
+	void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
+
+	CHECK(big != NULL && getrlimit(RLIMIT_FSIZE, &old) == 0);
+	lim.rlim_max = old.rlim_max;
+	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	for (int run = 0; big && run < 5; run++) {
+		struct cfs_objects *objs = NULL;
+		struct cfs_object_writer *w = NULL;
+		uint8_t small[8192], d[CFS_DIGEST_SIZE];
+		char xx[1200], cmd[2500];
+		int r;
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sub);
+		CHECK(system(cmd) == 0);
+		CHECK_OK(cfs_objects_open(&objs, sub));
+		CHECK_OK(cfs_object_writer_new(&w, objs));
+		if (!objs || !w) {
+			cfs_object_writer_free(w);
+			cfs_objects_free(objs);
+			break;
+		}
+		memset(big, 'b', BIG_OBJECT);
+		snprintf((char *)big, 32, "big %d", run);
+		memset(small, 's', sizeof(small));
+		snprintf((char *)small, 32, "small %d", run);
+		CHECK_OK(cfs_verity_digest_buffer(small, sizeof(small), d));
+		snprintf(xx, sizeof(xx), "%s/%02x", sub, d[0]);
+		close(open(xx, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+
+		cfs_object_writer_begin(w);
+		CHECK_OK(cfs_object_writer_write(w, big, BIG_OBJECT));
+		CHECK_OK(cfs_object_writer_commit(w, d));
+		cfs_object_writer_begin(w);
+		CHECK_OK(cfs_object_writer_write(w, small, sizeof(small)));
+		r = cfs_object_writer_commit(w, d);
+		CHECK(r == 0 || r == -EFBIG);
+		cfs_error_clear();
+		r = cfs_objects_flush(objs);
+		CHECK(r == -EFBIG);
+		if (r != -EFBIG || run == 0)
+			printf("run %d: %s\n", run, cfs_error_message());
+		cfs_object_writer_free(w);
+		cfs_objects_free(objs);
+	}
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	signal(SIGXFSZ, old_sig);
+	free(big);
+}
+
+/*
+ * A write that fails in a writer thread: the flush reports it with its
  * own message (naming the object directory), later commits refuse to go
  * on, and freeing the directory drops what is still queued.
  */
@@ -267,16 +329,22 @@ static void check_writer_error(void)
 	CHECK(cfs_object_writer_commit(w, d2) == -ENOTDIR);
 	CHECK(strstr(cfs_error_message(), sub) != NULL);
 	CHECK(cfs_objects_sync(objs) == -ENOTDIR);
+	cfs_object_writer_free(w);
+	w = NULL;
+	cfs_objects_free(objs);
+	objs = NULL;
+	check_first_error(sub);
 out:
 	cfs_object_writer_free(w);
 	cfs_objects_free(objs);
 	{
 		char cmd[2500];
 
-		snprintf(cmd, sizeof(cmd),
-			 "test -z \"$(find '%s' -type f ! -name '%02x')\" && "
-			 "rm -rf '%s'",
-			 sub, d[0], sub);
+		snprintf(
+			cmd, sizeof(cmd),
+			"test -z \"$(find '%s' -type f ! -name '[0-9a-f][0-9a-f]')\" && "
+			"rm -rf '%s'",
+			sub, sub);
 		CHECK(system(cmd) == 0); /* no temporary file left */
 	}
 }
