@@ -430,24 +430,19 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 	return r < 0 ? cfs_error_prefix(-r, "%s", what) : 0;
 }
 
-int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
-			   size_t len, uint8_t digest[CFS_DIGEST_SIZE])
+/* Make object @digest of the @len bytes at @data, here and now. */
+static int write_object(struct cfs_objects *objs, const uint8_t *data,
+			size_t len, const uint8_t *digest)
 {
 	struct cfs_atomic_file af = { .fd = -1 };
-	int r;
+	int r = tmp_open(objs, digest, &af);
 
-	r = cfs_verity_digest_buffer(data, len, digest);
-	if (r < 0)
-		return r;
-	if (cfs_objects_has(objs, digest))
-		return reuse(objs, len);
-	r = tmp_open(objs, digest, &af);
 	if (r < 0)
 		return r;
 	r = cfs_write_all(af.fd, data, len);
 	if (r < 0) {
 		cfs_atomic_abort(&af);
-		return cfs_error_errno(-r, "writing object into %s",
+		return cfs_error_errno(-r, "writing temporary object in %s",
 				       objs->path);
 	}
 	return commit(objs, &af, digest, len);
@@ -470,24 +465,6 @@ int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
  * reused, as when another writer made it. Of several failed writes the
  * one handed over first is reported, whichever failed first.
  */
-
-/* Make the object of @job: the synchronous path of an in-memory object. */
-static int write_object(struct cfs_objects *objs, const uint8_t *data,
-			size_t len, const uint8_t *digest)
-{
-	struct cfs_atomic_file af = { .fd = -1 };
-	int r = tmp_open(objs, digest, &af);
-
-	if (r < 0)
-		return r;
-	r = cfs_write_all(af.fd, data, len);
-	if (r < 0) {
-		cfs_atomic_abort(&af);
-		return cfs_error_errno(-r, "writing temporary object in %s",
-				       objs->path);
-	}
-	return commit(objs, &af, digest, len);
-}
 
 static void *writer_run(void *opaque)
 {

@@ -69,10 +69,6 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 		       const uint8_t digest[CFS_DIGEST_SIZE], const char *what,
 		       uint8_t *buf, size_t buf_size);
 
-/* Store a buffer (digest computed here unless @digest is given). */
-int cfs_objects_add_buffer(struct cfs_objects *objs, const void *data,
-			   size_t len, uint8_t digest[CFS_DIGEST_SIZE]);
-
 /*
  * Streaming: content arrives once (from a tar stream) and its digest is
  * known only at the end. Up to CFS_OBJECT_MEM_MAX bytes are held in memory
