@@ -37,7 +37,7 @@ struct hardlink {
 
 /* A regular file to hash (and store), @seq-th in walk order. */
 struct file_job {
-	struct file_job *next; /* in the queue, then in the done list */
+	struct file_job *next; /* in the queue */
 	uint64_t seq;
 	int fd;
 	uint64_t size;
@@ -58,9 +58,12 @@ struct dirsource {
 	int n_workers;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct file_job *queue, *queue_tail, *done_jobs;
+	struct file_job *queue, *queue_tail;
 	size_t queued;
-	uint64_t next_seq;
+	/* every job queued, in walk order: a job's seq is its index (the
+	 * walk's alone) */
+	struct file_job **jobs;
+	size_t n_jobs, jobs_cap;
 	bool walk_over;
 	/* the failed file first in walk order: its error and message */
 	uint64_t err_seq;
@@ -254,8 +257,6 @@ static void *worker_run(void *opaque)
 				     r == -ENOMEM && !buf ?
 					     "out of memory" :
 					     cfs_error_message());
-		job->next = ds->done_jobs;
-		ds->done_jobs = job;
 	}
 	pthread_mutex_unlock(&ds->lock);
 	free(buf);
@@ -287,22 +288,9 @@ static void stop_workers(struct dirsource *ds)
  * the same whatever order the workers finished in). */
 static int apply_jobs(struct dirsource *ds, int r)
 {
-	struct file_job *sorted = NULL;
+	for (size_t i = 0; i < ds->n_jobs; i++) {
+		struct file_job *job = ds->jobs[i];
 
-	/* the done list is newest first; sort it by walk order */
-	while (ds->done_jobs) {
-		struct file_job *job = ds->done_jobs, **at = &sorted;
-
-		ds->done_jobs = job->next;
-		while (*at && (*at)->seq < job->seq)
-			at = &(*at)->next;
-		job->next = *at;
-		*at = job;
-	}
-	while (sorted) {
-		struct file_job *job = sorted;
-
-		sorted = job->next;
 		if (r == 0)
 			r = cfs_inode_set_object(job->inode, job->digest);
 		if (r < 0 && !cfs_error_message()[0])
@@ -310,6 +298,7 @@ static int apply_jobs(struct dirsource *ds, int r)
 		free(job->path);
 		free(job);
 	}
+	free(ds->jobs);
 	return r;
 }
 
@@ -338,8 +327,22 @@ static int queue_file(struct dirsource *ds, cfs_inode *inode, int fd,
 		free(job);
 		return r;
 	}
+	if (ds->n_jobs == ds->jobs_cap) {
+		size_t cap = ds->jobs_cap ? ds->jobs_cap * 2 : 256;
+		struct file_job **n = reallocarray(ds->jobs, cap, sizeof(*n));
+
+		if (!n) {
+			free(job->path);
+			free(job);
+			close(fd);
+			return -ENOMEM;
+		}
+		ds->jobs = n;
+		ds->jobs_cap = cap;
+	}
+	job->seq = ds->n_jobs;
+	ds->jobs[ds->n_jobs++] = job;
 	pthread_mutex_lock(&ds->lock);
-	job->seq = ds->next_seq++;
 	while (ds->queued >= FILE_QUEUE_MAX)
 		pthread_cond_wait(&ds->cond, &ds->lock);
 	job->next = NULL;

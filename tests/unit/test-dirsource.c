@@ -178,7 +178,7 @@ static void test_option_versions(void)
 		die(dir);
 }
 
-#define N_FILES 200
+#define N_FILES 300
 #define FILE_SIZE 5000
 /* The file that fails first in walk order, and its size: long to hash,
  * so that a later file fails first in time. */
