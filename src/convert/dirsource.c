@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/util.h"
+#include "common/workq.h"
 #include "convert/convert-internal.h"
 #include "image/tree-internal.h"
 
@@ -35,10 +35,8 @@ struct hardlink {
 	cfs_inode *inode; /* borrowed: the tree holds it */
 };
 
-/* A regular file to hash (and store), @seq-th in walk order. */
+/* A regular file to hash (and store), the walk's @index-th. */
 struct file_job {
-	struct file_job *next; /* in the queue */
-	uint64_t seq;
 	int fd;
 	uint64_t size;
 	cfs_inode *inode; /* borrowed: the tree holds it */
@@ -51,24 +49,11 @@ struct dirsource {
 	struct cfs_objects *objs;
 	cfs_convert_stats *stats;
 	void *hardlinks; /* tsearch tree of struct hardlink */
-	uint8_t *buf;
-
-	/* the workers, and what their lock guards */
-	pthread_t workers[FILE_WORKERS];
-	int n_workers;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct file_job *queue, *queue_tail;
-	size_t queued;
-	/* every job queued, in walk order: a job's seq is its index (the
-	 * walk's alone) */
+	/* the workers (see hash_and_store()), and every job handed to them,
+	 * in walk order */
+	struct cfs_workq *workq;
 	struct file_job **jobs;
 	size_t n_jobs, jobs_cap;
-	bool walk_over;
-	/* the failed file first in walk order: its error and message */
-	uint64_t err_seq;
-	int err;
-	char *err_msg;
 };
 
 static int hardlink_cmp(const void *a, const void *b)
@@ -189,11 +174,17 @@ static int hash_fd(uint8_t *buf, int fd, uint64_t size,
 	return r;
 }
 
-/* Hash the file of @job and store it: what a worker does, with @buf of
- * READ_BUF_SIZE bytes. */
-static int hash_and_store(struct dirsource *ds, struct file_job *job,
-			  uint8_t *buf)
+/*
+ * Hashing (and copying) the contents is most of the work of a dir:
+ * source, and files are independent: workers take them from a queue the
+ * walk fills, and only the walk touches the tree. Their digests are set
+ * in the tree once the workers are done (apply_jobs()). The queue's rule
+ * for errors makes them those of one thread doing it all in walk order.
+ */
+static int hash_and_store(void *ctx, void *opaque, void *buf)
 {
+	struct dirsource *ds = ctx;
+	struct file_job *job = opaque;
 	int r = hash_fd(buf, job->fd, job->size, job->digest, job->path);
 
 	if (r == 0 && ds->objs)
@@ -203,89 +194,22 @@ static int hash_and_store(struct dirsource *ds, struct file_job *job,
 	return r;
 }
 
-/*
- * Hashing (and copying) the contents is most of the work of a dir:
- * source, and files are independent: workers take them from a queue the
- * walk fills, and only the walk touches the tree. Their digests are set
- * in the tree once the workers are done (apply_jobs()). An error is the
- * one of the file first in walk order, as if it were all one thread:
- * files after a failed one are skipped, files before it still done.
- */
-static void record_error(struct dirsource *ds, uint64_t seq, int err,
-			 const char *msg)
+static void close_job(void *ctx, void *opaque)
 {
-	if (ds->err && ds->err_seq <= seq)
-		return;
-	free(ds->err_msg);
-	ds->err_msg = strdup(msg);
-	ds->err = err;
-	ds->err_seq = seq;
+	struct file_job *job = opaque;
+
+	(void)ctx;
+	close(job->fd);
+	job->fd = -1;
 }
 
-static void *worker_run(void *opaque)
-{
-	struct dirsource *ds = opaque;
-	uint8_t *buf = malloc(READ_BUF_SIZE);
+static const struct cfs_workq_ops file_workq_ops = {
+	.run = hash_and_store,
+	.release = close_job,
+	.scratch_size = READ_BUF_SIZE,
+};
 
-	pthread_mutex_lock(&ds->lock);
-	for (;;) {
-		struct file_job *job;
-		bool skip;
-		int r = 0;
-
-		while (!ds->queue && !ds->walk_over)
-			pthread_cond_wait(&ds->cond, &ds->lock);
-		job = ds->queue;
-		if (!job)
-			break;
-		ds->queue = job->next;
-		if (!ds->queue)
-			ds->queue_tail = NULL;
-		ds->queued--;
-		skip = ds->err && ds->err_seq < job->seq;
-		pthread_cond_broadcast(&ds->cond);
-		pthread_mutex_unlock(&ds->lock);
-
-		if (!skip)
-			r = buf ? hash_and_store(ds, job, buf) : -ENOMEM;
-		close(job->fd);
-		job->fd = -1;
-
-		pthread_mutex_lock(&ds->lock);
-		if (r < 0)
-			record_error(ds, job->seq, r,
-				     r == -ENOMEM && !buf ?
-					     "out of memory" :
-					     cfs_error_message());
-	}
-	pthread_mutex_unlock(&ds->lock);
-	free(buf);
-	return NULL;
-}
-
-static void start_workers(struct dirsource *ds)
-{
-	for (int i = 0; i < FILE_WORKERS; i++) {
-		if (pthread_create(&ds->workers[i], NULL, worker_run, ds) != 0)
-			break; /* fewer will do; none: the walk does it */
-		ds->n_workers++;
-	}
-}
-
-/* Let the workers finish the queue and end. */
-static void stop_workers(struct dirsource *ds)
-{
-	pthread_mutex_lock(&ds->lock);
-	ds->walk_over = true;
-	pthread_cond_broadcast(&ds->cond);
-	pthread_mutex_unlock(&ds->lock);
-	for (int i = 0; i < ds->n_workers; i++)
-		pthread_join(ds->workers[i], NULL);
-	ds->n_workers = 0;
-}
-
-/* Give each file its object (in walk order, so that the first error is
- * the same whatever order the workers finished in). */
+/* Give each file its object, in walk order. */
 static int apply_jobs(struct dirsource *ds, int r)
 {
 	for (size_t i = 0; i < ds->n_jobs; i++) {
@@ -302,13 +226,11 @@ static int apply_jobs(struct dirsource *ds, int r)
 	return r;
 }
 
-/* Queue @fd (given away) of @inode for a worker; with none, do it
- * here. */
+/* Queue @fd (given away) of @inode for a worker. */
 static int queue_file(struct dirsource *ds, cfs_inode *inode, int fd,
 		      uint64_t size, const char *path)
 {
 	struct file_job *job = calloc(1, sizeof(*job));
-	int r;
 
 	if (!job || !(job->path = strdup(path))) {
 		free(job);
@@ -318,15 +240,6 @@ static int queue_file(struct dirsource *ds, cfs_inode *inode, int fd,
 	job->fd = fd;
 	job->size = size;
 	job->inode = inode;
-	if (ds->n_workers == 0) {
-		r = hash_and_store(ds, job, ds->buf);
-		close(fd);
-		if (r == 0)
-			r = cfs_inode_set_object(inode, job->digest);
-		free(job->path);
-		free(job);
-		return r;
-	}
 	if (ds->n_jobs == ds->jobs_cap) {
 		size_t cap = ds->jobs_cap ? ds->jobs_cap * 2 : 256;
 		struct file_job **n = reallocarray(ds->jobs, cap, sizeof(*n));
@@ -340,23 +253,10 @@ static int queue_file(struct dirsource *ds, cfs_inode *inode, int fd,
 		ds->jobs = n;
 		ds->jobs_cap = cap;
 	}
-	job->seq = ds->n_jobs;
 	ds->jobs[ds->n_jobs++] = job;
-	pthread_mutex_lock(&ds->lock);
-	while (ds->queued >= FILE_QUEUE_MAX)
-		pthread_cond_wait(&ds->cond, &ds->lock);
-	job->next = NULL;
-	if (ds->queue_tail)
-		ds->queue_tail->next = job;
-	else
-		ds->queue = job;
-	ds->queue_tail = job;
-	ds->queued++;
-	/* a file before this one failed: the walk need not go on */
-	r = ds->err ? -ECANCELED : 0;
-	pthread_cond_broadcast(&ds->cond);
-	pthread_mutex_unlock(&ds->lock);
-	return r;
+	/* an error here is that of a file before this one: the walk need
+	 * not go on */
+	return cfs_workq_push(ds->workq, job, 1);
 }
 
 static int load_regular(struct dirsource *ds, cfs_inode *inode, int dirfd,
@@ -587,19 +487,17 @@ int cfs_dirsource_load(cfs_inode **root_out, const char *path,
 	_cleanup_close_ int fd = -1;
 	cfs_inode *root = NULL;
 	struct stat st;
-	int r;
+	int r, r2;
 
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return cfs_error_errno(errno, "dir:%s", path);
 	if (fstat(fd, &st) < 0)
 		return cfs_error_errno(errno, "dir:%s", path);
-	ds.buf = malloc(READ_BUF_SIZE);
-	if (!ds.buf)
-		return -ENOMEM;
-	pthread_mutex_init(&ds.lock, NULL);
-	pthread_cond_init(&ds.cond, NULL);
-	start_workers(&ds);
+	r = cfs_workq_new(&ds.workq, &file_workq_ops, &ds, FILE_WORKERS,
+			  FILE_QUEUE_MAX);
+	if (r < 0)
+		return r;
 	r = cfs_inode_new(&root, st.st_mode & (S_IFMT | 07777));
 	if (r == 0) {
 		cfs_inode_set_owner(root, st.st_uid, st.st_gid);
@@ -609,19 +507,16 @@ int cfs_dirsource_load(cfs_inode **root_out, const char *path,
 	}
 	if (r == 0)
 		r = load_dir(&ds, root, fd, path, 0);
-	stop_workers(&ds);
 	/* A worker's error comes first: its file was queued before
 	 * whatever the walk met after it. */
-	if (ds.err)
-		r = cfs_error(-ds.err, "%s", ds.err_msg ? ds.err_msg : path);
+	r2 = cfs_workq_wait(ds.workq);
+	if (r2 < 0)
+		r = r2;
+	cfs_workq_free(ds.workq);
 	r = apply_jobs(&ds, r);
 	if (r == 0)
 		cfs_stats_count_inode(stats, root);
 	tdestroy(ds.hardlinks, free);
-	free(ds.err_msg);
-	pthread_mutex_destroy(&ds.lock);
-	pthread_cond_destroy(&ds.cond);
-	free(ds.buf);
 	if (r < 0) {
 		cfs_inode_unref(root);
 		return r;

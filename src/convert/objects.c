@@ -16,6 +16,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/util.h"
+#include "common/workq.h"
 
 /* cfs_objects_prefetch(): reads in flight at once, and the largest XX/
  * read whole (a store of about 2.5 million objects; a lookup in a
@@ -29,11 +30,10 @@
 #define WRITER_THREADS 2
 #define WRITE_POOL_BUF_MAX (1024 * 1024)
 
-/* An object held in memory, to be written by a writer thread, the
- * @seq-th handed over. */
+/* An object held in memory, to be written by a writer thread. */
 struct write_job {
-	struct write_job *next;
-	uint64_t seq;
+	struct write_job *next; /* in the pool */
+	struct cfs_objects *objs;
 	uint8_t *data;
 	size_t len, cap;
 	uint8_t digest[CFS_DIGEST_SIZE];
@@ -56,21 +56,12 @@ struct cfs_objects {
 	pthread_t prefetch[PREFETCH_THREADS];
 	int n_prefetch;
 	int prefetch_next;
-	/* the writer threads (queue_write()), and what their lock guards */
-	pthread_t writers[WRITER_THREADS];
-	int n_writers;
+	/* the writer threads (queue_write()), started when first needed,
+	 * and the spent jobs kept for their buffers (under lock) */
+	struct cfs_workq *writers;
 	bool writers_tried;
-	pthread_mutex_t qlock;
-	pthread_cond_t qcond;
-	struct write_job *queue, *queue_tail, *pool;
-	size_t queued_bytes, n_pool;
-	int writing; /* jobs in the writers' hands */
-	bool stop;
-	uint64_t next_seq;
-	/* the failed write first handed over: negative errno, message */
-	int write_err;
-	uint64_t write_err_seq;
-	char write_msg[1024];
+	struct write_job *pool;
+	size_t n_pool;
 };
 
 /* Open (creating it if needed) the object directory @path; @flat: a
@@ -90,8 +81,6 @@ static int objects_open(struct cfs_objects **out, const char *path, bool flat)
 	for (int i = 0; i < 256; i++)
 		objs->subfd[i] = -1;
 	pthread_mutex_init(&objs->lock, NULL);
-	pthread_mutex_init(&objs->qlock, NULL);
-	pthread_cond_init(&objs->qcond, NULL);
 	objs->path = strdup(path);
 	objs->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (!objs->path || objs->dirfd < 0) {
@@ -170,26 +159,14 @@ void cfs_objects_free(struct cfs_objects *objs)
 	if (!objs)
 		return;
 	/* What is still queued is not wanted any more (an error, or the
-	 * caller never flushed): only the write in hand is finished. */
-	pthread_mutex_lock(&objs->qlock);
-	while (objs->queue) {
-		struct write_job *job = objs->queue;
-		objs->queue = job->next;
-		job_free(job);
-	}
-	objs->stop = true;
-	pthread_cond_broadcast(&objs->qcond);
-	pthread_mutex_unlock(&objs->qlock);
-	for (int i = 0; i < objs->n_writers; i++)
-		pthread_join(objs->writers[i], NULL);
+	 * caller never flushed): only the writes in hand are finished. */
+	cfs_workq_free(objs->writers);
 	while (objs->pool) {
 		struct write_job *job = objs->pool;
 		objs->pool = job->next;
 		job_free(job);
 	}
 	pthread_mutex_destroy(&objs->lock);
-	pthread_mutex_destroy(&objs->qlock);
-	pthread_cond_destroy(&objs->qcond);
 	for (int i = 0; i < objs->n_prefetch; i++)
 		pthread_join(objs->prefetch[i], NULL);
 	if (objs->dirfd >= 0)
@@ -466,65 +443,42 @@ static int write_object(struct cfs_objects *objs, const uint8_t *data,
  * one handed over first is reported, whichever failed first.
  */
 
-static void *writer_run(void *opaque)
+static int writer_run(void *ctx, void *opaque, void *scratch)
 {
-	struct cfs_objects *objs = opaque;
+	struct write_job *job = opaque;
 
-	pthread_mutex_lock(&objs->qlock);
-	for (;;) {
-		struct write_job *job;
-		bool skip;
-		int r = 0;
+	(void)ctx;
+	(void)scratch;
+	return write_object(job->objs, job->data, job->len, job->digest);
+}
 
-		while (!objs->queue && !objs->stop)
-			pthread_cond_wait(&objs->qcond, &objs->qlock);
-		job = objs->queue;
-		if (!job)
-			break;
-		objs->queue = job->next;
-		if (!objs->queue)
-			objs->queue_tail = NULL;
-		objs->writing++;
-		skip = objs->write_err < 0 && objs->write_err_seq < job->seq;
-		pthread_mutex_unlock(&objs->qlock);
+/* Keep a spent job for its buffer (a small one), or free it. */
+static void writer_release(void *ctx, void *opaque)
+{
+	struct cfs_objects *objs = ctx;
+	struct write_job *job = opaque;
 
-		if (!skip)
-			r = write_object(objs, job->data, job->len,
-					 job->digest);
-
-		pthread_mutex_lock(&objs->qlock);
-		if (r < 0 &&
-		    (objs->write_err == 0 || job->seq < objs->write_err_seq)) {
-			objs->write_err = r;
-			objs->write_err_seq = job->seq;
-			snprintf(objs->write_msg, sizeof(objs->write_msg), "%s",
-				 cfs_error_message());
-		}
-		objs->queued_bytes -= job->len;
-		objs->writing--;
-		if (job->cap > WRITE_POOL_BUF_MAX) {
-			free(job->data);
-			job->data = NULL;
-			job->cap = 0;
-		}
-		if (objs->n_pool < WRITE_POOL_MAX) {
-			job->next = objs->pool;
-			objs->pool = job;
-			objs->n_pool++;
-		} else {
-			job_free(job);
-		}
-		pthread_cond_broadcast(&objs->qcond);
+	if (job->cap > WRITE_POOL_BUF_MAX) {
+		free(job->data);
+		job->data = NULL;
+		job->cap = 0;
 	}
-	pthread_mutex_unlock(&objs->qlock);
-	return NULL;
+	pthread_mutex_lock(&objs->lock);
+	if (objs->n_pool < WRITE_POOL_MAX) {
+		job->next = objs->pool;
+		objs->pool = job;
+		objs->n_pool++;
+		job = NULL;
+	}
+	pthread_mutex_unlock(&objs->lock);
+	if (job)
+		job_free(job);
 }
 
-/* The writers' error, reported in this thread (qlock held). */
-static int write_error(struct cfs_objects *objs)
-{
-	return cfs_error(-objs->write_err, "%s", objs->write_msg);
-}
+static const struct cfs_workq_ops writer_ops = {
+	.run = writer_run,
+	.release = writer_release,
+};
 
 /*
  * Queue the @len bytes at *@data (a buffer of *@cap bytes) to be stored
@@ -536,39 +490,25 @@ static int queue_write(struct cfs_objects *objs, uint8_t **data, size_t *cap,
 		       size_t len, const uint8_t *digest)
 {
 	struct write_job *job;
-	int r = 0;
 
-	pthread_mutex_lock(&objs->qlock);
+	/* only the conversion's thread queues: no lock for the start */
 	if (!objs->writers_tried) {
 		objs->writers_tried = true;
-		while (objs->n_writers < WRITER_THREADS &&
-		       pthread_create(&objs->writers[objs->n_writers], NULL,
-				      writer_run, objs) == 0)
-			objs->n_writers++;
+		if (cfs_workq_new(&objs->writers, &writer_ops, objs,
+				  WRITER_THREADS, WRITE_QUEUE_MAX) < 0)
+			objs->writers = NULL;
 	}
-	if (objs->n_writers == 0) {
-		pthread_mutex_unlock(&objs->qlock);
+	if (!objs->writers)
 		return write_object(objs, *data, len, digest);
-	}
-	while (objs->queued_bytes > 0 &&
-	       objs->queued_bytes + len > WRITE_QUEUE_MAX &&
-	       objs->write_err == 0)
-		pthread_cond_wait(&objs->qcond, &objs->qlock);
-	if (objs->write_err < 0) {
-		r = write_error(objs);
-		goto out;
-	}
+	pthread_mutex_lock(&objs->lock);
 	job = objs->pool;
 	if (job) {
 		objs->pool = job->next;
 		objs->n_pool--;
-	} else {
-		job = calloc(1, sizeof(*job));
-		if (!job) {
-			r = -ENOMEM;
-			goto out;
-		}
 	}
+	pthread_mutex_unlock(&objs->lock);
+	if (!job && !(job = calloc(1, sizeof(*job))))
+		return -ENOMEM;
 	/* swap: the writer takes the full buffer, the caller an empty one */
 	{
 		uint8_t *spare = job->data;
@@ -579,33 +519,15 @@ static int queue_write(struct cfs_objects *objs, uint8_t **data, size_t *cap,
 		*data = spare;
 		*cap = spare_cap;
 	}
+	job->objs = objs;
 	job->len = len;
-	job->seq = objs->next_seq++;
 	memcpy(job->digest, digest, CFS_DIGEST_SIZE);
-	job->next = NULL;
-	if (objs->queue_tail)
-		objs->queue_tail->next = job;
-	else
-		objs->queue = job;
-	objs->queue_tail = job;
-	objs->queued_bytes += len;
-	pthread_cond_broadcast(&objs->qcond);
-out:
-	pthread_mutex_unlock(&objs->qlock);
-	return r;
+	return cfs_workq_push(objs->writers, job, len);
 }
 
 int cfs_objects_flush(struct cfs_objects *objs)
 {
-	int r = 0;
-
-	pthread_mutex_lock(&objs->qlock);
-	while (objs->queue || objs->writing)
-		pthread_cond_wait(&objs->qcond, &objs->qlock);
-	if (objs->write_err < 0)
-		r = write_error(objs);
-	pthread_mutex_unlock(&objs->qlock);
-	return r;
+	return objs->writers ? cfs_workq_wait(objs->writers) : 0;
 }
 
 int cfs_objects_sync(struct cfs_objects *objs)
