@@ -120,7 +120,7 @@ static void test_depth(void)
 	free(path);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	int64_t sec;
 	uint32_t nsec;
@@ -240,6 +240,6 @@ int main(void)
 
 	cfs_applier_fini(&A);
 
-	test_depth();
+	TEST_RUN(argc, argv, test_depth);
 	return test_done();
 }

@@ -316,7 +316,7 @@ static void test_parallel_files(void)
 	unlink(path);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const char *base = getenv("CFS_TEST_TMP");
 
@@ -327,9 +327,9 @@ int main(void)
 	    !mkdtemp(T))
 		die("mkdtemp");
 	raise_fd_limit();
-	test_option_versions();
-	test_parallel_files();
-	test_depth();
+	TEST_RUN(argc, argv, test_option_versions);
+	TEST_RUN(argc, argv, test_parallel_files);
+	TEST_RUN(argc, argv, test_depth);
 	if (rmdir(T) < 0)
 		die(T);
 	return test_done();

@@ -524,12 +524,12 @@ static void test_write_error(void)
 	cfs_inode_unref(root);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	test_write();
-	test_write_error();
-	test_fail();
-	test_accept();
-	test_depth();
+	TEST_RUN(argc, argv, test_write);
+	TEST_RUN(argc, argv, test_write_error);
+	TEST_RUN(argc, argv, test_fail);
+	TEST_RUN(argc, argv, test_accept);
+	TEST_RUN(argc, argv, test_depth);
 	return test_done();
 }

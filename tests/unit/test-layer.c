@@ -1152,7 +1152,7 @@ static void check_gzip(void)
 	free(one.data);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const char *base = getenv("CFS_TEST_TMP");
 
@@ -1164,12 +1164,12 @@ int main(void)
 		fprintf(stderr, "mkdtemp(%s): %s\n", tmpdir, strerror(errno));
 		return 1;
 	}
-	check_fatal_offsets();
-	check_nul_records();
-	check_buffer_cuts();
-	check_sparse();
-	check_typeflags();
-	check_gzip();
+	TEST_RUN(argc, argv, check_fatal_offsets);
+	TEST_RUN(argc, argv, check_nul_records);
+	TEST_RUN(argc, argv, check_buffer_cuts);
+	TEST_RUN(argc, argv, check_sparse);
+	TEST_RUN(argc, argv, check_typeflags);
+	TEST_RUN(argc, argv, check_gzip);
 	CHECK(rmdir(tmpdir) == 0);
 	return test_done();
 }

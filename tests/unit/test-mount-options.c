@@ -210,10 +210,10 @@ static void test_options_struct(void)
 	CHECK(strstr(cfs_error_message(), "not an overlay mount") != NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	test_good();
-	test_bad();
-	test_options_struct();
+	TEST_RUN(argc, argv, test_good);
+	TEST_RUN(argc, argv, test_bad);
+	TEST_RUN(argc, argv, test_options_struct);
 	return test_done();
 }

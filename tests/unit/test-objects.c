@@ -349,7 +349,7 @@ out:
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const char *base = getenv("CFS_TEST_TMP");
 	struct cfs_objects *objs = NULL;
@@ -365,8 +365,8 @@ int main(void)
 		fprintf(stderr, "mkdtemp(%s): %s\n", dir, strerror(errno));
 		return 1;
 	}
-	check_spread();
-	check_writer_error();
+	TEST_RUN(argc, argv, check_spread);
+	TEST_RUN(argc, argv, check_writer_error);
 	CHECK_OK(cfs_objects_open(&objs, dir));
 	if (!objs)
 		return test_done();

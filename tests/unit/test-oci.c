@@ -1771,7 +1771,7 @@ static void test_in_memory(void)
 	CHECK(!img);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const char *base = getenv("CFS_TEST_TMP");
 
@@ -1784,13 +1784,13 @@ int main(void)
 		return 1;
 	}
 
-	test_layout();
-	test_platforms();
-	test_ambiguous();
-	test_bad_layouts();
-	test_oci_archive();
-	test_docker_archive();
-	test_in_memory();
+	TEST_RUN(argc, argv, test_layout);
+	TEST_RUN(argc, argv, test_platforms);
+	TEST_RUN(argc, argv, test_ambiguous);
+	TEST_RUN(argc, argv, test_bad_layouts);
+	TEST_RUN(argc, argv, test_oci_archive);
+	TEST_RUN(argc, argv, test_docker_archive);
+	TEST_RUN(argc, argv, test_in_memory);
 	/* CFS_TEST_VERBOSE prints every error message and keeps the
 	 * fixtures for a look. */
 	if (!test_failures && !getenv("CFS_TEST_VERBOSE"))

@@ -802,7 +802,7 @@ static void test_huge_sizes(void)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const char *env = getenv("CFS_TEST_MUTATIONS_BIG");
 	cfs_inode *tree;
@@ -819,9 +819,9 @@ int main(void)
 	printf("image: %zu bytes\n", img.len);
 	test_read_fd(tree, &img);
 	free(img.data);
-	test_crafted();
-	test_depth_limit();
-	test_huge_sizes();
+	TEST_RUN(argc, argv, test_crafted);
+	TEST_RUN(argc, argv, test_depth_limit);
+	TEST_RUN(argc, argv, test_huge_sizes);
 
 	test_damage(tree, BIG_DIR_ENTRIES,
 		    env ? strtoul(env, NULL, 10) : MUTATIONS_BIG);

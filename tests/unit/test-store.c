@@ -1045,7 +1045,7 @@ static void test_gate(void)
 	cfs_store_free(a);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const char *base = getenv("CFS_TEST_TMP");
 	char cmd[4096], hl[CFS_DIGEST_HEX_SIZE + 1];
@@ -1084,7 +1084,7 @@ int main(void)
 	test_commit_faults(s);
 	test_vanished_object(s);
 	test_vanished_image(s);
-	test_gate();
+	TEST_RUN(argc, argv, test_gate);
 	cfs_store_free(s);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", T);

@@ -128,7 +128,7 @@ static void test_walk_depth(void)
 	cfs_inode_unref(root);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	cfs_inode *root = mk(S_IFDIR | 0755);
 	cfs_inode *sub = mk(S_IFDIR | 0700);
@@ -255,8 +255,8 @@ int main(void)
 	cfs_inode_unref(sub);
 	cfs_inode_unref(root);
 
-	test_cycles();
-	test_linear_chain();
-	test_walk_depth();
+	TEST_RUN(argc, argv, test_cycles);
+	TEST_RUN(argc, argv, test_linear_chain);
+	TEST_RUN(argc, argv, test_walk_depth);
 	return test_done();
 }

@@ -48,20 +48,21 @@ static int test_checks, test_failures;
 	} while (0)
 
 /* Names given on the command line (test-foo CASE...): only those cases
- * run; each must name one. */
+ * run, and each must name one; checks main() makes itself run always. */
 static int test_argc;
 static char **test_argv;
 static unsigned long long test_matched; /* bit i: argv[i] named a case */
 
 /* Run @fn, unless cases are named and it is not one of them (its name,
- * with or without "test_"). */
+ * with or without "test_" or "check_"). */
 #define TEST_RUN(argc, argv, fn) test_run_case(argc, argv, #fn, fn)
 
 static inline void test_run_case(int argc, char **argv, const char *name,
 				 void (*fn)(void))
 {
-	const char *shortname =
-		strncmp(name, "test_", 5) == 0 ? name + 5 : name;
+	const char *shortname = strncmp(name, "test_", 5) == 0	? name + 5 :
+				strncmp(name, "check_", 6) == 0 ? name + 6 :
+								  name;
 	bool wanted = argc < 2;
 
 	test_argc = argc;
