@@ -1,7 +1,105 @@
 # SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later
 # shellcheck shell=bash
-# Sourced by shell tests that mount below their scratch directory.
+# The harness every shell test sources first:
 #
+#   . "$(dirname "$0")/lib.sh"
+#   test_init NAME [VAR]...
+#
+# test_init sets me=NAME (every message starts with "$me: "), checks
+# that CTest's CFS_BIN and CFS_TEST_TMP (and each VAR) are set, makes
+# $work, a fresh directory below CFS_TEST_TMP, and traps EXIT, INT and
+# TERM: at exit the commands given to on_exit run, newest first, then
+# $work is removed with whatever is mounted below it (remove_work), and
+# the test's exit status is kept. CFS_TEST_KEEP=1 keeps $work.
+#
+#   fail MSG...       "$me: FAIL: MSG", exit 1
+#   step MSG...       "== $me: MSG"
+#   skip MSG...       "$me: SKIP: MSG", exit 77 (CTest: skipped)
+#   need_root [WHY]   skip unless root
+#   need_tool TOOL... skip unless each TOOL is installed
+#   need_exec FILE... fail unless each FILE (a built binary) runs
+#   on_exit CMD...    run CMD (a string for eval) at exit
+#   jcheck EXPR [WHAT] < JSON   fail with WHAT (or EXPR) unless the
+#                     python3 expression EXPR, j the document, is true
+#   jget EXPR < JSON  print the python3 expression EXPR, j the document
+#   expect_fail OUT ERR CMD...  run CMD, stdout to OUT, stderr to ERR;
+#                     fail if it succeeds; sets rc to its exit status
+
+test_init() { # NAME [VAR]...
+	local v
+	me=$1
+	shift
+	for v in CFS_BIN CFS_TEST_TMP "$@"; do
+		[ -n "${!v:-}" ] || {
+			echo "$me: $v is not set (CTest sets it: tests/CMakeLists.txt)" >&2
+			exit 1
+		}
+	done
+	mkdir -p "$CFS_TEST_TMP"
+	work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
+	_on_exit=()
+	trap _test_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+on_exit() { _on_exit+=("$*"); }
+
+_test_exit() {
+	local rc=$? i
+	trap - EXIT INT TERM
+	set +e
+	for ((i = ${#_on_exit[@]} - 1; i >= 0; i--)); do
+		eval "${_on_exit[i]}"
+	done
+	if [ -n "${CFS_TEST_KEEP:-}" ]; then
+		echo "$me: kept $work" >&2
+	elif [ -n "${work:-}" ] && [ -d "$work" ]; then
+		remove_work "$work" || [ "$rc" -ne 0 ] || rc=1
+	fi
+	exit "$rc"
+}
+
+fail() {
+	echo "$me: FAIL: $*" >&2
+	exit 1
+}
+step() { echo "== $me: $*"; }
+skip() {
+	echo "$me: SKIP: $*" >&2
+	exit 77
+}
+need_root() { [ "$(id -u)" -eq 0 ] || skip "needs root${1:+ ($1)}"; }
+need_tool() {
+	local t
+	for t; do
+		command -v "$t" >/dev/null || skip "needs $t, which is not installed"
+	done
+}
+need_exec() {
+	local f
+	for f; do
+		[ -x "$f" ] || fail "$f: not found or not executable"
+	done
+}
+
+jcheck() { # EXPR [WHAT] < JSON
+	python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" ||
+		fail "${2:-$1}"
+}
+jget() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+expect_fail() { # OUT ERR CMD...
+	local out=$1 err=$2
+	shift 2
+	set +e
+	"$@" >"$out" 2>"$err"
+	rc=$?
+	set -e
+	[ "$rc" -ne 0 ] || fail "$* succeeded"
+}
+
+# Test helpers for mounts and podman:
 #   remove_work DIR   unmount everything mounted on or below DIR (or
 #                     on a path that contains DIR/), deepest first
 #                     (lazily if need be), then remove DIR; if a
@@ -24,7 +122,7 @@ remove_work() { # DIR
 		echo "$me: left $dir behind (still mounted)" >&2
 		return 1
 	fi
-	rm -rf "$dir"
+	rm -rf --one-file-system "$dir"
 }
 
 #   podman5_enter CACHE SCRIPT [ARG]...

@@ -12,35 +12,14 @@
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP (see tests/CMakeLists.txt).
 set -euo pipefail
 
-me=store
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+. "$(dirname "$0")/lib.sh"
+test_init store CFS_SRC
 cs=$CFS_BIN/cfs-store
+need_exec "$cs"
+need_tool python3
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 mnt=
-cleanup() {
-	local rc=$?
-	trap - EXIT
-	[ -n "$mnt" ] && umount "$mnt" 2>/dev/null
-	rm -rf "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-
-# jq-like checks without jq: python3 evaluates EXPR with j bound to the
-# JSON document on stdin.
-jcheck() { # EXPR [what]
-	python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" ||
-		fail "${2:-$1}"
-}
-jget() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+on_exit '[ -z "$mnt" ] || umount "$mnt" 2>/dev/null'
 
 python3 "$CFS_SRC/tests/oci/make-fixtures.py" "$work/fx" >/dev/null
 root=$work/store
