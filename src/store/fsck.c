@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
 /*
  * fsck: check the store against its rules, and --repair what can be.
+ * Each directory is walked in name order, so the problems come in the
+ * same order on every run.
  */
-/* Garbage collection and consistency checks of the store. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fsverity.h>
@@ -22,8 +22,6 @@
 #include "common/sign.h"
 #include "common/util.h"
 #include "store/store-internal.h"
-
-CFS_DEFINE_CLEANUP(DIR *, closedir)
 
 typedef char hex_t[CFS_DIGEST_HEX_SIZE + 1];
 
@@ -465,11 +463,10 @@ out:
 static int check_images_dir(struct fsck *f)
 {
 	cfs_store *s = f->s;
-	_cleanup_(closedirp) DIR *d = NULL;
 	hex_t *digests = NULL;
-	struct dirent *de;
-	size_t n = 0;
-	int r, fd;
+	char **names = NULL;
+	size_t n = 0, n_names = 0;
+	int r;
 
 	r = store_image_digests(s, &digests, &n);
 	for (size_t i = 0; r == 0 && i < n; i++) {
@@ -479,33 +476,25 @@ static int check_images_dir(struct fsck *f)
 	free(digests);
 	if (r < 0)
 		return r;
-	fd = openat(s->images_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "store %s: images", s->root);
-		cfs_closep(&fd);
-		return r;
-	}
-	while (r == 0 && (de = readdir(d))) {
-		size_t len = strlen(de->d_name);
+	r = store_dir_names(s, s->images_fd, "images", &names, &n_names);
+	for (size_t i = 0; r == 0 && i < n_names; i++) {
+		const char *name = names[i];
+		size_t len = strlen(name);
 		char hex[CFS_DIGEST_HEX_SIZE + 1], cfs[CFS_DIGEST_HEX_SIZE + 8];
 		char rel[300];
 
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(rel, sizeof(rel), "images/%s", de->d_name);
+		snprintf(rel, sizeof(rel), "images/%s", name);
 		/* Truncation intended: the first 64 characters, if any. */
 		memset(hex, 0, sizeof(hex));
-		memcpy(hex, de->d_name,
-		       CFS_MIN(len, (size_t)CFS_DIGEST_HEX_SIZE));
+		memcpy(hex, name, CFS_MIN(len, (size_t)CFS_DIGEST_HEX_SIZE));
 		if (len == CFS_DIGEST_HEX_SIZE + 4 && store_is_hex(hex, true) &&
-		    strcmp(de->d_name + CFS_DIGEST_HEX_SIZE, ".cfs") == 0)
+		    strcmp(name + CFS_DIGEST_HEX_SIZE, ".cfs") == 0)
 			continue;
 		if ((len == CFS_DIGEST_HEX_SIZE + 5 &&
-		     strcmp(de->d_name + CFS_DIGEST_HEX_SIZE, ".json") == 0) ||
+		     strcmp(name + CFS_DIGEST_HEX_SIZE, ".json") == 0) ||
 		    (len == CFS_DIGEST_HEX_SIZE + strlen(STORE_BROKEN_SUFFIX) &&
-		     strcmp(de->d_name + CFS_DIGEST_HEX_SIZE,
-			    STORE_BROKEN_SUFFIX) == 0)) {
+		     strcmp(name + CFS_DIGEST_HEX_SIZE, STORE_BROKEN_SUFFIX) ==
+			     0)) {
 			if (!store_is_hex(hex, true))
 				goto stray;
 			snprintf(cfs, sizeof(cfs), "%s.cfs", hex);
@@ -514,7 +503,7 @@ static int check_images_dir(struct fsck *f)
 				continue;
 			/* Gone too since readdir: a failed import took back
 			 * its metadata, then its image. */
-			if (faccessat(s->images_fd, de->d_name, F_OK,
+			if (faccessat(s->images_fd, name, F_OK,
 				      AT_SYMLINK_NOFOLLOW) < 0 &&
 			    errno == ENOENT)
 				continue;
@@ -526,8 +515,9 @@ static int check_images_dir(struct fsck *f)
 				    "not an image or its metadata");
 		}
 		if (r == 0 && repairing(f))
-			r = remove_rel(f, s->images_fd, de->d_name);
+			r = remove_rel(f, s->images_fd, name);
 	}
+	store_strv_free(names, n_names);
 	return r;
 }
 
@@ -609,46 +599,37 @@ static int check_names(struct fsck *f)
 static int check_blobs(struct fsck *f)
 {
 	cfs_store *s = f->s;
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
-	int r = 0, fd;
+	char **names = NULL;
+	size_t n = 0;
+	int r;
 
 	if (s->blobs_fd < 0)
 		return 0;
-	fd = openat(s->blobs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "store %s: blobs/sha256", s->root);
-		cfs_closep(&fd);
-		return r;
-	}
-	while (r == 0 && (de = readdir(d))) {
+	r = store_dir_names(s, s->blobs_fd, "blobs/sha256", &names, &n);
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		_cleanup_free_ char *buf = NULL;
 		char digest[8 + NAME_MAX + 1], rel[300];
 		size_t len;
 
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(rel, sizeof(rel), "blobs/sha256/%s", de->d_name);
-		snprintf(digest, sizeof(digest), "sha256:%s", de->d_name);
+		snprintf(rel, sizeof(rel), "blobs/sha256/%s", names[i]);
+		snprintf(digest, sizeof(digest), "sha256:%s", names[i]);
 		if (!store_blob_digest_valid(digest)) {
 			r = problem(f, "stray-file", rel, "not a blob");
 			if (r == 0 && repairing(f))
-				r = remove_rel(f, s->blobs_fd, de->d_name);
+				r = remove_rel(f, s->blobs_fd, names[i]);
 			continue;
 		}
 		r = store_blob_read(s, digest, &buf, &len);
-		if (r == 0)
+		if (r == 0 || r == -ENOMEM)
 			continue;
-		if (r == -ENOMEM)
-			return r;
-		r = store_strv_add(&f->bad_blobs, &f->n_bad_blobs, de->d_name);
+		r = store_strv_add(&f->bad_blobs, &f->n_bad_blobs, names[i]);
 		if (r == 0)
 			r = problem(f, "corrupt-blob", rel, "%s",
 				    cfs_error_message());
 		if (r == 0 && repairing(f))
-			r = remove_rel(f, s->blobs_fd, de->d_name);
+			r = remove_rel(f, s->blobs_fd, names[i]);
 	}
+	store_strv_free(names, n);
 	return r;
 }
 
@@ -700,67 +681,53 @@ out:
 static int check_records(struct fsck *f)
 {
 	cfs_store *s = f->s;
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
-	int r = 0, fd;
+	char **names = NULL;
+	size_t n = 0;
+	int r;
 
 	if (s->layers_fd < 0)
 		return 0;
-	fd = openat(s->layers_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "store %s: layers", s->root);
-		cfs_closep(&fd);
-		return r;
-	}
-	while (r == 0 && (de = readdir(d))) {
+	r = store_dir_names(s, s->layers_fd, "layers", &names, &n);
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		char rel[300];
 
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(rel, sizeof(rel), "layers/%s", de->d_name);
-		if (!store_is_hex(de->d_name, true)) {
+		snprintf(rel, sizeof(rel), "layers/%s", names[i]);
+		if (!store_is_hex(names[i], true)) {
 			r = problem(f, "stray-file", rel, "not a layer record");
 			if (r == 0 && repairing(f))
-				r = remove_rel(f, s->layers_fd, de->d_name);
+				r = remove_rel(f, s->layers_fd, names[i]);
 			continue;
 		}
-		r = check_record(f, de->d_name, rel);
+		r = check_record(f, names[i], rel);
 	}
+	store_strv_free(names, n);
 	return r;
 }
 
 static int check_tmp(struct fsck *f)
 {
 	cfs_store *s = f->s;
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
-	int r, fd;
+	char **names = NULL;
+	size_t n = 0;
+	int r;
 
 	r = store_clean_tmp(s, false, false, &f->res->cleaned,
 			    &f->res->n_cleaned);
-	if (r < 0)
-		return r;
-	fd = openat(s->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "store %s: tmp", s->root);
-		cfs_closep(&fd);
-		return r;
-	}
-	while (r == 0 && (de = readdir(d))) {
+	if (r == 0)
+		r = store_dir_names(s, s->tmp_fd, "tmp", &names, &n);
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		char rel[300];
 
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0 ||
-		    strncmp(de->d_name, STORE_WRITER_PREFIX,
+		if (strncmp(names[i], STORE_WRITER_PREFIX,
 			    strlen(STORE_WRITER_PREFIX)) == 0)
 			continue;
-		snprintf(rel, sizeof(rel), "tmp/%s", de->d_name);
+		snprintf(rel, sizeof(rel), "tmp/%s", names[i]);
 		r = problem(f, "stray-file", rel,
 			    "not a temporary of this store's writers");
 		if (r == 0 && repairing(f))
-			r = remove_rel(f, s->tmp_fd, de->d_name);
+			r = remove_rel(f, s->tmp_fd, names[i]);
 	}
+	store_strv_free(names, n);
 	return r;
 }
 

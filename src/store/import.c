@@ -577,16 +577,32 @@ static int check_signatures(struct import *im, const char *source,
 	return r;
 }
 
-/* The fs-verity digest of @len bytes at @data, as 64 hex. */
-static int verity_hex(const void *data, size_t len,
-		      char hex[CFS_DIGEST_HEX_SIZE + 1])
+/*
+ * The fs-verity digest of the @len bytes at @data (the manifest or the
+ * config, @what, as stored: @digest) must be @sealed, what the sealing
+ * key @key says.
+ */
+static int check_sealed_json(const char *source, const char *what,
+			     const char *digest, const void *data, size_t len,
+			     const char *key, const char *sealed)
 {
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	uint8_t d[CFS_DIGEST_SIZE];
-	int r = cfs_verity_digest_buffer(data, len, d);
+	int r;
 
-	if (r == 0)
-		cfs_digest_to_hex(d, hex);
-	return r;
+	if (!sealed[0])
+		return 0;
+	r = cfs_verity_digest_buffer(data, len, d);
+	if (r < 0)
+		return r;
+	cfs_digest_to_hex(d, hex);
+	if (strcmp(hex, sealed) != 0)
+		return cfs_error(EBADMSG,
+				 "%s: %s %s: not the sealed %s: %s is %s, the "
+				 "%s gives %s",
+				 source, what, digest, what, key, sealed, what,
+				 hex);
+	return 0;
 }
 
 /*
@@ -610,32 +626,19 @@ static int check_sealed(struct import *im, const char *source,
 		       stats->layers[stats->n_layers - 1].sealed_merged :
 		       "";
 	const char *key = spec ? CFS_SPEC_MERGED : CFS_ANNOTATION_MERGED;
-	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	int r;
 
-	if (oci && oci->spec_manifest[0]) {
-		r = verity_hex(oci->manifest, oci->manifest_len, hex);
+	if (oci) {
+		r = check_sealed_json(source, "manifest", oci->manifest_digest,
+				      oci->manifest, oci->manifest_len,
+				      CFS_SPEC_MANIFEST, oci->spec_manifest);
+		if (r == 0)
+			r = check_sealed_json(source, "config",
+					      oci->config_digest, oci->config,
+					      oci->config_len, CFS_SPEC_CONFIG,
+					      oci->spec_config);
 		if (r < 0)
 			return r;
-		if (strcmp(hex, oci->spec_manifest) != 0)
-			return cfs_error(EBADMSG,
-					 "%s: manifest %s: not the sealed "
-					 "manifest: " CFS_SPEC_MANIFEST
-					 " is %s, the manifest gives %s",
-					 source, oci->manifest_digest,
-					 oci->spec_manifest, hex);
-	}
-	if (oci && oci->spec_config[0]) {
-		r = verity_hex(oci->config, oci->config_len, hex);
-		if (r < 0)
-			return r;
-		if (strcmp(hex, oci->spec_config) != 0)
-			return cfs_error(EBADMSG,
-					 "%s: config %s: not the sealed "
-					 "config: " CFS_SPEC_CONFIG
-					 " is %s, the config gives %s",
-					 source, oci->config_digest,
-					 oci->spec_config, hex);
 	}
 	if (!merged[0]) {
 		if (opts->flags & CFS_STORE_IMPORT_REQUIRE_SEALED)

@@ -175,6 +175,11 @@ bool store_has_verity(int dirfd, const char *path);
 /* Append a copy of @str to the string vector. */
 int store_strv_add(char ***v, size_t *n, const char *str);
 void store_strv_free(char **v, size_t n);
+/* The names in @dirfd (the store's directory @what, as messages name
+ * it) but . and .., sorted: walks whose reports must not depend on
+ * readdir order. Free with store_strv_free(). */
+int store_dir_names(cfs_store *s, int dirfd, const char *what, char ***names,
+		    size_t *n);
 
 /* ---- layer records (layers.c; format in convert/records.h) ----------- */
 

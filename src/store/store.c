@@ -55,6 +55,47 @@ void store_strv_free(char **v, size_t n)
 	free(v);
 }
 
+static int strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int store_dir_names(cfs_store *s, int dirfd, const char *what, char ***names,
+		    size_t *n)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int r = 0, fd;
+
+	*names = NULL;
+	*n = 0;
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = cfs_error_errno(errno, "store %s: %s", s->root, what);
+		cfs_closep(&fd);
+		return r;
+	}
+	errno = 0;
+	while (r == 0 && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			r = store_strv_add(names, n, de->d_name);
+		errno = 0;
+	}
+	if (r == 0 && errno)
+		r = cfs_error_errno(errno, "store %s: reading %s", s->root,
+				    what);
+	if (r < 0) {
+		store_strv_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+		return r;
+	}
+	if (*n > 1)
+		qsort(*names, *n, sizeof(**names), strp_cmp);
+	return 0;
+}
+
 bool store_has_verity(int dirfd, const char *path)
 {
 	struct statx stx;
@@ -843,11 +884,6 @@ int store_names_read(cfs_store *s, struct store_names *t)
 		}
 	}
 	return 0;
-}
-
-static int strp_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static int name_cmp(const void *a, const void *b)
