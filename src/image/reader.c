@@ -237,6 +237,7 @@ static int parse_inode(const struct reader *rd, uint64_t nid, uint64_t ref_off,
 	const uint8_t *p;
 	uint16_t format, icount;
 	uint64_t isize;
+	bool extended;
 
 	/* Keeps nid * 32 from overflowing; the real bound is image_at's. */
 	if (nid > rd->len / EROFS_SLOTSIZE)
@@ -265,13 +266,15 @@ static int parse_inode(const struct reader *rd, uint64_t nid, uint64_t ref_off,
 				     ": data layout %u not supported",
 				     nid, ri->layout);
 
-	if (format & (1u << EROFS_I_VERSION_BIT)) {
+	extended = format & (1u << EROFS_I_VERSION_BIT);
+	isize = extended ? sizeof(struct erofs_inode_extended) :
+			   sizeof(struct erofs_inode_compact);
+	p = image_at(rd, ri->off, isize, "inode of nid %" PRIu64, nid);
+	if (!p)
+		return -EINVAL;
+	if (extended) {
 		struct erofs_inode_extended e;
 
-		isize = sizeof(e);
-		p = image_at(rd, ri->off, isize, "inode of nid %" PRIu64, nid);
-		if (!p)
-			return -EINVAL;
 		memcpy(&e, p, sizeof(e));
 		icount = le16toh(e.i_xattr_icount);
 		ri->mode = le16toh(e.i_mode);
@@ -282,12 +285,9 @@ static int parse_inode(const struct reader *rd, uint64_t nid, uint64_t ref_off,
 		ri->mtime = (int64_t)le64toh(e.i_mtime);
 		ri->mtime_nsec = le32toh(e.i_mtime_nsec);
 	} else {
+		/* compact: 16-bit ids and the image's build time */
 		struct erofs_inode_compact c;
 
-		isize = sizeof(c);
-		p = image_at(rd, ri->off, isize, "inode of nid %" PRIu64, nid);
-		if (!p)
-			return -EINVAL;
 		memcpy(&c, p, sizeof(c));
 		icount = le16toh(c.i_xattr_icount);
 		ri->mode = le16toh(c.i_mode);
