@@ -19,64 +19,32 @@
 /* --name given more often is a mistake, not a use case. */
 #define MAX_NAMES 64
 
-enum {
-	OPT_ROOT = 0x100,
-	OPT_NAME,
-	OPT_PLATFORM,
-	OPT_THREADS,
-	OPT_JSON,
-	OPT_DRY_RUN,
-	OPT_VERIFY,
-	OPT_REPAIR,
-	OPT_WRITABLE,
-	OPT_UPPER,
-	OPT_WORK,
-	OPT_VERITY,
-	OPT_DIGEST,
-	OPT_DELETE_UPPER,
-	OPT_AIS,
-	OPT_RUN,
-	OPT_FORCE,
-	OPT_INSECURE,
-	OPT_REQUIRE_SEALED,
-	OPT_TRUST_ARTIFACT,
-	OPT_TRUST_CERT,
-	OPT_REQUIRE_SIGNED,
-	OPT_IDMAP,
-	OPT_HELP,
-	OPT_VERSION,
-};
+#define CFS_STORE_OPTIONS(X)                                                   \
+	TOOL_COMMON_OPTIONS(X)                                                 \
+	X("root", required_argument, ROOT)                                     \
+	X("name", required_argument, NAME)                                     \
+	X("dry-run", no_argument, DRY_RUN)                                     \
+	X("verify", no_argument, VERIFY)                                       \
+	X("repair", no_argument, REPAIR)                                       \
+	X("writable", no_argument, WRITABLE)                                   \
+	X("upper", required_argument, UPPER)                                   \
+	X("work", required_argument, WORK)                                     \
+	X("verity", required_argument, VERITY)                                 \
+	X("digest", required_argument, DIGEST)                                 \
+	X("delete-upper", no_argument, DELETE_UPPER)                           \
+	X("ais", required_argument, AIS)                                       \
+	X("run", required_argument, RUN)                                       \
+	X("force", no_argument, FORCE)                                         \
+	X("insecure", no_argument, INSECURE)                                   \
+	X("require-sealed", no_argument, REQUIRE_SEALED)                       \
+	X("trust-artifact", no_argument, TRUST_ARTIFACT)                       \
+	X("trust-cert", required_argument, TRUST_CERT)                         \
+	X("require-signed", no_argument, REQUIRE_SIGNED)                       \
+	X("idmap", required_argument, IDMAP)
 
-static const struct option long_options[] = {
-	{ "root", required_argument, NULL, OPT_ROOT },
-	{ "name", required_argument, NULL, OPT_NAME },
-	{ "platform", required_argument, NULL, OPT_PLATFORM },
-	{ "threads", required_argument, NULL, OPT_THREADS },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-	{ "verify", no_argument, NULL, OPT_VERIFY },
-	{ "repair", no_argument, NULL, OPT_REPAIR },
-	{ "writable", no_argument, NULL, OPT_WRITABLE },
-	{ "upper", required_argument, NULL, OPT_UPPER },
-	{ "work", required_argument, NULL, OPT_WORK },
-	{ "verity", required_argument, NULL, OPT_VERITY },
-	{ "digest", required_argument, NULL, OPT_DIGEST },
-	{ "delete-upper", no_argument, NULL, OPT_DELETE_UPPER },
-	{ "ais", required_argument, NULL, OPT_AIS },
-	{ "run", required_argument, NULL, OPT_RUN },
-	{ "force", no_argument, NULL, OPT_FORCE },
-	{ "insecure", no_argument, NULL, OPT_INSECURE },
-	{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
-	{ "trust-artifact", no_argument, NULL, OPT_TRUST_ARTIFACT },
-	{ "trust-cert", required_argument, NULL, OPT_TRUST_CERT },
-	{ "require-signed", no_argument, NULL, OPT_REQUIRE_SIGNED },
-	{ "idmap", required_argument, NULL, OPT_IDMAP },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
-	{ NULL, 0, NULL, 0 },
-};
+TOOL_OPTIONS(CFS_STORE_OPTIONS);
 
-#define BIT(opt) (1u << ((opt)-OPT_ROOT))
+#define BIT(opt) (1u << ((opt)-OPT_FIRST_ - 1))
 
 struct command {
 	const char *name;
@@ -791,7 +759,7 @@ int main(int argc, char **argv)
 	/* Options may come anywhere (GNU permutation), so that
 	 * "cfs-store import SRC --name x --root DIR" works. */
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
-		if (c >= OPT_ROOT && c <= OPT_VERSION)
+		if (c > OPT_FIRST_ && c < OPT_END_)
 			given |= BIT(c);
 		switch (c) {
 		case OPT_ROOT:
@@ -892,16 +860,9 @@ int main(int argc, char **argv)
 		case OPT_INSECURE:
 			o.insecure = true;
 			break;
-		case OPT_HELP:
-			usage(stdout);
-			return 0;
-		case OPT_VERSION:
-			printf(PROG " %s\n", cfs_version());
-			return 0;
-		default:
-			fprintf(stderr, "Try '" PROG
-					" --help' for more information.\n");
-			return 2;
+		default: /* --help, --version, or a bad option */
+			return tool_option_end(PROG, usage, c == OPT_HELP,
+					       c == OPT_VERSION);
 		}
 	}
 	if (optind >= argc)
@@ -914,7 +875,7 @@ int main(int argc, char **argv)
 	given &= ~BIT(OPT_ROOT);
 	if (given & ~cmd->options) {
 		for (const struct option *lo = long_options; lo->name; lo++)
-			if (lo->val >= OPT_ROOT && (given & BIT(lo->val)) &&
+			if (lo->val > OPT_FIRST_ && (given & BIT(lo->val)) &&
 			    !(cmd->options & BIT(lo->val)))
 				return usage_error("%s: --%s does not apply",
 						   cmd->name, lo->name);

@@ -16,40 +16,19 @@
 
 #define PROG "oci2cfs"
 
-enum {
-	OPT_OBJECTS = 0x100,
-	OPT_DUMP,
-	OPT_PRINT_DIGEST,
-	OPT_JSON,
-	OPT_THREADS,
-	OPT_PLATFORM,
-	OPT_TAG,
-	OPT_FORMAT_VERSION,
-	OPT_CANONICAL,
-	OPT_SIGN_KEY,
-	OPT_SIGN_CERT,
-	OPT_IMAGE,
-	OPT_HELP,
-	OPT_VERSION,
-};
+#define OCI2CFS_OPTIONS(X)                                                     \
+	TOOL_COMMON_OPTIONS(X)                                                 \
+	X("objects", required_argument, OBJECTS)                               \
+	X("dump", required_argument, DUMP)                                     \
+	X("print-digest", no_argument, PRINT_DIGEST)                           \
+	X("tag", required_argument, TAG)                                       \
+	X("format-version", required_argument, FORMAT_VERSION)                 \
+	X("canonical", no_argument, CANONICAL)                                 \
+	X("sign-key", required_argument, SIGN_KEY)                             \
+	X("sign-cert", required_argument, SIGN_CERT)                           \
+	X("image", no_argument, IMAGE)
 
-static const struct option long_options[] = {
-	{ "objects", required_argument, NULL, OPT_OBJECTS },
-	{ "dump", required_argument, NULL, OPT_DUMP },
-	{ "print-digest", no_argument, NULL, OPT_PRINT_DIGEST },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "threads", required_argument, NULL, OPT_THREADS },
-	{ "platform", required_argument, NULL, OPT_PLATFORM },
-	{ "tag", required_argument, NULL, OPT_TAG },
-	{ "format-version", required_argument, NULL, OPT_FORMAT_VERSION },
-	{ "canonical", no_argument, NULL, OPT_CANONICAL },
-	{ "sign-key", required_argument, NULL, OPT_SIGN_KEY },
-	{ "sign-cert", required_argument, NULL, OPT_SIGN_CERT },
-	{ "image", no_argument, NULL, OPT_IMAGE },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
-	{ NULL, 0, NULL, 0 },
-};
+TOOL_OPTIONS(OCI2CFS_OPTIONS);
 
 static void usage(FILE *out)
 {
@@ -382,13 +361,23 @@ static int seal_main(const char *source, const cfs_seal_options *opts,
 	return finish_stdout();
 }
 
-/* What both kinds of artifact report. */
-static json_object *artifact_json(const char *source, const char *output,
-				  const char *digest, uint64_t size,
-				  const char *subject, const char *tag)
+/*
+ * Report an artifact made: its manifest digest, or with --json what both
+ * kinds report, then the members of @extra (taken; its keys are those
+ * of one kind).
+ */
+static int artifact_done(const char *source, const char *output, bool json,
+			 const char *digest, uint64_t size, const char *subject,
+			 const char *tag, json_object *extra)
 {
 	json_object *o = json_object_new_object();
 
+	if (!json) {
+		json_object_put(extra);
+		json_object_put(o);
+		printf("%s\n", digest);
+		return finish_stdout();
+	}
 	json_object_object_add(o, "source", json_object_new_string(source));
 	json_object_object_add(o, "output", json_object_new_string(output));
 	json_object_object_add(o, "manifest_digest",
@@ -397,7 +386,11 @@ static json_object *artifact_json(const char *source, const char *output,
 			       json_object_new_int64((int64_t)size));
 	json_object_object_add(o, "subject", json_object_new_string(subject));
 	json_object_object_add(o, "tag", json_object_new_string(tag));
-	return o;
+	json_object_object_foreach(extra, key, val)
+		json_object_object_add(o, key, json_object_get(val));
+	json_object_put(extra);
+	put_json(o);
+	return finish_stdout();
 }
 
 /* oci2cfs artifact: the sealing spec's metadata artifact. */
@@ -406,32 +399,23 @@ static int spec_artifact_main(const char *source, const char *output,
 {
 	cfs_spec_artifact_result res;
 	int r = cfs_spec_artifact(source, output, opts, &res);
+	json_object *x;
 
 	if (r < 0) {
 		fprintf(stderr, PROG ": artifact: %s\n", error_text(r));
 		return 1;
 	}
-	if (json) {
-		json_object *o =
-			artifact_json(source, output, res.manifest_digest,
-				      res.manifest_size, res.subject_digest,
-				      res.tag);
-
-		json_object_object_add(
-			o, CFS_SPEC_MANIFEST,
-			json_object_new_string(res.manifest_verity));
-		json_object_object_add(
-			o, CFS_SPEC_CONFIG,
-			json_object_new_string(res.config_verity));
-		json_object_object_add(o, CFS_SPEC_MERGED,
-				       json_object_new_string(res.merged));
-		json_object_object_add(
-			o, "signed", json_object_new_boolean(res.sig_written));
-		put_json(o);
-	} else {
-		printf("%s\n", res.manifest_digest);
-	}
-	return finish_stdout();
+	x = json_object_new_object();
+	json_object_object_add(x, CFS_SPEC_MANIFEST,
+			       json_object_new_string(res.manifest_verity));
+	json_object_object_add(x, CFS_SPEC_CONFIG,
+			       json_object_new_string(res.config_verity));
+	json_object_object_add(x, CFS_SPEC_MERGED,
+			       json_object_new_string(res.merged));
+	json_object_object_add(x, "signed",
+			       json_object_new_boolean(res.sig_written));
+	return artifact_done(source, output, json, res.manifest_digest,
+			     res.manifest_size, res.subject_digest, res.tag, x);
 }
 
 /* oci2cfs artifact --image: ours, with the composefs image. */
@@ -440,30 +424,21 @@ static int artifact_main(const char *source, const char *output,
 {
 	cfs_artifact_result res;
 	int r = cfs_artifact(source, output, opts, &res);
+	json_object *x;
 
 	if (r < 0) {
 		fprintf(stderr, PROG ": artifact: %s\n", error_text(r));
 		return 1;
 	}
-	if (json) {
-		json_object *o =
-			artifact_json(source, output, res.manifest_digest,
-				      res.manifest_size, res.subject_digest,
-				      res.tag);
-
-		json_object_object_add(
-			o, "image_digest",
-			json_object_new_string(res.image_digest));
-		json_object_object_add(
-			o, "image_size",
-			json_object_new_int64((int64_t)res.image_size));
-		json_object_object_add(o, CFS_ANNOTATION_MERGED,
-				       json_object_new_string(res.merged));
-		put_json(o);
-	} else {
-		printf("%s\n", res.manifest_digest);
-	}
-	return finish_stdout();
+	x = json_object_new_object();
+	json_object_object_add(x, "image_digest",
+			       json_object_new_string(res.image_digest));
+	json_object_object_add(x, "image_size",
+			       json_object_new_int64((int64_t)res.image_size));
+	json_object_object_add(x, CFS_ANNOTATION_MERGED,
+			       json_object_new_string(res.merged));
+	return artifact_done(source, output, json, res.manifest_digest,
+			     res.manifest_size, res.subject_digest, res.tag, x);
 }
 
 int main(int argc, char **argv)
@@ -529,16 +504,9 @@ int main(int argc, char **argv)
 		case OPT_IMAGE:
 			with_image = true;
 			break;
-		case OPT_HELP:
-			usage(stdout);
-			return 0;
-		case OPT_VERSION:
-			printf(PROG " %s\n", cfs_version());
-			return 0;
-		default:
-			fprintf(stderr, "Try '" PROG
-					" --help' for more information.\n");
-			return 2;
+		default: /* --help, --version, or a bad option */
+			return tool_option_end(PROG, usage, c == OPT_HELP,
+					       c == OPT_VERSION);
 		}
 	}
 	if (optind < argc && strcmp(argv[optind], "seal") == 0) {

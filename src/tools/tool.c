@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <stdio.h>
 
+#include <cfs/common.h>
+
 int tool_usage_error(const char *prog, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -27,4 +29,19 @@ int tool_parse_threads(const char *s, unsigned int *out)
 		return -EINVAL;
 	*out = (unsigned int)n;
 	return 0;
+}
+
+int tool_option_end(const char *prog, void (*usage)(FILE *out), bool help,
+		    bool version)
+{
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (version) {
+		printf("%s %s\n", prog, cfs_version());
+		return 0;
+	}
+	fprintf(stderr, "Try '%s --help' for more information.\n", prog);
+	return 2;
 }

@@ -29,7 +29,8 @@ step "usage"
 "$cs" --help | grep -q "^Usage: cfs-store" || fail "--help"
 "$cs" --version | grep -q "^cfs-store [0-9]" || fail "--version"
 for args in "" "frobnicate" "import" "import a b" "list extra" "gc --verify" \
-	"tag onlyone" "--bogus list" "import x --name -bad"; do
+	"tag onlyone" "--bogus list" "import x --name -bad" "list --threads 2" \
+	"gc --json --platform linux/amd64"; do
 	set +e
 	# shellcheck disable=SC2086
 	"$cs" --root "$root" $args > "$work/out" 2> "$work/err"
