@@ -17,6 +17,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/sign.h"
 #include "common/util.h"
 #include "convert/artifact.h"
@@ -73,7 +74,7 @@ static int referrers_put(const char *where, int dirfd, int blobs,
 	if (r == 0)
 		r = cfs_layout_read_blob(where, dirfd, digest, -1, INDEX_MAX,
 					 &buf, &len);
-	if (r == 0 && cfs_json_parse_buf((char *)buf, len, &old) == 0 &&
+	if (r == 0 && cfs_json_parse((char *)buf, len, &old) == 0 &&
 	    json_object_object_get_ex(old, "manifests", &olist) &&
 	    json_object_is_type(olist, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(olist); i++) {
@@ -602,7 +603,7 @@ int cfs_find_artifact(const char *source, const char *subject,
 		if (!ibuf)
 			return -ENOMEM;
 		if (cfs_read_full(fd, ibuf, (size_t)st.st_size, &len) < 0 ||
-		    cfs_json_parse_buf((char *)ibuf, len, &index) < 0 ||
+		    cfs_json_parse((char *)ibuf, len, &index) < 0 ||
 		    !json_object_object_get_ex(index, "manifests", &list))
 			return 1;
 	}
@@ -618,9 +619,8 @@ int cfs_find_artifact(const char *source, const char *subject,
 			continue;
 		r = cfs_layout_read_blob(where, dirfd, digest, cfs_json_size(e),
 					 INDEX_MAX, &xbuf, &len);
-		if (r == 0 && cfs_json_parse_buf((char *)xbuf, len, &x) < 0)
-			r = cfs_error(EINVAL, "%s: %s is not JSON", where,
-				      digest);
+		if (r == 0 && (r = cfs_json_parse((char *)xbuf, len, &x)) < 0)
+			r = cfs_error_prefix(-r, "%s: %s", where, digest);
 		if (r < 0)
 			return r;
 		if (!json_object_object_get_ex(x, "manifests", &ml) ||
@@ -638,9 +638,8 @@ int cfs_find_artifact(const char *source, const char *subject,
 						 cfs_json_size(d), INDEX_MAX,
 						 &mbuf, &len);
 			if (r == 0 &&
-			    cfs_json_parse_buf((char *)mbuf, len, &m) < 0)
-				r = cfs_error(EINVAL, "%s: %s is not JSON",
-					      where, md);
+			    (r = cfs_json_parse((char *)mbuf, len, &m)) < 0)
+				r = cfs_error_prefix(-r, "%s: %s", where, md);
 			if (r < 0)
 				return r;
 			r = spec_artifact_of(where, dirfd, m, md, subject, out);

@@ -17,6 +17,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "convert/layout.h"
 
@@ -55,21 +56,6 @@ int cfs_layout_write_file(int dirfd, const char *name, const void *data,
 	}
 	cfs_atomic_abort(&af);
 	return r;
-}
-
-int cfs_json_parse_buf(const char *buf, size_t len, json_object **out)
-{
-	json_tokener *tok = json_tokener_new();
-
-	if (!tok)
-		return -ENOMEM;
-	*out = json_tokener_parse_ex(tok, buf, (int)len);
-	if (*out && json_tokener_get_parse_end(tok) != len) {
-		json_object_put(*out);
-		*out = NULL;
-	}
-	json_tokener_free(tok);
-	return *out ? 0 : -EINVAL;
 }
 
 /* Make @path an OCI layout if it is not one; open it and blobs/sha256. */
@@ -151,8 +137,10 @@ int cfs_layout_read_index(const char *where, int dirfd, json_object **index,
 	r = cfs_read_full(fd, buf, (size_t)st.st_size, &len);
 	if (r < 0)
 		return cfs_error_errno(-r, "%s: index.json", where);
-	if (cfs_json_parse_buf(buf, len, index) < 0 ||
-	    !json_object_object_get_ex(*index, "manifests", manifests) ||
+	r = cfs_json_parse(buf, len, index);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: index.json", where);
+	if (!json_object_object_get_ex(*index, "manifests", manifests) ||
 	    !json_object_is_type(*manifests, json_type_array)) {
 		json_object_put(*index);
 		*index = NULL;

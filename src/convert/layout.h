@@ -28,8 +28,6 @@ int cfs_layout_sha256(const void *data, size_t len, char out[80]);
  * exists (@replace: whether or not). */
 int cfs_layout_write_file(int dirfd, const char *name, const void *data,
 			  size_t len, bool replace);
-/* Parse exactly @len bytes of JSON; -EINVAL if they are not that. */
-int cfs_json_parse_buf(const char *buf, size_t len, json_object **out);
 /* Make @path an OCI layout if it is not one; open it and blobs/sha256. */
 int cfs_layout_open(const char *path, int *dirfd, int *blobs);
 /* Write @len bytes as a blob; its digest to @digest_out. */

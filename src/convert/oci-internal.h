@@ -28,12 +28,6 @@
 /* Symlinks and hardlinks followed for one lookup in an archive (Linux's
  * limit for one path walk). */
 #define OCI_SYMLINK_MAX 40
-/* JSON nesting: image documents nest less than ten deep. */
-#define OCI_JSON_DEPTH_MAX 64
-/* Objects and arrays in one JSON document. json-c spends ~750 bytes on
- * an empty object, so 4 MiB of "{}," would take 1 GiB; this caps it near
- * 200 MiB while a config exposing every port (65536 "{}") still loads. */
-#define OCI_JSON_CONTAINERS_MAX (4 * 65536)
 /* A source string is a path and a reference. */
 #define OCI_SOURCE_MAX (PATH_MAX + 1024)
 /* Longest REF: a docker reference is at most 255 bytes of name plus a

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
 /*
- * Bounded, strict JSON for OCI documents: parsing with limits, typed
- * member access with messages naming the document and the key,
- * descriptors.
+ * JSON for OCI documents: parsing (common/json.h's rules, a message
+ * naming the document), typed member access with messages naming the
+ * document and the key, descriptors.
  * (convert/oci.h, oci-internal.h)
  */
 #include <archive.h>
@@ -25,87 +25,20 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "convert/oci-internal.h"
 
 /* ---- JSON ------------------------------------------------------------- */
 
-/* -E2BIG if @buf has more than OCI_JSON_CONTAINERS_MAX '{' and '['
- * outside strings. */
-static int count_containers(const char *buf, size_t len)
-{
-	bool in_string = false;
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		if (in_string) {
-			if (buf[i] == '\\')
-				i++;
-			else if (buf[i] == '"')
-				in_string = false;
-		} else if (buf[i] == '"') {
-			in_string = true;
-		} else if ((buf[i] == '{' || buf[i] == '[') &&
-			   ++n > OCI_JSON_CONTAINERS_MAX) {
-			return -E2BIG;
-		}
-	}
-	return 0;
-}
-
 int oci_parse_json(struct oci_ctx *c, const char *label, const char *buf,
 		   size_t len, struct json_object **out)
 {
-	struct json_tokener *tok;
-	struct json_object *obj;
-	enum json_tokener_error jerr;
-	const char *nul = memchr(buf, '\0', len);
-	size_t end;
 	int r;
 
-	*out = NULL;
-	/* json-c stops at a NUL; strict JSON never has one. */
-	if (nul)
-		return cfs_error(EINVAL,
-				 "%s: %s: invalid JSON at byte %zu: "
-				 "NUL byte",
-				 c->src, label, (size_t)(nul - buf));
 	assert(len <= CFS_OCI_JSON_MAX);
-	r = count_containers(buf, len);
-	if (r < 0)
-		return cfs_error(E2BIG,
-				 "%s: %s: more than %d JSON objects and arrays",
-				 c->src, label, OCI_JSON_CONTAINERS_MAX);
-	tok = json_tokener_new_ex(OCI_JSON_DEPTH_MAX);
-	if (!tok)
-		return cfs_error(ENOMEM, "%s: %s: out of memory", c->src,
-				 label);
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	/* The terminating NUL is passed too so that a document that ends
-	 * early is an error, not a request for more input. */
-	obj = json_tokener_parse_ex(tok, buf, (int)len + 1);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (!obj || jerr != json_tokener_success) {
-		json_object_put(obj);
-		if (end > len)
-			end = len;
-		return cfs_error(EINVAL, "%s: %s: invalid JSON at byte %zu: %s",
-				 c->src, label, end,
-				 json_tokener_error_desc(jerr));
-	}
-	for (; end < len; end++) {
-		if (!strchr(" \t\r\n", buf[end])) {
-			json_object_put(obj);
-			return cfs_error(EINVAL,
-					 "%s: %s: invalid JSON at byte %zu: "
-					 "data after the document",
-					 c->src, label, end);
-		}
-	}
-	*out = obj;
-	return 0;
+	r = cfs_json_parse(buf, len, out);
+	return r < 0 ? cfs_error_prefix(-r, "%s: %s", c->src, label) : 0;
 }
 
 static const char *type_name(enum json_type t)

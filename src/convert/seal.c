@@ -18,6 +18,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/sign.h"
 #include "common/util.h"
 #include "convert/convert-internal.h"
@@ -76,11 +77,12 @@ static int sealed_manifest(const char *source, const struct cfs_oci_image *img,
 	_cleanup_(json_object_putp) json_object *m = NULL;
 	json_object *layers, *v, *ann, *cfg;
 	const char *mt = NULL;
+	int r;
 
-	if (cfs_json_parse_buf((const char *)img->manifest, img->manifest_len,
-			       &m) < 0)
-		return cfs_error(EINVAL, "%s: manifest %s: not JSON", source,
-				 img->manifest_digest);
+	r = cfs_json_parse((const char *)img->manifest, img->manifest_len, &m);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: manifest %s", source,
+					img->manifest_digest);
 	if (json_object_object_get_ex(m, "mediaType", &v))
 		mt = json_object_get_string(v);
 	if (mt && strcmp(mt, MT_OCI_MANIFEST) != 0)

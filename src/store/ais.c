@@ -44,6 +44,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "store/store-internal.h"
 
@@ -508,15 +509,12 @@ static void base32_short(const uint8_t *raw, char out[SHORT_NAME_LEN + 1])
  * podman's own pulls do; the import time if the config has none. */
 static void config_created(struct ais_image *a)
 {
-	json_tokener *tok = json_tokener_new();
 	json_object *c = NULL, *v;
 	const char *t;
 
 	rfc3339(a->img->created, a->created);
-	if (tok)
-		c = json_tokener_parse_ex(tok, a->config, (int)a->config_len);
-	json_tokener_free(tok);
-	if (c && json_object_object_get_ex(c, "created", &v) &&
+	if (cfs_json_parse(a->config, a->config_len, &c) == 0 &&
+	    json_object_object_get_ex(c, "created", &v) &&
 	    json_object_is_type(v, json_type_string)) {
 		t = json_object_get_string(v);
 		/* "YYYY-MM-DDTHH:MM:SS..." and nothing that needs escaping. */
@@ -1063,8 +1061,8 @@ static json_object *layers_union(int layers_fd, json_object *lj)
 
 	if (fd < 0)
 		return NULL;
-	old = json_object_from_fd(fd);
-	if (!old || !json_object_is_type(old, json_type_array))
+	if (cfs_json_read_fd(fd, STORE_JSON_MAX, &old) < 0 ||
+	    !json_object_is_type(old, json_type_array))
 		return NULL;
 	for (size_t i = 0; i < json_object_array_length(old); i++) {
 		json_object *e = json_object_array_get_idx(old, i), *id;

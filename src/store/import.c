@@ -38,6 +38,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/sign.h"
 #include "common/util.h"
 #include "convert/artifact.h"
@@ -270,20 +271,15 @@ static int staged_move(struct import *im, int stagefd, const char *name)
 /* The config of @img, parsed (NULL for a source without one). */
 static int parse_config(const struct cfs_oci_image *img, json_object **config)
 {
-	struct json_tokener *tok;
-
 	*config = NULL;
 	if (!img || !img->config)
 		return 0;
-	tok = json_tokener_new();
-	if (tok) {
-		*config = json_tokener_parse_ex(tok, (const char *)img->config,
-						(int)img->config_len);
-		json_tokener_free(tok);
-	}
 	/* The opening accepted this config: failing to parse it here can
 	 * only be memory. */
-	return *config ? 0 : -ENOMEM;
+	return cfs_json_parse((const char *)img->config, img->config_len,
+			      config) < 0 ?
+		       -ENOMEM :
+		       0;
 }
 
 static int64_t import_time(void)

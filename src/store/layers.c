@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/json.h"
 #include "convert/records.h"
 #include "store/store-internal.h"
 
@@ -37,15 +38,13 @@ int store_record_objects(int dirfd, const char *hex, const char *where,
 
 int store_config_diff_ids(const char *config, size_t len, char ***v, size_t *n)
 {
-	struct json_tokener *tok = json_tokener_new();
 	json_object *o = NULL, *rootfs, *ids;
 	int r = 0;
 
-	if (!tok)
+	/* the opening checked the config: a failure here is memory */
+	if (cfs_json_parse(config, len, &o) < 0)
 		return -ENOMEM;
-	o = json_tokener_parse_ex(tok, config, (int)len);
-	json_tokener_free(tok);
-	if (!o || !json_object_object_get_ex(o, "rootfs", &rootfs) ||
+	if (!json_object_object_get_ex(o, "rootfs", &rootfs) ||
 	    !json_object_object_get_ex(rootfs, "diff_ids", &ids) ||
 	    !json_object_is_type(ids, json_type_array)) {
 		json_object_put(o);

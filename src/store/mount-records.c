@@ -21,6 +21,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "store/store-internal.h"
 
@@ -95,9 +96,8 @@ int store_mount_record_read(int mfd, const char *name, struct mount_record *rec)
 	r = cfs_read_full(fd, buf, MOUNT_RECORD_MAX, &got);
 	if (r < 0)
 		return r;
-	buf[got] = '\0';
-	o = json_tokener_parse(buf);
-	if (!o || !json_object_is_type(o, json_type_object) ||
+	if (cfs_json_parse(buf, got, &o) < 0 ||
+	    !json_object_is_type(o, json_type_object) ||
 	    !json_object_object_get_ex(o, "target", &target) ||
 	    !json_object_is_type(target, json_type_string) ||
 	    !json_object_object_get_ex(o, "image", &image) ||

@@ -29,6 +29,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "convert/layer.h"
 #include "convert/oci.h"
@@ -268,13 +269,15 @@ static int run_skopeo(const char *source, bool default_prog, char *const argv[],
 static int layout_manifest(const char *layout, char digest[80])
 {
 	_cleanup_free_ char *path = NULL;
-	json_object *index, *list, *e, *v, *ann;
+	_cleanup_close_ int fd = -1;
+	json_object *index = NULL, *list, *e, *v, *ann;
 	int r = -ENOENT;
 
 	if (asprintf(&path, "%s/index.json", layout) < 0)
 		return -ENOMEM;
-	index = json_object_from_file(path);
-	if (index && json_object_object_get_ex(index, "manifests", &list) &&
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && cfs_json_read_fd(fd, STORE_JSON_MAX, &index) == 0 &&
+	    json_object_object_get_ex(index, "manifests", &list) &&
 	    json_object_is_type(list, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(list); i++) {
 			e = json_object_array_get_idx(list, i);
@@ -648,9 +651,8 @@ static int proxy_recv(struct proxy *p, const char *method, json_object **value,
 			      p->source, method);
 		goto out;
 	}
-	buf[n] = '\0';
-	rep = json_tokener_parse(buf);
-	if (!rep || !json_object_object_get_ex(rep, "success", &v)) {
+	if (cfs_json_parse(buf, (size_t)n, &rep) < 0 ||
+	    !json_object_object_get_ex(rep, "success", &v)) {
 		r = cfs_error(EPROTO, "%s: skopeo proxy: %s: bad reply",
 			      p->source, method);
 		goto out;
@@ -1091,9 +1093,11 @@ static int proxy_fetch(struct proxy *p, struct proxy_layers *pl)
 		return r;
 	sha256_hex(pl->man, pl->man_len, man_hex);
 	snprintf(pl->man_digest, sizeof(pl->man_digest), "sha256:%s", man_hex);
-	pl->manifest = json_tokener_parse(pl->man);
-	if (!pl->manifest ||
-	    !json_object_object_get_ex(pl->manifest, "config", &cfg) ||
+	r = cfs_json_parse(pl->man, pl->man_len, &pl->manifest);
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s: manifest %s", p->source,
+					pl->man_digest);
+	if (!json_object_object_get_ex(pl->manifest, "config", &cfg) ||
 	    descriptor(cfg, &cdigest, &csize) < 0 ||
 	    !json_object_object_get_ex(pl->manifest, "layers", &layers) ||
 	    !json_object_is_type(layers, json_type_array))

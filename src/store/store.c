@@ -18,6 +18,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "store/store-internal.h"
 
@@ -137,35 +138,16 @@ static int read_small_file(int dirfd, const char *name, char **out,
 	return 0;
 }
 
-/* Parse JSON text; -EBADMSG with a message naming @what on error. */
+/* Parse JSON text (common/json.h); -EBADMSG, the message naming @what,
+ * for a document that is not that. */
 static int parse_json(json_object **out, const char *buf, size_t len,
 		      const char *what)
 {
-	struct json_tokener *tok = json_tokener_new();
-	enum json_tokener_error jerr;
-	json_object *obj;
+	int r = cfs_json_parse(buf, len, out);
 
-	if (!tok)
-		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	obj = json_tokener_parse_ex(tok, buf, (int)len);
-	jerr = json_tokener_get_error(tok);
-	if (jerr == json_tokener_success &&
-	    json_tokener_get_parse_end(tok) < len) {
-		json_object_put(obj);
-		obj = NULL;
-		jerr = json_tokener_error_parse_unexpected;
-	}
-	json_tokener_free(tok);
-	if (!obj || jerr != json_tokener_success) {
-		json_object_put(obj);
-		return cfs_error(EBADMSG, "%s: %s", what,
-				 jerr == json_tokener_success ?
-					 "empty" :
-					 json_tokener_error_desc(jerr));
-	}
-	*out = obj;
-	return 0;
+	if (r == -ENOMEM)
+		return r;
+	return r < 0 ? cfs_error_prefix(EBADMSG, "%s", what) : 0;
 }
 
 /* Write @text to @name in @w's directory and fsync it. */

@@ -373,6 +373,7 @@ static json_object *image_json(const cfs_store_image *img)
 	json_object *j = json_object_new_object();
 	json_object *config = NULL;
 
+	/* the library checked it (strict, bounded) at import */
 	if (img->config)
 		config = json_tokener_parse(img->config);
 	json_object_object_add(j, "digest",

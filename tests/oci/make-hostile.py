@@ -69,8 +69,8 @@ FOLLOW_MAX = c_constant("src/convert/apply.h", "CFS_SYMLINK_FOLLOW_MAX")
 DEPTH_MAX = c_constant("src/image/tree-internal.h", "CFS_TREE_DEPTH_MAX")
 LAYERS_MAX = c_constant("src/convert/oci.h", "CFS_OCI_LAYERS_MAX")
 INDEX_DEPTH_MAX = c_constant("src/convert/oci.h", "CFS_OCI_INDEX_DEPTH_MAX")
-JSON_DEPTH_MAX = c_constant("src/convert/oci-internal.h", "OCI_JSON_DEPTH_MAX")
-JSON_CONTAINERS_MAX = c_constant("src/convert/oci-internal.h", "OCI_JSON_CONTAINERS_MAX")
+JSON_DEPTH_MAX = c_constant("src/common/json.h", "CFS_JSON_DEPTH_MAX")
+JSON_CONTAINERS_MAX = c_constant("src/common/json.h", "CFS_JSON_CONTAINERS_MAX")
 XATTRS_ENTRY_MAX = c_constant("src/convert/oci-convert.c", "CFS_ENTRY_XATTRS_MAX")
 
 # Seconds a conversion may take (ten times what it takes today)
@@ -756,7 +756,7 @@ def nested(n, opening=b"[", closing=b"]"):
 
 def documents(o):
     good = layer(base_layer())
-    # nesting far beyond OCI_JSON_DEPTH_MAX in the config, the manifest
+    # nesting far beyond CFS_JSON_DEPTH_MAX in the config, the manifest
     # and index.json (which no digest protects)
     cfg = canonical_json(config_for([good]))
     deep = cfg[:-1] + b',"x":' + nested(100000) + b"}"
