@@ -47,6 +47,9 @@ extern "C" {
 #define CFS_DIGEST_SIZE 32
 /** Size of a SHA-256 digest as lower-case hex, without the NUL. */
 #define CFS_DIGEST_HEX_SIZE 64
+/** Bytes the API's structs give a digest string ("sha256:<hex>" and its
+ * NUL, 72 bytes, with room to spare for a longer algorithm's name). */
+#define CFS_DIGEST_STR_MAX 80
 
 /**
  * The message of the last error raised on this thread, or "" if none.

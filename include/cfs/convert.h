@@ -97,7 +97,7 @@ typedef struct cfs_convert_options {
 
 /** One layer of an OCI source, as converted. */
 typedef struct cfs_layer_info {
-	char digest[80]; /**< "sha256:<hex>" of the blob */
+	char digest[CFS_DIGEST_STR_MAX]; /**< "sha256:<hex>" of the blob */
 	char media_type[128];
 	uint64_t compressed_bytes, uncompressed_bytes;
 	uint64_t entries; /**< tar entries */
@@ -119,7 +119,8 @@ typedef struct cfs_convert_stats {
 	uint64_t objects_new, objects_reused;
 	uint64_t objects_new_bytes, objects_reused_bytes;
 	/** OCI sources: "sha256:<hex>", empty when not known */
-	char manifest_digest[80], config_digest[80];
+	char manifest_digest[CFS_DIGEST_STR_MAX],
+		config_digest[CFS_DIGEST_STR_MAX];
 	/** OCI sources: the layers, owned; see cfs_convert_stats_clear() */
 	cfs_layer_info *layers;
 	size_t n_layers;

@@ -43,16 +43,18 @@ typedef struct cfs_seal_options {
 
 /** What cfs_seal() wrote. Free with cfs_seal_result_clear(). */
 typedef struct cfs_seal_result {
-	char manifest_digest[80]; /**< the sealed manifest, "sha256:<hex>" */
+	char manifest_digest
+		[CFS_DIGEST_STR_MAX]; /**< the sealed manifest, "sha256:<hex>" */
 	uint64_t manifest_size;
-	char source_manifest_digest[80]; /**< the manifest it was made from */
-	char config_digest[80];
+	char source_manifest_digest
+		[CFS_DIGEST_STR_MAX]; /**< the manifest it was made from */
+	char config_digest[CFS_DIGEST_STR_MAX];
 	char *tag; /**< the tag it got, NULL if none */
 	/** The merged digest (CFS_ANNOTATION_MERGED), 64 hex. */
 	char merged[CFS_DIGEST_HEX_SIZE + 1];
 	/** Per layer: the blob digest and CFS_ANNOTATION_LAYER. */
 	struct cfs_seal_layer {
-		char digest[80];
+		char digest[CFS_DIGEST_STR_MAX];
 		char composefs[CFS_DIGEST_HEX_SIZE + 1];
 	} * layers;
 	size_t n_layers;
@@ -99,13 +101,14 @@ CFS_EXPORT int cfs_seal(const char *source, const cfs_seal_options *opts,
 
 /** What cfs_artifact() wrote. */
 typedef struct cfs_artifact_result {
-	char manifest_digest[80]; /**< the artifact manifest */
+	char manifest_digest[CFS_DIGEST_STR_MAX]; /**< the artifact manifest */
 	uint64_t manifest_size;
-	char subject_digest[80]; /**< the image's manifest */
-	char image_digest[80]; /**< SHA-256 of the composefs image blob */
+	char subject_digest[CFS_DIGEST_STR_MAX]; /**< the image's manifest */
+	char image_digest
+		[CFS_DIGEST_STR_MAX]; /**< SHA-256 of the composefs image blob */
 	uint64_t image_size;
 	char merged[CFS_DIGEST_HEX_SIZE + 1]; /**< its fs-verity digest */
-	char tag[80]; /**< "sha256-<subject hex>", the referrers tag */
+	char tag[CFS_DIGEST_STR_MAX]; /**< "sha256-<subject hex>", the referrers tag */
 } cfs_artifact_result;
 
 /**
@@ -134,10 +137,10 @@ CFS_EXPORT int cfs_artifact(const char *source, const char *output_layout,
 
 /** What cfs_spec_artifact() wrote. */
 typedef struct cfs_spec_artifact_result {
-	char manifest_digest[80]; /**< the artifact manifest */
+	char manifest_digest[CFS_DIGEST_STR_MAX]; /**< the artifact manifest */
 	uint64_t manifest_size;
-	char subject_digest[80]; /**< the image's manifest */
-	char tag[80]; /**< "sha256-<subject hex>", the referrers tag */
+	char subject_digest[CFS_DIGEST_STR_MAX]; /**< the image's manifest */
+	char tag[CFS_DIGEST_STR_MAX]; /**< "sha256-<subject hex>", the referrers tag */
 	/** fs-verity digests (64 hex): the subject manifest's bytes, the
 	 * config's, the canonical image's. */
 	char manifest_verity[CFS_DIGEST_HEX_SIZE + 1];

@@ -123,8 +123,8 @@ typedef struct cfs_store_import_options {
 /** What an import did. */
 /** What an import did with one layer of an OCI image. */
 typedef struct cfs_store_layer_result {
-	char digest[80]; /**< "sha256:<hex>" of the layer blob */
-	char diff_id[80]; /**< "sha256:<hex>" of its tar, "" if not known */
+	char digest[CFS_DIGEST_STR_MAX]; /**< "sha256:<hex>" of the layer blob */
+	char diff_id[CFS_DIGEST_STR_MAX]; /**< "sha256:<hex>" of its tar, "" if not known */
 	/** Built from the store's record of the layer (its diff_id): the
 	 * blob was not read. */
 	bool reused;

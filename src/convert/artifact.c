@@ -16,6 +16,7 @@
 #include <cfs/seal.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/sign.h"
@@ -258,8 +259,7 @@ static int do_artifact(const char *source, const char *output,
 		r = -errno;
 	if (r == 0) {
 		cfs_digest_to_hex(md, hex);
-		snprintf(res->image_digest, sizeof(res->image_digest),
-			 "sha256:%s", hex);
+		cfs_sha256_str(md, res->image_digest);
 		res->image_size = hw.size;
 		r = cfs_atomic_commit(&af, hex, false);
 		if (r == -EEXIST)

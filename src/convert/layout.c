@@ -16,24 +16,11 @@
 #include <cfs/image.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/util.h"
 #include "convert/layout.h"
-
-int cfs_layout_sha256(const void *data, size_t len, char out[80])
-{
-	uint8_t md[EVP_MAX_MD_SIZE];
-	char hex[CFS_DIGEST_HEX_SIZE + 1];
-	unsigned int n = 0;
-
-	if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 ||
-	    n != CFS_DIGEST_SIZE)
-		return cfs_error(EIO, "SHA-256 failed");
-	cfs_digest_to_hex(md, hex);
-	snprintf(out, 80, "sha256:%s", hex);
-	return 0;
-}
 
 /* Write @len bytes as @dirfd/@name, atomically, unless it exists. */
 int cfs_layout_write_file(int dirfd, const char *name, const void *data,
@@ -91,7 +78,7 @@ int cfs_layout_open(const char *path, int *dirfd, int *blobs)
 int cfs_layout_put_blob(int blobs, const char *text, size_t len,
 			char digest_out[80])
 {
-	int r = cfs_layout_sha256(text, len, digest_out);
+	int r = cfs_sha256(text, len, NULL, digest_out);
 
 	if (r == 0)
 		r = cfs_layout_write_file(blobs, digest_out + 7, text, len,
@@ -227,7 +214,7 @@ int cfs_layout_read_blob(const char *where, int dirfd, const char *digest,
 	if (r < 0)
 		return cfs_error_errno(-r, "%s: %s", where, path);
 	buf[len] = 0;
-	r = cfs_layout_sha256(buf, len, got);
+	r = cfs_sha256(buf, len, NULL, got);
 	if (r < 0)
 		return r;
 	if (strcmp(got, digest) != 0)

@@ -22,8 +22,6 @@ CFS_DEFINE_CLEANUP(json_object *, json_object_put)
 /* index.json is small; a bound keeps a damaged one from eating memory. */
 #define INDEX_MAX (16 * 1024 * 1024)
 
-/* "sha256:<hex>" of @len bytes at @data. */
-int cfs_layout_sha256(const void *data, size_t len, char out[80]);
 /* Write @len bytes as @dirfd/@name, atomically and fsync'ed, unless it
  * exists (@replace: whether or not). */
 int cfs_layout_write_file(int dirfd, const char *name, const void *data,

@@ -23,6 +23,7 @@
 #include <cfs/image.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "convert/oci-internal.h"
@@ -320,7 +321,7 @@ int oci_read_json(struct oci_ctx *c, const char *label, const char *name,
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
-	char got[OCI_DIGEST_STR];
+	char got[CFS_SHA256_STR_SIZE];
 	struct cfs_blob b = { .fd = -1 };
 	int r;
 
@@ -355,7 +356,7 @@ int oci_read_json(struct oci_ctx *c, const char *label, const char *name,
 		return cfs_error_errno(-r, "%s: %s: reading", c->src, label);
 	buf[b.length] = '\0';
 	if (digest) {
-		if (oci_sha256_str(buf, b.length, got) < 0)
+		if (cfs_sha256(buf, b.length, NULL, got) < 0)
 			return cfs_error(EIO, "%s: %s: SHA-256 failed", c->src,
 					 label);
 		if (strcmp(got, digest))

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "convert/apply.h"
@@ -49,14 +50,6 @@ struct oci_conv {
 	const struct cfs_blob_fetch *fetch;
 	char where[256];
 };
-
-static void digest_str(const uint8_t d[32], char out[80])
-{
-	char hex[CFS_DIGEST_HEX_SIZE + 1];
-
-	cfs_digest_to_hex(d, hex);
-	snprintf(out, 80, "sha256:%s", hex);
-}
 
 /* Report progress at most every 100 ms (and always when @force). */
 static void report(struct oci_conv *c, struct cfs_layer_stream *s, bool force)
@@ -286,7 +279,7 @@ static int check_digest(struct oci_conv *c, const char *what, const char *want,
 				 want);
 	if (memcmp(d, got, 32) == 0)
 		return 0;
-	digest_str(got, gots);
+	cfs_sha256_str(got, gots);
 	return cfs_error(EINVAL, "%s: %s mismatch: expected %s, got %s",
 			 c->where, what, want, gots);
 }

@@ -22,6 +22,7 @@
 #include <cfs/image.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "convert/oci-internal.h"
@@ -255,7 +256,7 @@ int oci_open_docker_archive(struct oci_ctx *c)
 	const struct oci_member *m;
 	const char *cfg_name, *want_hex, *lname;
 	char label[48], key[80], cfg_label[OCI_QUOTE_MAX + 16];
-	char got[OCI_DIGEST_STR], q[OCI_QUOTE_MAX + 4];
+	char got[CFS_SHA256_STR_SIZE], q[OCI_QUOTE_MAX + 4];
 	size_t idx = 0;
 	int r;
 
@@ -303,7 +304,7 @@ int oci_open_docker_archive(struct oci_ctx *c)
 			  &img->config_len, &cfg);
 	if (r < 0)
 		return r;
-	if (oci_sha256_str(img->config, img->config_len, got) < 0)
+	if (cfs_sha256(img->config, img->config_len, NULL, got) < 0)
 		return cfs_error(EIO, "%s: %s: SHA-256 failed", c->src,
 				 cfg_label);
 	want_hex = config_name_hex(cfg_name);

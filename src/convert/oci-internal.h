@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "convert/oci.h"
 
 /* Members of an oci-archive or docker-archive kept: a layout has one
@@ -35,9 +36,6 @@
 #define OCI_REF_MAX 512
 /* Input strings quoted in messages are cut to this many bytes. */
 #define OCI_QUOTE_MAX 160
-
-/* "sha256:" + 64 hex + NUL */
-#define OCI_DIGEST_STR (7 + CFS_DIGEST_HEX_SIZE + 1)
 
 #define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -126,7 +124,7 @@ struct oci_desc {
 
 /* The next document to read, copied out of its parent. */
 struct oci_target {
-	char digest[OCI_DIGEST_STR];
+	char digest[CFS_SHA256_STR_SIZE];
 	char media_type[128]; /* "" if unknown */
 	int64_t size; /* -1 if unknown (a digest REF not in index.json) */
 	char from[128]; /* who named it: "descriptor in index.json" */
@@ -145,7 +143,6 @@ int oci_check_digest(const char *d);
 int oci_require_sha256(struct oci_ctx *c, const char *label, const char *key,
 		       const char *d);
 void oci_blob_path(char *buf, size_t size, const char *digest);
-int oci_sha256_str(const void *buf, size_t len, char out[OCI_DIGEST_STR]);
 int oci_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int oci_normalize_path(const char *in, char *out, size_t size);
 

@@ -117,19 +117,6 @@ void oci_blob_path(char *buf, size_t size, const char *digest)
 	snprintf(buf, size, "blobs/sha256/%s", digest + 7);
 }
 
-int oci_sha256_str(const void *buf, size_t len, char out[OCI_DIGEST_STR])
-{
-	uint8_t md[CFS_DIGEST_SIZE];
-	unsigned int md_len = 0;
-
-	if (!EVP_Digest(buf, len, md, &md_len, EVP_sha256(), NULL) ||
-	    md_len != CFS_DIGEST_SIZE)
-		return -EIO;
-	memcpy(out, "sha256:", 7);
-	cfs_digest_to_hex(md, out + 7);
-	return 0;
-}
-
 int oci_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	char *p = buf;

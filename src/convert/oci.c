@@ -30,6 +30,7 @@
 #include <cfs/image.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "convert/oci-internal.h"
@@ -250,7 +251,7 @@ int cfs_oci_open_manifest(struct cfs_oci_image **out, const char *source,
 	c.src = img->source;
 
 	t.size = (int64_t)manifest_len;
-	r = oci_sha256_str(manifest, manifest_len, t.digest);
+	r = cfs_sha256(manifest, manifest_len, NULL, t.digest);
 	if (r < 0) {
 		r = cfs_error(EIO, "%s: SHA-256 failed", source);
 		goto fail;
@@ -339,7 +340,7 @@ int cfs_oci_layer_blob(struct cfs_oci_image *img, size_t i,
 	struct cfs_oci_store *st = img->store;
 	struct oci_ctx c = { .img = img, .st = st, .src = img->source };
 	const struct oci_member *m;
-	char label[OCI_DIGEST_STR + 32];
+	char label[CFS_SHA256_STR_SIZE + 32];
 	struct stat sb;
 	int r;
 

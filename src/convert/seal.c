@@ -17,6 +17,7 @@
 #include <cfs/seal.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/sign.h"
@@ -365,7 +366,7 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 
 	r = sealed_manifest(source, img, res, sigs, &text);
 	if (r == 0)
-		r = cfs_layout_sha256(text, strlen(text), res->manifest_digest);
+		r = cfs_sha256(text, strlen(text), NULL, res->manifest_digest);
 	if (r < 0)
 		goto out;
 	res->manifest_size = strlen(text);

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -71,7 +72,7 @@ struct ais_image {
 	char id[CFS_DIGEST_HEX_SIZE + 1]; /* config digest hex */
 	char layer[CFS_DIGEST_HEX_SIZE + 1];
 	char short_name[SHORT_NAME_LEN + 1];
-	char manifest_digest[7 + CFS_DIGEST_HEX_SIZE + 1];
+	char manifest_digest[CFS_SHA256_STR_SIZE];
 	char *config, *manifest;
 	size_t config_len, manifest_len;
 	char **names; /* store names, sorted */
@@ -81,17 +82,16 @@ struct ais_image {
 	bool first_of_layer; /* the first AIS image on its store image */
 };
 
+/* The SHA-256 of @len bytes at @data as hex (and raw, if @raw). */
 static int sha256_hex(const void *data, size_t len,
 		      char hex[CFS_DIGEST_HEX_SIZE + 1], uint8_t *raw)
 {
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
+	uint8_t md[CFS_DIGEST_SIZE];
+	int r = cfs_sha256(data, len, md, NULL);
 
-	if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 ||
-	    n != CFS_DIGEST_SIZE)
-		return cfs_error(EIO, "sha256 failed");
-	for (size_t i = 0; i < CFS_DIGEST_SIZE; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	if (r < 0)
+		return r;
+	cfs_digest_to_hex(md, hex);
 	if (raw)
 		memcpy(raw, md, CFS_DIGEST_SIZE);
 	return 0;
@@ -616,9 +616,8 @@ static int ais_image_prepare(struct ais_image *a, const char *run_dir)
 			return -ENOMEM;
 		a->manifest_len = strlen(a->manifest);
 	}
-	memcpy(a->manifest_digest, "sha256:", 7);
-	return sha256_hex(a->manifest, a->manifest_len, a->manifest_digest + 7,
-			  NULL);
+	return cfs_sha256(a->manifest, a->manifest_len, NULL,
+			  a->manifest_digest);
 }
 
 static void ais_image_clear(struct ais_image *a)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -975,15 +976,6 @@ static int write_file_at(int dirfd, const char *name, const void *data,
 	return r;
 }
 
-static void sha256_hex(const void *data, size_t len, char hex[65])
-{
-	uint8_t d[32];
-	unsigned int n;
-
-	EVP_Digest(data, len, d, &n, EVP_sha256(), NULL);
-	cfs_digest_to_hex(d, hex);
-}
-
 /* What proxy_pull() fetched and skipped. */
 struct proxy_layers {
 	char *man, *config; /* the bytes, as the import gets them */
@@ -1081,7 +1073,7 @@ static int fix_media_type(int bfd, json_object *l, bool *changed)
 static int proxy_fetch(struct proxy *p, struct proxy_layers *pl)
 {
 	_cleanup_free_ char *orig = NULL;
-	char man_hex[65], hex[65];
+	char got[CFS_SHA256_STR_SIZE];
 	json_object *layers, *cfg = NULL, *mt;
 	const char *cdigest,
 		*media = "application/vnd.oci.image.manifest.v1+json";
@@ -1091,8 +1083,9 @@ static int proxy_fetch(struct proxy *p, struct proxy_layers *pl)
 	r = proxy_bytes(p, "GetManifest", &pl->man, &pl->man_len, &orig);
 	if (r < 0)
 		return r;
-	sha256_hex(pl->man, pl->man_len, man_hex);
-	snprintf(pl->man_digest, sizeof(pl->man_digest), "sha256:%s", man_hex);
+	r = cfs_sha256(pl->man, pl->man_len, NULL, pl->man_digest);
+	if (r < 0)
+		return r;
 	r = cfs_json_parse(pl->man, pl->man_len, &pl->manifest);
 	if (r < 0)
 		return cfs_error_prefix(-r, "%s: manifest %s", p->source,
@@ -1121,7 +1114,7 @@ static int proxy_fetch(struct proxy *p, struct proxy_layers *pl)
 	 * docker v2s2 manifest made OCI says what its layers are. */
 	pl->made = strcmp(orig, "") != 0 &&
 		   strcmp(orig + (strncmp(orig, "sha256:", 7) ? 0 : 7),
-			  man_hex) != 0;
+			  pl->man_digest + 7) != 0;
 	pl->stream = !pl->made || strncmp(p->source, "docker://", 9) == 0;
 	/* The config the manifest names. Converting a docker v2s2 manifest
 	 * to OCI, skopeo converts the config too, and names the result,
@@ -1130,8 +1123,8 @@ static int proxy_fetch(struct proxy *p, struct proxy_layers *pl)
 	 * JSON written anew). */
 	r = proxy_bytes(p, "GetFullConfig", &pl->config, &pl->config_len, NULL);
 	if (r == 0) {
-		sha256_hex(pl->config, pl->config_len, hex);
-		if (strcmp(hex, cdigest + 7) != 0) {
+		r = cfs_sha256(pl->config, pl->config_len, NULL, got);
+		if (r == 0 && strcmp(got, cdigest) != 0) {
 			free(pl->config);
 			pl->config = NULL;
 			r = proxy_blob_mem(p, cdigest, csize, &pl->config,
@@ -1151,7 +1144,6 @@ static int proxy_copy_blobs(cfs_store *s, struct proxy *p, int bfd,
 			    struct proxy_layers *pl)
 {
 	json_object *layers;
-	char hex[65];
 	int r = 0;
 
 	json_object_object_get_ex(pl->manifest, "layers", &layers);
@@ -1186,9 +1178,8 @@ static int proxy_copy_blobs(cfs_store *s, struct proxy *p, int bfd,
 			if (!pl->man)
 				return -ENOMEM;
 			pl->man_len = strlen(pl->man);
-			sha256_hex(pl->man, pl->man_len, hex);
-			snprintf(pl->man_digest, sizeof(pl->man_digest),
-				 "sha256:%s", hex);
+			r = cfs_sha256(pl->man, pl->man_len, NULL,
+				       pl->man_digest);
 		}
 	}
 	return r;

@@ -129,8 +129,6 @@ int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len);
  * syncfs of step 3). */
 int store_blob_stage(cfs_store *s, struct store_writer *w, const char *digest,
 		     const void *data, size_t len, bool sync);
-/* SHA-256 of @len bytes as "sha256:<hex>" (72 bytes with the NUL). */
-int store_sha256_digest(const void *data, size_t len, char out[72]);
 
 /* ---- objects an image references -------------------------------------- */
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -619,23 +620,10 @@ bool store_blob_digest_valid(const char *digest)
 	       store_is_hex(digest + 7, true);
 }
 
-int store_sha256_digest(const void *data, size_t len, char out[72])
-{
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 ||
-	    n != CFS_DIGEST_SIZE)
-		return cfs_error(EIO, "SHA-256 failed");
-	memcpy(out, "sha256:", 7);
-	cfs_digest_to_hex(md, out + 7);
-	return 0;
-}
-
 int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len)
 {
 	_cleanup_free_ char *buf = NULL;
-	char got[72];
+	char got[CFS_SHA256_STR_SIZE];
 	size_t n;
 	int r;
 
@@ -649,7 +637,7 @@ int store_blob_read(cfs_store *s, const char *digest, char **out, size_t *len)
 			       r :
 			       cfs_error_errno(-r, "store %s: blobs/sha256/%s",
 					       s->root, digest + 7);
-	r = store_sha256_digest(buf, n, got);
+	r = cfs_sha256(buf, n, NULL, got);
 	if (r < 0)
 		return r;
 	if (strcmp(got, digest) != 0)
@@ -666,10 +654,10 @@ int store_blob_stage(cfs_store *s, struct store_writer *w, const char *digest,
 		     const void *data, size_t len, bool sync)
 {
 	_cleanup_close_ int fd = -1;
-	char got[72];
+	char got[CFS_SHA256_STR_SIZE];
 	int r;
 
-	r = store_sha256_digest(data, len, got);
+	r = cfs_sha256(data, len, NULL, got);
 	if (r < 0)
 		return r;
 	if (strcmp(got, digest) != 0)
