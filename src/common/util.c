@@ -207,3 +207,19 @@ int cfs_buf_add(struct cfs_buf *b, const void *data, size_t len)
 	b->len += len;
 	return 0;
 }
+
+int cfs_atomic_write(int dirfd, const char *name, const void *data, size_t len,
+		     unsigned int flags)
+{
+	struct cfs_atomic_file af = { .fd = -1 };
+	int r = cfs_atomic_open(&af, dirfd, 0644);
+
+	if (r == 0)
+		r = cfs_write_all(af.fd, data, len);
+	if (r == 0 && (flags & CFS_ATOMIC_SYNC) && fsync(af.fd) < 0)
+		r = -errno;
+	if (r == 0)
+		r = cfs_atomic_commit(&af, name, flags & CFS_ATOMIC_REPLACE);
+	cfs_atomic_abort(&af);
+	return r;
+}

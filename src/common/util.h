@@ -67,6 +67,16 @@ int cfs_atomic_commit_to(struct cfs_atomic_file *af, int todir,
 /* Discard (safe to call after commit or on a zeroed struct with fd -1). */
 void cfs_atomic_abort(struct cfs_atomic_file *af);
 
+/* cfs_atomic_write(): replace an existing file of the name (else it is
+ * kept: -EEXIST); fsync the file before it gets its name (else the
+ * caller makes it durable, e.g. with one syncfs for many files). */
+#define CFS_ATOMIC_REPLACE 0x1u
+#define CFS_ATOMIC_SYNC 0x2u
+/* The @len bytes at @data as @dirfd/@name, mode 0644, made visible in
+ * one step (an atomic file); 0 or -errno, the message the caller's. */
+int cfs_atomic_write(int dirfd, const char *name, const void *data, size_t len,
+		     unsigned int flags);
+
 /* Split @path into a directory fd (opened O_RDONLY|O_DIRECTORY, so it can
  * be fsync'ed) and a
  * pointer to the last component. */

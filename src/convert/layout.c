@@ -26,23 +26,14 @@
 int cfs_layout_write_file(int dirfd, const char *name, const void *data,
 			  size_t len, bool replace)
 {
-	struct cfs_atomic_file af = { .fd = -1 };
 	int r;
 
 	if (!replace && faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0;
-	r = cfs_atomic_open(&af, dirfd, 0644);
-	if (r == 0)
-		r = cfs_write_all(af.fd, data, len);
-	if (r == 0 && fsync(af.fd) < 0)
-		r = -errno;
-	if (r == 0) {
-		r = cfs_atomic_commit(&af, name, replace);
-		if (r == -EEXIST)
-			r = 0;
-	}
-	cfs_atomic_abort(&af);
-	return r;
+	r = cfs_atomic_write(dirfd, name, data, len,
+			     CFS_ATOMIC_SYNC |
+				     (replace ? CFS_ATOMIC_REPLACE : 0));
+	return r == -EEXIST ? 0 : r;
 }
 
 /* Make @path an OCI layout if it is not one; open it and blobs/sha256. */

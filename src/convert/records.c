@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <zstd.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -178,19 +178,10 @@ int cfs_record_add(struct cfs_record_builder *b,
 	return r;
 }
 
-static int sha256(const void *data, size_t len, uint8_t out[32])
-{
-	unsigned int n;
-
-	return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 ? 0 :
-									 -EIO;
-}
-
 int cfs_record_write(struct cfs_record_builder *b, int dirfd,
 		     const uint8_t diff_id[32], uint64_t tar_bytes,
 		     uint64_t xattrs_dropped)
 {
-	struct cfs_atomic_file af = { .fd = -1 };
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	uint8_t trailer[TRAILER_SIZE];
 	uint8_t *z;
@@ -202,7 +193,7 @@ int cfs_record_write(struct cfs_record_builder *b, int dirfd,
 	le64(b->buf + 40, tar_bytes);
 	le64(b->buf + 48, b->entries);
 	le64(b->buf + 56, xattrs_dropped);
-	r = sha256(b->buf, b->len, trailer);
+	r = cfs_sha256(b->buf, b->len, trailer, NULL);
 	if (r == 0)
 		r = put(b, trailer, sizeof(trailer));
 	if (r < 0)
@@ -222,13 +213,9 @@ int cfs_record_write(struct cfs_record_builder *b, int dirfd,
 				 ZSTD_getErrorName(zlen));
 	}
 	cfs_digest_to_hex(diff_id, hex);
-	r = cfs_atomic_open(&af, dirfd, 0644);
-	if (r == 0)
-		r = cfs_write_all(af.fd, z, zlen);
+	/* made durable by the import's syncfs */
+	r = cfs_atomic_write(dirfd, hex, z, zlen, 0);
 	free(z);
-	if (r == 0)
-		return cfs_atomic_commit(&af, hex, false);
-	cfs_atomic_abort(&af);
 	return r;
 }
 
@@ -355,7 +342,7 @@ int cfs_record_load(struct cfs_record *rec, uint8_t *data, size_t len,
 		return -ENOMEM;
 	}
 	if (len < HEADER_SIZE + TRAILER_SIZE ||
-	    sha256(data, len - TRAILER_SIZE, sum) < 0 ||
+	    cfs_sha256(data, len - TRAILER_SIZE, sum, NULL) < 0 ||
 	    memcmp(data, CFS_RECORD_MAGIC, 8) != 0 ||
 	    memcmp(sum, data + len - TRAILER_SIZE, 32) != 0 ||
 	    memcmp(data + 8, diff_id, 32) != 0) {

@@ -31,25 +31,22 @@ CFS_DEFINE_CLEANUP(DIR *, closedir)
 int store_broken_mark(cfs_store *s, const char *hex,
 		      const struct store_objset *missing)
 {
-	struct cfs_atomic_file af = { .fd = -1 };
 	char name[CFS_DIGEST_HEX_SIZE + 16];
-	int r;
+	struct cfs_buf b = { 0 };
+	int r = 0;
 
 	snprintf(name, sizeof(name), "%s" STORE_BROKEN_SUFFIX, hex);
-	r = cfs_atomic_open(&af, s->images_fd, 0644);
 	for (size_t i = 0; r == 0 && i < missing->n; i++) {
 		char path[CFS_DIGEST_HEX_SIZE + 2];
 
 		cfs_digest_to_object_path(missing->v[i].digest, path);
-		r = cfs_write_all(af.fd, path, strlen(path));
-		if (r == 0)
-			r = cfs_write_all(af.fd, "\n", 1);
+		path[CFS_DIGEST_HEX_SIZE + 1] = '\n';
+		r = cfs_buf_add(&b, path, sizeof(path));
 	}
-	if (r == 0 && fsync(af.fd) < 0)
-		r = -errno;
 	if (r == 0)
-		r = cfs_atomic_commit(&af, name, true);
-	cfs_atomic_abort(&af);
+		r = cfs_atomic_write(s->images_fd, name, b.buf, b.len,
+				     CFS_ATOMIC_SYNC | CFS_ATOMIC_REPLACE);
+	free(b.buf);
 	if (r < 0)
 		return cfs_error_errno(-r, "store %s: images/%s", s->root,
 				       name);

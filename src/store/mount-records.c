@@ -118,8 +118,7 @@ int store_mount_record_write(cfs_store *s, int mfd, const char *id,
 			     const char *target, const char *hex, bool writable)
 {
 	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
-	struct cfs_atomic_file af = { .fd = -1 };
-	char name[MOUNT_ID_HEX + 8];
+	char name[MOUNT_ID_HEX + 8], *line;
 	const char *text;
 	int r;
 
@@ -134,16 +133,12 @@ int store_mount_record_write(cfs_store *s, int mfd, const char *id,
 	text = json_object_to_json_string_ext(
 		o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	snprintf(name, sizeof(name), "%s.json", id);
-	r = cfs_atomic_open(&af, mfd, 0644);
-	if (r == 0)
-		r = cfs_write_all(af.fd, text, strlen(text));
-	if (r == 0)
-		r = cfs_write_all(af.fd, "\n", 1);
-	if (r == 0 && fsync(af.fd) < 0)
-		r = -errno;
-	if (r == 0)
-		r = cfs_atomic_commit(&af, name, true);
-	cfs_atomic_abort(&af);
+	line = NULL;
+	r = asprintf(&line, "%s\n", text) < 0 ?
+		    -ENOMEM :
+		    cfs_atomic_write(mfd, name, line, strlen(line),
+				     CFS_ATOMIC_SYNC | CFS_ATOMIC_REPLACE);
+	free(line);
 	if (r < 0)
 		return cfs_error_errno(-r, "store %s: " MOUNTS_DIR "/%s",
 				       s->root, name);

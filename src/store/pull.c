@@ -965,15 +965,7 @@ static int descriptor(json_object *d, const char **digest, int64_t *size)
 static int write_file_at(int dirfd, const char *name, const void *data,
 			 size_t len)
 {
-	struct cfs_atomic_file af = { .fd = -1 };
-	int r = cfs_atomic_open(&af, dirfd, 0644);
-
-	if (r == 0)
-		r = cfs_write_all(af.fd, data, len);
-	if (r == 0)
-		return cfs_atomic_commit(&af, name, true);
-	cfs_atomic_abort(&af);
-	return r;
+	return cfs_atomic_write(dirfd, name, data, len, CFS_ATOMIC_REPLACE);
 }
 
 /* What proxy_pull() fetched and skipped. */

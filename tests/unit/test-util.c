@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/* Small helpers: cfs_atomic_write() and the digest strings. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cfs/image.h>
+
+#include "common/digest.h"
+#include "common/util.h"
+#include "test.h"
+
+static char T[4096];
+
+static int entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") != 0 &&
+		     strcmp(de->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+static void content(int dirfd, const char *name, const char *want)
+{
+	char buf[64] = { 0 };
+	int fd = openat(dirfd, name, O_RDONLY);
+	struct stat st;
+
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK(read(fd, buf, sizeof(buf) - 1) == (ssize_t)strlen(want));
+	CHECK(strcmp(buf, want) == 0);
+	CHECK(fstat(fd, &st) == 0 && (st.st_mode & 07777) == 0644);
+	close(fd);
+}
+
+static void test_atomic_write(void)
+{
+	int dirfd = open(T, O_RDONLY | O_DIRECTORY);
+
+	CHECK_OK(cfs_atomic_write(dirfd, "a", "one", 3, CFS_ATOMIC_SYNC));
+	content(dirfd, "a", "one");
+	/* kept without REPLACE, and said so */
+	CHECK_ERR(cfs_atomic_write(dirfd, "a", "two", 3, 0), EEXIST);
+	content(dirfd, "a", "one");
+	CHECK_OK(cfs_atomic_write(dirfd, "a", "three", 5, CFS_ATOMIC_REPLACE));
+	content(dirfd, "a", "three");
+	/* no temporary left behind, whatever happened */
+	CHECK(entries(T) == 1);
+	CHECK_ERR(cfs_atomic_write(-1, "b", "x", 1, 0), EBADF);
+	CHECK(unlinkat(dirfd, "a", 0) == 0);
+	close(dirfd);
+}
+
+static void test_sha256(void)
+{
+	char s[CFS_SHA256_STR_SIZE];
+	uint8_t raw[CFS_DIGEST_SIZE];
+
+	CHECK_OK(cfs_sha256("abc", 3, raw, s));
+	CHECK(strcmp(s, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a"
+			"9cb410ff61f20015ad") == 0);
+	CHECK(raw[0] == 0xba && raw[31] == 0xad);
+	memset(s, 'x', sizeof(s));
+	cfs_sha256_str(raw, s);
+	CHECK(strlen(s) == CFS_SHA256_STR_SIZE - 1);
+	CHECK(CFS_SHA256_STR_SIZE <= CFS_DIGEST_STR_MAX);
+}
+
+int main(int argc, char **argv)
+{
+	const char *base = getenv("CFS_TEST_TMP");
+
+	if ((size_t)snprintf(T, sizeof(T), "%s/test-util-XXXXXX",
+			     base && *base ? base : "/tmp") >= sizeof(T) ||
+	    !mkdtemp(T))
+		return 1;
+	TEST_RUN(argc, argv, test_atomic_write);
+	TEST_RUN(argc, argv, test_sha256);
+	CHECK(rmdir(T) == 0);
+	return test_done();
+}
