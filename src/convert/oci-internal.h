@@ -96,18 +96,12 @@ enum oci_source_kind {
 	SRC_DOCKER_ARCHIVE,
 };
 
-struct oci_platform {
-	char os[32];
-	char arch[32];
-	char variant[32];
-};
-
 struct oci_ctx {
 	struct cfs_oci_image *img;
 	struct cfs_oci_store *st;
 	const char *src; /* the source string, first in every message */
 	const char *ref; /* NULL when none was given */
-	struct oci_platform want;
+	struct cfs_oci_platform want;
 	char want_str[CFS_OCI_PLATFORM_MAX];
 };
 
@@ -164,7 +158,8 @@ int oci_parse_desc(struct oci_ctx *c, struct json_object *o, const char *label,
 
 /* oci-platform.c */
 int oci_parse_platform(struct oci_ctx *c, const char *s);
-int oci_platform_score(const struct oci_platform *w, const struct oci_desc *d);
+int oci_platform_score(const struct cfs_oci_platform *w,
+		       const struct oci_desc *d);
 void oci_format_platform(char *buf, size_t size, const struct oci_desc *d);
 void oci_list_add(char *buf, size_t size, const char *item);
 

@@ -90,14 +90,14 @@ static bool platform_part_ok(const char *s, size_t n)
 	return true;
 }
 
-int oci_parse_platform(struct oci_ctx *c, const char *s)
+int cfs_oci_parse_platform(const char *s, struct cfs_oci_platform *out)
 {
 	char q[OCI_QUOTE_MAX + 4];
-	char *parts[3] = { c->want.os, c->want.arch, c->want.variant };
+	char *parts[3] = { out->os, out->arch, out->variant };
 	const char *p = s;
 	size_t n = 0;
 
-	memset(&c->want, 0, sizeof(c->want));
+	memset(out, 0, sizeof(*out));
 	while (n < 3) {
 		const char *end = strchrnul(p, '/');
 		if (!platform_part_ok(p, (size_t)(end - p)))
@@ -111,11 +111,19 @@ int oci_parse_platform(struct oci_ctx *c, const char *s)
 	}
 	if (n < 2 || *p)
 		return cfs_error(EINVAL,
-				 "%s: platform \"%s\": expected "
-				 "OS/ARCH[/VARIANT]",
-				 c->src, oci_quote(s, q));
-	memmove(c->want.arch, norm_arch(c->want.arch),
-		strlen(norm_arch(c->want.arch)) + 1);
+				 "platform \"%s\": expected OS/ARCH[/VARIANT]",
+				 oci_quote(s, q));
+	memmove(out->arch, norm_arch(out->arch),
+		strlen(norm_arch(out->arch)) + 1);
+	return 0;
+}
+
+int oci_parse_platform(struct oci_ctx *c, const char *s)
+{
+	int r = cfs_oci_parse_platform(s, &c->want);
+
+	if (r < 0)
+		return cfs_error_prefix(-r, "%s", c->src);
 	snprintf(c->want_str, sizeof(c->want_str), "%s/%s%s%s", c->want.os,
 		 c->want.arch, c->want.variant[0] ? "/" : "", c->want.variant);
 	return 0;
@@ -134,7 +142,8 @@ static int variant_num(const char *v)
  * arm64 v8 is what an arm64 entry without variant means, and 32-bit arm
  * runs older variants (containerd's matcher does the same).
  */
-int oci_platform_score(const struct oci_platform *w, const struct oci_desc *d)
+int oci_platform_score(const struct cfs_oci_platform *w,
+		       const struct oci_desc *d)
 {
 	const char *v;
 	int have, want;

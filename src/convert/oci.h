@@ -191,4 +191,18 @@ bool cfs_oci_is_source(const char *source);
  * On arm64 the v8 variant also matches entries without a variant. */
 void cfs_oci_host_platform(char buf[CFS_OCI_PLATFORM_MAX]);
 
+/* A platform as --platform gives it: each part 1 to 31 of
+ * [A-Za-z0-9._-]. */
+struct cfs_oci_platform {
+	char os[32];
+	char arch[32];
+	char variant[32]; /* "" when none */
+};
+
+/* Parse "OS/ARCH[/VARIANT]", ARCH in uname's or Debian's spelling made
+ * Go's, which is what image indexes use (x86_64 and amd64 are one).
+ * -EINVAL with the message 'platform "S": expected OS/ARCH[/VARIANT]',
+ * for the caller to prefix. */
+int cfs_oci_parse_platform(const char *s, struct cfs_oci_platform *out);
+
 #endif

@@ -42,8 +42,6 @@
 #define PULL_STDERR_MAX (64 * 1024)
 /* Longest transport name: skopeo's longest is "containers-storage". */
 #define PULL_TRANSPORT_MAX 64
-/* Longest OS, architecture or variant, as the converter's --platform. */
-#define PULL_PLATFORM_PART_MAX 32
 /* Longest message line taken from skopeo; cfs_error() cuts anyway. */
 #define PULL_LINE_MAX 800
 
@@ -60,68 +58,6 @@ bool cfs_store_pull_source_valid(const char *source)
 	       source[n + 1] != '\0' &&
 	       ((source[0] >= 'a' && source[0] <= 'z') ||
 		(source[0] >= 'A' && source[0] <= 'Z'));
-}
-
-/* ---- --platform as skopeo's --override-os/-arch/-variant --------------- */
-
-struct pull_platform {
-	char os[PULL_PLATFORM_PART_MAX];
-	char arch[PULL_PLATFORM_PART_MAX];
-	char variant[PULL_PLATFORM_PART_MAX];
-};
-
-static bool platform_part_ok(const char *p, size_t n)
-{
-	if (n == 0 || n >= PULL_PLATFORM_PART_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((p[i] >= 'a' && p[i] <= 'z') ||
-		      (p[i] >= 'A' && p[i] <= 'Z') ||
-		      (p[i] >= '0' && p[i] <= '9') || strchr("._-", p[i])))
-			return false;
-	return true;
-}
-
-/* "OS/ARCH[/VARIANT]"; ARCH in uname's spelling is given to skopeo in
- * Go's, which is what image indexes use (the converter accepts both). */
-static int parse_platform(const char *source, const char *s,
-			  struct pull_platform *out)
-{
-	static const char *const arch_map[][2] = {
-		{ "x86_64", "amd64" },	{ "x86-64", "amd64" },
-		{ "aarch64", "arm64" }, { "i386", "386" },
-		{ "i486", "386" },	{ "i586", "386" },
-		{ "i686", "386" },	{ "armhf", "arm" },
-		{ "armel", "arm" },	{ "ppc64el", "ppc64le" },
-	};
-	char *parts[3] = { out->os, out->arch, out->variant };
-	const char *p = s;
-	size_t n = 0;
-
-	memset(out, 0, sizeof(*out));
-	while (n < 3) {
-		const char *end = strchrnul(p, '/');
-
-		if (!platform_part_ok(p, (size_t)(end - p)))
-			break;
-		memcpy(parts[n++], p, (size_t)(end - p));
-		p = end;
-		if (!*p)
-			break;
-		p++;
-	}
-	if (n < 2 || *p)
-		return cfs_error(EINVAL,
-				 "%s: platform \"%.64s\": expected "
-				 "OS/ARCH[/VARIANT]",
-				 source, s);
-	for (size_t i = 0; i < CFS_ARRAY_SIZE(arch_map); i++)
-		if (strcmp(out->arch, arch_map[i][0]) == 0) {
-			snprintf(out->arch, sizeof(out->arch), "%s",
-				 arch_map[i][1]);
-			break;
-		}
-	return 0;
 }
 
 /* ---- running skopeo ------------------------------------------------------ */
@@ -1519,7 +1455,7 @@ int cfs_store_pull(cfs_store *s, const char *source,
 	static const cfs_store_pull_options defaults =
 		CFS_STORE_PULL_OPTIONS_INIT;
 	struct store_writer w = { .fd = -1 };
-	struct pull_platform plat;
+	struct cfs_oci_platform plat;
 	_cleanup_free_ char *layout = NULL, *dest = NULL, *tmpdir = NULL;
 	_cleanup_free_ char *art = NULL;
 	const char *argv[20];
@@ -1552,7 +1488,10 @@ int cfs_store_pull(cfs_store *s, const char *source,
 		platform = import_opts->platform;
 	}
 	if (platform) {
-		r = parse_platform(source, platform, &plat);
+		/* given to skopeo as --override-os/-arch/-variant */
+		r = cfs_oci_parse_platform(platform, &plat);
+		if (r < 0)
+			r = cfs_error_prefix(-r, "%s", source);
 		if (r < 0)
 			return r;
 	}
