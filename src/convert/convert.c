@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
 #include <errno.h>
-#include <search.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,53 +50,6 @@ static int finish_tree(int r, cfs_inode *root, const char *source,
 	return r < 0 ? cfs_error_prefix(-r, "%s", source) : 0;
 }
 
-static int ptr_cmp(const void *a, const void *b)
-{
-	return a < b ? -1 : a > b;
-}
-
-struct count_ctx {
-	cfs_convert_stats *stats;
-	void *seen; /* tsearch set of hardlinked inodes already counted */
-};
-
-static int count_visit(void *ctx, cfs_inode *dir, const char *name,
-		       cfs_inode *child)
-{
-	struct count_ctx *c = ctx;
-
-	(void)dir;
-	(void)name;
-	if (cfs_inode_type(child) != S_IFDIR && cfs_inode_nlink(child) > 1) {
-		if (tfind(child, &c->seen, ptr_cmp)) {
-			c->stats->hardlinks++;
-			return 0;
-		}
-		if (!tsearch(child, &c->seen, ptr_cmp))
-			return -ENOMEM;
-	}
-	cfs_stats_count_inode(c->stats, child);
-	return 0;
-}
-
-static void noop_free(void *p)
-{
-	(void)p;
-}
-
-/* Count what a finished tree holds, hardlinked inodes once (for sources
- * that do not count as they go). */
-int cfs_stats_count_tree(cfs_inode *root, cfs_convert_stats *stats)
-{
-	struct count_ctx c = { stats, NULL };
-	int r;
-
-	cfs_stats_count_inode(stats, root);
-	r = cfs_tree_walk(root, count_visit, &c);
-	tdestroy(c.seen, noop_free);
-	return r;
-}
-
 /* dump:PATH, "dump:-" being stdin (mkcomposefs --from-file -). */
 static int load_dump(cfs_inode **root_out, const char *path,
 		     cfs_convert_stats *stats)
@@ -112,14 +64,6 @@ static int load_dump(cfs_inode **root_out, const char *path,
 	if (r < 0)
 		return cfs_error_prefix(-r, "dump:%s", path);
 	return cfs_stats_count_tree(*root_out, stats);
-}
-
-void cfs_convert_stats_clear(cfs_convert_stats *stats)
-{
-	if (!stats)
-		return;
-	free(stats->layers);
-	memset(stats, 0, sizeof(*stats));
 }
 
 static int load_image(cfs_inode **root_out, const char *path,

@@ -67,36 +67,6 @@ static int hardlink_cmp(const void *a, const void *b)
 	return 0;
 }
 
-void cfs_stats_count_inode(cfs_convert_stats *stats, const cfs_inode *inode)
-{
-	switch (cfs_inode_type(inode)) {
-	case S_IFDIR:
-		stats->dirs++;
-		break;
-	case S_IFREG:
-		stats->files++;
-		stats->file_bytes += cfs_inode_size(inode);
-		if (cfs_inode_content(inode))
-			stats->inline_files++;
-		break;
-	case S_IFLNK:
-		stats->symlinks++;
-		break;
-	case S_IFCHR:
-		stats->chardevs++;
-		break;
-	case S_IFBLK:
-		stats->blockdevs++;
-		break;
-	case S_IFIFO:
-		stats->fifos++;
-		break;
-	case S_IFSOCK:
-		stats->sockets++;
-		break;
-	}
-}
-
 static int read_xattrs(cfs_inode *inode, int dirfd, const char *name,
 		       const char *path)
 {
