@@ -43,11 +43,11 @@ typedef struct cfs_seal_options {
 
 /** What cfs_seal() wrote. Free with cfs_seal_result_clear(). */
 typedef struct cfs_seal_result {
-	char manifest_digest
-		[CFS_DIGEST_STR_MAX]; /**< the sealed manifest, "sha256:<hex>" */
+	/** the sealed manifest, "sha256:<hex>" */
+	char manifest_digest[CFS_DIGEST_STR_MAX];
 	uint64_t manifest_size;
-	char source_manifest_digest
-		[CFS_DIGEST_STR_MAX]; /**< the manifest it was made from */
+	/** the manifest it was made from */
+	char source_manifest_digest[CFS_DIGEST_STR_MAX];
 	char config_digest[CFS_DIGEST_STR_MAX];
 	char *tag; /**< the tag it got, NULL if none */
 	/** The merged digest (CFS_ANNOTATION_MERGED), 64 hex. */
@@ -104,8 +104,8 @@ typedef struct cfs_artifact_result {
 	char manifest_digest[CFS_DIGEST_STR_MAX]; /**< the artifact manifest */
 	uint64_t manifest_size;
 	char subject_digest[CFS_DIGEST_STR_MAX]; /**< the image's manifest */
-	char image_digest
-		[CFS_DIGEST_STR_MAX]; /**< SHA-256 of the composefs image blob */
+	/** SHA-256 of the composefs image blob */
+	char image_digest[CFS_DIGEST_STR_MAX];
 	uint64_t image_size;
 	char merged[CFS_DIGEST_HEX_SIZE + 1]; /**< its fs-verity digest */
 	char tag[CFS_DIGEST_STR_MAX]; /**< "sha256-<subject hex>", the referrers tag */
