@@ -43,6 +43,17 @@ extern "C" {
  */
 #define CFS_OPTIONS_VERSION_OK(v, current) ((v) >= 1 && (v) <= (current))
 
+/*
+ * Result structs that may grow (the FOO_result structs, and
+ * cfs_convert_stats) carry a version too, as their first field: the
+ * caller sets it (FOO_RESULT_INIT, CFS_CONVERT_STATS_INIT) and the
+ * library writes only the fields that version has, so a caller built
+ * against an older header never has its struct overrun. A version the
+ * library does not know is refused (-EINVAL, before anything is done);
+ * the FOO_clear() functions keep the version, so a struct can be used
+ * again.
+ */
+
 /** Size of a SHA-256 digest in bytes. */
 #define CFS_DIGEST_SIZE 32
 /** Size of a SHA-256 digest as lower-case hex, without the NUL. */

@@ -112,6 +112,7 @@ typedef struct cfs_layer_info {
 
 /** What a conversion saw and did. */
 typedef struct cfs_convert_stats {
+	unsigned int version; /**< CFS_CONVERT_STATS_VERSION */
 	uint64_t dirs, files, symlinks, chardevs, blockdevs, fifos, sockets;
 	uint64_t hardlinks; /**< names beyond the first of an inode */
 	uint64_t file_bytes; /**< content bytes of regular files */
@@ -131,6 +132,12 @@ typedef struct cfs_convert_stats {
 	 * when it unpacks; a tool should warn when this is not 0. */
 	uint64_t xattrs_dropped;
 } cfs_convert_stats;
+
+#define CFS_CONVERT_STATS_VERSION 1
+#define CFS_CONVERT_STATS_INIT                                                 \
+	{                                                                      \
+		.version = CFS_CONVERT_STATS_VERSION                           \
+	}
 
 /** Free what a filled-in cfs_convert_stats owns and zero it. Accepts
  * NULL. */

@@ -29,7 +29,7 @@ typedef struct cfs_seal_options {
 	unsigned int threads;
 	/** Since version 2: sign the spec's digests (merged image and
 	 * config) with this PEM private key and its PEM certificate, both
-	 * or neither (cfs_seal() only). */
+	 * or neither. */
 	const char *sign_key;
 	const char *sign_cert;
 } cfs_seal_options;
@@ -43,6 +43,7 @@ typedef struct cfs_seal_options {
 
 /** What cfs_seal() wrote. Free with cfs_seal_result_clear(). */
 typedef struct cfs_seal_result {
+	unsigned int version; /**< CFS_SEAL_RESULT_VERSION */
 	/** the sealed manifest, "sha256:<hex>" */
 	char manifest_digest[CFS_DIGEST_STR_MAX];
 	uint64_t manifest_size;
@@ -67,6 +68,12 @@ typedef struct cfs_seal_result {
 	char config_verity[CFS_DIGEST_HEX_SIZE + 1];
 	bool sig_written; /**< the .sig keys were written */
 } cfs_seal_result;
+
+#define CFS_SEAL_RESULT_VERSION 1
+#define CFS_SEAL_RESULT_INIT                                                   \
+	{                                                                      \
+		.version = CFS_SEAL_RESULT_VERSION                             \
+	}
 
 /** Free what a filled-in cfs_seal_result owns and zero it; accepts NULL. */
 CFS_EXPORT void cfs_seal_result_clear(cfs_seal_result *res);
@@ -99,8 +106,29 @@ CFS_EXPORT int cfs_seal(const char *source, const cfs_seal_options *opts,
  * order, comma-separated. */
 #define CFS_ANNOTATION_LAYERS "org.oci2cfs.composefs.layers.sha256-12"
 
+/** Options of cfs_artifact() and cfs_spec_artifact(). */
+typedef struct cfs_artifact_options {
+	unsigned int version; /**< CFS_ARTIFACT_OPTIONS_VERSION */
+	unsigned int flags; /**< none defined yet; must be 0 */
+	/** As in cfs_convert_options. */
+	const char *platform;
+	unsigned int threads;
+	/** cfs_spec_artifact(): sign the spec's digests (manifest, config,
+	 * merged image) with this PEM private key and its PEM certificate,
+	 * both or neither; cfs_artifact() takes neither. */
+	const char *sign_key;
+	const char *sign_cert;
+} cfs_artifact_options;
+
+#define CFS_ARTIFACT_OPTIONS_VERSION 1
+#define CFS_ARTIFACT_OPTIONS_INIT                                              \
+	{                                                                      \
+		.version = CFS_ARTIFACT_OPTIONS_VERSION                        \
+	}
+
 /** What cfs_artifact() wrote. */
 typedef struct cfs_artifact_result {
+	unsigned int version; /**< CFS_ARTIFACT_RESULT_VERSION */
 	char manifest_digest[CFS_DIGEST_STR_MAX]; /**< the artifact manifest */
 	uint64_t manifest_size;
 	char subject_digest[CFS_DIGEST_STR_MAX]; /**< the image's manifest */
@@ -111,6 +139,12 @@ typedef struct cfs_artifact_result {
 	char tag[CFS_DIGEST_STR_MAX]; /**< "sha256-<subject hex>", the referrers tag */
 } cfs_artifact_result;
 
+#define CFS_ARTIFACT_RESULT_VERSION 1
+#define CFS_ARTIFACT_RESULT_INIT                                               \
+	{                                                                      \
+		.version = CFS_ARTIFACT_RESULT_VERSION                         \
+	}
+
 /**
  * Convert @source (an OCI image with a manifest: oci:, oci-archive:)
  * and write into the OCI layout @output_layout (created if missing; it
@@ -120,10 +154,10 @@ typedef struct cfs_artifact_result {
  * as its subject; plus an image index listing it, tagged
  * "sha256-<subject hex>" (the referrers tag schema for registries
  * without the referrers API). Deterministic: the same image gives the
- * same artifact. @opts: platform and threads (tag must be NULL).
+ * same artifact. @opts: platform and threads (no signing key).
  */
 CFS_EXPORT int cfs_artifact(const char *source, const char *output_layout,
-			    const cfs_seal_options *opts,
+			    const cfs_artifact_options *opts,
 			    cfs_artifact_result *res);
 
 /* ---- the sealing spec's artifact --------------------------------------- */
@@ -137,6 +171,7 @@ CFS_EXPORT int cfs_artifact(const char *source, const char *output_layout,
 
 /** What cfs_spec_artifact() wrote. */
 typedef struct cfs_spec_artifact_result {
+	unsigned int version; /**< CFS_SPEC_ARTIFACT_RESULT_VERSION */
 	char manifest_digest[CFS_DIGEST_STR_MAX]; /**< the artifact manifest */
 	uint64_t manifest_size;
 	char subject_digest[CFS_DIGEST_STR_MAX]; /**< the image's manifest */
@@ -148,6 +183,12 @@ typedef struct cfs_spec_artifact_result {
 	char merged[CFS_DIGEST_HEX_SIZE + 1];
 	bool sig_written; /**< the layers hold signatures */
 } cfs_spec_artifact_result;
+
+#define CFS_SPEC_ARTIFACT_RESULT_VERSION 1
+#define CFS_SPEC_ARTIFACT_RESULT_INIT                                          \
+	{                                                                      \
+		.version = CFS_SPEC_ARTIFACT_RESULT_VERSION                    \
+	}
 
 /**
  * Write into the OCI layout @output_layout (created if missing; it may
@@ -163,7 +204,7 @@ typedef struct cfs_spec_artifact_result {
  * Deterministic for the same image and key.
  */
 CFS_EXPORT int cfs_spec_artifact(const char *source, const char *output_layout,
-				 const cfs_seal_options *opts,
+				 const cfs_artifact_options *opts,
 				 cfs_spec_artifact_result *res);
 
 #ifdef __cplusplus

@@ -144,6 +144,7 @@ typedef struct cfs_store_layer_result {
 } cfs_store_layer_result;
 
 typedef struct cfs_store_import_result {
+	unsigned int version; /**< CFS_STORE_IMPORT_RESULT_VERSION */
 	char digest[CFS_DIGEST_HEX_SIZE + 1]; /**< the image id */
 	bool existed; /**< the image was in the store already */
 	uint64_t image_size; /**< bytes of the image file */
@@ -174,6 +175,12 @@ typedef struct cfs_store_import_result {
 	cfs_store_layer_result *layers;
 	size_t n_layers;
 } cfs_store_import_result;
+
+#define CFS_STORE_IMPORT_RESULT_VERSION 1
+#define CFS_STORE_IMPORT_RESULT_INIT                                           \
+	{                                                                      \
+		.version = CFS_STORE_IMPORT_RESULT_VERSION                     \
+	}
 
 /** Free what a filled-in cfs_store_import_result owns and zero it.
  * Accepts NULL. */
@@ -283,6 +290,7 @@ CFS_EXPORT int cfs_store_remove_ext(cfs_store *store, const char *ref,
 /** What gc removed (or would remove). Free with
  * cfs_store_gc_result_clear(). */
 typedef struct cfs_store_gc_result {
+	unsigned int version; /**< CFS_STORE_GC_RESULT_VERSION */
 	uint64_t images; /**< images without a name */
 	uint64_t objects; /**< objects no remaining image references */
 	uint64_t object_bytes;
@@ -293,6 +301,12 @@ typedef struct cfs_store_gc_result {
 	/** layer records no remaining image needs (or damaged ones) */
 	uint64_t records;
 } cfs_store_gc_result;
+
+#define CFS_STORE_GC_RESULT_VERSION 1
+#define CFS_STORE_GC_RESULT_INIT                                               \
+	{                                                                      \
+		.version = CFS_STORE_GC_RESULT_VERSION                         \
+	}
 
 /** Free what a filled-in cfs_store_gc_result owns and zero it; accepts
  * NULL. */
@@ -329,6 +343,7 @@ typedef struct cfs_store_problem {
 } cfs_store_problem;
 
 typedef struct cfs_store_fsck_result {
+	unsigned int version; /**< CFS_STORE_FSCK_RESULT_VERSION */
 	uint64_t images, objects; /**< checked */
 	/** Images without metadata and name: an interrupted import, not a
 	 * problem; gc removes them. */
@@ -348,6 +363,12 @@ typedef struct cfs_store_fsck_result {
 	 * layer again). */
 	uint64_t records;
 } cfs_store_fsck_result;
+
+#define CFS_STORE_FSCK_RESULT_VERSION 1
+#define CFS_STORE_FSCK_RESULT_INIT                                             \
+	{                                                                      \
+		.version = CFS_STORE_FSCK_RESULT_VERSION                       \
+	}
 
 /** Free what a filled-in cfs_store_fsck_result owns and zero it; accepts
  * NULL. */
@@ -501,6 +522,7 @@ typedef struct cfs_store_ais_options {
 
 /** What cfs_store_ais_sync() did. */
 typedef struct cfs_store_ais_result {
+	unsigned int version; /**< CFS_STORE_AIS_RESULT_VERSION */
 	size_t images; /**< images in the AIS now */
 	size_t mounted; /**< of them, mounted by this call */
 	/** names left out: without an OCI config (dir: and dump: imports),
@@ -512,6 +534,12 @@ typedef struct cfs_store_ais_result {
 	 * own on it (a caller should say so). */
 	bool run_mounted;
 } cfs_store_ais_result;
+
+#define CFS_STORE_AIS_RESULT_VERSION 1
+#define CFS_STORE_AIS_RESULT_INIT                                              \
+	{                                                                      \
+		.version = CFS_STORE_AIS_RESULT_VERSION                        \
+	}
 
 /**
  * Make the AIS directory a containers/storage additional image store

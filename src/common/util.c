@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "error.h"
 
 int cfs_write_all(int fd, const void *buf, size_t len)
 {
@@ -222,4 +223,28 @@ int cfs_atomic_write(int dirfd, const char *name, const void *data, size_t len,
 		r = cfs_atomic_commit(&af, name, flags & CFS_ATOMIC_REPLACE);
 	cfs_atomic_abort(&af);
 	return r;
+}
+
+int cfs_result_check(const void *res, unsigned int current, const char *what)
+{
+	unsigned int v;
+
+	if (!res)
+		return 0;
+	memcpy(&v, res, sizeof(v));
+	if (v >= 1 && v <= current)
+		return 0;
+	return cfs_error(EINVAL,
+			 "%s: result struct of version %u; this library "
+			 "knows 1 to %u (set it with its _INIT macro)",
+			 what, v, current);
+}
+
+void cfs_result_zero(void *res, size_t size)
+{
+	unsigned int v;
+
+	memcpy(&v, res, sizeof(v));
+	memset(res, 0, size);
+	memcpy(res, &v, sizeof(v));
 }

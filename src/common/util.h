@@ -77,6 +77,13 @@ void cfs_atomic_abort(struct cfs_atomic_file *af);
 int cfs_atomic_write(int dirfd, const char *name, const void *data, size_t len,
 		     unsigned int flags);
 
+/* Result structs (include/cfs/common.h) start with the caller's version:
+ * 0 if @res (may be NULL) has one from 1 to @current, else -EINVAL with
+ * a message naming @what. */
+int cfs_result_check(const void *res, unsigned int current, const char *what);
+/* Zero the @size bytes of result struct @res but its version. */
+void cfs_result_zero(void *res, size_t size);
+
 /* Split @path into a directory fd (opened O_RDONLY|O_DIRECTORY, so it can
  * be fsync'ed) and a
  * pointer to the last component. */

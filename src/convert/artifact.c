@@ -114,7 +114,7 @@ static int referrers_put(const char *where, int dirfd, int blobs,
  * it), full fidelity otherwise. *@flags (if not NULL) gets the
  * conversion's flags, for writing the image the same way.
  */
-static int subject_convert(const char *source, const cfs_seal_options *opts,
+static int subject_convert(const char *source, const cfs_artifact_options *opts,
 			   bool canonical, struct cfs_oci_image **img,
 			   cfs_inode **root, cfs_convert_stats *stats,
 			   unsigned int *flags)
@@ -213,10 +213,11 @@ static int artifact_put(const char *where, int dirfd, int blobs,
 }
 
 static int do_artifact(const char *source, const char *output,
-		       const cfs_seal_options *opts, cfs_artifact_result *res)
+		       const cfs_artifact_options *opts,
+		       cfs_artifact_result *res)
 {
 	unsigned int flags = 0;
-	cfs_convert_stats stats = { 0 };
+	cfs_convert_stats stats = CFS_CONVERT_STATS_INIT;
 	struct cfs_oci_image *img = NULL;
 	struct cfs_atomic_file af = { .fd = -1 };
 	struct hashing_writer hw = { .fd = -1 };
@@ -317,15 +318,19 @@ out:
 }
 
 int cfs_artifact(const char *source, const char *output_layout,
-		 const cfs_seal_options *opts, cfs_artifact_result *res)
+		 const cfs_artifact_options *opts, cfs_artifact_result *res)
 {
-	static const cfs_seal_options defaults = CFS_SEAL_OPTIONS_INIT;
+	static const cfs_artifact_options defaults = CFS_ARTIFACT_OPTIONS_INIT;
+	int r = cfs_result_check(res, CFS_ARTIFACT_RESULT_VERSION, source);
 
+	if (r < 0)
+		return r;
 	if (!opts)
 		opts = &defaults;
-	memset(res, 0, sizeof(*res));
-	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_SEAL_OPTIONS_VERSION) ||
-	    opts->flags || opts->tag)
+	cfs_result_zero(res, sizeof(*res));
+	if (!CFS_OPTIONS_VERSION_OK(opts->version,
+				    CFS_ARTIFACT_OPTIONS_VERSION) ||
+	    opts->flags || opts->sign_key || opts->sign_cert)
 		return cfs_error(EINVAL, "invalid artifact options");
 	return do_artifact(source, output_layout, opts, res);
 }
@@ -335,8 +340,8 @@ int cfs_artifact(const char *source, const char *output_layout,
 /* One layer of the spec's artifact: the signature of @hex (empty when
  * @opts has no key) as a blob, annotated @key = @hex. */
 static json_object *spec_layer(const char *where, int blobs,
-			       const cfs_seal_options *opts, const char *key,
-			       const char *hex, int *err)
+			       const cfs_artifact_options *opts,
+			       const char *key, const char *hex, int *err)
 {
 	_cleanup_free_ uint8_t *sig = NULL;
 	uint8_t d[CFS_DIGEST_SIZE];
@@ -345,7 +350,7 @@ static json_object *spec_layer(const char *where, int blobs,
 	size_t len = 0;
 	int r = 0;
 
-	if (opts->version >= 2 && opts->sign_key) {
+	if (opts->sign_key) {
 		r = cfs_digest_from_hex(d, hex);
 		if (r == 0)
 			r = cfs_sign_digest(opts->sign_key, opts->sign_cert, d,
@@ -376,7 +381,7 @@ static json_object *spec_layer(const char *where, int blobs,
 }
 
 static int do_spec_artifact(const char *source, const char *output,
-			    const cfs_seal_options *opts,
+			    const cfs_artifact_options *opts,
 			    cfs_spec_artifact_result *res)
 {
 	static const cfs_write_options canonical = CFS_WRITE_OPTIONS_CANONICAL;
@@ -384,7 +389,7 @@ static int do_spec_artifact(const char *source, const char *output,
 					     CFS_SPEC_MERGED };
 	const char *hexes[3] = { res->manifest_verity, res->config_verity,
 				 res->merged };
-	cfs_convert_stats stats = { 0 };
+	cfs_convert_stats stats = CFS_CONVERT_STATS_INIT;
 	struct cfs_oci_image *img = NULL;
 	_cleanup_close_ int dirfd = -1, blobs = -1;
 	json_object *layers, *l;
@@ -433,7 +438,7 @@ static int do_spec_artifact(const char *source, const char *output,
 	r = artifact_put(output, dirfd, blobs, CFS_SPEC_ARTIFACT_TYPE, layers,
 			 NULL, res->subject_digest, img->manifest_len, res->tag,
 			 res->manifest_digest, &res->manifest_size);
-	res->sig_written = r == 0 && opts->version >= 2 && opts->sign_key;
+	res->sig_written = r == 0 && opts->sign_key;
 out:
 	cfs_inode_unref(root);
 	cfs_oci_free(img);
@@ -442,17 +447,20 @@ out:
 }
 
 int cfs_spec_artifact(const char *source, const char *output_layout,
-		      const cfs_seal_options *opts,
+		      const cfs_artifact_options *opts,
 		      cfs_spec_artifact_result *res)
 {
-	static const cfs_seal_options defaults = CFS_SEAL_OPTIONS_INIT;
+	static const cfs_artifact_options defaults = CFS_ARTIFACT_OPTIONS_INIT;
+	int r = cfs_result_check(res, CFS_SPEC_ARTIFACT_RESULT_VERSION, source);
 
+	if (r < 0)
+		return r;
 	if (!opts)
 		opts = &defaults;
-	memset(res, 0, sizeof(*res));
-	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_SEAL_OPTIONS_VERSION) ||
-	    opts->flags || opts->tag ||
-	    (opts->version >= 2 && !opts->sign_key != !opts->sign_cert))
+	cfs_result_zero(res, sizeof(*res));
+	if (!CFS_OPTIONS_VERSION_OK(opts->version,
+				    CFS_ARTIFACT_OPTIONS_VERSION) ||
+	    opts->flags || !opts->sign_key != !opts->sign_cert)
 		return cfs_error(EINVAL, "invalid artifact options");
 	return do_spec_artifact(source, output_layout, opts, res);
 }

@@ -127,7 +127,7 @@ static int convert_tree(cfs_inode **root_out, const char *source,
 	struct cfs_objects *objs = NULL;
 	int r;
 
-	memset(stats, 0, sizeof(*stats));
+	cfs_result_zero(stats, sizeof(*stats));
 	r = check_options(opts);
 	if (r < 0)
 		return r;
@@ -152,7 +152,7 @@ static int objs_options(const cfs_convert_options *opts,
 {
 	int r;
 
-	memset(stats, 0, sizeof(*stats));
+	cfs_result_zero(stats, sizeof(*stats));
 	r = check_options(opts);
 	if (r == 0 && opts->objects_dir)
 		r = cfs_error(EINVAL, "objects_dir set with an open object "
@@ -194,8 +194,11 @@ int cfs_convert_tree(cfs_inode **root_out, const char *source,
 		     const cfs_convert_options *opts, cfs_convert_stats *stats)
 {
 	cfs_convert_options defaults = CFS_CONVERT_OPTIONS_INIT;
-	cfs_convert_stats local;
+	cfs_convert_stats local = CFS_CONVERT_STATS_INIT;
+	int r = cfs_result_check(stats, CFS_CONVERT_STATS_VERSION, source);
 
+	if (r < 0)
+		return r;
 	return convert_tree(root_out, source, opts ? opts : &defaults,
 			    stats ? stats : &local, NULL);
 }
@@ -251,11 +254,14 @@ int cfs_convert(const char *source, const char *output,
 		uint8_t digest_out[CFS_DIGEST_SIZE], uint64_t *image_size)
 {
 	cfs_convert_options defaults = CFS_CONVERT_OPTIONS_INIT;
-	cfs_convert_stats local;
+	cfs_convert_stats local = CFS_CONVERT_STATS_INIT;
 	struct cfs_objects *objs = NULL;
 	cfs_inode *root = NULL;
 	int r;
 
+	r = cfs_result_check(stats, CFS_CONVERT_STATS_VERSION, source);
+	if (r < 0)
+		return r;
 	r = convert_tree(&root, source, opts ? opts : &defaults,
 			 stats ? stats : &local, &objs);
 	if (r < 0)

@@ -32,7 +32,7 @@ void cfs_seal_result_clear(cfs_seal_result *res)
 		return;
 	free(res->tag);
 	free(res->layers);
-	memset(res, 0, sizeof(*res));
+	cfs_result_zero(res, sizeof(*res));
 }
 
 /* A signature of one of the spec's digests, base64 as in the manifest. */
@@ -295,7 +295,7 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 		   cfs_seal_result *res)
 {
 	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
-	cfs_convert_stats stats = { 0 };
+	cfs_convert_stats stats = CFS_CONVERT_STATS_INIT;
 	struct cfs_oci_image *img = NULL;
 	_cleanup_free_ char *path = NULL, *ref = NULL, *text = NULL;
 	_cleanup_close_ int dirfd = -1, blobs = -1;
@@ -407,7 +407,10 @@ int cfs_seal(const char *source, const cfs_seal_options *opts,
 
 	if (!opts)
 		opts = &defaults;
-	memset(res, 0, sizeof(*res));
+	r = cfs_result_check(res, CFS_SEAL_RESULT_VERSION, source);
+	if (r < 0)
+		return r;
+	cfs_result_zero(res, sizeof(*res));
 	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_SEAL_OPTIONS_VERSION) ||
 	    opts->flags)
 		return cfs_error(EINVAL, "invalid seal options");

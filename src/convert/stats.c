@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/util.h"
 #include "convert/convert-internal.h"
 #include "image/tree-internal.h"
 
@@ -14,7 +15,7 @@ void cfs_convert_stats_clear(cfs_convert_stats *stats)
 	if (!stats)
 		return;
 	free(stats->layers);
-	memset(stats, 0, sizeof(*stats));
+	cfs_result_zero(stats, sizeof(*stats));
 }
 
 void cfs_stats_count_inode(cfs_convert_stats *stats, const cfs_inode *inode)

@@ -1104,7 +1104,7 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	_cleanup_(json_object_putp) json_object *ij = NULL, *lj = NULL;
 	_cleanup_(json_object_putp) json_object *lu = NULL;
 	struct ais_txn t = { 0 };
-	cfs_store_ais_result dummy;
+	cfs_store_ais_result dummy = CFS_STORE_AIS_RESULT_INIT;
 	cfs_store_image *images = NULL;
 	struct ais_image *v = NULL;
 	size_t count = 0, n = 0;
@@ -1112,9 +1112,12 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 
 	if (!opts)
 		opts = &defaults;
+	r = cfs_result_check(res, CFS_STORE_AIS_RESULT_VERSION, "ais");
+	if (r < 0)
+		return r;
 	if (!res)
 		res = &dummy;
-	memset(res, 0, sizeof(*res));
+	cfs_result_zero(res, sizeof(*res));
 	r = ais_paths(s, opts, &ais, &run, res);
 	if (r < 0)
 		return r;
@@ -1341,14 +1344,17 @@ static int ais_all(cfs_store *s, const cfs_store_ais_options *opts,
 	static const cfs_store_ais_options defaults =
 		CFS_STORE_AIS_OPTIONS_INIT;
 	_cleanup_free_ char *ais = NULL, *run = NULL;
-	cfs_store_ais_result dummy;
+	cfs_store_ais_result dummy = CFS_STORE_AIS_RESULT_INIT;
 	int r;
 
 	if (!opts)
 		opts = &defaults;
+	r = cfs_result_check(res, CFS_STORE_AIS_RESULT_VERSION, "ais");
+	if (r < 0)
+		return r;
 	if (!res)
 		res = &dummy;
-	memset(res, 0, sizeof(*res));
+	cfs_result_zero(res, sizeof(*res));
 	r = ais_paths(s, opts, &ais, &run, res);
 	if (r < 0)
 		return r;

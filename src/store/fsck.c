@@ -38,7 +38,7 @@ void cfs_store_fsck_result_clear(cfs_store_fsck_result *res)
 	}
 	free(res->problems);
 	store_strv_free(res->cleaned, res->n_cleaned);
-	memset(res, 0, sizeof(*res));
+	cfs_result_zero(res, sizeof(*res));
 }
 
 struct fsck {
@@ -854,7 +854,10 @@ int cfs_store_fsck(cfs_store *s, unsigned int flags, cfs_store_fsck_result *res)
 
 	if (flags & ~(CFS_STORE_FSCK_VERIFY | CFS_STORE_FSCK_REPAIR))
 		return cfs_error(EINVAL, "invalid fsck flags");
-	memset(res, 0, sizeof(*res));
+	r = cfs_result_check(res, CFS_STORE_FSCK_RESULT_VERSION, "fsck");
+	if (r < 0)
+		return r;
+	cfs_result_zero(res, sizeof(*res));
 	/* Shared is enough to check: imports only add, and in an order
 	 * that never shows a half-done state (see import.c). */
 	r = store_lock(s, repairing(&f) ? LOCK_EX : LOCK_SH);

@@ -34,7 +34,7 @@ void cfs_store_gc_result_clear(cfs_store_gc_result *res)
 	if (!res)
 		return;
 	store_strv_free(res->paths, res->n_paths);
-	memset(res, 0, sizeof(*res));
+	cfs_result_zero(res, sizeof(*res));
 }
 
 struct gc {
@@ -297,14 +297,17 @@ static int do_gc(struct gc *g)
 
 int cfs_store_gc(cfs_store *s, unsigned int flags, cfs_store_gc_result *res)
 {
-	cfs_store_gc_result local = { 0 };
+	cfs_store_gc_result local = CFS_STORE_GC_RESULT_INIT;
 	struct gc g = { .s = s, .dry_run = flags & CFS_STORE_GC_DRY_RUN };
 	int r;
 
 	if (flags & ~CFS_STORE_GC_DRY_RUN)
 		return cfs_error(EINVAL, "invalid gc flags");
+	r = cfs_result_check(res, CFS_STORE_GC_RESULT_VERSION, "gc");
+	if (r < 0)
+		return r;
 	g.res = res ? res : &local;
-	memset(g.res, 0, sizeof(*g.res));
+	cfs_result_zero(g.res, sizeof(*g.res));
 	r = store_lock(s, LOCK_EX);
 	if (r < 0)
 		return r;

@@ -1202,7 +1202,7 @@ static int do_import(struct import *im, const char *source,
 	static const cfs_write_options canonical = CFS_WRITE_OPTIONS_CANONICAL;
 	cfs_store *s = im->s;
 	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
-	cfs_convert_stats stats = { 0 };
+	cfs_convert_stats stats = CFS_CONVERT_STATS_INIT;
 	struct store_objset set = { 0 };
 	struct cfs_objects *objs = NULL;
 	_cleanup_free_ char *staging = NULL, *records_path = NULL;
@@ -1431,6 +1431,10 @@ int store_import_as(cfs_store *s, const char *source, const char *recorded,
 
 	for (int i = 0; i < 256; i++)
 		im.subfd[i] = -1;
+	r = cfs_result_check(result, CFS_STORE_IMPORT_RESULT_VERSION, source);
+	if (r < 0)
+		return r;
+	im.res.version = CFS_STORE_IMPORT_RESULT_VERSION;
 	if (!opts)
 		opts = &defaults;
 	if (!CFS_OPTIONS_VERSION_OK(opts->version,
@@ -1475,5 +1479,5 @@ void cfs_store_import_result_clear(cfs_store_import_result *res)
 	if (!res)
 		return;
 	free(res->layers);
-	memset(res, 0, sizeof(*res));
+	cfs_result_zero(res, sizeof(*res));
 }

@@ -336,7 +336,7 @@ static int import_report(const char *cmd, int r,
 static int cmd_import(cfs_store *s, char **args, int n)
 {
 	cfs_store_import_options opts = CFS_STORE_IMPORT_OPTIONS_INIT;
-	cfs_store_import_result res = { 0 };
+	cfs_store_import_result res = CFS_STORE_IMPORT_RESULT_INIT;
 	int r;
 
 	import_setup(&opts);
@@ -350,7 +350,7 @@ static int cmd_pull(cfs_store *s, char **args, int n)
 {
 	cfs_store_pull_options popts = CFS_STORE_PULL_OPTIONS_INIT;
 	cfs_store_import_options opts = CFS_STORE_IMPORT_OPTIONS_INIT;
-	cfs_store_import_result res = { 0 };
+	cfs_store_import_result res = CFS_STORE_IMPORT_RESULT_INIT;
 	int r;
 
 	if (!cfs_store_pull_source_valid(args[0]))
@@ -517,7 +517,7 @@ static int cmd_rm(cfs_store *s, char **args, int n)
 
 static int cmd_gc(cfs_store *s, char **args, int n)
 {
-	cfs_store_gc_result res;
+	cfs_store_gc_result res = CFS_STORE_GC_RESULT_INIT;
 	int r;
 
 	r = cfs_store_gc(s, o.dry_run ? CFS_STORE_GC_DRY_RUN : 0, &res);
@@ -556,7 +556,7 @@ static int cmd_gc(cfs_store *s, char **args, int n)
 
 static int cmd_fsck(cfs_store *s, char **args, int n)
 {
-	cfs_store_fsck_result res;
+	cfs_store_fsck_result res = CFS_STORE_FSCK_RESULT_INIT;
 	unsigned int flags = 0;
 	size_t left = 0;
 	int r;
@@ -663,7 +663,7 @@ static int cmd_umount(cfs_store *s, char **args, int n)
 static int cmd_ais(cfs_store *s, char **args, int n)
 {
 	cfs_store_ais_options opts = CFS_STORE_AIS_OPTIONS_INIT;
-	cfs_store_ais_result res;
+	cfs_store_ais_result res = CFS_STORE_AIS_RESULT_INIT;
 	const char *what = args[0];
 	int r;
 

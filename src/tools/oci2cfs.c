@@ -293,7 +293,7 @@ static void print_json(const char *source, const char *output,
 static int seal_main(const char *source, const cfs_seal_options *opts,
 		     bool json)
 {
-	cfs_seal_result res;
+	cfs_seal_result res = CFS_SEAL_RESULT_INIT;
 	int r = cfs_seal(source, opts, &res);
 
 	if (r < 0) {
@@ -395,9 +395,9 @@ static int artifact_done(const char *source, const char *output, bool json,
 
 /* oci2cfs artifact: the sealing spec's metadata artifact. */
 static int spec_artifact_main(const char *source, const char *output,
-			      const cfs_seal_options *opts, bool json)
+			      const cfs_artifact_options *opts, bool json)
 {
-	cfs_spec_artifact_result res;
+	cfs_spec_artifact_result res = CFS_SPEC_ARTIFACT_RESULT_INIT;
 	int r = cfs_spec_artifact(source, output, opts, &res);
 	json_object *x;
 
@@ -420,9 +420,9 @@ static int spec_artifact_main(const char *source, const char *output,
 
 /* oci2cfs artifact --image: ours, with the composefs image. */
 static int artifact_main(const char *source, const char *output,
-			 const cfs_seal_options *opts, bool json)
+			 const cfs_artifact_options *opts, bool json)
 {
-	cfs_artifact_result res;
+	cfs_artifact_result res = CFS_ARTIFACT_RESULT_INIT;
 	int r = cfs_artifact(source, output, opts, &res);
 	json_object *x;
 
@@ -445,7 +445,7 @@ int main(int argc, char **argv)
 {
 	cfs_convert_options opts = CFS_CONVERT_OPTIONS_INIT;
 	cfs_write_options wopts = CFS_WRITE_OPTIONS_INIT;
-	cfs_convert_stats stats = { 0 };
+	cfs_convert_stats stats = CFS_CONVERT_STATS_INIT;
 	const char *dump_path = NULL, *source, *output;
 	bool print_digest = false, json = false, with_image = false;
 	const char *tag = NULL, *sign_key = NULL, *sign_cert = NULL;
@@ -536,7 +536,7 @@ int main(int argc, char **argv)
 		return seal_main(argv[optind + 1], &so, json);
 	}
 	if (optind < argc && strcmp(argv[optind], "artifact") == 0) {
-		cfs_seal_options so = CFS_SEAL_OPTIONS_INIT;
+		cfs_artifact_options ao = CFS_ARTIFACT_OPTIONS_INIT;
 
 		if (argc - optind != 3)
 			return usage_error("%s",
@@ -555,16 +555,16 @@ int main(int argc, char **argv)
 			return usage_error("%s", "artifact --image is not "
 						 "signed (sign the spec's "
 						 "artifact)");
-		so.platform = opts.platform;
-		so.threads = opts.threads;
-		so.sign_key = sign_key;
-		so.sign_cert = sign_cert;
+		ao.platform = opts.platform;
+		ao.threads = opts.threads;
+		ao.sign_key = sign_key;
+		ao.sign_cert = sign_cert;
 		raise_fd_limit();
 		if (with_image)
 			return artifact_main(argv[optind + 1], argv[optind + 2],
-					     &so, json);
+					     &ao, json);
 		return spec_artifact_main(argv[optind + 1], argv[optind + 2],
-					  &so, json);
+					  &ao, json);
 	}
 	if (with_image)
 		return usage_error("%s", "--image applies to artifact only");

@@ -107,7 +107,7 @@ static void zstd(struct fuzz_buf *out, const uint8_t *data, size_t len)
 static void convert(const char *source, unsigned int flags)
 {
 	cfs_convert_options opts = CFS_CONVERT_OPTIONS_INIT;
-	cfs_convert_stats stats;
+	cfs_convert_stats stats = CFS_CONVERT_STATS_INIT;
 	cfs_inode *root = NULL;
 	int r;
 

@@ -265,7 +265,7 @@ static size_t count_kind(const cfs_store_fsck_result *res, const char *kind,
 
 static bool fsck_clean(cfs_store *s, unsigned int flags)
 {
-	cfs_store_fsck_result res;
+	cfs_store_fsck_result res = CFS_STORE_FSCK_RESULT_INIT;
 	bool ok;
 
 	if (cfs_store_fsck(s, flags, &res) < 0)
@@ -304,7 +304,8 @@ static void some_object(cfs_store *s, const char *hex, size_t which,
 
 static void test_import_twice(cfs_store *s, char *hl_hex)
 {
-	cfs_store_import_result a, b;
+	cfs_store_import_result a = CFS_STORE_IMPORT_RESULT_INIT,
+				b = CFS_STORE_IMPORT_RESULT_INIT;
 	char fx[1200], hex[CFS_DIGEST_HEX_SIZE + 1];
 	struct stat before, after;
 	char obj[1300], path[CFS_DIGEST_HEX_SIZE + 2];
@@ -363,7 +364,7 @@ static void test_prefix(cfs_store *s, char *a_out, char *b_out)
 	char name[32];
 
 	for (int i = 0; i < 17; i++) {
-		cfs_store_import_result r;
+		cfs_store_import_result r = CFS_STORE_IMPORT_RESULT_INIT;
 		int k;
 
 		snprintf(dir, sizeof(dir), "%s/tree%d", T, i);
@@ -434,8 +435,19 @@ static void test_gc(cfs_store *s)
 {
 	cfs_store_image *images;
 	struct store_objset keep = { 0 };
-	cfs_store_gc_result dry, res;
+	cfs_store_gc_result dry = CFS_STORE_GC_RESULT_INIT,
+			    res = CFS_STORE_GC_RESULT_INIT;
+	cfs_store_gc_result unset = { 0 };
+	cfs_store_fsck_result newer = CFS_STORE_FSCK_RESULT_INIT;
 	size_t n, total, removed_objects = 0;
+
+	/* Result structs of a version the library does not know are
+	 * refused before anything is done (include/cfs/common.h). */
+	CHECK_ERR(cfs_store_gc(s, CFS_STORE_GC_DRY_RUN, &unset), EINVAL);
+	CHECK(strstr(cfs_error_message(), "result struct of version 0"));
+	newer.version = CFS_STORE_FSCK_RESULT_VERSION + 1;
+	CHECK_ERR(cfs_store_fsck(s, 0, &newer), EINVAL);
+	CHECK(newer.version == CFS_STORE_FSCK_RESULT_VERSION + 1);
 
 	/* Unname half the trees. */
 	for (int i = 0; i < 17; i += 2) {
@@ -502,7 +514,7 @@ static void test_gc(cfs_store *s)
 
 static void test_fsck(cfs_store *s, const char *hl)
 {
-	cfs_store_fsck_result res;
+	cfs_store_fsck_result res = CFS_STORE_FSCK_RESULT_INIT;
 	char a[CFS_DIGEST_HEX_SIZE + 2], b[CFS_DIGEST_HEX_SIZE + 2];
 	char path[1300], fx[1200];
 	int fd;
@@ -566,7 +578,7 @@ static void test_fsck(cfs_store *s, const char *hl)
 
 	/* The same import puts it all back. */
 	snprintf(fx, sizeof(fx), "oci:%s/fx/hardlinks", T);
-	cfs_store_import_result r;
+	cfs_store_import_result r = CFS_STORE_IMPORT_RESULT_INIT;
 	CHECK_OK(import(s, fx, "hl", &r));
 	CHECK(strcmp(r.digest, hl) == 0 && r.existed);
 	CHECK(r.objects_new == 2);
@@ -595,7 +607,7 @@ static void test_fsck(cfs_store *s, const char *hl)
 	CHECK(count_kind(&res, "orphan-metadata", false) == 1);
 	cfs_store_fsck_result_clear(&res);
 	/* gc refuses to guess which objects a broken image needs. */
-	cfs_store_gc_result g;
+	cfs_store_gc_result g = CFS_STORE_GC_RESULT_INIT;
 	CHECK(cfs_store_gc(s, 0, &g) < 0);
 	CHECK(strstr(cfs_error_message(), "fsck --repair"));
 	/* A broken image that is mounted is reported, never removed: a
@@ -630,7 +642,7 @@ static void test_fsck(cfs_store *s, const char *hl)
 static void test_temporaries(cfs_store *s)
 {
 	struct store_writer live = { .fd = -1 };
-	cfs_store_fsck_result res;
+	cfs_store_fsck_result res = CFS_STORE_FSCK_RESULT_INIT;
 	char path[1300];
 
 	/* A dead writer's leftovers: no lock held on the directory. */
@@ -655,7 +667,7 @@ static void test_temporaries(cfs_store *s)
 
 static void test_failed_import(cfs_store *s)
 {
-	cfs_store_import_result r;
+	cfs_store_import_result r = CFS_STORE_IMPORT_RESULT_INIT;
 	char fx[1200];
 	char *before = snapshot(), *after;
 
@@ -928,7 +940,7 @@ static void vanish_image(void)
  */
 static void test_vanished_image(cfs_store *s)
 {
-	cfs_store_import_result res = { 0 };
+	cfs_store_import_result res = CFS_STORE_IMPORT_RESULT_INIT;
 	char dir[1200], file[1300], src[1300];
 	struct stat st;
 

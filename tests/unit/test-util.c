@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cfs/image.h>
+#include <cfs/store.h>
 
 #include "common/digest.h"
 #include "common/util.h"
@@ -79,6 +80,24 @@ static void test_sha256(void)
 	CHECK(CFS_SHA256_STR_SIZE <= CFS_DIGEST_STR_MAX);
 }
 
+/* The version check and clearing of result structs. */
+static void test_result_version(void)
+{
+	cfs_store_gc_result res = CFS_STORE_GC_RESULT_INIT;
+
+	CHECK_OK(cfs_result_check(NULL, 1, "x"));
+	CHECK_OK(cfs_result_check(&res, CFS_STORE_GC_RESULT_VERSION, "x"));
+	res.version = 0;
+	CHECK_ERR(cfs_result_check(&res, 1, "gc"), EINVAL);
+	CHECK(strncmp(cfs_error_message(), "gc: result struct of version 0",
+		      30) == 0);
+	res.version = 2;
+	CHECK_ERR(cfs_result_check(&res, 1, "gc"), EINVAL);
+	res.images = 7;
+	cfs_result_zero(&res, sizeof(res));
+	CHECK(res.version == 2 && res.images == 0);
+}
+
 int main(int argc, char **argv)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -89,6 +108,7 @@ int main(int argc, char **argv)
 		return 1;
 	TEST_RUN(argc, argv, test_atomic_write);
 	TEST_RUN(argc, argv, test_sha256);
+	TEST_RUN(argc, argv, test_result_version);
 	CHECK(rmdir(T) == 0);
 	return test_done();
 }
