@@ -1093,11 +1093,30 @@ static json_object *layers_union(int layers_fd, json_object *lj)
 	return u;
 }
 
-int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
-		       cfs_store_ais_result *res)
+/* What every AIS entry point does first: the options (NULL: the
+ * defaults) and the result (NULL: @dummy) checked, the result zeroed,
+ * the AIS and run directories found. */
+static int ais_begin(cfs_store *s, const cfs_store_ais_options **opts,
+		     cfs_store_ais_result **res, cfs_store_ais_result *dummy,
+		     char **ais, char **run)
 {
 	static const cfs_store_ais_options defaults =
 		CFS_STORE_AIS_OPTIONS_INIT;
+	int r = cfs_result_check(*res, CFS_STORE_AIS_RESULT_VERSION, "ais");
+
+	if (r < 0)
+		return r;
+	if (!*opts)
+		*opts = &defaults;
+	if (!*res)
+		*res = dummy;
+	cfs_result_zero(*res, sizeof(**res));
+	return ais_paths(s, *opts, ais, run, *res);
+}
+
+int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
+		       cfs_store_ais_result *res)
+{
 	_cleanup_free_ char *ais = NULL, *run = NULL;
 	_cleanup_close_ int images_fd = -1, layers_fd = -1, overlay_fd = -1;
 	_cleanup_close_ int links_fd = -1, ilock = -1, llock = -1;
@@ -1110,15 +1129,7 @@ int cfs_store_ais_sync(cfs_store *s, const cfs_store_ais_options *opts,
 	size_t count = 0, n = 0;
 	int r;
 
-	if (!opts)
-		opts = &defaults;
-	r = cfs_result_check(res, CFS_STORE_AIS_RESULT_VERSION, "ais");
-	if (r < 0)
-		return r;
-	if (!res)
-		res = &dummy;
-	cfs_result_zero(res, sizeof(*res));
-	r = ais_paths(s, opts, &ais, &run, res);
+	r = ais_begin(s, &opts, &res, &dummy, &ais, &run);
 	if (r < 0)
 		return r;
 
@@ -1341,21 +1352,11 @@ static int layer_unmount(cfs_store *s, const char *mountpoint,
 static int ais_all(cfs_store *s, const cfs_store_ais_options *opts,
 		   cfs_store_ais_result *res, ais_layer_fn fn)
 {
-	static const cfs_store_ais_options defaults =
-		CFS_STORE_AIS_OPTIONS_INIT;
 	_cleanup_free_ char *ais = NULL, *run = NULL;
 	cfs_store_ais_result dummy = CFS_STORE_AIS_RESULT_INIT;
 	int r;
 
-	if (!opts)
-		opts = &defaults;
-	r = cfs_result_check(res, CFS_STORE_AIS_RESULT_VERSION, "ais");
-	if (r < 0)
-		return r;
-	if (!res)
-		res = &dummy;
-	cfs_result_zero(res, sizeof(*res));
-	r = ais_paths(s, opts, &ais, &run, res);
+	r = ais_begin(s, &opts, &res, &dummy, &ais, &run);
 	if (r < 0)
 		return r;
 	return for_each_layer(s, ais, fn,
