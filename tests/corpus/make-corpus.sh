@@ -356,4 +356,7 @@ if [ "${CROSSCHECK:-1}" = 1 ]; then
     done
     rm -rf "$WORK"
 fi
+# Readable by every user: tests that need no root read it too (skopeo
+# and umoci write blobs 0600).
+chmod -R a+rX "$OUT"
 log "corpus ready in $OUT ($(du -sh "$OUT" | cut -f1))"

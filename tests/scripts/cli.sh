@@ -11,33 +11,11 @@
 # Environment: CFS_BIN, CFS_TEST_TMP (see tests/CMakeLists.txt).
 set -euo pipefail
 
-me=cli
-: "${CFS_BIN:?CFS_BIN must name the directory holding oci2cfs}"
-: "${CFS_TEST_TMP:?CFS_TEST_TMP must name a scratch directory}"
+. "$(dirname "$0")/lib.sh"
+test_init cli
 oci2cfs=$CFS_BIN/oci2cfs
-
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-[ -x "$oci2cfs" ] || fail "$oci2cfs: not found or not executable"
-for tool in python3 fsverity; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
-done
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	rm -rf "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+need_exec "$oci2cfs"
+need_tool python3 fsverity
 cd "$work"
 
 # run NAME CMD...: run with stdout/stderr in NAME.out/NAME.err, status in $rc.

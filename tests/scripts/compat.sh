@@ -10,16 +10,11 @@
 # tests/compat/mkcomposefs-1.0.8.digests (tests/compat/record-digests.sh).
 # A dump the file has no digest for is a failure: record them again.
 set -euo pipefail
-me=compat
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
+. "$(dirname "$0")/lib.sh"
+test_init compat CFS_SRC
+need_exec "$CFS_BIN/cfs-mkcomposefs" "$CFS_BIN/oci2cfs"
+need_tool python3
 digests=$CFS_SRC/tests/compat/mkcomposefs-1.0.8.digests
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 python3 "$CFS_SRC/tests/compat/make-dumps.py" "$work/dumps"
 
 n=0

@@ -13,42 +13,15 @@
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP (see tests/CMakeLists.txt).
 set -euo pipefail
 
-me=determinism
-: "${CFS_BIN:?CFS_BIN must name the directory holding oci2cfs}"
-: "${CFS_SRC:?CFS_SRC must name the source root}"
-: "${CFS_TEST_TMP:?CFS_TEST_TMP must name a scratch directory}"
+. "$(dirname "$0")/lib.sh"
+test_init determinism CFS_SRC
 scripts=$CFS_SRC/tests/scripts
 oci2cfs=$CFS_BIN/oci2cfs
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root (the test tree needs mknod and trusted.* xattrs)"
-[ -x "$oci2cfs" ] || fail "$oci2cfs: not found or not executable"
-for tool in python3 fsck.erofs fsverity cmp; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
-done
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	rm -rf "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+need_root "the test tree needs mknod and trusted.* xattrs"
+need_exec "$oci2cfs"
+need_tool python3 fsck.erofs fsverity cmp
 cd "$work"
-
-# json FILE EXPR: print a value from a --json report (EXPR indexes "r").
-json() {
-	python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
 
 verity() {
 	local out
@@ -100,9 +73,9 @@ step "printed digests are the fs-verity digest of the image"
 want=$(verity img1.cfs)
 [ "$(cat digest1)" = "$want" ] ||
 	fail "--print-digest printed '$(cat digest1)', fsverity digest says '$want'"
-[ "$(json report2.json 'r["image_digest"]')" = "$want" ] ||
-	fail "--json image_digest is $(json report2.json 'r["image_digest"]'), expected $want"
-[ "$(json report2.json 'r["image_size"]')" = "$(stat -c %s img2.cfs)" ] ||
+[ "$(jget 'j["image_digest"]' <report2.json)" = "$want" ] ||
+	fail "--json image_digest is $(jget 'j["image_digest"]' <report2.json), expected $want"
+[ "$(jget 'j["image_size"]' <report2.json)" = "$(stat -c %s img2.cfs)" ] ||
 	fail "--json image_size does not match the file size"
 echo "digest $want"
 
@@ -113,27 +86,27 @@ for d in obj2 obj3; do
 done
 nobj=$(find obj1 -type f | wc -l)
 [ "$nobj" -gt 0 ] || fail "no objects written"
-[ "$(json report2.json 'r["objects"]["new"]')" -eq "$nobj" ] ||
-	fail "objects.new is $(json report2.json 'r["objects"]["new"]'), $nobj objects exist"
+[ "$(jget 'j["objects"]["new"]' <report2.json)" -eq "$nobj" ] ||
+	fail "objects.new is $(jget 'j["objects"]["new"]' <report2.json), $nobj objects exist"
 
 step "converting again into a populated object directory"
 snapshot obj1 >before
 [ "$(wc -l <before)" -eq "$nobj" ] || fail "snapshot of obj1 is incomplete"
-refs=$(json report2.json 'r["objects"]["new"] + r["objects"]["reused"]')
-refbytes=$(json report2.json 'r["objects"]["new_bytes"] + r["objects"]["reused_bytes"]')
+refs=$(jget 'j["objects"]["new"] + j["objects"]["reused"]' <report2.json)
+refbytes=$(jget 'j["objects"]["new_bytes"] + j["objects"]["reused_bytes"]' <report2.json)
 "$oci2cfs" --objects obj1 --json dir:tree img7.cfs >report7.json ||
 	fail "oci2cfs failed (second conversion into obj1)"
 "$oci2cfs" --objects obj1 --json dir:tree-rev img8.cfs >report8.json ||
 	fail "oci2cfs failed (reverse tree into obj1)"
 for r in report7.json report8.json; do
-	[ "$(json $r 'r["objects"]["new"]')" -eq 0 ] ||
-		fail "$r: objects.new is $(json $r 'r["objects"]["new"]'), expected 0"
-	[ "$(json $r 'r["objects"]["new_bytes"]')" -eq 0 ] ||
+	[ "$(jget 'j["objects"]["new"]' <"$r")" -eq 0 ] ||
+		fail "$r: objects.new is $(jget 'j["objects"]["new"]' <"$r"), expected 0"
+	[ "$(jget 'j["objects"]["new_bytes"]' <"$r")" -eq 0 ] ||
 		fail "$r: objects.new_bytes is not 0"
-	[ "$(json $r 'r["objects"]["reused"]')" -eq "$refs" ] ||
-		fail "$r: objects.reused is $(json $r 'r["objects"]["reused"]'), expected $refs"
-	[ "$(json $r 'r["objects"]["reused_bytes"]')" -eq "$refbytes" ] ||
-		fail "$r: objects.reused_bytes is $(json $r 'r["objects"]["reused_bytes"]'), expected $refbytes"
+	[ "$(jget 'j["objects"]["reused"]' <"$r")" -eq "$refs" ] ||
+		fail "$r: objects.reused is $(jget 'j["objects"]["reused"]' <"$r"), expected $refs"
+	[ "$(jget 'j["objects"]["reused_bytes"]' <"$r")" -eq "$refbytes" ] ||
+		fail "$r: objects.reused_bytes is $(jget 'j["objects"]["reused_bytes"]' <"$r"), expected $refbytes"
 done
 snapshot obj1 >after
 diff before after || fail "existing objects were rewritten or touched (inode/size/mtime/ctime changed)"

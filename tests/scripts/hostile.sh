@@ -31,10 +31,8 @@
 # only the fixtures whose name matches (quick runs by hand).
 set -euo pipefail
 
-me=hostile
-: "${CFS_BIN:?CFS_BIN must name the directory holding oci2cfs}"
-: "${CFS_SRC:?CFS_SRC must name the source root}"
-: "${CFS_TEST_TMP:?CFS_TEST_TMP must name a scratch directory}"
+. "$(dirname "$0")/lib.sh"
+test_init hostile CFS_SRC
 oci2cfs=$CFS_BIN/oci2cfs
 cs=$CFS_BIN/cfs-store
 generator=$CFS_SRC/tests/oci/make-hostile.py
@@ -45,18 +43,9 @@ generator=$CFS_SRC/tests/oci/make-hostile.py
 # quarantine of freed blocks) the bound is larger.
 RSS_MAX_KB=$((256 * 1024))
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-[ -x "$oci2cfs" ] || fail "$oci2cfs: not found or not executable"
-[ -x "$cs" ] || fail "$cs: not found or not executable"
-for tool in python3 zstd fsck.erofs fsverity timeout; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
-done
-[ -x /usr/bin/time ] || fail "/usr/bin/time is not installed (Debian package 'time')"
+need_exec "$oci2cfs" "$cs"
+need_tool python3 zstd fsck.erofs fsverity timeout
+[ -x /usr/bin/time ] || skip "needs /usr/bin/time, which is not installed (Debian package 'time')"
 # (outputs taken whole: with pipefail, grep -q leaving early could kill
 # the writer with SIGPIPE and take an ASan build for a plain one)
 deps="$(ldd "$oci2cfs" 2>/dev/null || true)
@@ -69,17 +58,6 @@ else
 	asan=0
 fi
 
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-cleanup() {
-	local rc=$?
-	trap - EXIT
-	rm -rf "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 cd "$work"
 
 failures=0

@@ -3,26 +3,25 @@
 # libcfs.pc; a program builds against the installed copy through pkg-config
 # and runs; the library exports nothing but cfs_* symbols.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+test_init install
 build=$(dirname "$CFS_BIN")
-tmp=$(mktemp -d "$CFS_TEST_TMP/install.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+need_tool cmake objdump nm cc pkg-config ldd
 
-cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-libdir=$(find "$tmp/prefix" -name 'libcfs.so.0' -printf '%h\n' | head -1)
-for f in "$tmp/prefix/bin/oci2cfs" "$libdir/libcfs.so" "$libdir/libcfs.so.0" \
-	"$tmp/prefix/include/cfs/cfs.h" "$tmp/prefix/include/cfs/image.h" \
-	"$tmp/prefix/include/cfs/convert.h" "$libdir/pkgconfig/libcfs.pc"; do
-	[ -e "$f" ] || { echo "missing after install: $f"; exit 1; }
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+libdir=$(find "$work/prefix" -name 'libcfs.so.0' -printf '%h\n' | head -1)
+for f in "$work/prefix/bin/oci2cfs" "$libdir/libcfs.so" "$libdir/libcfs.so.0" \
+	"$work/prefix/include/cfs/cfs.h" "$work/prefix/include/cfs/image.h" \
+	"$work/prefix/include/cfs/convert.h" "$libdir/pkgconfig/libcfs.pc"; do
+	[ -e "$f" ] || fail "missing after install: $f"
 done
 soname=$(objdump -p "$libdir/libcfs.so" | awk '/SONAME/ {print $2}')
-[ "$soname" = "libcfs.so.0" ] || { echo "SONAME is '$soname'"; exit 1; }
+[ "$soname" = "libcfs.so.0" ] || fail "SONAME is '$soname'"
 
 bad=$(nm -D --defined-only "$libdir/libcfs.so" | awk '{print $3}' | grep -v '^cfs_' || true)
-if [ -n "$bad" ]; then
-	echo "exported symbols without the cfs_ prefix:"; echo "$bad"; exit 1
-fi
+[ -z "$bad" ] || fail "exported symbols without the cfs_ prefix:"$'\n'"$bad"
 
-cat > "$tmp/user.c" <<'C'
+cat > "$work/user.c" <<'C'
 #include <cfs/cfs.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,9 +59,10 @@ if grep -q libasan <<<"$deps"; then
 	san="-fsanitize=address,undefined"
 fi
 # shellcheck disable=SC2046
-cc -Wall -Werror $san -o "$tmp/user" "$tmp/user.c" $(pkg-config --cflags --libs libcfs)
-out=$(LD_LIBRARY_PATH="$libdir" "$tmp/user")
-echo "$out" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+ [0-9a-f]{64}$' || { echo "unexpected output: $out"; exit 1; }
+cc -Wall -Werror $san -o "$work/user" "$work/user.c" $(pkg-config --cflags --libs libcfs)
+out=$(LD_LIBRARY_PATH="$libdir" "$work/user")
+echo "$out" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+ [0-9a-f]{64}$' || fail "unexpected output: $out"
 # the installed tool finds its library through its relative RPATH
-"$tmp/prefix/bin/oci2cfs" --version | grep -q '^oci2cfs '
-echo "install: ok ($out)"
+"$work/prefix/bin/oci2cfs" --version | grep -q '^oci2cfs ' ||
+	fail "the installed oci2cfs does not run"
+echo "$me: ok ($out)"

@@ -10,19 +10,12 @@
 # programs that exist.
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP.
 set -euo pipefail
-me=man
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
+. "$(dirname "$0")/lib.sh"
+test_init man
 build=$(dirname "$CFS_BIN")
-for t in man col; do
-	command -v "$t" >/dev/null || fail "$t not installed (scripts/install-deps.sh)"
-done
-[ -d "$build/man" ] || fail "no man pages in $build/man: scdoc was missing at configure time (scripts/install-deps.sh)"
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+need_tool man col cmake
+need_exec "$CFS_BIN/oci2cfs" "$CFS_BIN/cfs-store" "$CFS_BIN/mount.cfs" "$CFS_BIN/cfs-mkcomposefs"
+[ -d "$build/man" ] || skip "no man pages in $build/man: scdoc was missing at configure time (scripts/install-deps.sh)"
 
 render() { LC_ALL=C MANWIDTH=100 man -l "$1" 2>"$work/man.err" | col -b; }
 
@@ -60,7 +53,7 @@ done < <(sed -n '/^Commands:/,/^$/p' "$work/help" >/dev/null; "$CFS_BIN/cfs-stor
 	sed -n '/^Commands:/,/^$/p' | grep -oE '^  [a-z]+( (sync|mount-all|unmount-all))?' | sed 's/^  //')
 
 # The units, installed with what they name.
-command -v systemd-analyze >/dev/null || fail "systemd-analyze not installed"
+need_tool systemd-analyze
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 units=$work/prefix/lib/systemd/system
 for u in cfs-store-mount.service cfs-store-gc.service cfs-store-gc.timer; do

@@ -19,17 +19,13 @@
 # Needs root for the test tree (devices, owners).
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS (optional).
 set -euo pipefail
-me=mkcomposefs
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-[ "$(id -u)" -eq 0 ] || { echo "$me: needs root (the test tree has devices and owners)"; exit 77; }
+. "$(dirname "$0")/lib.sh"
+test_init mkcomposefs CFS_SRC
+need_root "the test tree has devices and owners"
 mk=$CFS_BIN/cfs-mkcomposefs
 o2c=$CFS_BIN/oci2cfs
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+need_exec "$mk" "$o2c"
+need_tool python3 od
 ln -s "$mk" "$work/mkcomposefs"
 
 python3 "$CFS_SRC/tests/scripts/make-test-tree.py" "$work/tree" >/dev/null

@@ -13,56 +13,20 @@
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP (see tests/CMakeLists.txt).
 set -euo pipefail
 
-me=mount-roundtrip
-: "${CFS_BIN:?CFS_BIN must name the directory holding oci2cfs}"
-: "${CFS_SRC:?CFS_SRC must name the source root}"
-: "${CFS_TEST_TMP:?CFS_TEST_TMP must name a scratch directory}"
+. "$(dirname "$0")/lib.sh"
+test_init mount-roundtrip CFS_SRC
 scripts=$CFS_SRC/tests/scripts
 oci2cfs=$CFS_BIN/oci2cfs
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
+need_root "mknod, trusted.* xattrs, mount"
+need_exec "$oci2cfs"
+need_tool python3 fsck.erofs fsverity mount umount mountpoint
 
-[ "$(id -u)" -eq 0 ] || fail "must run as root (mknod, trusted.* xattrs, mount)"
-[ -x "$oci2cfs" ] || fail "$oci2cfs: not found or not executable"
-for tool in python3 fsck.erofs fsverity mount umount mountpoint; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
-done
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 src=$work/src
 objects=$work/objects
 image=$work/img.cfs
 emnt=$work/erofs
 omnt=$work/merged
-
-cleanup() {
-	local rc=$? busy=0 m
-	trap - EXIT INT TERM
-	# The overlay first: it holds the EROFS mount.
-	for m in "$omnt" "$emnt"; do
-		if mountpoint -q "$m" 2>/dev/null; then
-			umount "$m" 2>/dev/null || umount -l "$m" || {
-				echo "$me: warning: could not unmount $m" >&2
-				busy=1
-			}
-		fi
-	done
-	if [ "$busy" -eq 0 ]; then
-		rm -rf "$work"
-	else
-		echo "$me: left $work behind (still mounted)" >&2
-		rc=1
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # overlayfs takes ':' and ',' as separators in lowerdir=.
 case $work in
@@ -90,8 +54,7 @@ stray=$(find "$objects" -regextype posix-extended -mindepth 1 \
 mapfile -t objs < <(cd "$objects" && find . -type f | sort)
 nobjs=${#objs[@]}
 [ "$nobjs" -gt 0 ] || fail "no objects were written"
-expected_new=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["objects"]["new"])' \
-	"$work/report.json")
+expected_new=$(jget 'j["objects"]["new"]' <"$work/report.json")
 [ "$nobjs" -eq "$expected_new" ] ||
 	fail "$nobjs object files, but the report says objects.new=$expected_new"
 (cd "$objects" && fsverity digest -- "${objs[@]}") >"$work/digests" ||
@@ -117,10 +80,8 @@ rm -rf "$work/selfcheck"
 
 step "mounting"
 mkdir "$emnt" "$omnt"
-mount -t erofs -o ro "$image" "$emnt" || fail "EROFS mount of the image failed"
-mount -t overlay overlay \
-	-o "ro,metacopy=on,redirect_dir=on,lowerdir=$emnt::$objects" "$omnt" ||
-	fail "overlay mount failed"
+mount_composefs "$image" "$objects" "$emnt" "$omnt" ||
+	fail "mounting the image (EROFS and overlay) failed"
 
 step "comparing the source with the mounted image"
 python3 "$scripts/treecompare.py" "$src" "$omnt" ||

@@ -14,62 +14,21 @@
 # Needs root (mount). Environment: CFS_BIN, CFS_TEST_TMP.
 set -euo pipefail
 
-me=mount
-: "${CFS_BIN:?CFS_BIN must name the directory holding oci2cfs and mount.cfs}"
-: "${CFS_TEST_TMP:?CFS_TEST_TMP must name a scratch directory}"
+. "$(dirname "$0")/lib.sh"
+test_init mount
 oci2cfs=$CFS_BIN/oci2cfs
 mountcfs=$CFS_BIN/mount.cfs
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
+need_root "mount"
+need_exec "$oci2cfs" "$mountcfs"
+need_tool python3 fsverity sha256sum mount umount mountpoint losetup
 
-[ "$(id -u)" -eq 0 ] || fail "must run as root (mount)"
-for tool in "$oci2cfs" "$mountcfs"; do
-	[ -x "$tool" ] || fail "$tool: not found or not executable"
-done
-for tool in python3 fsverity sha256sum mount umount mountpoint losetup; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
-done
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 src=$work/src
 objects=$work/objects
 image=$work/img.cfs
 mnt=$work/mnt
 busy=$work/busy
 tmpfs=$work/tmpfs
-sbin_link=
-
-cleanup() {
-	local rc=$? left=0 m
-	trap - EXIT INT TERM
-	if [ -n "$sbin_link" ]; then
-		rm -f "$sbin_link"
-	fi
-	for m in "$mnt" "$busy" "$tmpfs"; do
-		while mountpoint -q "$m" 2>/dev/null; do
-			umount "$m" 2>/dev/null || umount -l "$m" || {
-				echo "$me: warning: could not unmount $m" >&2
-				left=1
-				break
-			}
-		done
-	done
-	if [ "$left" -eq 0 ]; then
-		rm -rf "$work"
-	else
-		echo "$me: left $work behind (still mounted)" >&2
-		rc=1
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 case $work in
 *[,:\\\"]*) fail "scratch path $work holds ',', ':', '\\' or '\"'" ;;
@@ -112,20 +71,6 @@ except OSError as e:
 sys.exit(1)
 EOF
 }
-# Every regular file and symlink of the source reads back the same at $1.
-compare_tree() {
-	local root=$1 f n=0
-	while IFS= read -r -d '' f; do
-		if [ -L "$src/$f" ]; then
-			[ "$(readlink "$root/$f")" = "$(readlink "$src/$f")" ] ||
-				fail "$root/$f: symlink target differs"
-		else
-			cmp -s "$src/$f" "$root/$f" || fail "$root/$f differs from the source"
-		fi
-		n=$((n + 1))
-	done < <(cd "$src" && find . \( -type f -o -type l \) -print0)
-	[ "$n" -gt 0 ] || fail "no files compared"
-}
 # The only new mount is the overlay at the target; no EROFS anywhere.
 only_overlay_at_target() {
 	local now
@@ -141,10 +86,10 @@ nothing_mounted() {
 	[ "$(mounts)" = "$baseline" ] ||
 		fail "$1: the mount table changed:"$'\n'"$(diff <(echo "$baseline") <(mounts) || true)"
 }
-# expect_fail CODE PATTERN CMD...: exit code CODE, nothing on stdout, one
+# mount_fails CODE PATTERN CMD...: exit code CODE, nothing on stdout, one
 # line on stderr that matches PATTERN (usage errors add the "Try" line),
 # and nothing left mounted.
-expect_fail() {
+mount_fails() {
 	local want=$1 pattern=$2 rc=0 lines=1
 	shift 2
 	"$@" >"$work/out" 2>"$work/err" || rc=$?
@@ -184,7 +129,7 @@ baseline=$(mounts)
 step "read-only mount"
 "$mountcfs" "$image" "$mnt" -o "objects=$objects" || fail "read-only mount failed"
 only_overlay_at_target
-compare_tree "$mnt"
+compare_tree "$src" "$mnt"
 [ "$(stat -c %a "$mnt/exec.sh")" = 755 ] || fail "exec.sh lost its mode"
 [ "$(stat -c %i "$mnt/big.bin")" = "$(stat -c %i "$mnt/hardlink")" ] ||
 	fail "the hardlink is not one inode"
@@ -202,7 +147,7 @@ mkdir "$work/upper" "$work/work"
 "$mountcfs" "$image" "$mnt" -o "objects=$objects,upperdir=$work/upper,workdir=$work/work" ||
 	fail "writable mount failed"
 only_overlay_at_target
-compare_tree "$mnt"
+compare_tree "$src" "$mnt"
 echo new >"$mnt/new.txt"
 echo more >>"$mnt/dir/sub/file"
 rm "$mnt/small.txt"
@@ -241,11 +186,14 @@ erofs create "$mnt/other" || fail "ro mount with an upper dir is writable"
 umount "$mnt"
 
 step "the paths for older kernels"
+# (a loop device that a failure here leaves goes at exit)
+detach_loops() { losetup -j "$image" | cut -d: -f1 | xargs -r -n1 losetup -d; }
+on_exit detach_loops
 for force in legacy attach loop legacy,loop attach,loop; do
 	CFS_MOUNT_FORCE=$force "$mountcfs" "$image" "$mnt" -o "objects=$objects" ||
 		fail "CFS_MOUNT_FORCE=$force: mount failed"
 	only_overlay_at_target
-	compare_tree "$mnt"
+	compare_tree "$src" "$mnt"
 	mounts | grep -q '\.cfs-erofs-' && fail "CFS_MOUNT_FORCE=$force: temporary mount left"
 	umount "$mnt"
 	nothing_mounted "CFS_MOUNT_FORCE=$force"
@@ -278,44 +226,44 @@ step "bad input: one line, mount(8)'s exit code, nothing mounted"
 wrong=$(printf '%064d' 0)
 echo "this is not a composefs image, but long enough to read a header from it" >"$work/not-an-image"
 head -c 8192 /dev/zero >>"$work/not-an-image"
-expect_fail 32 "image $work/nope.cfs: No such file or directory" \
+mount_fails 32 "image $work/nope.cfs: No such file or directory" \
 	"$mountcfs" "$work/nope.cfs" "$mnt" -o "objects=$objects"
-expect_fail 32 "image $work/not-an-image: not a composefs image" \
+mount_fails 32 "image $work/not-an-image: not a composefs image" \
 	"$mountcfs" "$work/not-an-image" "$mnt" -o "objects=$objects"
-expect_fail 32 "image $src/small.txt: not a composefs image" \
+mount_fails 32 "image $src/small.txt: not a composefs image" \
 	"$mountcfs" "$src/small.txt" "$mnt" -o "objects=$objects"
-expect_fail 32 "image $src: not a regular file" \
+mount_fails 32 "image $src: not a regular file" \
 	"$mountcfs" "$src" "$mnt" -o "objects=$objects"
-expect_fail 32 "fs-verity digest is $digest, expected $wrong" \
+mount_fails 32 "fs-verity digest is $digest, expected $wrong" \
 	"$mountcfs" "$image" "$mnt" -o "objects=$objects,digest=$wrong"
-expect_fail 32 "target $work/nowhere: No such file or directory" \
+mount_fails 32 "target $work/nowhere: No such file or directory" \
 	"$mountcfs" "$image" "$work/nowhere" -o "objects=$objects"
-expect_fail 32 "target $src/small.txt: Not a directory" \
+mount_fails 32 "target $src/small.txt: Not a directory" \
 	"$mountcfs" "$image" "$src/small.txt" -o "objects=$objects"
-expect_fail 32 "target $busy: already a mount point" \
+mount_fails 32 "target $busy: already a mount point" \
 	"$mountcfs" "$image" "$busy" -o "objects=$objects"
-expect_fail 32 "objects $work/no-objects: No such file or directory" \
+mount_fails 32 "objects $work/no-objects: No such file or directory" \
 	"$mountcfs" "$image" "$mnt" -o "objects=$work/no-objects"
-expect_fail 32 "overlay: upperdir $tmpfs/upper, workdir $work/work: Invalid argument" \
+mount_fails 32 "overlay: upperdir $tmpfs/upper, workdir $work/work: Invalid argument" \
 	"$mountcfs" "$image" "$mnt" -o "objects=$objects,upperdir=$tmpfs/upper,workdir=$work/work"
-expect_fail 32 "overlay: mount on $mnt: Invalid argument" \
+mount_fails 32 "overlay: mount on $mnt: Invalid argument" \
 	env CFS_MOUNT_FORCE=legacy "$mountcfs" "$image" "$mnt" \
 	-o "objects=$objects,upperdir=$tmpfs/upper,workdir=$work/work"
-expect_fail 32 "overlay: upperdir $work/no-upper: No such file or directory" \
+mount_fails 32 "overlay: upperdir $work/no-upper: No such file or directory" \
 	"$mountcfs" "$image" "$mnt" -o "objects=$objects,upperdir=$work/no-upper,workdir=$work/work"
-expect_fail 1 "unknown mount option 'bogus'" \
+mount_fails 1 "unknown mount option 'bogus'" \
 	"$mountcfs" "$image" "$mnt" -o "objects=$objects,bogus"
-expect_fail 1 "objects=DIR (the object directory) is required" \
+mount_fails 1 "objects=DIR (the object directory) is required" \
 	"$mountcfs" "$image" "$mnt" -o ro
-expect_fail 1 "upperdir= and workdir= go together" \
+mount_fails 1 "upperdir= and workdir= go together" \
 	"$mountcfs" "$image" "$mnt" -o "objects=$objects,upperdir=$work/upper"
-expect_fail 1 "64 hex digits" \
+mount_fails 1 "64 hex digits" \
 	"$mountcfs" "$image" "$mnt" -o "objects=$objects,digest=abc"
-expect_fail 1 "expected verity=off, on, require or auto" \
+mount_fails 1 "expected verity=off, on, require or auto" \
 	"$mountcfs" "$image" "$mnt" -o "objects=$objects,verity=maybe"
-expect_fail 1 "expected IMAGE and TARGET" "$mountcfs" "$image"
-expect_fail 32 "umount: $busy: not an overlay mount" "$mountcfs" --umount "$busy"
-expect_fail 32 "umount: $mnt: not a mount point" "$mountcfs" --umount "$mnt"
+mount_fails 1 "expected IMAGE and TARGET" "$mountcfs" "$image"
+mount_fails 32 "umount: $busy: not an overlay mount" "$mountcfs" --umount "$busy"
+mount_fails 32 "umount: $mnt: not a mount point" "$mountcfs" --umount "$mnt"
 # Sloppy (-s) lets unknown options through, as mount(8) documents.
 "$mountcfs" -s "$image" "$mnt" -o "objects=$objects,bogus" || fail "-s did not ignore 'bogus'"
 umount "$mnt"
@@ -331,9 +279,11 @@ elif ! ln -s "$mountcfs" "$helper" 2>"$work/ln.err"; then
 	echo "$me: SKIP mount -t cfs: cannot create $helper: $(cat "$work/ln.err")"
 else
 	sbin_link=$helper
+	remove_helper() { [ -z "$sbin_link" ] || rm -f "$sbin_link"; }
+	on_exit remove_helper
 	mount -t cfs "$image" "$mnt" -o "objects=$objects" || fail "mount -t cfs failed"
 	only_overlay_at_target
-	compare_tree "$mnt"
+	compare_tree "$src" "$mnt"
 	umount "$mnt"
 	nothing_mounted "mount -t cfs"
 	rc=0

@@ -22,55 +22,20 @@
 # tests/CMakeLists.txt).
 set -euo pipefail
 
-me=oci-fixtures
-: "${CFS_BIN:?CFS_BIN must name the directory holding oci2cfs}"
-: "${CFS_SRC:?CFS_SRC must name the source root}"
-: "${CFS_TEST_TMP:?CFS_TEST_TMP must name a scratch directory}"
+. "$(dirname "$0")/lib.sh"
+test_init oci-fixtures CFS_SRC
 oci2cfs=$CFS_BIN/oci2cfs
 generator=$CFS_SRC/tests/oci/make-fixtures.py
 digests=$CFS_SRC/tests/oci/expected-digests.txt
 tree_listing=$CFS_SRC/tests/corpus/tree-listing.py
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root (mount)"
-[ -x "$oci2cfs" ] || fail "$oci2cfs: not found or not executable"
+need_root "mount"
+need_exec "$oci2cfs"
 [ -f "$tree_listing" ] || fail "$tree_listing: not found"
-for tool in python3 tar zstd fsck.erofs fsverity mount umount mountpoint; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
-done
+need_tool python3 tar zstd fsck.erofs fsverity mount umount mountpoint
 
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 meta=$work/meta
 root=$work/root
-cleanup() {
-	local rc=$? busy=0 m
-	trap - EXIT INT TERM
-	# The overlay first: it holds the EROFS mount.
-	for m in "$root" "$meta"; do
-		if mountpoint -q "$m" 2>/dev/null; then
-			umount "$m" 2>/dev/null || umount -l "$m" || {
-				echo "$me: warning: could not unmount $m" >&2
-				busy=1
-			}
-		fi
-	done
-	if [ "$busy" -eq 0 ]; then
-		rm -rf "$work"
-	else
-		echo "$me: left $work behind (still mounted)" >&2
-		rc=1
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 cd "$work"
 mkdir "$meta" "$root" out fail
 
@@ -152,19 +117,13 @@ good_case() {
 		bad "$name: second conversion (--threads 1) failed: $(cat conv1.err)"
 	else
 		cmp -s "$img" "out/$name.again.cfs" || bad "$name: a second conversion gave other bytes"
-		want=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["xattrs_dropped"])' conv1.out) ||
+		want=$(jget 'j["xattrs_dropped"]' <conv1.out) ||
 			want="(no report)"
 		[ "$want" = "$dropped" ] || bad "$name: --json says xattrs_dropped $want, expected $dropped"
 	fi
 
-	if ! mount -t erofs -o ro "$img" "$meta" 2>mount.err; then
-		bad "$name: mount -t erofs: $(cat mount.err)"
-		return
-	fi
-	if ! mount -t overlay overlay -o "ro,metacopy=on,redirect_dir=on,lowerdir=$meta::$work/objects" \
-		"$root" 2>mount.err; then
-		bad "$name: mount -t overlay: $(cat mount.err)"
-		umount "$meta"
+	if ! mount_composefs "$img" "$work/objects" "$meta" "$root" 2>mount.err; then
+		bad "$name: $(cat mount.err)"
 		return
 	fi
 	python3 "$tree_listing" "$root" >"out/$name.tsv" || bad "$name: tree-listing.py failed"

@@ -6,29 +6,24 @@
 # pass may add less than 5% of the shared bytes (measured with fincore on
 # the shared object files).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+test_init pagecache CFS_SRC
+need_root "mount, drop_caches"
+need_exec "$CFS_BIN/cfs-store" "$CFS_BIN/oci2cfs"
+need_tool fincore python3
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
-command -v fincore > /dev/null || { echo "FAIL: fincore (util-linux) missing"; exit 1; }
-
-tmp=$(mktemp -d "$CFS_TEST_TMP/pagecache.XXXXXX")
-mounts=()
-cleanup() {
-	for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}" 2>/dev/null || umount -l "${mounts[$i]}" || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 # Both images imported into one store and mounted by it.
-store="$tmp/store"
+store="$work/store"
 for img in debian-minbase debian-python; do
 	digest=$("$CFS_BIN/cfs-store" --root "$store" import "oci:$corpus/$img" --name "$img")
-	"$CFS_BIN/oci2cfs" --dump "$tmp/$img.dump" "cfs:$store/images/$digest.cfs" - > /dev/null
-	mkdir "$tmp/$img.root"
-	"$CFS_BIN/cfs-store" --root "$store" mount "$img" "$tmp/$img.root"
-	mounts+=("$tmp/$img.root")
+	"$CFS_BIN/oci2cfs" --dump "$work/$img.dump" "cfs:$store/images/$digest.cfs" - > /dev/null
+	mkdir "$work/$img.root"
+	"$CFS_BIN/cfs-store" --root "$store" mount "$img" "$work/$img.root"
 done
 
 # Objects both images use: the payload column of both dumps.
-python3 - "$tmp" <<'PY'
+python3 - "$work" <<'PY'
 import sys
 tmp = sys.argv[1]
 def payloads(p):
@@ -43,19 +38,19 @@ with open(tmp + "/shared.list", "w") as f:
     for p in sorted(shared):
         f.write(tmp + "/store/objects/" + p + "\n")
 PY
-nshared=$(wc -l < "$tmp/shared.list")
-[ "$nshared" -gt 1000 ] || { echo "FAIL: only $nshared shared objects"; exit 1; }
+nshared=$(wc -l < "$work/shared.list")
+[ "$nshared" -gt 1000 ] || fail "only $nshared shared objects"
 
-cached() { xargs -a "$tmp/shared.list" -d '\n' fincore --bytes --noheadings --raw --output RES | awk '{s+=$1} END {print s+0}'; }
-shared_bytes=$(xargs -a "$tmp/shared.list" -d '\n' stat -c %s | awk '{s+=$1} END {print s}')
+cached() { xargs -a "$work/shared.list" -d '\n' fincore --bytes --noheadings --raw --output RES | awk '{s+=$1} END {print s+0}'; }
+shared_bytes=$(xargs -a "$work/shared.list" -d '\n' stat -c %s | awk '{s+=$1} END {print s}')
 readall() { find "$1" -type f -print0 | xargs -0 cat > /dev/null; }
 
 sync
 echo 3 > /proc/sys/vm/drop_caches
 before=$(cached)
-readall "$tmp/debian-minbase.root"
+readall "$work/debian-minbase.root"
 after1=$(cached)
-readall "$tmp/debian-python.root"
+readall "$work/debian-python.root"
 after2=$(cached)
 
 python3 - "$shared_bytes" "$before" "$after1" "$after2" <<'PY'
@@ -67,4 +62,4 @@ print("shared objects: %.1f MiB; cached by pass 1: %.1f MiB; added by pass 2: %.
 assert first > 0.9 * shared, "pass 1 did not bring the shared objects into the page cache"
 assert second < 0.05 * shared, "pass 2 read shared content again"
 PY
-echo "pagecache: ok ($nshared shared objects)"
+echo "$me: ok ($nshared shared objects)"

@@ -14,53 +14,20 @@
 # Needs root (mount). Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP.
 set -euo pipefail
 
-me=store-mount
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+. "$(dirname "$0")/lib.sh"
+test_init store-mount CFS_SRC
 cs=$CFS_BIN/cfs-store
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
+need_root "mount"
+need_exec "$cs"
+need_tool python3 fsverity sha256sum mountpoint mount umount
 
-[ "$(id -u)" -eq 0 ] || fail "must run as root (mount)"
-for tool in python3 fsverity sha256sum mountpoint; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
-done
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 root=$work/store
 src=$work/src
 mnt=$work/mnt
 mnt2=$work/mnt2
 tmpfs=$work/tmpfs
 S=("$cs" --root "$root")
-
-cleanup() {
-	local rc=$? left=0 m
-	trap - EXIT INT TERM
-	for m in "$mnt" "$mnt2" "$tmpfs"; do
-		while mountpoint -q "$m" 2>/dev/null; do
-			umount "$m" 2>/dev/null || umount -l "$m" || {
-				echo "$me: warning: could not unmount $m" >&2
-				left=1
-				break
-			}
-		done
-	done
-	if [ "$left" -eq 0 ]; then
-		rm -rf "$work"
-	else
-		echo "$me: left $work behind (still mounted)" >&2
-		rc=1
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # The mounts of this test (mount point, type, source), not the whole
 # table: other tests on the machine may mount meanwhile. Everything a
@@ -86,20 +53,6 @@ must_fail() { # PATTERN ARGS...
 	grep -q "^cfs-store: .*$pat" "$work/err" || fail "'$*': error line: $(cat "$work/err")"
 	[ "$(mountinfo)" = "$before" ] ||
 		fail "'$*': the mount table changed:"$'\n'"$(diff <(echo "$before") <(mountinfo) || true)"
-}
-# Every regular file and symlink of the source reads back the same at $1.
-compare_tree() {
-	local at=$1 f n=0
-	while IFS= read -r -d '' f; do
-		if [ -L "$src/$f" ]; then
-			[ "$(readlink "$at/$f")" = "$(readlink "$src/$f")" ] ||
-				fail "$at/$f: symlink target differs"
-		else
-			cmp -s "$src/$f" "$at/$f" || fail "$at/$f differs from the source"
-		fi
-		n=$((n + 1))
-	done < <(cd "$src" && find . \( -type f -o -type l \) -print0)
-	[ "$n" -gt 0 ] || fail "no files compared"
 }
 is_overlay() { [ "$(stat -f -c %T "$1")" = overlayfs ] || fail "$1: not an overlay mount"; }
 
@@ -134,7 +87,7 @@ step "read-only by name"
 before=$(hashes)
 "${S[@]}" mount base "$mnt"
 is_overlay "$mnt"
-compare_tree "$mnt"
+compare_tree "$src" "$mnt"
 [ -f "$root/mounts/$(printf %s "$(realpath "$mnt")" | sha256sum | cut -c1-32).json" ] ||
 	fail "no mount record"
 if echo x 2>/dev/null >"$mnt/new"; then fail "read-only mount took a write"; fi
@@ -145,7 +98,7 @@ mountpoint -q "$mnt" && fail "still mounted after umount"
 
 step "read-only by digest prefix, other image"
 "${S[@]}" mount "${d:0:12}" "$mnt"
-compare_tree "$mnt"
+compare_tree "$src" "$mnt"
 "${S[@]}" umount "$mnt"
 "${S[@]}" mount "sha256:${dx:0:10}" "$mnt"
 [ -n "$(ls -A "$mnt")" ] || fail "xattrs image mounted empty"
@@ -226,7 +179,7 @@ must_fail "target $work/none" mount base "$work/none"
 must_fail "already a mount point" mount base "$mnt"
 must_fail "already a mount point" mount base "$mnt" --writable
 is_overlay "$mnt"
-compare_tree "$mnt"
+compare_tree "$src" "$mnt"
 "${S[@]}" umount "$mnt"
 must_fail "not mounted from store" umount "$mnt"
 must_fail "not mounted from store" umount "$mnt2"
@@ -262,18 +215,16 @@ EOF
 "${S[@]}" fsck --verify --repair >/dev/null || fail "repair: not everything repaired"
 [ ! -e "$obj" ] || fail "repair kept the corrupt object"
 [ -e "$root/images/$d.cfs" ] || fail "repair removed the image"
-"${S[@]}" inspect base --json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["broken"] else 1)' ||
-	fail "the image is not marked broken"
+"${S[@]}" inspect base --json | jcheck 'j["broken"]' "the image is not marked broken"
 "${S[@]}" list | grep -q "^${d:0:12} .*(broken" || fail "list does not say broken"
 "${S[@]}" fsck --verify >"$work/out" || fail "fsck after repair: $(cat "$work/out")"
 grep -q "1 images broken by a repair" "$work/out" || fail "fsck does not count the broken image: $(cat "$work/out")"
 must_fail "image ${d:0:12} is broken: fsck --repair removed its object objects/${obj#"$root/objects/"} .*import the image again" mount base "$mnt"
 "${S[@]}" import "dir:$src" --name base >/dev/null
 [ -e "$obj" ] || fail "the re-import did not restore the object"
-"${S[@]}" inspect base --json | python3 -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)["broken"] else 0)' ||
-	fail "still broken after the re-import"
+"${S[@]}" inspect base --json | jcheck 'not j["broken"]' "still broken after the re-import"
 "${S[@]}" mount base "$mnt"
-compare_tree "$mnt"
+compare_tree "$src" "$mnt"
 "${S[@]}" umount "$mnt"
 "${S[@]}" fsck --verify >/dev/null || fail "fsck after the restore"
 echo "$me: ok"
