@@ -38,22 +38,16 @@
 # CFS_TEST_TMP, CFS_CORPUS; FAULTS_DURATION (seconds).
 set -euo pipefail
 
-me=faults-concurrency
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
 # shellcheck source=tests/scripts/lib.sh
-. "$CFS_SRC/tests/scripts/lib.sh"
+. "$(dirname "$0")/lib.sh"
+test_init faults-concurrency CFS_SRC
 cs=$CFS_BIN/cfs-store
 DURATION=${FAULTS_DURATION:-60}
 RANDOM=4711
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: [${SECONDS}s] $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root (mounts)"
-command -v python3 >/dev/null || fail "python3 is not installed"
+need_root mounts
+need_tool python3
+need_exec "$cs"
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
 listing=$CFS_SRC/tests/corpus/tree-listing.py
 [ -f "$listing" ] || fail "no $listing"
@@ -61,22 +55,6 @@ images=(debian-minbase debian-python debian-caps debian-minbase-rebuilt)
 for img in "${images[@]}"; do
 	[ -f "$corpus/expected/$img.tsv" ] || fail "no $corpus/expected/$img.tsv"
 done
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-pids=()
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	touch "$work/stop"
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	remove_work "$work" || rc=1
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 mkdir -p "$work/fs" "$work/log"
 mount -t tmpfs -o size=3g,mode=0755 faults-conc-store "$work/fs"
@@ -234,6 +212,14 @@ except FileNotFoundError:
 }
 
 step "importers, gc and mounts for $DURATION s"
+# The loops, stopped at exit if the test ends first.
+pids=()
+stop_loops() {
+	touch "$work/stop"
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+}
+on_exit stop_loops
 importer 1 debian-minbase debian-python &
 pids+=($!)
 importer 2 debian-caps debian-minbase-rebuilt &
@@ -313,9 +299,7 @@ done
 
 step "fsck --verify"
 "${S[@]}" gc >/dev/null
-"${S[@]}" fsck --verify --json >"$work/fsck.json" || fail "fsck --verify: $(cat "$work/fsck.json")"
-python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if j["ok"] and j["problems"] == [] else 1)' \
-	<"$work/fsck.json" || fail "fsck --verify found problems: $(cat "$work/fsck.json")"
+fsck_clean "$root" "fsck --verify" --verify
 [ -z "$(ls "$root/tmp")" ] || fail "tmp/ not empty: $(ls "$root/tmp")"
 
 step "every name mounts; every named image matches its listing"

@@ -35,52 +35,21 @@
 # Environment: CFS_BIN, CFS_SRC, CFS_TESTS, CFS_TEST_TMP, CFS_CORPUS.
 set -euo pipefail
 
-me=faults-disk
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
 # shellcheck source=tests/scripts/lib.sh
-. "$CFS_SRC/tests/scripts/lib.sh"
+. "$(dirname "$0")/lib.sh"
+test_init faults-disk CFS_SRC
 cs=$CFS_BIN/cfs-store
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: [${SECONDS}s] $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root (tmpfs)"
-for tool in python3 fsverity; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (apt-get install fsverity)"
-done
+need_root tmpfs
+need_tool python3 fsverity
+need_exec "$cs"
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	remove_work "$work" || rc=1
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 fs=$work/fs
 root=$fs/store
 full=$root
 S=("$cs" --root "$root")
 mkdir -p "$fs"
-
-jcheck() { # EXPR what < json
-	python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" ||
-		fail "$2"
-}
-fsck_clean() { # what [--verify]
-	local out=$work/fsck.json rc=0
-	"${S[@]}" fsck ${2:-} --json >"$out" 2>"$work/fsck.err" || rc=$?
-	[ $rc -eq 0 ] || fail "$1: fsck exit $rc: $(cat "$out" "$work/fsck.err")"
-	jcheck "j['ok'] and j['problems'] == []" "$1: fsck found problems: $(cat "$out")" <"$out"
-}
 
 # Data pages and inodes in use on the store's tmpfs.
 used_pages() { echo $(($(stat -f -c '(%b - %f)' "$fs"))); }
@@ -136,7 +105,7 @@ failed_cleanly() {
 	snapshot >"$work/after"
 	cmp -s "$work/before" "$work/after" ||
 		fail "$what: the store changed: $(diff "$work/before" "$work/after" | head -20)"
-	fsck_clean "$what"
+	fsck_clean "$root" "$what"
 }
 
 # import_full WHAT SOURCE NAME: the import must fail for want of room,
@@ -208,7 +177,7 @@ echo "$me: exit 1, one line; store unchanged, fsck clean, $n objects complete"
 mount -o remount,size=512m "$fs"
 d=$("${S[@]}" import "oci:$corpus/debian-minbase" --name big) || fail "import with room failed"
 "${S[@]}" inspect big --json | jcheck "j['complete'] and j['digest'] == '$d'" "inspect big"
-fsck_clean "after the import with room" --verify
+fsck_clean "$root" "after the import with room" --verify
 echo "$me: with room: imported $d, fsck --verify clean"
 umount "$fs"
 
@@ -238,7 +207,7 @@ for extra in $(seq 0 $((need_pages * 3))); do
 done
 [ $failed_pages -ge "$need_pages" ] || fail "only $failed_pages page limits failed, the image keeps $need_pages"
 "${S[@]}" inspect small --json | jcheck "j['complete']" "small after it fitted"
-fsck_clean "pages: after it fitted" --verify
+fsck_clean "$root" "pages: after it fitted" --verify
 "${S[@]}" rm small
 "${S[@]}" gc >/dev/null
 mount -o remount,size=64m "$fs"
@@ -255,7 +224,7 @@ for extra in $(seq 0 $((need_inodes * 3))); do
 done
 [ $failed_inodes -ge "$need_inodes" ] || fail "only $failed_inodes inode limits failed, the image keeps $need_inodes"
 "${S[@]}" inspect small --json | jcheck "j['complete']" "small after it fitted"
-fsck_clean "inodes: after it fitted" --verify
+fsck_clean "$root" "inodes: after it fitted" --verify
 mount -o remount,nr_inodes=100000 "$fs"
 echo "$me: $failed_pages page limits and $failed_inodes inode limits failed cleanly"
 
@@ -268,7 +237,7 @@ echo "$me: tag: $swept limits failed cleanly, then it fitted"
 sweep "rm" rm retag true rm small-tag
 "${S[@]}" inspect small-tag >/dev/null 2>&1 && fail "small-tag still there after rm"
 echo "$me: rm: $swept limits failed cleanly, then it fitted"
-fsck_clean "after tag and rm" --verify
+fsck_clean "$root" "after tag and rm" --verify
 umount "$fs"
 
 step "4: ais sync adding an image"
@@ -317,6 +286,6 @@ sweep "ais sync" "ais sync" undo_sync mounts_unchanged ais sync "${A[@]}"
 	fail "AIS after the sync fitted: $(ais_names)"
 mountpoint -q "$run/$third" || fail "the third image is not mounted at $run/$third"
 echo "$me: ais sync: $swept limits failed cleanly, then it fitted"
-fsck_clean "after ais sync" --verify
+fsck_clean "$root" "after ais sync" --verify
 "${S[@]}" ais unmount-all "${A[@]}" >/dev/null
 echo "$me: ok"

@@ -39,42 +39,18 @@
 # Environment: CFS_BIN, CFS_SRC, CFS_TESTS, CFS_TEST_TMP, CFS_CORPUS.
 set -euo pipefail
 
-me=faults-kill
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
 # shellcheck source=tests/scripts/lib.sh
-. "$CFS_SRC/tests/scripts/lib.sh"
+. "$(dirname "$0")/lib.sh"
+test_init faults-kill CFS_SRC
 cs=$CFS_BIN/cfs-store
-CYCLES=${FAULTS_KILL_CYCLES:-10} # three kills each
+CYCLES=${FAULTS_KILL_CYCLES:-10} # four kills each
 AIS_KILLS=${FAULTS_KILL_AIS:-22}
 RANDOM=7007 # fixed seed: the same kill moments on every run
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: [${SECONDS}s] $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root (tmpfs and image mounts)"
-for tool in python3 mountpoint; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
-done
+need_root "tmpfs and image mounts"
+need_tool python3 mountpoint
+need_exec "$cs"
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-pids=()
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	# Image mounts in RUN, then RUN and the store's tmpfs: deepest first.
-	remove_work "$work" || rc=1
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 fs=$work/fs
 run=$work/run
@@ -85,43 +61,6 @@ root=$fs/store
 ais=$fs/ais
 S=("$cs" --root "$root")
 A=(--ais "$ais" --run "$run")
-
-jcheck() { # EXPR what < json
-	python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" ||
-		fail "$2"
-}
-jget() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-
-fsck_clean() { # what [--verify]
-	local out=$work/fsck.json rc=0
-	"${S[@]}" fsck ${2:-} --json >"$out" 2>"$work/fsck.err" || rc=$?
-	[ $rc -eq 0 ] || fail "$1: fsck exit $rc: $(cat "$out" "$work/fsck.err")"
-	jcheck "j['ok'] and j['problems'] == []" "$1: fsck found problems: $(cat "$out")" <"$out"
-}
-
-now_us() { echo $(($(date +%s%N) / 1000)); }
-secs() { printf '%d.%06d' $(($1 / 1000000)) $(($1 % 1000000)); }
-# A random number of microseconds in [0, $1] ($RANDOM has 15 bits).
-random_us() { echo $(((RANDOM * 32768 + RANDOM) % ($1 + 1))); }
-
-# killed DELAY_US CMD...: run CMD, kill -9 it after DELAY_US. Sets rc:
-# 137 if the kill landed, 0 if CMD was done by then; anything else
-# (CMD failed on its own) fails the test.
-killed() {
-	local delay=$1 pid
-	shift
-	"$@" >"$work/k.out" 2>"$work/k.err" &
-	pid=$!
-	pids=("$pid")
-	sleep "$(secs "$delay")"
-	kill -9 "$pid" 2>/dev/null || true
-	rc=0
-	# (braces: no "Killed" line from the shell)
-	{ wait "$pid"; } 2>/dev/null || rc=$?
-	pids=()
-	[ $rc -eq 0 ] || [ $rc -eq 137 ] || fail "$* failed on its own (exit $rc): $(cat "$work/k.err")"
-}
-outcome() { [ $rc -eq 0 ] && echo "completed" || echo "killed"; }
 
 # Small OCI layouts: N files of random sizes, one uncompressed layer, a
 # config with a Cmd; different SEEDs give disjoint content.
@@ -219,57 +158,47 @@ bystander=$("${S[@]}" import "oci:$work/bystander" --name bystander)
 victim_src="oci:$corpus/debian-minbase"
 
 step "measure import, rm and gc unkilled"
-t0=$(now_us)
+t0=$(us_now)
 victim=$("${S[@]}" import "$victim_src" --name victim)
-t_import=$(($(now_us) - t0))
+t_import=$(($(us_now) - t0))
 # The same layer again, from its record (docs/store.md, "Layer records").
-t0=$(now_us)
+t0=$(us_now)
 "${S[@]}" import "$victim_src" --name again --json >"$work/again.json"
-t_again=$(($(now_us) - t0))
+t_again=$(($(us_now) - t0))
 jcheck "j['layers'][0]['source'] == 'record'" "the second import did not use the layer record" <"$work/again.json"
 "${S[@]}" rm again
-t0=$(now_us)
+t0=$(us_now)
 "${S[@]}" rm victim
-t_rm=$(($(now_us) - t0))
-t0=$(now_us)
+t_rm=$(($(us_now) - t0))
+t0=$(us_now)
 "${S[@]}" gc >/dev/null
-t_gc=$(($(now_us) - t0))
-echo "$me: import $(secs $t_import) s, again from its record $(secs $t_again) s, rm $(secs $t_rm) s, gc $(secs $t_gc) s"
+t_gc=$(($(us_now) - t0))
+echo "$me: import $(us_secs $t_import) s, again from its record $(us_secs $t_again) s, rm $(us_secs $t_rm) s, gc $(us_secs $t_gc) s"
 snapshot >"$work/baseline"
 grep -q "^images/$bystander.cfs " "$work/baseline" || fail "no bystander in the baseline"
 [ "$(grep -c '^objects/' "$work/baseline")" -ge 30 ] || fail "baseline: too few objects"
-fsck_clean "baseline"
+fsck_clean "$root" "baseline"
 
 step "$CYCLES cycles: kill import, rm, gc; repeat each"
-killed_n=0
-for i in $(seq 1 "$CYCLES"); do
-	# import
-	d=$(random_us "$t_import")
-	killed "$d" "${S[@]}" import "$victim_src" --name victim
-	[ $rc -eq 137 ] && killed_n=$((killed_n + 1))
-	fsck_clean "cycle $i: import killed after $(secs "$d") s"
+# The checks after each kill of cycle $i (kill_trial's CHECK; rc is the
+# killed command's exit status).
+import_repeated() {
 	got=$("${S[@]}" import "$victim_src" --name victim) || fail "cycle $i: import after the kill failed"
 	[ "$got" = "$victim" ] || fail "cycle $i: import gave $got, unkilled $victim"
 	"${S[@]}" inspect victim --json | jcheck "j['complete'] and j['digest'] == '$victim' and j['names'] == ['victim']" \
 		"cycle $i: victim after the repeated import"
-	echo "$me: cycle $i: import $(outcome) after $(secs "$d") s; fsck clean; repeated, complete"
+	echo "$me: cycle $i: import repeated, complete"
 	"${S[@]}" fsck --json | jcheck "j['records'] >= 2" "cycle $i: the victim's layer record is missing"
-	# an import that builds from the layer record
-	d=$(random_us "$t_again")
-	killed "$d" "${S[@]}" import "$victim_src" --name again
-	[ $rc -eq 137 ] && killed_n=$((killed_n + 1))
-	fsck_clean "cycle $i: import from the record killed after $(secs "$d") s"
+}
+again_dropped() {
 	if "${S[@]}" inspect again >/dev/null 2>&1; then
 		"${S[@]}" rm again
 	fi
-	echo "$me: cycle $i: import from the record $(outcome) after $(secs "$d") s; fsck clean"
-	# rm
-	d=$(random_us "$t_rm")
-	killed "$d" "${S[@]}" rm victim
-	[ $rc -eq 137 ] && killed_n=$((killed_n + 1))
-	fsck_clean "cycle $i: rm killed after $(secs "$d") s"
+}
+rm_repeated() {
+	local r
 	if "${S[@]}" inspect victim >/dev/null 2>&1; then
-		[ $rc -ne 0 ] || fail "cycle $i: rm exited 0 and the name is still there"
+		[ "$rc" -ne 0 ] || fail "cycle $i: rm exited 0 and the name is still there"
 		"${S[@]}" rm victim 2>"$work/err" || fail "cycle $i: rm after the kill: $(cat "$work/err")"
 		r=repeated
 	else
@@ -277,30 +206,37 @@ for i in $(seq 1 "$CYCLES"); do
 		# repeated rm is refused, the name being gone (exit 1, one line).
 		r=0
 		"${S[@]}" rm victim 2>"$work/err" || r=$?
-		[ $r -eq 1 ] && grep -q "^cfs-store: rm: victim" "$work/err" ||
+		{ [ $r -eq 1 ] && grep -q "^cfs-store: rm: victim" "$work/err"; } ||
 			fail "cycle $i: rm of the removed name: exit $r, $(cat "$work/err")"
 		r="had removed the name"
 	fi
 	"${S[@]}" inspect victim >/dev/null 2>&1 && fail "cycle $i: the name victim survived rm"
 	"${S[@]}" inspect bystander --json | jcheck "j['digest'] == '$bystander' and j['complete']" \
 		"cycle $i: bystander after rm"
-	echo "$me: cycle $i: rm $(outcome) after $(secs "$d") s; fsck clean; $r"
-	# gc
-	d=$(random_us "$t_gc")
-	killed "$d" "${S[@]}" gc
-	[ $rc -eq 137 ] && killed_n=$((killed_n + 1))
-	fsck_clean "cycle $i: gc killed after $(secs "$d") s"
+	echo "$me: cycle $i: rm $r"
+}
+gc_repeated() {
 	"${S[@]}" gc >/dev/null 2>"$work/err" || fail "cycle $i: gc after the kill: $(cat "$work/err")"
 	snapshot >"$work/now"
 	diff "$work/baseline" "$work/now" >"$work/diff" ||
 		fail "cycle $i: the store after the repeated gc differs from the baseline: $(head -5 "$work/diff")"
 	[ -z "$(ls "$root/tmp")" ] || fail "cycle $i: tmp/ not empty after gc: $(ls "$root/tmp")"
-	fsck_clean "cycle $i: repeated gc"
-	echo "$me: cycle $i: gc $(outcome) after $(secs "$d") s; fsck clean; repeated: baseline again, fsck clean"
+	fsck_clean "$root" "cycle $i: repeated gc"
+	echo "$me: cycle $i: gc repeated: baseline again, fsck clean"
+}
+kills_landed=0
+for i in $(seq 1 "$CYCLES"); do
+	kill_trial "$root" "$t_import" "cycle $i: import" import_repeated \
+		"${S[@]}" import "$victim_src" --name victim
+	# an import that builds from the layer record
+	kill_trial "$root" "$t_again" "cycle $i: import from the record" again_dropped \
+		"${S[@]}" import "$victim_src" --name again
+	kill_trial "$root" "$t_rm" "cycle $i: rm" rm_repeated "${S[@]}" rm victim
+	kill_trial "$root" "$t_gc" "cycle $i: gc" gc_repeated "${S[@]}" gc
 done
-echo "$me: $killed_n of $((4 * CYCLES)) kills landed before the operation ended"
+echo "$me: $kills_landed of $((4 * CYCLES)) kills landed before the operation ended"
 # Only a sanity check of the measurements (most rm kills come late).
-[ $killed_n -ge $((CYCLES / 2)) ] || fail "too few kills landed mid-operation"
+[ "$kills_landed" -ge $((CYCLES / 2)) ] || fail "too few kills landed mid-operation"
 
 step "ais sync: measure"
 all=()
@@ -338,24 +274,33 @@ ais_check "bystander" "after the first sync"
 times=()
 for r in 1 2; do
 	set_names "${all[@]}" a1 a2 a3
-	t0=$(now_us)
+	t0=$(us_now)
 	"${S[@]}" ais sync "${A[@]}" >"$work/out"
-	times+=($(($(now_us) - t0)))
+	times+=($(($(us_now) - t0)))
 	grep -q "^7 images (6 newly mounted)" "$work/out" || fail "sync: $(cat "$work/out")"
 	# The aliases share the image and config of t1..t3: one AIS image each.
 	ais_check "$(names_csv "${all[@]}" a1 a2 a3)" "after the measured sync"
 	set_names
-	t0=$(now_us)
+	t0=$(us_now)
 	"${S[@]}" ais sync "${A[@]}" >"$work/out"
-	times+=($(($(now_us) - t0)))
+	times+=($(($(us_now) - t0)))
 	grep -q "^1 images (0 newly mounted).* 6 removed" "$work/out" || fail "sync: $(cat "$work/out")"
 	ais_check "bystander" "after removing all names"
 done
 t_sync=$(printf '%s\n' "${times[@]}" | sort -n | head -1)
-echo "$me: ais sync of 6 images: $(secs "$t_sync") s (shortest of $(printf '%s ' "${times[@]}")us)"
+echo "$me: ais sync of 6 images: $(us_secs "$t_sync") s (shortest of $(printf '%s ' "${times[@]}")us)"
 
 step "$AIS_KILLS kills of ais sync"
-killed_ais=0
+# After ais kill $i: the AIS is consistent, and a repeated sync makes it
+# list exactly the names in want.
+sync_repeated() {
+	ais_check "" "ais kill $i after $(us_secs "$kill_us") s ($kill_outcome): inconsistent"
+	"${S[@]}" ais sync "${A[@]}" >"$work/out" 2>"$work/err" ||
+		fail "ais kill $i: the repeated sync failed: $(cat "$work/err")"
+	ais_check "$(names_csv "${want[@]}")" "ais kill $i: after the repeated sync"
+	echo "$me: ais kill $i: AIS consistent; repeated: $(head -1 "$work/out")"
+}
+kills_landed=0
 have=" "
 for i in $(seq 1 "$AIS_KILLS"); do
 	want=()
@@ -369,23 +314,15 @@ for i in $(seq 1 "$AIS_KILLS"); do
 	done
 	have=" ${want[*]} "
 	set_names "${want[@]}"
-	d=$(random_us "$t_sync")
-	killed "$d" "${S[@]}" ais sync "${A[@]}"
-	[ $rc -eq 137 ] && killed_ais=$((killed_ais + 1))
-	ais_check "" "kill $i after $(secs "$d") s ($(outcome)): inconsistent"
-	fsck_clean "ais kill $i"
-	"${S[@]}" ais sync "${A[@]}" >"$work/out" 2>"$work/err" ||
-		fail "ais kill $i: the repeated sync failed: $(cat "$work/err")"
-	ais_check "$(names_csv "${want[@]}")" "kill $i: after the repeated sync"
-	echo "$me: ais kill $i after $(secs "$d") s: $(outcome); AIS consistent; repeated: $(head -1 "$work/out")"
+	kill_trial "$root" "$t_sync" "ais kill $i: ais sync" sync_repeated "${S[@]}" ais sync "${A[@]}"
 done
-echo "$me: $killed_ais of $AIS_KILLS ais kills landed before the sync ended"
+echo "$me: $kills_landed of $AIS_KILLS ais kills landed before the sync ended"
 # Only a sanity check of the measurement: load varies.
-[ $killed_ais -ge 2 ] || fail "fewer than 2 ais kills landed mid-sync"
+[ "$kills_landed" -ge 2 ] || fail "fewer than 2 ais kills landed mid-sync"
 
 step "the end: unmount-all, fsck --verify, the bystander"
 "${S[@]}" ais unmount-all "${A[@]}" >/dev/null || fail "ais unmount-all"
 [ -z "$(ls "$run")" ] || fail "RUN not empty after unmount-all: $(ls "$run")"
-fsck_clean "final" --verify
+fsck_clean "$root" "final" --verify
 "${S[@]}" inspect bystander --json | jcheck "j['digest'] == '$bystander' and j['complete']" "bystander at the end"
-echo "$me: ok ($((3 * CYCLES + AIS_KILLS)) kills)"
+echo "$me: ok ($((4 * CYCLES + AIS_KILLS)) kills)"

@@ -18,44 +18,26 @@
 # Needs root. Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS.
 set -euo pipefail
 
-me=idmap
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
 # shellcheck source=tests/scripts/lib.sh
-. "$CFS_SRC/tests/scripts/lib.sh"
+. "$(dirname "$0")/lib.sh"
+test_init idmap CFS_SRC
 cs=$CFS_BIN/cfs-store
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root (mount)"
-for tool in python3 mountpoint; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed"
-done
+need_root mount
+need_tool python3 mountpoint
+need_exec "$cs" "$CFS_BIN/mount.cfs"
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 # The user namespaces below see the host's root as nobody, so the mount
 # point must be where anyone may go: not below the build directory,
 # which may be in a private home or a mktemp -d.
-mnt=$(mktemp -d /tmp/cfs-idmap.XXXXXX)
-tools=$(mktemp -d /tmp/cfs-idmap-tools.XXXXXX)
-chmod 755 "$mnt" "$tools"
+public_dir idmap
+mnt=$pub/mnt
+tools=$pub/tools
+mkdir -m 755 "$mnt" "$tools"
 # (and so must the script the namespace runs: not read from the source
 # tree, for the same reason)
 cp "$CFS_SRC/tests/corpus/tree-listing.py" "$tools/"
 chmod 644 "$tools/tree-listing.py"
-cleanup() {
-	local rc=$?
-	mountpoint -q "$mnt" && { umount "$mnt" || umount -l "$mnt"; }
-	rmdir "$mnt" 2>/dev/null || true
-	rm -rf "$tools"
-	remove_work "$work" || rc=1
-	exit "$rc"
-}
-trap cleanup EXIT
 S=("$cs" --root "$work/store")
 listing() { python3 "$CFS_SRC/tests/corpus/tree-listing.py" "$@"; }
 

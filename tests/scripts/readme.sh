@@ -12,45 +12,27 @@
 #  - user: the same, with the build owned by the user (only the mount
 #    part of the demo ran through sudo).
 #
-# Needs root (useradd, sudoers) and sudo. Environment: CFS_SRC.
+# Needs root (useradd, sudoers) and sudo. Environment: CFS_SRC (and
+# CFS_BIN, CFS_TEST_TMP: tests/CMakeLists.txt).
 set -euo pipefail
 
-me=readme
-: "${CFS_SRC:?}"
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
+# shellcheck source=tests/scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+test_init readme CFS_SRC
 
-[ "$(id -u)" -eq 0 ] || { echo "$me: skipped: needs root (useradd, mounts)"; exit 77; }
-for tool in git sudo useradd runuser; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
-done
+need_root "useradd, mounts"
+need_tool git sudo useradd runuser
 git -C "$CFS_SRC" rev-parse --git-dir >/dev/null 2>&1 ||
-	{ echo "$me: skipped: $CFS_SRC is not a git checkout (the copy is its tracked files)"; exit 77; }
+	skip "$CFS_SRC is not a git checkout (the copy is its tracked files)"
 
 cmds=$("$CFS_SRC/tests/scripts/readme-commands.sh" "$CFS_SRC/README.md")
 cmd=${cmds%%$'\n'*}
 step "command: $cmd"
 
-work=$(mktemp -d /tmp/cfs-readme.XXXXXX)
-chmod 755 "$work"
+# Nothing beside the copies: a directory of its own below /tmp.
+public_dir readme
 user=cfsreadme$$
 sudoers=/etc/sudoers.d/$user
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	rm -f "$sudoers"
-	id "$user" >/dev/null 2>&1 && userdel "$user" 2>/dev/null
-	# shellcheck source=tests/scripts/lib.sh
-	. "$CFS_SRC/tests/scripts/lib.sh"
-	remove_work "$work" || rc=1
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # The project's tracked files as they are in the working tree.
 copy() { # DEST
@@ -70,27 +52,32 @@ check_demo() { # LOG WHO
 }
 
 step "as root, no sudo on PATH"
-copy "$work/root/oci2cfs"
-mkdir "$work/nosudo"
-printf '#!/bin/sh\necho "sudo: called as root: $*" >&2\nexit 127\n' >"$work/nosudo/sudo"
-chmod 755 "$work/nosudo/sudo"
-(cd "$work/root/oci2cfs" && PATH=$work/nosudo:$PATH bash -euo pipefail -c "$cmd") >"$work/root.log" 2>&1 ||
+copy "$pub/root/oci2cfs"
+mkdir "$pub/nosudo"
+printf '#!/bin/sh\necho "sudo: called as root: $*" >&2\nexit 127\n' >"$pub/nosudo/sudo"
+chmod 755 "$pub/nosudo/sudo"
+(cd "$pub/root/oci2cfs" && PATH=$pub/nosudo:$PATH bash -euo pipefail -c "$cmd") >"$work/root.log" 2>&1 ||
 	fail "as root: the command failed: $(tail -n 20 "$work/root.log")"
 grep -q 'sudo: called as root' "$work/root.log" && fail "as root: sudo was called"
 check_demo "$work/root.log" "as root"
 echo "$me: as root: ok"
 
 step "as user $user, with sudo"
-useradd --no-create-home --home-dir "$work/user" --shell /bin/bash "$user"
+remove_user() {
+	rm -f "$sudoers"
+	! id "$user" >/dev/null 2>&1 || userdel "$user"
+}
+on_exit remove_user
+useradd --no-create-home --home-dir "$pub/user" --shell /bin/bash "$user"
 printf '%s ALL=(ALL) NOPASSWD: ALL\n' "$user" >"$sudoers"
 chmod 440 "$sudoers"
-copy "$work/user/oci2cfs"
-chown -R "$user:" "$work/user"
-runuser -u "$user" -- env -i HOME="$work/user" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
-	bash -euo pipefail -c "cd '$work/user/oci2cfs' && $cmd" >"$work/user.log" 2>&1 ||
+copy "$pub/user/oci2cfs"
+chown -R "$user:" "$pub/user"
+runuser -u "$user" -- env -i HOME="$pub/user" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+	bash -euo pipefail -c "cd '$pub/user/oci2cfs' && $cmd" >"$work/user.log" 2>&1 ||
 	fail "as $user: the command failed: $(tail -n 20 "$work/user.log")"
 check_demo "$work/user.log" "as $user"
-owner=$(stat -c %U "$work/user/oci2cfs/build/bin/oci2cfs")
+owner=$(stat -c %U "$pub/user/oci2cfs/build/bin/oci2cfs")
 [ "$owner" = "$user" ] || fail "as $user: the build belongs to $owner, not to the user"
 echo "$me: as $user: ok"
 echo "$me: ok"

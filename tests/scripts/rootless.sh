@@ -22,78 +22,53 @@
 # CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS.
 set -euo pipefail
 
-me=rootless
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+# shellcheck source=tests/scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+test_init rootless CFS_SRC
 cs=$CFS_BIN/cfs-store
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root (useradd, mounts)"
-for tool in podman runc newuidmap useradd userdel runuser python3; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
-done
+need_root "useradd, mounts"
+need_tool podman runc newuidmap useradd userdel runuser python3
+need_exec "$cs"
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
 # Everything the user reads is below /tmp (world-traversable): the build
 # directory may sit in a private home or a mktemp -d.
-work=$(mktemp -d /tmp/cfs-rootless.XXXXXX)
-chmod 755 "$work"
+public_dir rootless
 user=cfsrl$$
-home=$work/home
-S=("$cs" --root "$work/store")
-A=(--ais "$work/ais" --run "$work/run")
-as_user() { (cd "$work" && timeout 120 runuser -u "$user" -- env HOME="$home" PODMAN_IGNORE_CGROUPSV1_WARNING=1 "$@"); }
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if id "$user" >/dev/null 2>&1; then
-		as_user podman rm -af -t 0 >/dev/null 2>&1 || true
-		as_user podman system reset -f >/dev/null 2>&1 || true
-		pkill -KILL -u "$user" 2>/dev/null || true
-		sleep 0.5
-		userdel -r "$user" >/dev/null 2>&1 || userdel "$user" || rc=1
-	fi
-	"${S[@]}" ais unmount-all "${A[@]}" >/dev/null 2>&1 || true
-	mountpoint -q "$work/run" && umount "$work/run"
-	rm -rf "$work" || rc=1
-	exit "$rc"
+home=$pub/home
+S=("$cs" --root "$pub/store")
+A=(--ais "$pub/ais" --run "$pub/run")
+as_user() { (cd "$pub" && timeout 120 runuser -u "$user" -- env HOME="$home" PODMAN_IGNORE_CGROUPSV1_WARNING=1 "$@"); }
+# At exit the user and its podman go first, then the AIS's mounts (the
+# hooks run newest first).
+unmount_ais() { "${S[@]}" ais unmount-all "${A[@]}" >/dev/null 2>&1; }
+on_exit unmount_ais
+remove_user() {
+	id "$user" >/dev/null 2>&1 || return 0
+	as_user podman rm -af -t 0 >/dev/null 2>&1
+	as_user podman system reset -f >/dev/null 2>&1
+	pkill -KILL -u "$user" 2>/dev/null
+	sleep 0.5
+	# (rc: the exit status the harness keeps)
+	userdel -r "$user" >/dev/null 2>&1 || userdel "$user" || rc=1
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 step "a user with subordinate ids"
+on_exit remove_user
 useradd -M -d "$home" -s /bin/sh "$user" || fail "useradd"
 grep -q "^$user:" /etc/subuid && grep -q "^$user:" /etc/subgid ||
 	fail "useradd gave $user no /etc/subuid and /etc/subgid range (login.defs SUB_UID_COUNT?)"
-mkdir -p "$home/.config/containers"
-cat >"$home/.config/containers/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-[storage.options]
-additionalimagestores = ["$work/ais"]
-CONF
-cat >"$home/.config/containers/containers.conf" <<CONF
-[containers]
-netns = "none"
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
+podman_conf "$home/.config/containers" user "additionalimagestores = [\"$pub/ais\"]"
 chown -R "$user:" "$home"
 
 step "root: import, ais sync --idmap user:$user"
 "${S[@]}" import "oci:$corpus/debian-minbase" --name minbase >/dev/null
-mkdir -p "$work/run"
-mount -t tmpfs -o size=1m,mode=0755 cfs-test-rootless-run "$work/run"
+mkdir -p "$pub/run"
+mount -t tmpfs -o size=1m,mode=0755 cfs-test-rootless-run "$pub/run"
 "${S[@]}" ais sync "${A[@]}" --idmap "user:$user" >/dev/null || fail "ais sync --idmap"
 uid=$(id -u "$user")
 d=$("${S[@]}" inspect minbase --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
-[ "$(stat -c %u "$work/run/$d/etc/passwd")" = "$uid" ] || fail "the AIS mount is not mapped to $user"
+[ "$(stat -c %u "$pub/run/$d/etc/passwd")" = "$uid" ] || fail "the AIS mount is not mapped to $user"
 
 step "the user's podman: owners as in the image"
 as_user podman images --format '{{.Repository}}' >"$work/images" 2>"$work/err" ||
@@ -115,7 +90,7 @@ as_user podman system reset -f >/dev/null 2>&1 || true
 pkill -KILL -u "$user" 2>/dev/null || true
 "${S[@]}" ais unmount-all "${A[@]}" >/dev/null
 "${S[@]}" ais sync "${A[@]}" >/dev/null
-[ "$(stat -c %u "$work/run/$d/etc/passwd")" = 0 ] || fail "the plain AIS mount is not root's"
+[ "$(stat -c %u "$pub/run/$d/etc/passwd")" = 0 ] || fail "the plain AIS mount is not root's"
 if got=$(as_user podman run --rm minbase stat -c '%u:%g' /etc/passwd 2>"$work/err"); then
 	[ "$got" != "0:0" ] || fail "rootless podman saw root's files as its own without an idmap"
 fi

@@ -18,35 +18,14 @@
 # enough for the kills to land mid-import.
 set -euo pipefail
 
-me=store-kill
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+# shellcheck source=tests/scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+test_init store-kill CFS_SRC
 cs=$CFS_BIN/cfs-store
+need_exec "$cs"
+need_tool python3
 KILLS=24
 RANDOM=4242 # fixed seed: the same kill moments on every run
-
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-pids=()
-cleanup() {
-	local rc=$?
-	trap - EXIT
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-
-jcheck() { # EXPR what < json
-	python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" ||
-		fail "$2"
-}
 
 # An OCI layout of one uncompressed layer with N files of varied sizes.
 synthetic() { # DIR N SEED
@@ -69,59 +48,36 @@ fi
 root=$work/store
 S=("$cs" --root "$root")
 
-secs() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
-
-fsck_clean() { # what [--verify]
-	local out=$work/fsck.json
-	"${S[@]}" fsck ${2:-} --json > "$out" || { cat "$out"; fail "$1: fsck exit $?"; }
-	jcheck "j['ok'] and j['problems'] == []" "$1: fsck found problems: $(cat "$out")" < "$out"
-}
-
 step "measure an import of $src1"
-start=$(date +%s%N)
+t0=$(us_now)
 digest=$("${S[@]}" import "$src1" --name measure)
-ms=$((($(date +%s%N) - start) / 1000000))
-echo "$me: import took ${ms} ms"
+t_import=$(($(us_now) - t0))
+echo "$me: import took $(us_secs "$t_import") s"
 "${S[@]}" rm measure
 "${S[@]}" gc > /dev/null
 [ -z "$(find "$root/objects" "$root/images" -type f)" ] || fail "gc left files"
 
 step "$KILLS kills"
-completed=0
-for i in $(seq 1 "$KILLS"); do
-	delay=$((RANDOM % (ms + 1)))
-	"${S[@]}" import "$src1" --name victim > /dev/null 2>&1 &
-	pid=$!
-	pids=("$pid")
-	sleep "$(secs "$delay")"
-	kill -9 "$pid" 2>/dev/null || true
-	set +e
-	wait "$pid"
-	rc=$?
-	set -e
-	pids=()
-	[ $rc -eq 0 ] && completed=$((completed + 1))
-	fsck_clean "kill $i after ${delay} ms (rc $rc)"
-	# Start over: drop the name (if the import got that far) and gc.
+# After kill $i: drop the name (if the import got that far) and gc, so
+# that the next import starts over.
+start_over() {
 	"${S[@]}" rm victim > /dev/null 2>&1 || true
 	"${S[@]}" gc > /dev/null
-	fsck_clean "gc after kill $i"
-	echo "$me: kill $i after ${delay} ms: $([ $rc -eq 0 ] && echo completed || echo "killed (rc $rc)"); fsck clean"
+	fsck_clean "$root" "gc after kill $i"
+}
+kills_landed=0
+for i in $(seq 1 "$KILLS"); do
+	kill_trial "$root" "$t_import" "kill $i: import" start_over "${S[@]}" import "$src1" --name victim
 done
-[ $completed -lt "$KILLS" ] || fail "no kill landed mid-import"
+[ "$kills_landed" -gt 0 ] || fail "no kill landed mid-import"
+echo "$me: $kills_landed of $KILLS kills landed mid-import"
 
 step "a killed import, then the same import succeeds"
-"${S[@]}" import "$src1" --name victim > /dev/null 2>&1 &
-pid=$!
-pids=("$pid")
-sleep "$(secs $((ms / 2)))"
-kill -9 "$pid" 2>/dev/null || true
-wait "$pid" || true
-pids=()
+kill_at $((t_import / 2)) "${S[@]}" import "$src1" --name victim
 d=$("${S[@]}" import "$src1" --name victim)
 [ "$d" = "$digest" ] || fail "digest $d after kills, $digest before"
 [ -z "$(ls "$root/tmp")" ] || fail "tmp/ not empty: $(ls "$root/tmp")"
-fsck_clean "final" --verify
+fsck_clean "$root" "final" --verify
 "${S[@]}" inspect victim --json | jcheck "j['complete'] and j['digest'] == '$digest'" "inspect"
 
 step "two imports at once while gc runs in a loop"
@@ -129,6 +85,12 @@ step "two imports at once while gc runs in a loop"
 "${S[@]}" gc > /dev/null
 # gc in a loop from before the imports start until after they end: each
 # gc waits for running imports and makes new ones wait.
+pids=()
+stop_pids() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+}
+on_exit stop_pids
 (
 	n=0
 	while [ ! -e "$work/stop" ]; do
@@ -155,8 +117,8 @@ pids=()
 gcs=$(cat "$work/gc.count")
 echo "$me: $gcs gc runs during the imports"
 "${S[@]}" gc > /dev/null
-[ "$("${S[@]}" inspect one --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')" = "$(cat "$work/one.out")" ] ||
+[ "$("${S[@]}" inspect one --json | jget "j['digest']")" = "$(cat "$work/one.out")" ] ||
 	fail "name one"
 "${S[@]}" inspect two > /dev/null || fail "name two"
-fsck_clean "after concurrent imports" --verify
+fsck_clean "$root" "after concurrent imports" --verify
 echo "$me: ok"

@@ -32,33 +32,13 @@
 # without a corpus, root and the Debian mirror are needed to build one).
 set -euo pipefail
 
-me=store-records
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+# shellcheck source=tests/scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+test_init store-records CFS_SRC
 cs=$CFS_BIN/cfs-store
 o2c=$CFS_BIN/oci2cfs
-
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-command -v zstd >/dev/null || fail "required tool zstd is not installed (scripts/install-deps.sh)"
-step() { echo "== $me: $*"; }
-
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-cleanup() {
-	local rc=$?
-	trap - EXIT
-	rm -rf "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-
-# python3 evaluates EXPR with j bound to the JSON document in FILE.
-jcheck() { # FILE EXPR what
-	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" ||
-		fail "$3: $(cat "$1")"
-}
+need_exec "$cs" "$o2c"
+need_tool python3 zstd
 
 python3 "$CFS_SRC/tests/oci/make-fixtures.py" "$work/fx" >/dev/null
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
@@ -81,7 +61,7 @@ splits() { # NAME SOURCE LAYERS
 	want=$("$o2c" --print-digest "$src" "$work/$name.cfs")
 	rm -f "$work/$name.cfs"
 	"$cs" --root "$root" import "$src" --name img --json >"$work/first.json"
-	jcheck "$work/first.json" "j['digest'] == '$want' and all(l['source'] == 'blob' and l['recorded'] for l in j['layers'])" \
+	jcheck_file "$work/first.json" "j['digest'] == '$want' and all(l['source'] == 'blob' and l['recorded'] for l in j['layers'])" \
 		"$name: first import (digest $want, every layer read and recorded)"
 	mkdir "$root.all"
 	cp -a "$root/layers/." "$root.all/"
@@ -122,7 +102,7 @@ PY
 	done
 	echo "$me: $name: $((1 << n)) splits of $n layers, each $want"
 	"$cs" --root "$root" fsck --json >"$work/fsck.json" || true
-	jcheck "$work/fsck.json" "j['ok'] and j['records'] >= 1" "$name: fsck"
+	jcheck_file "$work/fsck.json" "j['ok'] and j['records'] >= 1" "$name: fsck"
 }
 
 step "every split of the fixtures' layers"
@@ -142,7 +122,7 @@ cp -a "$root.all/." "$root/layers/"
 for src in "docker-archive:$corpus/archives/debian-python.docker-archive.tar" \
 	"oci-archive:$corpus/archives/debian-python.oci-archive.tar"; do
 	"$cs" --root "$root" import "$src" --json >"$work/x.json"
-	jcheck "$work/x.json" "j['digest'] == '$want' and all(l['source'] == 'record' and l['bytes_read'] == 0 for l in j['layers'])" \
+	jcheck_file "$work/x.json" "j['digest'] == '$want' and all(l['source'] == 'record' and l['bytes_read'] == 0 for l in j['layers'])" \
 		"$src: every layer from its record"
 done
 
@@ -150,7 +130,7 @@ step "the everyday case: debian-python after debian-minbase"
 root=$work/everyday
 "$cs" --root "$root" import "oci:$corpus/debian-minbase" --name base >/dev/null
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/py.json"
-jcheck "$work/py.json" "[l['source'] for l in j['layers']] == ['record', 'blob'] and j['layers'][0]['bytes_read'] == 0 and j['layers'][1]['bytes_read'] > 0" \
+jcheck_file "$work/py.json" "[l['source'] for l in j['layers']] == ['record', 'blob'] and j['layers'][0]['bytes_read'] == 0 and j['layers'][1]['bytes_read'] > 0" \
 	"debian-python: base layer from its record, only the second read"
 
 step "a re-import writes nothing but metadata"
@@ -176,20 +156,20 @@ step "gc keeps what names need, removes the rest"
 # base's layer is also py's first: both records stay while py is named.
 "$cs" --root "$root" rm base >/dev/null
 "$cs" --root "$root" gc --json >"$work/gc.json"
-jcheck "$work/gc.json" "j['records'] == 0" "gc removed a record py needs"
+jcheck_file "$work/gc.json" "j['records'] == 0" "gc removed a record py needs"
 [ "$(find "$root/layers" -type f | wc -l)" -eq 2 ] || fail "py's two records are not both kept"
 # The base layer's objects include files py's layer replaced? They are
 # kept with the record: a new import of the base alone finds them all.
 "$cs" --root "$root" import "oci:$corpus/debian-minbase" --name base --json >"$work/b.json"
-jcheck "$work/b.json" "j['layers'][0]['source'] == 'record' and j['objects_new'] == 0" \
+jcheck_file "$work/b.json" "j['layers'][0]['source'] == 'record' and j['objects_new'] == 0" \
 	"base again: from its record, no object written"
 "$cs" --root "$root" rm base py >/dev/null
 "$cs" --root "$root" gc --json >"$work/gc.json"
-jcheck "$work/gc.json" "j['records'] == 2" "gc after rm: both records removed"
+jcheck_file "$work/gc.json" "j['records'] == 2" "gc after rm: both records removed"
 [ -z "$(find "$root/layers" -type f)" ] || fail "records left after gc"
 [ -z "$(find "$root/objects" -type f)" ] || fail "objects left after gc"
 "$cs" --root "$root" fsck --json >"$work/fsck.json" || true
-jcheck "$work/fsck.json" "j['ok']" "fsck after gc"
+jcheck_file "$work/fsck.json" "j['ok']" "fsck after gc"
 
 step "fsck: a damaged record, a record whose object is gone"
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py >/dev/null
@@ -234,16 +214,16 @@ rm "$root/objects/$obj"
 set +e
 "$cs" --root "$root" fsck --json >"$work/fsck.json"
 set -e
-jcheck "$work/fsck.json" "not j['ok'] and [p['path'] for p in j['problems'] if p['kind'] == 'corrupt-record'] == ['layers/$(basename "$rec")'] and [p['path'] for p in j['problems'] if p['kind'] == 'record-missing-object'] == ['layers/$(basename "$other")']" \
+jcheck_file "$work/fsck.json" "not j['ok'] and [p['path'] for p in j['problems'] if p['kind'] == 'corrupt-record'] == ['layers/$(basename "$rec")'] and [p['path'] for p in j['problems'] if p['kind'] == 'record-missing-object'] == ['layers/$(basename "$other")']" \
 	"fsck: the damaged record and the one whose object is gone"
 "$cs" --root "$root" fsck --repair --json >"$work/repair.json" || true
 [ ! -e "$rec" ] && [ ! -e "$other" ] || fail "--repair left a bad record"
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/again.json"
-jcheck "$work/again.json" "all(l['source'] == 'blob' and l['recorded'] for l in j['layers'])" \
+jcheck_file "$work/again.json" "all(l['source'] == 'blob' and l['recorded'] for l in j['layers'])" \
 	"the layers of the dropped records were not read and recorded again"
 [ -e "$rec" ] && [ -e "$other" ] || fail "the import did not record the layers again"
 "$cs" --root "$root" fsck --verify --json >"$work/fsck.json" || true
-jcheck "$work/fsck.json" "j['ok']" "fsck after the re-import"
+jcheck_file "$work/fsck.json" "j['ok']" "fsck after the re-import"
 
 step "records of earlier versions (not compressed) are read; junk after the frame is damage"
 for f in "$root"/layers/*; do
@@ -252,10 +232,10 @@ for f in "$root"/layers/*; do
 done
 "$cs" --root "$root" rm py >/dev/null
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/v1.json"
-jcheck "$work/v1.json" "all(l['source'] == 'record' for l in j['layers'])" \
-	"uncompressed records were not used: $(cat "$work/v1.json")"
+jcheck_file "$work/v1.json" "all(l['source'] == 'record' for l in j['layers'])" \
+	"uncompressed records were not used"
 "$cs" --root "$root" fsck --json >"$work/fsck.json" || true
-jcheck "$work/fsck.json" "j['ok']" "fsck with uncompressed records"
+jcheck_file "$work/fsck.json" "j['ok']" "fsck with uncompressed records"
 "$cs" --root "$root" rm py >/dev/null
 "$cs" --root "$root" gc >/dev/null
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py >/dev/null
@@ -263,8 +243,8 @@ printf 'x' >>"$rec"
 set +e
 "$cs" --root "$root" fsck --json >"$work/fsck.json"
 set -e
-jcheck "$work/fsck.json" "not j['ok'] and [p['path'] for p in j['problems']] == ['layers/$(basename "$rec")']" \
-	"fsck: a byte after the record's frame: $(cat "$work/fsck.json")"
+jcheck_file "$work/fsck.json" "not j['ok'] and [p['path'] for p in j['problems']] == ['layers/$(basename "$rec")']" \
+	"fsck: a byte after the record's frame"
 "$cs" --root "$root" fsck --repair >/dev/null || fail "fsck --repair of the record with junk"
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py >/dev/null
 
@@ -279,16 +259,16 @@ touch "$root/repairing"
 "$cs" --root "$root" rm py >/dev/null
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py --json >"$work/marker.json"
 lost=sha256:$(basename "$other")
-jcheck "$work/marker.json" "[l['source'] for l in j['layers']] == [('blob' if l['diff_id'] == '$lost' else 'record') for l in j['layers']] and '$lost' in [l['diff_id'] for l in j['layers']]" \
+jcheck_file "$work/marker.json" "[l['source'] for l in j['layers']] == [('blob' if l['diff_id'] == '$lost' else 'record') for l in j['layers']] and '$lost' in [l['diff_id'] for l in j['layers']]" \
 	"with the marker: only the layer whose record lost an object ($lost) was read"
 [ -f "$root/objects/$obj" ] || fail "with the marker: the lost object was not written again"
 set +e
 "$cs" --root "$root" fsck --json >"$work/fsck.json"
 set -e
-jcheck "$work/fsck.json" "not j['ok'] and [p['kind'] for p in j['problems']] == ['interrupted-repair']" \
-	"fsck with the marker: $(cat "$work/fsck.json")"
+jcheck_file "$work/fsck.json" "not j['ok'] and [p['kind'] for p in j['problems']] == ['interrupted-repair']" \
+	"fsck with the marker"
 "$cs" --root "$root" fsck --repair >/dev/null || fail "fsck --repair with the marker"
 [ ! -e "$root/repairing" ] || fail "fsck --repair left its marker"
 "$cs" --root "$root" fsck --verify --json >"$work/fsck.json" || true
-jcheck "$work/fsck.json" "j['ok']" "fsck after the repair"
+jcheck_file "$work/fsck.json" "j['ok']" "fsck after the repair"
 echo "$me: ok"

@@ -22,8 +22,8 @@
 # (CFS_VM_CACHE, default: the build's tests/vm-cache) and only its kernel
 # and the dozen modules the VM loads are kept there.
 #
-# Exit 77 (skipped) only when QEMU runs no guest at all, under TCG nor
-# KVM; any other problem is a failure.
+# Exit 77 (skipped) only when a tool above is missing or QEMU runs no
+# guest at all, under TCG nor KVM; any other problem is a failure.
 #
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP (tests/CMakeLists.txt);
 # optional CFS_VM_CACHE; CFS_VM_KERNEL_DEB (a linux-image .deb to use
@@ -33,39 +33,19 @@
 # CFS_VM_TIMEOUT (seconds per boot, default 600).
 set -euo pipefail
 
-me=verity-vm
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+# shellcheck source=tests/scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+test_init verity-vm CFS_SRC
 
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-for tool in qemu-system-x86_64 busybox mkfs.ext4 cpio depmod modprobe xz \
+need_tool qemu-system-x86_64 busybox mkfs.ext4 cpio depmod modprobe xz \
 	dpkg-deb apt-get apt-cache python3 fsverity ldd flock timeout openssl \
-	keyctl; do
-	command -v "$tool" >/dev/null ||
-		fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
-done
-[ -x "$CFS_BIN/cfs-store" ] && [ -x "$CFS_BIN/oci2cfs" ] || fail "no cfs-store/oci2cfs in $CFS_BIN"
+	keyctl
+need_exec "$CFS_BIN/cfs-store" "$CFS_BIN/oci2cfs"
 
-mkdir -p "$CFS_TEST_TMP"
 tmp_root=$(realpath "$CFS_TEST_TMP")
-work=$(mktemp -d "$tmp_root/$me.XXXXXX")
 cache=${CFS_VM_CACHE:-$(dirname "$tmp_root")/vm-cache}
 timeout_s=${CFS_VM_TIMEOUT:-600}
 t0=$SECONDS
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	rm -rf "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---- the kernel ---------------------------------------------------------
 
@@ -333,8 +313,7 @@ if [ -z "$booted" ]; then
 		console "$guest_ran" >&2
 		fail "the kernel ran under TCG but never started /init: ${reasons[*]}"
 	fi
-	echo "$me: SKIP: QEMU runs no guest here (${reasons[*]})" >&2
-	exit 77
+	skip "QEMU runs no guest here (${reasons[*]})"
 fi
 
 cp "$log.txt" "$tmp_root/$me.console.log"
