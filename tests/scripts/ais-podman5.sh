@@ -12,15 +12,12 @@
 # /sys and /dev, and the scratch directory bound into it are mounted
 # there only, and go with it. Nothing in the root points at the host's /.
 #
-# Needs root, debootstrap, unshare and deb.debian.org. Environment as
-# ais.sh; CFS_PODMAN5_CACHE (default: the build's tests/podman5).
+# Needs root, debootstrap and unshare (else a skip), and deb.debian.org
+# to make the root. Environment as ais.sh; CFS_PODMAN5_CACHE (default:
+# the build's tests/podman5). No test_init here: ais.sh, which this
+# becomes, makes the scratch directory and cleans it up.
 set -euo pipefail
 
-me=ais-podman5
-: "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
-[ "$(id -u)" -eq 0 ] || { echo "$me: FAIL: must run as root" >&2; exit 1; }
-mkdir -p "$CFS_TEST_TMP"
 # shellcheck source=tests/scripts/lib.sh
-. "$CFS_SRC/tests/scripts/lib.sh"
-podman5_enter "${CFS_PODMAN5_CACHE:-$(dirname "$(realpath "$CFS_TEST_TMP")")/podman5}" \
-	"$CFS_SRC/tests/scripts/ais.sh"
+. "$(dirname "$0")/lib.sh"
+podman5_exec ais-podman5 "$(dirname "$0")/ais.sh"

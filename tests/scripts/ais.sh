@@ -22,28 +22,22 @@
 #  6. ais unmount-all makes podman fail loudly, mount-all restores; a run
 #     directory not on tmpfs gets a tmpfs of the store's own (said once).
 #
-# Needs root (mount), podman and runc. Environment: CFS_BIN, CFS_SRC,
-# CFS_TESTS, CFS_TEST_TMP, CFS_CORPUS (optional); CFS_PODMAN_ROOT: run
-# podman in that root instead (podman 5 in Debian 13: ais-podman5.sh,
-# which starts this in a mount namespace of its own). The scratch
-# directory is then bound into the root at the same path, shared, so
-# that the AIS's absolute paths and the mounts ais sync makes later mean
-# the same to podman as to the store; nothing resolves to the host's /.
+# Needs root (mount), podman and runc (else a skip). Environment:
+# CFS_BIN, CFS_SRC, CFS_TESTS, CFS_TEST_TMP, CFS_CORPUS (optional);
+# CFS_PODMAN_ROOT: run podman in that root instead (podman 5 in Debian
+# 13: ais-podman5.sh, which starts this in a mount namespace of its
+# own). The scratch directory is then bound into the root at the same
+# path, shared, so that the AIS's absolute paths and the mounts ais sync
+# makes later mean the same to podman as to the store; nothing resolves
+# to the host's /.
 set -euo pipefail
 
-me=ais
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
 # shellcheck source=tests/scripts/lib.sh
-. "$CFS_SRC/tests/scripts/lib.sh"
+. "$(dirname "$0")/lib.sh"
+test_init ais CFS_SRC
 cs=$CFS_BIN/cfs-store
-
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root (mount)"
+need_exec "$cs"
+need_root "mount"
 proot=${CFS_PODMAN_ROOT:-}
 if [ -n "$proot" ]; then
 	[ -x "$proot/usr/bin/podman" ] && [ -x "$proot/usr/sbin/runc" ] ||
@@ -53,44 +47,21 @@ if [ -n "$proot" ]; then
 	PODMAN=() # set once its namespace is up (below)
 else
 	PODMAN=(podman)
-	for tool in podman runc; do
-		command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
-	done
+	need_tool podman runc
 fi
-for tool in mountpoint python3; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
-done
+need_tool mountpoint python3
 
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 root=$work/store
 ais=$work/ais
 run=$work/run
 S=("$cs" --root "$root")
 A=(--ais "$ais" --run "$run")
-service_pid=
-lister_pid=
-holder=
+# At exit (the hooks run newest first, then remove_work takes podman's
+# own mounts, container overlays and the graphroot's shm, and ours): the
+# lister and the API service, the containers, podman's namespace.
 
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	[ -n "$lister_pid" ] && kill "$lister_pid" 2>/dev/null
-	[ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
-	[ "${#PODMAN[@]}" -eq 0 ] || "${PODMAN[@]}" rm -af -t 0 >/dev/null 2>&1 || true
-	[ -z "$holder" ] || { kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null; } || true
-	# podman's own mounts (container overlays, the graphroot's shm)
-	# and ours, deepest first.
-	remove_work "$work" || rc=1
-	[ -z "$proot" ] || rmdir -p "$proot$work" 2>/dev/null || true
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkdir -p "$work/graph" "$work/runroot" "$run"
+mkdir -p "$run"
 if [ -n "$proot" ]; then
 	# podman runs in a mount namespace of its own whose root mount IS
 	# the trixie root (pivot_root, not chroot: runc exec joins a
@@ -101,34 +72,15 @@ if [ -n "$proot" ]; then
 	# AIS's absolute paths and the mounts ais sync makes later mean the
 	# same in there. All of it lives in this test's own namespace (no
 	# peers outside it): nothing reaches the host's mounts.
-	podman_root_start "$proot" "$work" || fail "podman root in $proot"
+	podman_root_up "$proot" "$work" || fail "podman root in $proot"
 	echo "$me: podman $("${PODMAN[@]}" --version | awk '{ print $3 }') in $proot (its own mount namespace)"
 fi
 # The run directory must be on tmpfs (ais sync mounts one on others).
 mount -t tmpfs -o size=1m,mode=0755 cfs-test-run "$run"
-cat >"$work/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$work/graph"
-runroot = "$work/runroot"
-[storage.options]
-additionalimagestores = ["$ais"]
-CONF
-cat >"$work/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "none"
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-export CONTAINERS_STORAGE_CONF=$work/storage.conf
-export CONTAINERS_CONF=$work/containers.conf
-# Not --root/--runroot: with them podman 4.3 drops storage.conf's
-# options, additionalimagestores included.
+podman_conf "$work" root "additionalimagestores = [\"$ais\"]"
 P=(timeout 120 "${PODMAN[@]}")
-
+rm_containers() { "${PODMAN[@]}" rm -af -t 0 >/dev/null 2>&1; }
+on_exit rm_containers
 
 # A listing of a tree that changes if any name, type, mode, owner, size,
 # symlink target or content byte does (symlinks are not followed).
@@ -299,6 +251,7 @@ step "4: import and sync while podman lists; the API service sees it"
 sock=$work/podman.sock
 "${PODMAN[@]}" system service --time=0 "unix://$sock" >"$work/service.log" 2>&1 &
 service_pid=$!
+on_exit "kill $service_pid 2>/dev/null && wait $service_pid 2>/dev/null"
 api_images() {
 	python3 - "$sock" <<'EOF'
 import http.client, json, socket, sys
@@ -330,6 +283,8 @@ grep -q caps "$work/api" && fail "API lists caps before its import"
 	done
 ) &
 lister_pid=$!
+stop_lister() { [ -z "$lister_pid" ] || kill "$lister_pid" 2>/dev/null; }
+on_exit stop_lister
 dc=$("${S[@]}" import "oci:$corpus/debian-caps" --name caps)
 "${S[@]}" ais sync "${A[@]}" >"$work/out"
 grep -q "^4 images (1 newly mounted)" "$work/out" || fail "sync: $(cat "$work/out")"

@@ -16,49 +16,23 @@
 #    root file system's lower layer is that composefs image.
 #
 # podman runs in the trixie root of podman5-root.sh, in a mount namespace
-# that pivot_roots into it (lib.sh podman_root_start). Needs root,
-# debootstrap, unshare, docker-registry, skopeo and deb.debian.org. Environment: CFS_BIN, CFS_SRC,
+# that pivot_roots into it (lib.sh podman_root_start); the script runs
+# itself again in a mount namespace of its own (podman5_init). Needs
+# root, debootstrap, unshare, docker-registry and skopeo (else a skip),
+# and deb.debian.org to make the root. Environment: CFS_BIN, CFS_SRC,
 # CFS_TEST_TMP, CFS_CORPUS (optional), CFS_PODMAN5_CACHE (default: the
 # build's tests/podman5).
 set -euo pipefail
 
-me=podman5-composefs
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
 # shellcheck source=tests/scripts/lib.sh
-. "$CFS_SRC/tests/scripts/lib.sh"
+. "$(dirname "$0")/lib.sh"
+podman5_init podman5-composefs CFS_SRC
+need_tool skopeo docker-registry
+need_exec "$CFS_BIN/cfs-mkcomposefs" "$CFS_BIN/oci2cfs"
 # shellcheck source=tests/scripts/registry.sh
-. "$CFS_SRC/tests/scripts/registry.sh"
-
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root"
-mkdir -p "$CFS_TEST_TMP"
-podman5_enter "${CFS_PODMAN5_CACHE:-$(dirname "$(realpath "$CFS_TEST_TMP")")/podman5}" "$0"
+. "$(dirname "$0")/registry.sh"
 proot=$CFS_PODMAN_ROOT
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-holder=
-PODMAN=()
-P=()
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	# (with P's PATH: with use_composefs podman will not even start
-	# without a mkcomposefs)
-	[ "${#P[@]}" -eq 0 ] || "${P[@]}" rm -af -t 0 >/dev/null 2>&1 || true
-	registry_stop
-	[ -z "$holder" ] || { kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null; } || true
-	remove_work "$work" || rc=1
-	rmdir -p "$proot$work" 2>/dev/null || true
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 step "cfs-mkcomposefs as podman's mkcomposefs"
 # The binary, the libraries it needs but glibc's (the root's own is
@@ -66,30 +40,15 @@ step "cfs-mkcomposefs as podman's mkcomposefs"
 # named mkcomposefs that logs its calls.
 stage_mkcomposefs "$CFS_BIN" "$work" "$work/mkcomposefs.log"
 cp -a "$corpus/debian-minbase" "$work/mb"
-mkdir -p "$work/graph" "$work/runroot"
-cat >"$work/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$work/graph"
-runroot = "$work/runroot"
-[storage.options]
-pull_options = {enable_partial_images = "true", use_hard_links = "false", convert_images = "true"}
-[storage.options.overlay]
-use_composefs = "true"
-CONF
-cat >"$work/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "none"
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-export CONTAINERS_STORAGE_CONF=$work/storage.conf
-export CONTAINERS_CONF=$work/containers.conf
-podman_root_start "$proot" "$work" || fail "podman root in $proot"
+podman_conf "$work" root \
+	'pull_options = {enable_partial_images = "true", use_hard_links = "false", convert_images = "true"}' \
+	'[storage.options.overlay]' 'use_composefs = "true"'
+podman_root_up "$proot" "$work" || fail "podman root in $proot"
 P=(timeout 300 env "PATH=$work/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "${PODMAN[@]}")
+# (with P's PATH: with use_composefs podman will not even start without
+# a mkcomposefs)
+rm_containers() { "${P[@]}" rm -af -t 0 >/dev/null 2>&1; }
+on_exit rm_containers
 echo "$me: podman $("${P[@]}" --version | awk '{ print $3 }') in $proot"
 
 step "podman pull with use_composefs"

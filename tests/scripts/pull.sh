@@ -40,55 +40,20 @@
 #     digests of plain imports, the shared layer recorded once, fsck
 #     --verify clean.
 #
-# Needs skopeo and docker-registry (scripts/install-deps.sh): their
-# absence is a failure, not a skip.
+# Skips without skopeo or docker-registry (scripts/install-deps.sh).
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP (see tests/CMakeLists.txt),
 # CFS_CORPUS (see need-corpus.sh).
 set -euo pipefail
 
-me=pull
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+# shellcheck source=tests/scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+test_init pull CFS_SRC
 cs=$CFS_BIN/cfs-store
-
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-for tool in skopeo docker-registry python3; do
-	command -v "$tool" > /dev/null ||
-		fail "$tool not installed (scripts/install-deps.sh)"
-done
-
+need_exec "$cs"
+need_tool skopeo docker-registry python3 pgrep
 # shellcheck source=tests/scripts/registry.sh
-. "$CFS_SRC/tests/scripts/registry.sh"
+. "$(dirname "$0")/registry.sh"
 
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-bg_pid=
-relay_pid=
-cleanup() {
-	local rc=$?
-	trap - EXIT
-	for p in $bg_pid $relay_pid; do
-		kill -9 "$p" 2> /dev/null || true
-	done
-	registry_stop
-	if [ $rc -ne 0 ] && [ -f "$work/registry/registry.log" ]; then
-		echo "$me: registry log (tail):" >&2
-		tail -20 "$work/registry/registry.log" >&2
-	fi
-	rm -rf "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-
-jcheck() { # EXPR [what]
-	python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" ||
-		fail "${2:-$1}"
-}
-jget() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 # Every file and directory of a store with its type and size.
 listing() { (cd "$1" && find . -printf '%p %y %s\n' | LC_ALL=C sort); }
 tmp_empty() { # ROOT WHAT
@@ -203,35 +168,34 @@ cmp -s "$work/vartmp.before" "$work/vartmp.after" ||
 
 step "(c) failures leave the store as it was"
 listing "$root" > "$work/before"
-expect_fail() { # RC STDERR-REGEX ARGS...
-	local want=$1 re=$2 rc
+# ARGS fail: exit RC, stderr matching the extended REGEX, nothing on
+# stdout, the store at $root as $work/before lists it.
+refused() { # RC STDERR-REGEX ARGS...
+	local want=$1 re=$2
 	shift 2
-	set +e
-	"$@" > "$work/out" 2> "$work/err"
-	rc=$?
-	set -e
-	[ $rc -eq "$want" ] || fail "'$*': exit $rc, want $want: $(cat "$work/err")"
+	expect_fail "$work/out" "$work/err" "$@"
+	[ "$rc" -eq "$want" ] || fail "'$*': exit $rc, want $want: $(cat "$work/err")"
 	grep -Eq -- "$re" "$work/err" || fail "'$*': stderr: $(cat "$work/err")"
 	[ ! -s "$work/out" ] || fail "'$*': stdout: $(cat "$work/out")"
 	listing "$root" > "$work/after"
 	diff "$work/before" "$work/after" > "$work/diff" ||
 		fail "'$*' changed the store: $(cat "$work/diff")"
 }
-expect_fail 1 "^cfs-store: pull: docker://$reg/nosuch:1: skopeo proxy: (OpenImage|GetManifest): .*nosuch" \
+refused 1 "^cfs-store: pull: docker://$reg/nosuch:1: skopeo proxy: (OpenImage|GetManifest): .*nosuch" \
 	"${S[@]}" pull "docker://$reg/nosuch:1" --insecure --name x
 [ "$(wc -l < "$work/err")" -eq 1 ] || fail "missing image: not one line: $(cat "$work/err")"
-expect_fail 1 '^cfs-store: pull: nosuch:foo: skopeo proxy: OpenImage: .*unknown transport "nosuch"' \
+refused 1 '^cfs-store: pull: nosuch:foo: skopeo proxy: OpenImage: .*unknown transport "nosuch"' \
 	"${S[@]}" pull nosuch:foo
 [ "$(wc -l < "$work/err")" -eq 1 ] || fail "unknown transport: not one line: $(cat "$work/err")"
-expect_fail 2 "^cfs-store: pull: 'nosuch': not TRANSPORT:REF" "${S[@]}" pull nosuch
+refused 2 "^cfs-store: pull: 'nosuch': not TRANSPORT:REF" "${S[@]}" pull nosuch
 grep -q "Try 'cfs-store --help' for more information." "$work/err" || fail "no Try line"
-expect_fail 2 "Try 'cfs-store --help'" "${S[@]}" pull "docker:" --name x
-expect_fail 2 "Try 'cfs-store --help'" "${S[@]}" pull "-x:y"
-expect_fail 2 "--force does not apply" "${S[@]}" pull "docker://$reg/minbase:1" --force
-expect_fail 2 "Try 'cfs-store --help'" "${S[@]}" pull
-expect_fail 1 '^cfs-store: pull: skopeo not found \(apt-get install skopeo\)$' \
+refused 2 "Try 'cfs-store --help'" "${S[@]}" pull "docker:" --name x
+refused 2 "Try 'cfs-store --help'" "${S[@]}" pull "-x:y"
+refused 2 "--force does not apply" "${S[@]}" pull "docker://$reg/minbase:1" --force
+refused 2 "Try 'cfs-store --help'" "${S[@]}" pull
+refused 1 '^cfs-store: pull: skopeo not found \(apt-get install skopeo\)$' \
 	env PATH=/nonexistent "${S[@]}" pull "docker://$reg/minbase:1" --insecure
-expect_fail 1 '^cfs-store: pull: .*platform "linux": expected OS/ARCH' \
+refused 1 '^cfs-store: pull: .*platform "linux": expected OS/ARCH' \
 	"${S[@]}" pull "docker://$reg/minbase:1" --insecure --platform linux
 "${S[@]}" fsck > "$work/fsck" || fail "fsck after the failures: $(cat "$work/fsck")"
 grep -q "0 problems" "$work/fsck" || fail "fsck: $(cat "$work/fsck")"
@@ -244,6 +208,8 @@ root=$work/store-d
 S=("$cs" --root "$root")
 "${S[@]}" pull "docker-archive:$darchive" --name killed > /dev/null 2>&1 &
 bg_pid=$!
+kill_bg() { [ -z "$bg_pid" ] || kill -9 "$bg_pid" 2> /dev/null; }
+on_exit kill_bg
 layout=
 for _ in $(seq 1000); do
 	layout=$(compgen -G "$root/tmp/w-$bg_pid-*/layout" || true)
@@ -386,6 +352,8 @@ while True:
 PY
 python3 "$work/relay.py" "$work/relay.port" "$reg" "${blobs[1]}" &
 relay_pid=$!
+kill_relay() { [ -z "$relay_pid" ] || kill -9 "$relay_pid" 2> /dev/null; }
+on_exit kill_relay
 for _ in $(seq 50); do [ -s "$work/relay.port" ] && break; sleep 0.1; done
 [ -s "$work/relay.port" ] || fail "the relay did not start"
 relay=127.0.0.1:$(cat "$work/relay.port")
@@ -396,6 +364,7 @@ pull_fails "a broken transfer" "^cfs-store: pull: docker://$relay/python:1: .*${
 	"docker://$relay/python:1" --insecure --name py
 kill "$relay_pid" 2> /dev/null || true
 wait "$relay_pid" 2> /dev/null || true
+relay_pid=
 
 step "(i) a corrupt layer stops the stream, and says why"
 bad=$work/bad-layout

@@ -9,33 +9,21 @@
 # --idmap for exactly that mapping, and the user's podman runs the
 # image with the image's owners inside.
 #
-# Needs root, debootstrap, unshare and deb.debian.org. Environment:
-# CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS, CFS_PODMAN5_CACHE.
+# Needs root, debootstrap and unshare (else a skip), and deb.debian.org
+# to make the root. Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP,
+# CFS_CORPUS, CFS_PODMAN5_CACHE.
 set -euo pipefail
 
-me=rootless-podman5
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
 # shellcheck source=tests/scripts/lib.sh
-. "$CFS_SRC/tests/scripts/lib.sh"
+. "$(dirname "$0")/lib.sh"
+podman5_init rootless-podman5 CFS_SRC
 cs=$CFS_BIN/cfs-store
-
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-[ "$(id -u)" -eq 0 ] || fail "must run as root"
-mkdir -p "$CFS_TEST_TMP"
-podman5_enter "${CFS_PODMAN5_CACHE:-$(dirname "$(realpath "$CFS_TEST_TMP")")/podman5}" "$0"
+need_exec "$cs"
 proot=$CFS_PODMAN_ROOT
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
 # the user goes through it (bound into the root at the same path)
 chmod 755 "$work"
 user=cfsrl5
-holder=
-PODMAN=()
 S=("$cs" --root "$work/store")
 A=(--ais "$work/ais" --run "$work/run")
 in_root() { nsenter -t "$holder" -m -r -w "$@"; }
@@ -43,44 +31,25 @@ as_user() {
 	timeout 120 nsenter -t "$holder" -m -r -w runuser -u "$user" -- \
 		env HOME="/home/$user" PODMAN_IGNORE_CGROUPSV1_WARNING=1 sh -c 'cd && exec "$@"' sh "$@"
 }
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ -n "$holder" ]; then
-		as_user podman system reset -f >/dev/null 2>&1 || true
-		in_root pkill -KILL -u "$user" 2>/dev/null || true
-		kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null || true
-	fi
-	remove_work "$work" || rc=1
-	rmdir -p "$proot$work" 2>/dev/null || true
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-podman_root_start "$proot" "$work" || fail "podman root in $proot"
+podman_root_up "$proot" "$work" || fail "podman root in $proot"
 step "a user of the trixie root, with subordinate ids"
+# (the user stays in the root, kept for the next run; its podman and
+# processes go at exit, before the root's namespace)
+user_stop() {
+	as_user podman system reset -f >/dev/null 2>&1
+	in_root pkill -KILL -u "$user" 2>/dev/null
+}
+on_exit user_stop
 in_root sh -c "id $user >/dev/null 2>&1 || useradd -m -s /bin/sh $user" || fail "useradd in the root"
 uid=$(in_root id -u "$user")
 gid=$(in_root id -g "$user")
 sub=$(awk -F: -v u="$user" '$1 == u { print $2 ":" $3; exit }' "$proot/etc/subuid")
 subg=$(awk -F: -v u="$user" '$1 == u { print $2 ":" $3; exit }' "$proot/etc/subgid")
 [ -n "$sub" ] && [ -n "$subg" ] || fail "$user has no range in the root's /etc/subuid and /etc/subgid"
-in_root sh -c "mkdir -p /home/$user/.config/containers && cat >/home/$user/.config/containers/storage.conf && chown -R $user: /home/$user/.config" <<CONF
-[storage]
-driver = "overlay"
-[storage.options]
-additionalimagestores = ["$work/ais"]
-CONF
-in_root sh -c "cat >/home/$user/.config/containers/containers.conf" <<CONF
-[containers]
-netns = "none"
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
+podman_conf "$work/user-conf" user "additionalimagestores = [\"$work/ais\"]"
+in_root sh -c "mkdir -p /home/$user/.config/containers && cp $work/user-conf/*.conf /home/$user/.config/containers/ && chown -R $user: /home/$user/.config" ||
+	fail "the user's podman configuration"
 
 step "root: import, ais sync --idmap (the user's mapping in the root)"
 "${S[@]}" import "oci:$corpus/debian-minbase" --name minbase >/dev/null

@@ -37,24 +37,14 @@
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS (optional).
 set -euo pipefail
 
-me=spec-seal
-: "${CFS_BIN:?}" "${CFS_SRC:?}" "${CFS_TEST_TMP:?}"
+# shellcheck source=tests/scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+test_init spec-seal CFS_SRC
 cs=$CFS_BIN/cfs-store
 o2c=$CFS_BIN/oci2cfs
-
-fail() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "== $me: $*"; }
-
-for tool in python3 openssl fsverity; do
-	command -v "$tool" >/dev/null || fail "required tool '$tool' is not installed (scripts/install-deps.sh)"
-done
+need_exec "$cs" "$o2c"
+need_tool python3 openssl fsverity
 corpus=$("$CFS_SRC/tests/scripts/need-corpus.sh")
-mkdir -p "$CFS_TEST_TMP"
-work=$(mktemp -d "$(realpath "$CFS_TEST_TMP")/$me.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 cd "$work"
 
 MERGED=composefs.merged.erofs.v1.fsverity-sha256-12
