@@ -3,7 +3,6 @@
  * gc: remove what no name, mount, running import or kept record needs.
  */
 /* Garbage collection and consistency checks of the store. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fsverity.h>
@@ -22,8 +21,6 @@
 #include "common/sign.h"
 #include "common/util.h"
 #include "store/store-internal.h"
-
-CFS_DEFINE_CLEANUP(DIR *, closedir)
 
 typedef char hex_t[CFS_DIGEST_HEX_SIZE + 1];
 
@@ -201,35 +198,33 @@ gc_sweep(struct gc *g, int dirfd, const char *dir, char **keep, size_t n_keep,
 	 uint64_t *count)
 {
 	cfs_store *s = g->s;
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
-	int r = 0, fd;
+	char **names = NULL;
+	size_t n = 0;
+	int r;
 
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "store %s: %s", s->root, dir);
-		cfs_closep(&fd);
-		return r;
-	}
-	while (r == 0 && (de = readdir(d))) {
+	/* in name order: the paths reported do not depend on readdir */
+	r = store_dir_names(s, dirfd, dir, &names, &n);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		const char *name = names[i];
 		char rel[300];
 
-		if (!store_is_hex(de->d_name, true))
+		if (!store_is_hex(name, true))
 			continue;
-		snprintf(rel, sizeof(rel), "%s/%s", dir, de->d_name);
-		if (strv_has(keep, n_keep, de->d_name)) {
-			r = kept ? kept(g, de->d_name, rel) : 0;
+		snprintf(rel, sizeof(rel), "%s/%s", dir, name);
+		if (strv_has(keep, n_keep, name)) {
+			r = kept ? kept(g, name, rel) : 0;
 			if (r <= 0)
 				continue;
 		}
 		if (count)
 			(*count)++;
 		r = store_strv_add(&g->res->paths, &g->res->n_paths, rel);
-		if (r == 0 && !g->dry_run &&
-		    unlinkat(dirfd, de->d_name, 0) < 0 && errno != ENOENT)
+		if (r == 0 && !g->dry_run && unlinkat(dirfd, name, 0) < 0 &&
+		    errno != ENOENT)
 			r = cfs_error_errno(errno, "store %s: removing %s",
 					    s->root, rel);
 	}
+	store_strv_free(names, n);
 	return r;
 }
 

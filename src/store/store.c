@@ -67,6 +67,7 @@ int store_dir_names(cfs_store *s, int dirfd, const char *what, char ***names,
 {
 	_cleanup_(closedirp) DIR *d = NULL;
 	struct dirent *de;
+	size_t cap = 0;
 	int r = 0, fd;
 
 	*names = NULL;
@@ -79,9 +80,27 @@ int store_dir_names(cfs_store *s, int dirfd, const char *what, char ***names,
 	}
 	errno = 0;
 	while (r == 0 && (de = readdir(d))) {
-		if (strcmp(de->d_name, ".") != 0 &&
-		    strcmp(de->d_name, "..") != 0)
-			r = store_strv_add(names, n, de->d_name);
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0) {
+			errno = 0;
+			continue;
+		}
+		if (*n == cap) {
+			char **v;
+
+			cap = cap ? 2 * cap : 64;
+			v = reallocarray(*names, cap, sizeof(*v));
+			if (!v) {
+				r = -ENOMEM;
+				break;
+			}
+			*names = v;
+		}
+		(*names)[*n] = strdup(de->d_name);
+		if (!(*names)[*n])
+			r = -ENOMEM;
+		else
+			(*n)++;
 		errno = 0;
 	}
 	if (r == 0 && errno)
@@ -1230,49 +1249,41 @@ typedef int (*store_object_fn)(void *ctx, const char *sub, int subfd,
 
 int store_walk_objects(cfs_store *s, store_object_fn fn, void *ctx)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
-	int fd = openat(s->objects_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = 0;
+	char **subs = NULL;
+	size_t n_subs = 0;
+	int r;
 
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "store %s: objects", s->root);
-		cfs_closep(&fd);
-		return r;
-	}
-	while (r == 0 && (de = readdir(d))) {
-		_cleanup_(closedirp) DIR *sd = NULL;
-		struct dirent *se;
-		int sfd;
+	/* in name order, as every report of the store */
+	r = store_dir_names(s, s->objects_fd, "objects", &subs, &n_subs);
+	for (size_t i = 0; r == 0 && i < n_subs; i++) {
+		_cleanup_close_ int sfd = -1;
+		char **names = NULL, what[16];
+		size_t n = 0;
 
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		sfd = -1;
-		if (strlen(de->d_name) == 2 && store_is_hex(de->d_name, false))
-			sfd = openat(s->objects_fd, de->d_name,
+		if (strlen(subs[i]) == 2 && store_is_hex(subs[i], false))
+			sfd = openat(s->objects_fd, subs[i],
 				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 					     O_CLOEXEC);
-		if (sfd < 0 || !(sd = fdopendir(sfd))) {
-			cfs_closep(&sfd);
-			r = fn(ctx, NULL, -1, de->d_name, false);
+		if (sfd < 0) {
+			r = fn(ctx, NULL, -1, subs[i], false);
 			continue;
 		}
-		while (r == 0 && (se = readdir(sd))) {
+		snprintf(what, sizeof(what), "objects/%s", subs[i]);
+		r = store_dir_names(s, sfd, what, &names, &n);
+		for (size_t j = 0; r == 0 && j < n; j++) {
 			struct stat st;
 			bool obj;
 
-			if (strcmp(se->d_name, ".") == 0 ||
-			    strcmp(se->d_name, "..") == 0)
-				continue;
-			obj = strlen(se->d_name) == CFS_DIGEST_HEX_SIZE - 2 &&
-			      store_is_hex(se->d_name, false) &&
-			      fstatat(dirfd(sd), se->d_name, &st,
+			obj = strlen(names[j]) == CFS_DIGEST_HEX_SIZE - 2 &&
+			      store_is_hex(names[j], false) &&
+			      fstatat(sfd, names[j], &st,
 				      AT_SYMLINK_NOFOLLOW) == 0 &&
 			      S_ISREG(st.st_mode);
-			r = fn(ctx, de->d_name, dirfd(sd), se->d_name, obj);
+			r = fn(ctx, subs[i], sfd, names[j], obj);
 		}
+		store_strv_free(names, n);
 	}
+	store_strv_free(subs, n_subs);
 	return r;
 }
 
