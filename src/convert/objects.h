@@ -17,6 +17,8 @@ struct cfs_objects;
 struct cfs_objects_stats {
 	uint64_t new_objects, reused_objects;
 	uint64_t new_bytes, reused_bytes;
+	/* syncfs calls of the flusher thread (early writeback) */
+	uint64_t early_syncs;
 };
 
 /* Open (creating it if needed) the object directory @path. */

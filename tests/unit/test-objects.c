@@ -288,6 +288,54 @@ static void check_first_error(const char *sub)
  * own message (naming the object directory), later commits refuse to go
  * on, and freeing the directory drops what is still queued.
  */
+/* Once FLUSH_EVERY (32 MiB) of new objects are written the flusher
+ * starts writeback; the final sync ends it. Not below that. */
+static void check_early_sync(void)
+{
+	struct cfs_objects *objs = NULL;
+	struct cfs_object_writer *w = NULL;
+	const size_t size = 4 * 1024 * 1024;
+	uint8_t *buf = malloc(size), d[CFS_DIGEST_SIZE];
+	char sub[1100];
+
+	snprintf(sub, sizeof(sub), "%s/flushing", dir);
+	CHECK_OK(cfs_objects_open(&objs, sub));
+	CHECK_OK(cfs_object_writer_new(&w, objs));
+	if (!objs || !w || !buf)
+		goto out;
+	for (int i = 0; i < 12; i++) {
+		memset(buf, 'a' + i, size);
+		cfs_object_writer_begin(w);
+		CHECK_OK(cfs_object_writer_write(w, buf, size));
+		CHECK_OK(cfs_object_writer_commit(w, d));
+		if (i == 6) {
+			/* 28 MiB: not yet */
+			CHECK_OK(cfs_objects_flush(objs));
+			CHECK(cfs_objects_stats(objs)->early_syncs == 0);
+		}
+	}
+	CHECK_OK(cfs_objects_sync(objs));
+	CHECK(cfs_objects_stats(objs)->new_objects == 12);
+	CHECK(cfs_objects_stats(objs)->early_syncs >= 1);
+	/* ended: more objects make no early sync */
+	memset(buf, 'z', size);
+	cfs_object_writer_begin(w);
+	CHECK_OK(cfs_object_writer_write(w, buf, size));
+	CHECK_OK(cfs_object_writer_commit(w, d));
+	CHECK_OK(cfs_objects_flush(objs));
+	CHECK(cfs_objects_stats(objs)->new_objects == 13);
+out:
+	cfs_object_writer_free(w);
+	cfs_objects_free(objs);
+	free(buf);
+	{
+		char cmd[1200];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sub);
+		CHECK(system(cmd) == 0);
+	}
+}
+
 static void check_writer_error(void)
 {
 	struct cfs_objects *objs = NULL;
@@ -367,6 +415,7 @@ int main(int argc, char **argv)
 	}
 	TEST_RUN(argc, argv, check_spread);
 	TEST_RUN(argc, argv, check_writer_error);
+	TEST_RUN(argc, argv, check_early_sync);
 	CHECK_OK(cfs_objects_open(&objs, dir));
 	if (!objs)
 		return test_done();
