@@ -1,7 +1,7 @@
 #!/bin/bash
 # Conversion speed of oci2cfs against baselines measured in the same run,
 # on two kinds of file system:
-#   fresh: an ext4 made anew on a loop file before each run
+#   fresh: an ext4 (or FS_TYPE) made anew on a loop file before each run
 #   aged:  a directory of the host file system where the previous run's
 #          output was just deleted (on an ext4 without a journal, as many
 #          cloud disks, new inodes then queue behind recently freed ones)
@@ -21,7 +21,8 @@
 # writing < 1% of the image, peak RSS <= 256 MiB.
 #   usage: bench/convert.sh [CORPUS_DIR] [IMAGE...]
 #          (root; default images debian-build debian-python)
-#   environment: OCI2CFS (default build/bin/oci2cfs), RUNS, FS_SIZE
+#   environment: OCI2CFS (default build/bin/oci2cfs), RUNS, FS_TYPE (the
+#          fresh file system: ext4, the default, xfs or btrfs), FS_SIZE
 #          (loop file size, default 4G), TMPDIR_BASE (the aged directory's
 #          parent, default /var/tmp)
 set -euo pipefail
@@ -33,11 +34,12 @@ images=("$@")
 oci2cfs=${OCI2CFS:-$here/build/bin/oci2cfs}
 runs=${RUNS:-3}
 fs_size=${FS_SIZE:-4G}
+fs_type=${FS_TYPE:-ext4}
 me=convert.sh
 
 die() { echo "$me: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (loop mounts, drop_caches, umoci)"
-for t in umoci mkfs.ext4 losetup python3 /usr/bin/time; do
+for t in umoci "mkfs.$fs_type" losetup python3 /usr/bin/time; do
 	command -v "$t" >/dev/null || die "$t missing (scripts/install-deps.sh)"
 done
 [ -x "$oci2cfs" ] || die "no oci2cfs at $oci2cfs (build first, or set OCI2CFS)"
@@ -57,12 +59,17 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 
-# A new ext4 on a loop file at $mnt; prints the directory to work in.
+# A new $fs_type on a loop file at $mnt; prints the directory to work in.
 fresh_fs() {
 	mountpoint -q "$mnt" && umount "$mnt"
 	rm -f "$tmp/fs.img"
 	truncate -s "$fs_size" "$tmp/fs.img"
-	mkfs.ext4 -q -F "$tmp/fs.img"
+	case $fs_type in
+	ext4) mkfs.ext4 -q -F "$tmp/fs.img" ;;
+	xfs) mkfs.xfs -q -f "$tmp/fs.img" ;;
+	btrfs) mkfs.btrfs -q -f "$tmp/fs.img" >/dev/null ;;
+	*) die "FS_TYPE $fs_type: ext4, xfs or btrfs" ;;
+	esac
 	mount -o loop "$tmp/fs.img" "$mnt"
 	echo "$mnt"
 }
@@ -161,7 +168,8 @@ for kind in ("fresh", "aged"):
         rows.append(("mkcomposefs --digest-store", "mkcomposefs." + kind))
     rows += [("oci2cfs, empty object dir", "oci2cfs." + kind),
              ("oci2cfs, same object dir again", "again." + kind)]
-    print(" %s file system:" % kind)
+    print(" %s file system:" % (kind if kind == "aged" else
+                                "fresh " + os.environ.get("FS_TYPE", "ext4")))
     for label, name in rows:
         t = med(name)
         goal = targets.get(name)
