@@ -13,6 +13,9 @@
 #                        (host:port) and REGISTRY_PID; returns 1 if it
 #                        does not come up
 #   registry_stop        stop it now
+#
+# The benches (bench/) source it without the harness: then the caller
+# checks the tools and calls registry_stop itself.
 
 REGISTRY=
 REGISTRY_PID=
@@ -20,7 +23,9 @@ REGISTRY_DIR=
 
 registry_start() { # DIR
 	local dir=$1 port
-	need_tool docker-registry python3
+	if declare -F need_tool >/dev/null; then
+		need_tool docker-registry python3
+	fi
 	mkdir -p "$dir/storage"
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	cat >"$dir/config.yml" <<CONF
@@ -36,7 +41,9 @@ http:
   addr: 127.0.0.1:$port
 CONF
 	REGISTRY_DIR=$dir
-	on_exit _registry_exit
+	if declare -F on_exit >/dev/null; then
+		on_exit _registry_exit
+	fi
 	docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
 	REGISTRY_PID=$!
 	REGISTRY=127.0.0.1:$port
