@@ -36,7 +36,6 @@
 /* An object held in memory, to be written by a writer thread. */
 struct write_job {
 	struct write_job *next; /* in the pool */
-	struct cfs_objects *objs;
 	uint8_t *data;
 	size_t len, cap;
 	uint8_t digest[CFS_DIGEST_SIZE];
@@ -326,8 +325,6 @@ static int reuse(struct cfs_objects *objs, uint64_t size)
 	return 0;
 }
 
-/* Name a finished temporary object; an object that appeared meanwhile
- * (another writer) wins, which is fine: same name, same content. */
 /*
  * A conversion into a fresh or cold file system ends in a syncfs that
  * waits for the writeback of everything it wrote: a quarter of the time
@@ -384,6 +381,8 @@ static void stop_flusher(struct cfs_objects *objs)
 		pthread_join(objs->flusher, NULL);
 }
 
+/* Name a finished temporary object; an object that appeared meanwhile
+ * (another writer) wins, which is fine: same name, same content. */
 static int commit_at(struct cfs_objects *objs, struct cfs_atomic_file *af,
 		     int subfd, const char *name, const uint8_t *digest,
 		     uint64_t size)
@@ -520,9 +519,8 @@ static int writer_run(void *ctx, void *opaque, void *scratch)
 {
 	struct write_job *job = opaque;
 
-	(void)ctx;
 	(void)scratch;
-	return write_object(job->objs, job->data, job->len, job->digest);
+	return write_object(ctx, job->data, job->len, job->digest);
 }
 
 /* Keep a spent job for its buffer (a small one), or free it. */
@@ -592,7 +590,6 @@ static int queue_write(struct cfs_objects *objs, uint8_t **data, size_t *cap,
 		*data = spare;
 		*cap = spare_cap;
 	}
-	job->objs = objs;
 	job->len = len;
 	memcpy(job->digest, digest, CFS_DIGEST_SIZE);
 	return cfs_workq_push(objs->writers, job, len);
