@@ -41,9 +41,15 @@ int store_config_diff_ids(const char *config, size_t len, char ***v, size_t *n)
 	json_object *o = NULL, *rootfs, *ids;
 	int r = 0;
 
-	/* the opening checked the config: a failure here is memory */
-	if (cfs_json_parse(config, len, &o) < 0)
-		return -ENOMEM;
+	/* a config that is not JSON names no diff_id (what reads it as
+	 * the image's config refuses it) */
+	r = cfs_json_parse(config, len, &o);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		cfs_error_clear();
+		return 0;
+	}
 	if (!json_object_object_get_ex(o, "rootfs", &rootfs) ||
 	    !json_object_object_get_ex(rootfs, "diff_ids", &ids) ||
 	    !json_object_is_type(ids, json_type_array)) {

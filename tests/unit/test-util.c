@@ -13,6 +13,7 @@
 
 #include "common/digest.h"
 #include "common/util.h"
+#include "store/store-internal.h"
 #include "test.h"
 
 static char T[4096];
@@ -98,6 +99,28 @@ static void test_result_version(void)
 	CHECK(res.version == 2 && res.images == 0);
 }
 
+/* The diff_ids of a config; one that is not JSON names none (gc and
+ * pull read configs before anything has judged them). */
+static void test_config_diff_ids(void)
+{
+	static const char good[] =
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:"
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f200"
+		"15ad\",\"md5:x\"]}}";
+	char **v = NULL;
+	size_t n = 0;
+
+	CHECK_OK(store_config_diff_ids(good, strlen(good), &v, &n));
+	CHECK(n == 1 && strncmp(v[0], "ba7816bf", 8) == 0);
+	store_strv_free(v, n);
+	v = NULL;
+	n = 0;
+	CHECK_OK(store_config_diff_ids("{\"rootfs\":", 11, &v, &n));
+	CHECK(n == 0 && v == NULL);
+	CHECK_OK(store_config_diff_ids("not json", 8, &v, &n));
+	CHECK(n == 0);
+}
+
 int main(int argc, char **argv)
 {
 	const char *base = getenv("CFS_TEST_TMP");
@@ -109,6 +132,7 @@ int main(int argc, char **argv)
 	TEST_RUN(argc, argv, test_atomic_write);
 	TEST_RUN(argc, argv, test_sha256);
 	TEST_RUN(argc, argv, test_result_version);
+	TEST_RUN(argc, argv, test_config_diff_ids);
 	CHECK(rmdir(T) == 0);
 	return test_done();
 }
