@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -91,10 +90,11 @@ int cfs_json_read_fd(int fd, size_t max, json_object **out)
 	_cleanup_free_ char *buf = NULL;
 	struct stat st;
 	size_t got;
+	int r;
 
 	*out = NULL;
 	if (fstat(fd, &st) < 0)
-		return -errno;
+		return cfs_error_errno(errno, "fstat");
 	if (!S_ISREG(st.st_mode))
 		return cfs_error(EINVAL, "not a regular file");
 	if ((uint64_t)st.st_size > max)
@@ -102,17 +102,10 @@ int cfs_json_read_fd(int fd, size_t max, json_object **out)
 				 (long long)st.st_size, max);
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf)
-		return -ENOMEM;
-	for (got = 0; got < (size_t)st.st_size;) {
-		ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got,
-				  (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break; /* shorter than fstat said: what is there */
-		got += (size_t)n;
-	}
+		return cfs_error(ENOMEM, "out of memory");
+	/* (a file shorter than fstat said: what is there) */
+	r = cfs_read_full(fd, buf, (size_t)st.st_size, &got);
+	if (r < 0)
+		return cfs_error_errno(-r, "reading");
 	return cfs_json_parse(buf, got, out);
 }

@@ -30,9 +30,10 @@
  */
 int cfs_json_parse(const char *buf, size_t len, json_object **out);
 
-/* The same for the whole of @fd (from its start), a regular file of at most @max bytes
- * (-EFBIG over, -EINVAL for anything else than a regular file); I/O
- * errors as -errno, with the message left to the caller. */
+/* The same for what is left to read of @fd (the whole of a file just
+ * opened), a regular file of at most @max bytes: -EFBIG over, -EINVAL
+ * for anything but a regular file, -errno of fstat or read; the message
+ * is for the caller to prefix, as cfs_json_parse()'s. */
 int cfs_json_read_fd(int fd, size_t max, json_object **out);
 
 #endif

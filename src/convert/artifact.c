@@ -579,7 +579,7 @@ int cfs_find_artifact(const char *source, const char *subject,
 		      struct cfs_found_artifact *out)
 {
 	_cleanup_free_ char *path = NULL, *ref = NULL, *where = NULL;
-	_cleanup_free_ uint8_t *ibuf = NULL, *xbuf = NULL;
+	_cleanup_free_ uint8_t *xbuf = NULL;
 	_cleanup_(json_object_putp) json_object *index = NULL, *x = NULL;
 	_cleanup_close_ int dirfd = -1;
 	json_object *list;
@@ -603,15 +603,13 @@ int cfs_find_artifact(const char *source, const char *subject,
 	{
 		_cleanup_close_ int fd =
 			openat(dirfd, "index.json", O_RDONLY | O_CLOEXEC);
-		struct stat st;
 
-		if (fd < 0 || fstat(fd, &st) < 0 || st.st_size > INDEX_MAX)
+		if (fd < 0)
 			return 1;
-		ibuf = malloc((size_t)st.st_size + 1);
-		if (!ibuf)
-			return -ENOMEM;
-		if (cfs_read_full(fd, ibuf, (size_t)st.st_size, &len) < 0 ||
-		    cfs_json_parse((char *)ibuf, len, &index) < 0 ||
+		r = cfs_json_read_fd(fd, INDEX_MAX, &index);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0 ||
 		    !json_object_object_get_ex(index, "manifests", &list))
 			return 1;
 	}

@@ -91,31 +91,17 @@ json_object *cfs_layout_descriptor(const char *media_type, const char *digest,
 	return d;
 }
 
-/* Tag @digest (an index of @size bytes) as @tag in @dirfd/index.json,
- * replacing what had the tag. */
 int cfs_layout_read_index(const char *where, int dirfd, json_object **index,
 			  json_object **manifests)
 {
-	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int fd = -1;
-	struct stat st;
-	size_t len = 0;
 	int r;
 
 	*index = NULL;
 	fd = openat(dirfd, "index.json", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
+	if (fd < 0)
 		return cfs_error_errno(errno, "%s: index.json", where);
-	if (st.st_size > INDEX_MAX)
-		return cfs_error(EFBIG, "%s: index.json is over %d bytes",
-				 where, INDEX_MAX);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	r = cfs_read_full(fd, buf, (size_t)st.st_size, &len);
-	if (r < 0)
-		return cfs_error_errno(-r, "%s: index.json", where);
-	r = cfs_json_parse(buf, len, index);
+	r = cfs_json_read_fd(fd, INDEX_MAX, index);
 	if (r < 0)
 		return cfs_error_prefix(-r, "%s: index.json", where);
 	if (!json_object_object_get_ex(*index, "manifests", manifests) ||

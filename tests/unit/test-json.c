@@ -105,6 +105,8 @@ static void test_read_fd(void)
 
 	CHECK(fd >= 0);
 	CHECK(write(fd, "{\"k\": true}", 11) == 11);
+	close(fd);
+	fd = open(path, O_RDONLY);
 	CHECK_OK(cfs_json_read_fd(fd, 11, &o));
 	CHECK(json_object_is_type(o, json_type_object));
 	json_object_put(o);
