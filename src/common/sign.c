@@ -5,7 +5,7 @@
  * both tools give the same signature for the same key and digest, and
  * the kernel takes either with FS_IOC_ENABLE_VERITY.
  */
-#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/bio.h>
@@ -22,9 +22,8 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/util.h"
 #include "common/sign.h"
-
-CFS_DEFINE_CLEANUP(DIR *, closedir)
 
 /* include/uapi/linux/fsverity.h */
 #define FS_VERITY_HASH_ALG_SHA256 1
@@ -163,50 +162,35 @@ static int add_pem_file(struct cfs_trust *t, const char *path)
 	return 0;
 }
 
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int add_dir(struct cfs_trust *t, const char *dir)
 {
-	_cleanup_(closedirp) DIR *d = opendir(dir);
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	int r = 0;
+	size_t n = 0;
+	int r;
 
-	if (!d)
+	if (fd < 0)
 		return errno == ENOENT ?
 			       0 :
 			       cfs_error_errno(errno, "trust directory %s",
 					       dir);
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
+	/* sorted: what is loaded never depends on readdir order */
+	r = cfs_dir_names(fd, &names, &n);
+	if (r < 0)
+		return cfs_error_errno(-r, "trust directory %s", dir);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		size_t len = strlen(names[i]);
+		char *path;
 
-		if (len < 5 || strcmp(de->d_name + len - 4, ".pem") != 0)
+		if (len < 5 || strcmp(names[i] + len - 4, ".pem") != 0)
 			continue;
-		if (n == cap) {
-			char **nn = reallocarray(names, cap ? cap * 2 : 8,
-						 sizeof(*nn));
-			if (!nn) {
-				r = -ENOMEM;
-				goto out;
-			}
-			names = nn;
-			cap = cap ? cap * 2 : 8;
-		}
-		if (asprintf(&names[n], "%s/%s", dir, de->d_name) < 0) {
+		if (asprintf(&path, "%s/%s", dir, names[i]) < 0) {
 			r = -ENOMEM;
-			goto out;
+			break;
 		}
-		n++;
+		r = add_pem_file(t, path);
+		free(path);
 	}
-	/* Sorted: what is loaded never depends on readdir order. */
-	qsort(names, n, sizeof(*names), str_cmp);
-	for (size_t i = 0; r == 0 && i < n; i++)
-		r = add_pem_file(t, names[i]);
-out:
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);

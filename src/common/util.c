@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -247,4 +248,62 @@ void cfs_result_zero(void *res, size_t size)
 	memcpy(&v, res, sizeof(v));
 	memset(res, 0, size);
 	memcpy(res, &v, sizeof(v));
+}
+
+int cfs_strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cfs_dir_names(int dirfd, char ***names, size_t *n)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+	int r = 0;
+
+	*names = NULL;
+	*n = 0;
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	for (errno = 0; r == 0 && (de = readdir(d)); errno = 0) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (*n == cap) {
+			char **v;
+
+			cap = cap ? 2 * cap : 64;
+			v = reallocarray(*names, cap, sizeof(*v));
+			if (!v) {
+				r = -ENOMEM;
+				break;
+			}
+			*names = v;
+		}
+		(*names)[*n] = strdup(de->d_name);
+		if (!(*names)[*n])
+			r = -ENOMEM;
+		else
+			(*n)++;
+	}
+	if (r == 0 && errno)
+		r = -errno;
+	closedir(d);
+	if (r < 0) {
+		for (size_t i = 0; i < *n; i++)
+			free((*names)[i]);
+		free(*names);
+		*names = NULL;
+		*n = 0;
+		return r;
+	}
+	if (*n > 1)
+		qsort(*names, *n, sizeof(**names), cfs_strp_cmp);
+	return 0;
 }

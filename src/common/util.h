@@ -77,6 +77,14 @@ void cfs_atomic_abort(struct cfs_atomic_file *af);
 int cfs_atomic_write(int dirfd, const char *name, const void *data, size_t len,
 		     unsigned int flags);
 
+/* The names in directory @dirfd but . and .., sorted by strcmp() so
+ * that nothing depends on readdir order: *@n strings, which the caller
+ * frees, each and the array. 0 or -errno (the message is the
+ * caller's). */
+int cfs_dir_names(int dirfd, char ***names, size_t *n);
+/* qsort() order of an array of strings. */
+int cfs_strp_cmp(const void *a, const void *b);
+
 /* Result structs (include/cfs/common.h) start with the caller's version:
  * 0 if @res (may be NULL) has one from 1 to @current, else -EINVAL with
  * a message naming @what. */

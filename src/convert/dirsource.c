@@ -3,7 +3,6 @@
  * The dir: source: a directory tree read into a cfs tree, hardlinks kept
  * (unlike mkcomposefs, which gives each name its own inode).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <search.h>
@@ -385,57 +384,17 @@ out:
 	return r;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int load_dir(struct dirsource *ds, cfs_inode *dir, int dirfd,
 		    const char *path, int level)
 {
 	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-	int r = 0, fd;
+	size_t n = 0;
+	/* in name order, so that errors and object writes do not depend
+	 * on readdir */
+	int r = cfs_dir_names(dirfd, &names, &n);
 
-	fd = dup(dirfd);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "%s", path);
-		if (fd >= 0)
-			close(fd);
-		return r;
-	}
-	errno = 0;
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		if (n == cap) {
-			char **nn;
-			cap = cap ? cap * 2 : 64;
-			nn = reallocarray(names, cap, sizeof(*nn));
-			if (!nn) {
-				r = -ENOMEM;
-				break;
-			}
-			names = nn;
-		}
-		names[n] = strdup(de->d_name);
-		if (!names[n]) {
-			r = -ENOMEM;
-			break;
-		}
-		n++;
-		errno = 0;
-	}
-	if (r == 0 && errno)
-		r = cfs_error_errno(errno, "%s: reading directory", path);
-	closedir(d);
-	/* Sorted so that errors and object writes do not depend on readdir
-	 * order. */
-	if (r == 0 && n > 1)
-		qsort(names, n, sizeof(*names), name_cmp);
+	if (r < 0)
+		return cfs_error_errno(-r, "%s: reading directory", path);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		_cleanup_free_ char *child = NULL;
 		if (asprintf(&child, "%s/%s", path, names[i]) < 0) {

@@ -71,7 +71,7 @@ static int describe(cfs_store *s, const char *hex, const struct store_names *t,
 		}
 	}
 	if (img->n_names > 1)
-		qsort(img->names, img->n_names, sizeof(char *), store_strp_cmp);
+		qsort(img->names, img->n_names, sizeof(char *), cfs_strp_cmp);
 	{
 		_cleanup_free_ char *missing = NULL;
 		img->broken = store_broken_check(s, hex, &missing) == 1;

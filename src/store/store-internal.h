@@ -173,8 +173,6 @@ bool store_has_verity(int dirfd, const char *path);
 /* Append a copy of @str to the string vector. */
 int store_strv_add(char ***v, size_t *n, const char *str);
 void store_strv_free(char **v, size_t n);
-/* qsort() order of an array of strings. */
-int store_strp_cmp(const void *a, const void *b);
 /* The names in @dirfd (the store's directory @what, as messages name
  * it) but . and .., sorted: walks whose reports must not depend on
  * readdir order. Free with store_strv_free(). */

@@ -57,64 +57,14 @@ void store_strv_free(char **v, size_t n)
 	free(v);
 }
 
-int store_strp_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int store_dir_names(cfs_store *s, int dirfd, const char *what, char ***names,
 		    size_t *n)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
-	size_t cap = 0;
-	int r = 0, fd;
+	int r = cfs_dir_names(dirfd, names, n);
 
-	*names = NULL;
-	*n = 0;
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = cfs_error_errno(errno, "store %s: %s", s->root, what);
-		cfs_closep(&fd);
-		return r;
-	}
-	errno = 0;
-	while (r == 0 && (de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0) {
-			errno = 0;
-			continue;
-		}
-		if (*n == cap) {
-			char **v;
-
-			cap = cap ? 2 * cap : 64;
-			v = reallocarray(*names, cap, sizeof(*v));
-			if (!v) {
-				r = -ENOMEM;
-				break;
-			}
-			*names = v;
-		}
-		(*names)[*n] = strdup(de->d_name);
-		if (!(*names)[*n])
-			r = -ENOMEM;
-		else
-			(*n)++;
-		errno = 0;
-	}
-	if (r == 0 && errno)
-		r = cfs_error_errno(errno, "store %s: reading %s", s->root,
-				    what);
-	if (r < 0) {
-		store_strv_free(*names, *n);
-		*names = NULL;
-		*n = 0;
-		return r;
-	}
-	if (*n > 1)
-		qsort(*names, *n, sizeof(**names), store_strp_cmp);
-	return 0;
+	return r < 0 ? cfs_error_errno(-r, "store %s: reading %s", s->root,
+				       what) :
+		       0;
 }
 
 bool store_has_verity(int dirfd, const char *path)

@@ -81,6 +81,44 @@ static void test_sha256(void)
 	CHECK(CFS_SHA256_STR_SIZE <= CFS_DIGEST_STR_MAX);
 }
 
+/* A directory's names, sorted whatever readdir says; twice on one fd. */
+static void test_dir_names(void)
+{
+	static const char *const made[] = { "b", "a", "c.pem", "B", "aa" };
+	static const char *const want[] = { "B", "a", "aa", "b", "c.pem" };
+	char sub[4200];
+	int dirfd;
+
+	snprintf(sub, sizeof(sub), "%s/names", T);
+	CHECK(mkdir(sub, 0755) == 0);
+	dirfd = open(sub, O_RDONLY | O_DIRECTORY);
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(made); i++)
+		CHECK(mkdirat(dirfd, made[i], 0755) == 0);
+	for (int round = 0; round < 2; round++) {
+		char **names = NULL;
+		size_t n = 0;
+
+		CHECK_OK(cfs_dir_names(dirfd, &names, &n));
+		CHECK(n == CFS_ARRAY_SIZE(want));
+		for (size_t i = 0; i < n && i < CFS_ARRAY_SIZE(want); i++)
+			CHECK(strcmp(names[i], want[i]) == 0);
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+	}
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(made); i++)
+		CHECK(unlinkat(dirfd, made[i], AT_REMOVEDIR) == 0);
+	close(dirfd);
+	CHECK(rmdir(sub) == 0);
+	{
+		char **names = (char **)1;
+		size_t n = 1;
+
+		CHECK_ERR(cfs_dir_names(-1, &names, &n), EBADF);
+		CHECK(names == NULL && n == 0);
+	}
+}
+
 /* The version check and clearing of result structs. */
 static void test_result_version(void)
 {
@@ -133,6 +171,7 @@ int main(int argc, char **argv)
 	TEST_RUN(argc, argv, test_sha256);
 	TEST_RUN(argc, argv, test_result_version);
 	TEST_RUN(argc, argv, test_config_diff_ids);
+	TEST_RUN(argc, argv, test_dir_names);
 	CHECK(rmdir(T) == 0);
 	return test_done();
 }
