@@ -230,6 +230,15 @@ static void check_spread(void)
  * the other order; the error is the first one's all the same.
  */
 #define BIG_OBJECT (24 * 1024 * 1024)
+/* rm -rf @path (a directory of this test's). */
+static void remove_tree(const char *path)
+{
+	char cmd[1200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	CHECK(system(cmd) == 0);
+}
+
 static void check_first_error(const char *sub)
 {
 	struct rlimit old, lim = { 16 * 1024 * 1024, 0 };
@@ -243,11 +252,10 @@ static void check_first_error(const char *sub)
 		struct cfs_objects *objs = NULL;
 		struct cfs_object_writer *w = NULL;
 		uint8_t small[8192], d[CFS_DIGEST_SIZE];
-		char xx[1200], cmd[2500];
+		char xx[1200];
 		int r;
 
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sub);
-		CHECK(system(cmd) == 0);
+		remove_tree(sub);
 		CHECK_OK(cfs_objects_open(&objs, sub));
 		CHECK_OK(cfs_object_writer_new(&w, objs));
 		if (!objs || !w) {
@@ -328,12 +336,7 @@ out:
 	cfs_object_writer_free(w);
 	cfs_objects_free(objs);
 	free(buf);
-	{
-		char cmd[1200];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sub);
-		CHECK(system(cmd) == 0);
-	}
+	remove_tree(sub);
 }
 
 static void check_writer_error(void)
@@ -498,11 +501,6 @@ int main(int argc, char **argv)
 	}
 
 	cfs_objects_free(objs);
-	{
-		char cmd[1200];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		CHECK(system(cmd) == 0);
-	}
+	remove_tree(dir);
 	return test_done();
 }
