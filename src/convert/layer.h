@@ -32,6 +32,22 @@ struct cfs_layer_digests {
 /* Start reading @blob. @what names the layer in messages. */
 int cfs_layer_open(struct cfs_layer_stream **out, const struct cfs_blob *blob,
 		   enum cfs_layer_compression compression, const char *what);
+/*
+ * cfs_layer_open() in two steps, so that a layer's reading can start
+ * before the layers under it are applied: cfs_layer_start() starts the
+ * threads and returns at once (@ahead: with room for 32 MiB of output
+ * instead of 8, to run further ahead), cfs_layer_begin() waits for the
+ * first output and opens the tar reader. Its errors are the ones
+ * cfs_layer_open() reports; nothing else may be called before it but
+ * cfs_layer_produced() and cfs_layer_close().
+ */
+int cfs_layer_start(struct cfs_layer_stream **out, const struct cfs_blob *blob,
+		    enum cfs_layer_compression compression, const char *what,
+		    bool ahead);
+int cfs_layer_begin(struct cfs_layer_stream *s);
+/* Has the producer read and decompressed the whole blob, without an
+ * error? Then a core is free for the next layer. */
+bool cfs_layer_produced(struct cfs_layer_stream *s);
 /* The libarchive reader over the tar stream (owned by the stream), or
  * NULL when the layer is empty (zero bytes once decompressed). Read
  * entries with cfs_layer_next_entry(), their data with libarchive. */

@@ -48,6 +48,14 @@ struct oci_conv {
 	struct cfs_record_builder *record;
 	/* where the blobs a layout lacks come from, or NULL */
 	const struct cfs_blob_fetch *fetch;
+	/* the next layer, started before its turn (start_ahead()); layers
+	 * below ahead_next were considered for it */
+	struct {
+		struct cfs_layer_stream *s;
+		struct cfs_blob blob;
+		size_t layer;
+	} ahead;
+	size_t ahead_next;
 	char where[256];
 };
 
@@ -392,6 +400,8 @@ static uint64_t layer_input_size(struct oci_conv *c, size_t i)
 	return size > 0 ? (uint64_t)size : 0;
 }
 
+static void start_ahead(struct oci_conv *c, size_t i, bool may_fetch);
+
 static int replay_layer(struct oci_conv *c, size_t i, const uint8_t diff_id[32],
 			cfs_layer_info *info)
 {
@@ -406,6 +416,8 @@ static int replay_layer(struct oci_conv *c, size_t i, const uint8_t diff_id[32],
 		return 1;
 	if (r < 0)
 		return r;
+	/* The next layer's blob is read while this one is replayed. */
+	start_ahead(c, i + 1, true);
 	first = rec.pos;
 	r = record_usable(c, &rec);
 	if (r == 0) {
@@ -461,13 +473,15 @@ static int finish_record(struct oci_conv *c, size_t i,
 }
 
 /* Layer @i's blob: the source's, else (a layout without it, a fetch
- * given) a stream of it from @c->fetch. */
-static int open_blob(struct oci_conv *c, size_t i, struct cfs_blob *blob)
+ * given, @may_fetch) a stream of it from @c->fetch. */
+static int open_blob(struct oci_conv *c, size_t i, struct cfs_blob *blob,
+		     bool may_fetch)
 {
 	struct cfs_oci_layer *l = &c->img->layers[i];
 	int r = cfs_oci_layer_blob(c->img, i, blob);
 
-	if (r != -ENOENT || !c->fetch || l->size < 0 || !l->verify_blob)
+	if (r != -ENOENT || !c->fetch || !may_fetch || l->size < 0 ||
+	    !l->verify_blob)
 		return r;
 	cfs_error_clear();
 	r = c->fetch->open(c->fetch->opaque, l->digest, l->size, &blob->fd);
@@ -477,6 +491,85 @@ static int open_blob(struct oci_conv *c, size_t i, struct cfs_blob *blob)
 	blob->length = (uint64_t)l->size;
 	blob->stream = true;
 	return 0;
+}
+
+static void layer_where(struct oci_conv *c, size_t i, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s: layer %s", c->img->source,
+		 c->img->layers[i].digest);
+}
+
+/* Stop reading fetched blob @blob (@s, if started) and hand its pipe
+ * back: 0, or the fetch's error about it. */
+static int finish_fetch(struct oci_conv *c, struct cfs_layer_stream *s,
+			const struct cfs_blob *blob)
+{
+	bool drained = s && cfs_layer_bytes_read(s) == blob->length;
+
+	cfs_layer_close(s);
+	return c->fetch->finish(c->fetch->opaque, blob->fd, drained);
+}
+
+/*
+ * Layer @i, started before its turn: while the layer before it is still
+ * being applied (its record replayed, or the last megabytes of its tar
+ * parsed once its blob was all read), a core is free to decompress and
+ * hash this one. Only a layer that will be read (the store has no
+ * record of it), and a fetched blob only with @may_fetch: the proxy
+ * answers one request at a time, so no other fetched pipe may be open.
+ * A failure here is no error: the layer is opened again in its turn,
+ * and says then what it says.
+ */
+static void start_ahead(struct oci_conv *c, size_t i, bool may_fetch)
+{
+	struct cfs_oci_layer *l;
+	struct cfs_blob blob = { .fd = -1 };
+	uint8_t diff_id[32];
+	char where[sizeof(c->where)];
+
+	if (c->ahead.s || i >= c->img->n_layers || i < c->ahead_next)
+		return;
+	c->ahead_next = i + 1;
+	l = &c->img->layers[i];
+	if (c->records && c->records->read_fd >= 0 && l->diff_id &&
+	    cfs_parse_sha256(l->diff_id, diff_id) == 0 &&
+	    cfs_record_exists(c->records->read_fd, diff_id))
+		return;
+	layer_where(c, i, where, sizeof(where));
+	if (open_blob(c, i, &blob, may_fetch) < 0) {
+		cfs_error_clear();
+		return;
+	}
+	if (cfs_layer_start(&c->ahead.s, &blob, l->compression, where, true) <
+	    0) {
+		c->ahead.s = NULL;
+		if (blob.stream)
+			finish_fetch(c, NULL, &blob);
+		cfs_error_clear();
+		return;
+	}
+	c->ahead.blob = blob;
+	c->ahead.layer = i;
+}
+
+/* Stop a layer started ahead that will not be used. */
+static void drop_ahead(struct oci_conv *c)
+{
+	char why[1024]; /* what the error buffer holds */
+
+	if (!c->ahead.s)
+		return;
+	if (c->ahead.blob.stream) {
+		/* whatever it says, the message of the moment stays */
+		snprintf(why, sizeof(why), "%s", cfs_error_message());
+		finish_fetch(c, c->ahead.s, &c->ahead.blob);
+		cfs_error_clear();
+		if (why[0])
+			cfs_error(EIO, "%s", why);
+	} else {
+		cfs_layer_close(c->ahead.s);
+	}
+	c->ahead.s = NULL;
 }
 
 static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
@@ -493,8 +586,7 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	int64_t offset;
 	int r;
 
-	snprintf(c->where, sizeof(c->where), "%s: layer %s", c->img->source,
-		 l->digest);
+	layer_where(c, i, c->where, sizeof(c->where));
 	cfs_applier_begin_layer(&c->applier, (uint32_t)i + 1, c->where);
 	c->progress.layer = i + 1;
 	c->layer_on = (c->opts->flags & CFS_CONVERT_LAYER_DIGESTS) ||
@@ -515,15 +607,27 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 			return r;
 	}
 
-	r = open_blob(c, i, &blob);
-	if (r < 0)
-		return r; /* the message names the source and the layer */
-	if (l->verify_blob && l->size >= 0 && blob.length != (uint64_t)l->size)
-		return cfs_error(
-			EINVAL, "%s: blob has %llu bytes, descriptor says %lld",
-			c->where, (unsigned long long)blob.length,
-			(long long)l->size);
-	r = cfs_layer_open(&s, &blob, l->compression, c->where);
+	if (c->ahead.s && c->ahead.layer == i) {
+		s = c->ahead.s;
+		blob = c->ahead.blob;
+		c->ahead.s = NULL;
+	} else {
+		/* A fetched blob started ahead would hold up this one's. */
+		drop_ahead(c);
+		r = open_blob(c, i, &blob, true);
+		if (r < 0)
+			return r; /* the message names the source and layer */
+	}
+	if (l->verify_blob && l->size >= 0 &&
+	    blob.length != (uint64_t)l->size) {
+		r = cfs_error(EINVAL,
+			      "%s: blob has %llu bytes, descriptor says %lld",
+			      c->where, (unsigned long long)blob.length,
+			      (long long)l->size);
+		goto out;
+	}
+	r = s ? cfs_layer_begin(s) :
+		cfs_layer_open(&s, &blob, l->compression, c->where);
 	if (r < 0)
 		goto out;
 	/* recorded when the diff_id checks out (freed at out) */
@@ -534,6 +638,10 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 		info->entries++;
 		report(c, s, false);
 		r = convert_entry(c, a, ae, offset);
+		/* This blob is all read: the next layer's turn to start,
+		 * fetched only once this one's pipe is handed back. */
+		if (r == 0 && c->ahead_next <= i + 1 && cfs_layer_produced(s))
+			start_ahead(c, i + 1, !blob.stream);
 		if (r < 0) {
 			/* a producer failure surfaces as a read error */
 			if (cfs_layer_error(s))
@@ -564,14 +672,12 @@ out:
 	c->record = NULL;
 	if (blob.stream) {
 		/* the producer's word on a stream that broke explains it */
-		bool drained = s && cfs_layer_bytes_read(s) == blob.length;
 		char why[1024]; /* what the error buffer holds */
 		int f;
 
-		cfs_layer_close(s);
-		s = NULL;
 		snprintf(why, sizeof(why), "%s", cfs_error_message());
-		f = c->fetch->finish(c->fetch->opaque, blob.fd, drained);
+		f = finish_fetch(c, s, &blob);
+		s = NULL;
 		if (r == 0 || f < 0)
 			r = f;
 		else if (r < 0)
@@ -659,6 +765,7 @@ int cfs_oci_load(cfs_inode **root_out, struct cfs_oci_image *img,
 		}
 	}
 out:
+	drop_ahead(&c);
 	stats->xattrs_dropped = c.xattrs_dropped;
 	cfs_object_writer_free(c.writer);
 	cfs_applier_fini(&c.applier);

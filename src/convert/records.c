@@ -283,6 +283,14 @@ static int unzstd(uint8_t **data, size_t *len, const char *what)
 	return 0;
 }
 
+bool cfs_record_exists(int dirfd, const uint8_t diff_id[32])
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+
+	cfs_digest_to_hex(diff_id, hex);
+	return faccessat(dirfd, hex, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 int cfs_record_open(struct cfs_record *rec, int dirfd,
 		    const uint8_t diff_id[32], const char *what)
 {

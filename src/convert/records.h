@@ -88,6 +88,9 @@ struct cfs_record {
 	size_t n_names;
 };
 
+/* Is there a record of @diff_id in @dirfd (not whether it is usable)? */
+bool cfs_record_exists(int dirfd, const uint8_t diff_id[32]);
+
 /*
  * Read and check @dirfd/<hex of diff_id>: -ENOENT when there is none,
  * -EBADMSG (with a message naming @what) when it is damaged.

@@ -1087,6 +1087,26 @@ def make_should_fail(out, cases):
     ttrunc = Layer(full[:cut_at])
     oci("should-fail-truncated-tar", [ttrunc], [lay(ttrunc), "ok/cut-here"])
 
+    # Two bad layers: the next layer is read ahead while the one below
+    # is still applied (src/convert/oci-convert.c, start_ahead(): once
+    # the lower blob is all read, so the lower layers here have many
+    # small files after it is), yet the error is the lower one's, as if
+    # they were read one by one.
+    many = tar_of(payload_layer([E("ok/small%03d" % k, "f", data=pattern("s%d" % k, 100))
+                                 for k in range(300)]))
+    many = Layer(many)
+    zbad_other = Layer(tar_of(payload_layer([E("ok/other", "f", data=b"x")])), "zstd")
+    zbad_other = Layer(zbad_other.tar, "zstd",
+                       blob=flip_middle(zbad_other.blob, zstd_fails_early))
+    oci("should-fail-diff-id-then-corrupt", [many, zbad_other],
+        [lay(many), "diff_id mismatch"],
+        config=config_for([many, zbad_other], diff_ids=[sha256(b"not the tar"),
+                                                        zbad_other.diff_id]))
+    many_other = bytearray(many.blob)
+    many_other[4:8] = b"\x01\x00\x00\x00"   # gzip header mtime: valid, same size
+    oci("should-fail-blob-then-corrupt", [Layer(tar_of([E("lower/", "d")])), many, zbad_other],
+        [lay(many), "blob digest mismatch"], stored={many.digest: bytes(many_other)})
+
     # digests and sizes that do not match the bytes
     other = bytearray(good.blob)
     other[4:8] = b"\x01\x00\x00\x00"   # gzip header mtime: still valid gzip, same size
