@@ -995,50 +995,35 @@ void store_objset_clear(struct store_objset *set)
 
 /* ---- images ------------------------------------------------------------ */
 
-static int hex_cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
+/* The images/<hex>.cfs there, in name order (cfs_dir_names()). */
 int store_image_digests(cfs_store *s, char (**out)[CFS_DIGEST_HEX_SIZE + 1],
 			size_t *n_out)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
 	char(*v)[CFS_DIGEST_HEX_SIZE + 1] = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	int fd = openat(s->images_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char **names;
+	size_t n = 0, nn;
+	int r = store_dir_names(s, s->images_fd, "images", &names, &nn);
 
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		int r = cfs_error_errno(errno, "store %s: images", s->root);
-		cfs_closep(&fd);
+	if (r < 0)
+		return r;
+	if (nn && !(v = calloc(nn, sizeof(*v))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < nn; i++) {
+		const char *name = names[i];
+
+		if (strlen(name) != CFS_DIGEST_HEX_SIZE + 4 ||
+		    strcmp(name + CFS_DIGEST_HEX_SIZE, ".cfs") != 0)
+			continue;
+		memcpy(v[n], name, CFS_DIGEST_HEX_SIZE);
+		v[n][CFS_DIGEST_HEX_SIZE] = '\0';
+		if (store_is_hex(v[n], true))
+			n++;
+	}
+	store_strv_free(names, nn);
+	if (r < 0) {
+		free(v);
 		return r;
 	}
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		char hex[CFS_DIGEST_HEX_SIZE + 1];
-
-		if (len != CFS_DIGEST_HEX_SIZE + 4 ||
-		    strcmp(de->d_name + CFS_DIGEST_HEX_SIZE, ".cfs") != 0)
-			continue;
-		memcpy(hex, de->d_name, CFS_DIGEST_HEX_SIZE);
-		hex[CFS_DIGEST_HEX_SIZE] = '\0';
-		if (!store_is_hex(hex, true))
-			continue;
-		if (n == cap) {
-			void *nv;
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				return -ENOMEM;
-			}
-			v = nv;
-		}
-		memcpy(v[n++], hex, sizeof(hex));
-	}
-	if (n)
-		qsort(v, n, sizeof(*v), hex_cmp);
 	*out = v;
 	*n_out = n;
 	return 0;
