@@ -385,10 +385,25 @@ static void test_prefix(cfs_store *s, char *a_out, char *b_out)
 			CHECK(strstr(cfs_error_message(), "ambiguous"));
 			memcpy(a_out, seen[k], CFS_DIGEST_HEX_SIZE + 1);
 			memcpy(b_out, r.digest, CFS_DIGEST_HEX_SIZE + 1);
-			/* Longer prefixes tell them apart. */
-			size_t l = 1;
-			while (seen[k][l] == r.digest[l])
-				l++;
+			/* Longer prefixes tell them apart: one digit past
+			 * what any other image of the store shares with it
+			 * (the store holds more than these trees, and their
+			 * digests change from run to run with the trees'
+			 * mtimes). */
+			cfs_store_image *all;
+			size_t l = 1, n_all;
+
+			CHECK_OK(cfs_store_list(s, &all, &n_all));
+			for (size_t j = 0; j < n_all; j++) {
+				size_t c = 0;
+
+				if (strcmp(all[j].digest, r.digest) == 0)
+					continue;
+				while (all[j].digest[c] == r.digest[c])
+					c++;
+				l = c > l ? c : l;
+			}
+			cfs_store_images_free(all, n_all);
 			char longer[CFS_DIGEST_HEX_SIZE + 1];
 			memcpy(longer, r.digest, l + 1);
 			longer[l + 1] = '\0';
