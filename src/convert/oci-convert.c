@@ -542,7 +542,7 @@ static void start_ahead(struct oci_conv *c, size_t i, bool may_fetch)
 	}
 	if (cfs_layer_start(&c->ahead.s, &blob, l->compression, where, true) <
 	    0) {
-		c->ahead.s = NULL;
+		/* (c->ahead.s is still NULL: a failed start sets nothing) */
 		if (blob.stream)
 			finish_fetch(c, NULL, &blob);
 		cfs_error_clear();
