@@ -180,7 +180,12 @@ struct result {
 	int64_t offsets[16];
 	char names[16][128];
 	char msg[1024];
+	bool produced; /* cfs_layer_produced() once read */
 };
+
+/* read_blob() starts the layer as one read ahead (cfs_layer_start(),
+ * its larger ring) and lets it run before cfs_layer_begin(). */
+static bool read_ahead;
 
 static void gzip(const struct tar *t, struct tar *out)
 {
@@ -222,7 +227,14 @@ static void read_blob(const struct tar *blob, enum cfs_layer_compression comp,
 	CHECK_OK(cfs_write_all(fd, blob->data, blob->len));
 	b = (struct cfs_blob){ .fd = fd, .offset = 0, .length = blob->len };
 	cfs_error_clear();
-	res->r = cfs_layer_open(&s, &b, comp, "L");
+	if (read_ahead) {
+		res->r = cfs_layer_start(&s, &b, comp, "L", true);
+		usleep(20 * 1000); /* it fills its ring meanwhile */
+		if (res->r == 0)
+			res->r = cfs_layer_begin(s);
+	} else {
+		res->r = cfs_layer_open(&s, &b, comp, "L");
+	}
 	while (res->r == 0) {
 		struct archive_entry *e;
 		int64_t off;
@@ -257,6 +269,7 @@ static void read_blob(const struct tar *blob, enum cfs_layer_compression comp,
 	if (res->r == 0)
 		res->r = cfs_layer_finish(s, &d);
 	snprintf(res->msg, sizeof(res->msg), "%s", cfs_error_message());
+	res->produced = s && cfs_layer_produced(s);
 	cfs_layer_close(s);
 	close(fd);
 	unlink(path);
@@ -909,6 +922,46 @@ static void text_file(struct tar *t, const char *name, size_t size,
 	free(d);
 }
 
+/*
+ * A layer started ahead reads as one opened in its turn: the same
+ * entries and digests, and the same refusal of a cut blob. Its tar is
+ * larger than its 32 MiB ring, so the ring goes round; once read to the
+ * end, cfs_layer_produced() says so, and not of a blob that failed.
+ */
+static void check_ahead(void)
+{
+	struct tar t = { 0 }, z = { 0 }, cut = { 0 };
+	struct cfs_layer_digests d0, d1;
+	struct result r0, r1;
+
+	text_file(&t, "a", 20 * MIB, 3);
+	file(&t, "zeros", 8 * MIB, '\0');
+	text_file(&t, "b", 12 * MIB + 5, 4);
+	end(&t);
+	gzip(&t, &z);
+	read_blob(&z, CFS_LAYER_GZIP, true, &r0, &d0);
+	read_ahead = true;
+	read_blob(&z, CFS_LAYER_GZIP, true, &r1, &d1);
+	CHECK(r0.r == 0 && r1.r == 0);
+	CHECK(r1.entries == 3 && r1.entries == r0.entries);
+	CHECK(memcmp(r0.names, r1.names, sizeof(r0.names)) == 0);
+	CHECK(memcmp(r0.offsets, r1.offsets, sizeof(r0.offsets)) == 0);
+	CHECK(d1.uncompressed_size == t.len && d1.compressed_size == z.len);
+	CHECK(memcmp(&d0, &d1, sizeof(d0)) == 0);
+	CHECK(r0.produced && r1.produced);
+
+	cut.data = z.data;
+	cut.len = z.len / 2;
+	read_blob(&cut, CFS_LAYER_GZIP, false, &r1, NULL);
+	read_ahead = false;
+	read_blob(&cut, CFS_LAYER_GZIP, false, &r0, NULL);
+	CHECK(r1.r < 0 && r1.r == r0.r && strcmp(r1.msg, r0.msg) == 0);
+	CHECK(strstr(r1.msg, "truncated gzip stream"));
+	CHECK(!r1.produced && !r0.produced);
+	free(t.data);
+	free(z.data);
+}
+
 /* Members that end, and headers that are cut, where the blob is read in
  * pieces: padding members move the boundary over the first piece's
  * end, byte by byte. */
@@ -1170,6 +1223,7 @@ int main(int argc, char **argv)
 	TEST_RUN(argc, argv, check_sparse);
 	TEST_RUN(argc, argv, check_typeflags);
 	TEST_RUN(argc, argv, check_gzip);
+	TEST_RUN(argc, argv, check_ahead);
 	CHECK(rmdir(tmpdir) == 0);
 	return test_done();
 }
