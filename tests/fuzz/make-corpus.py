@@ -19,11 +19,15 @@ run with); CORPUS_DIR is the Debian image corpus (default
     fixtures and from examples/hello-rootfs;
   - the option strings of tests/unit/test-mount-options.c;
   - layer records (without their trailing checksum, which the harness
-    adds), made by cfs-store imports of the good fixtures and edge-cases.
+    adds), made by cfs-store imports of the good fixtures and edge-cases;
+  - zstd:chunked TOCs and tar-splits of the fixtures' layers, written
+    here as containers/storage writes them (the offsets are made up: the
+    harness reads no blob).
 
 Seed names say where they come from. Files named crash-* in OUT_DIR are
 never touched. Needs python3, GNU tar and zstd (for the fixtures).
 """
+import base64
 import gzip
 import hashlib
 import io
@@ -34,6 +38,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -120,6 +125,66 @@ def layer_seeds(out, name, tar):
             break
 
 
+TOC_TYPES = {tarfile.REGTYPE: "reg", tarfile.AREGTYPE: "reg",
+             tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink",
+             tarfile.LNKTYPE: "hardlink", tarfile.CHRTYPE: "char",
+             tarfile.BLKTYPE: "block", tarfile.FIFOTYPE: "fifo"}
+
+
+def rfc3339(t):
+    """A time as Go's time.Time marshals it (RFC 3339, nanoseconds)."""
+    sec = int(t // 1)
+    ns = int(round((t - sec) * 1e9))
+    s = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return s + (".%09d" % ns).rstrip("0") + "Z" if ns else s + "Z"
+
+
+def toc_seed(out, name, tar):
+    """The TOC, a NUL and the tar-split of the layer @tar."""
+    entries, lines, pos, at = [], [], 0, 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as t:
+            for m in t:
+                if m.type not in TOC_TYPES or m.issparse():
+                    return
+                e = {"type": TOC_TYPES[m.type], "name": m.name,
+                     "mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid,
+                     "modtime": rfc3339(m.mtime)}
+                if m.linkname:
+                    e["linkName"] = m.linkname
+                if m.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+                    e["devMajor"], e["devMinor"] = m.devmajor, m.devminor
+                x = {k[13:]: base64.b64encode(
+                        v.encode("utf-8", "surrogateescape")).decode()
+                     for k, v in m.pax_headers.items()
+                     if k.startswith("SCHILY.xattr.")}
+                if x:
+                    e["xattrs"] = x
+                lines.append({"type": 2, "payload": base64.b64encode(
+                    tar[pos:m.offset_data]).decode()})
+                size = m.size if m.isreg() else 0
+                lines.append({"type": 1, "name": m.name, "size": size})
+                if size:
+                    data = tar[m.offset_data:m.offset_data + size]
+                    e["size"] = size
+                    e["digest"] = "sha256:" + hashlib.sha256(data).hexdigest()
+                    e["offset"], e["endOffset"] = at, at + size // 3 + 9
+                    at = e["endOffset"] + 7
+                entries.append(e)
+                pos = m.offset_data + size
+    except (tarfile.TarError, EOFError, OSError, ValueError):
+        return
+    lines.append({"type": 2, "payload": base64.b64encode(tar[pos:]).decode()})
+    doc = json.dumps({"version": 1, "entries": entries or None},
+                     separators=(",", ":"))
+    data = (doc + "\0" + "".join(json.dumps(li, separators=(",", ":")) + "\n"
+                                  for li in lines)).encode()
+    if len(data) <= SEED_MAX:
+        out.add(name, data)
+    else:
+        out.add(name + "-toc", doc.encode()[:SEED_MAX])
+
+
 def blob_kind(data):
     try:
         doc = json.loads(data)
@@ -136,7 +201,7 @@ def blob_kind(data):
     return None
 
 
-def layout_seeds(oj, tl, name, path):
+def layout_seeds(oj, tl, name, path, toc=None):
     for doc, mode in (("index.json", M_INDEX_JSON),
                       ("oci-layout", M_OCI_LAYOUT)):
         p = os.path.join(path, doc)
@@ -162,8 +227,10 @@ def layout_seeds(oj, tl, name, path):
             # broken JSON (should-fail-manifest-json)
             oj.add("%s-json-%s" % (name, b[:8]), bytes([M_BLOB]) + head)
         else:
-            layer_seeds(tl, "%s-layer-%s" % (name, b[:8]),
-                        decompress_file(p))
+            tar = decompress_file(p)
+            layer_seeds(tl, "%s-layer-%s" % (name, b[:8]), tar)
+            if toc:
+                toc_seed(toc, "%s-layer-%s" % (name, b[:8]), tar)
 
 
 def decompress_file(path):
@@ -271,7 +338,7 @@ def main():
     corpus = sys.argv[3] if len(sys.argv) == 4 else "/work/corpus/out"
     outs = {t: Out(root, t) for t in ("oci-json", "tar-layer", "image-read",
                                        "dump-read", "mount-options",
-                                       "record-read")}
+                                       "record-read", "toc")}
     oj, tl = outs["oci-json"], outs["tar-layer"]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -295,7 +362,7 @@ def main():
             if n == "entries-max" or n == "expected":
                 continue
             if os.path.isdir(p):
-                layout_seeds(oj, tl, "fixture-" + n, p)
+                layout_seeds(oj, tl, "fixture-" + n, p, outs["toc"])
                 if not n.startswith("should-fail"):
                     images(build, outs, "fixture-" + n, "oci:" + p, tmp)
                     record_seeds(build, outs["record-read"], "fixture-" + n,

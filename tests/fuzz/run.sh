@@ -11,8 +11,8 @@
 #   -r RUNS   stop a target after RUNS executions (or SECONDS, whichever
 #             comes first)
 #   -j JOBS   targets run side by side (default 1: one core)
-#   -t NAME   only this target (repeatable): oci-json tar-layer
-#             image-read dump-read mount-options
+#   -t NAME   only this target (repeatable); default: every target of
+#             tests/fuzz/targets.cmake
 #   -u        merge new interesting inputs into tests/fuzz/corpus/NAME
 #             (as found-<sha1>); default: only the scratch copy grows
 #
@@ -58,7 +58,10 @@ if [ $# -ne 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
 fi
 seconds=$1
 if [ ${#targets[@]} -eq 0 ]; then
-	targets=(oci-json tar-layer image-read dump-read mount-options)
+	# the list CMake builds, so that a new target is never left out
+	read -r -a targets <<<"$(sed -n '/^set(CFS_FUZZ_TARGETS/,/)/p' \
+		"$src/tests/fuzz/targets.cmake" |
+		sed 's/set(CFS_FUZZ_TARGETS//; s/)//' | tr '\n' ' ')"
 fi
 command -v clang >/dev/null || {
 	echo "$0: needs clang (apt-get install clang)" >&2
