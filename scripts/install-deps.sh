@@ -12,6 +12,8 @@ PACKAGES=(
 	build-essential cmake pkg-config clang clang-format git scdoc
 	libssl-dev libxxhash-dev libjson-c-dev
 	libarchive-dev libzstd-dev zlib1g-dev libmount-dev
+	# partial pulls: ranges of zstd:chunked layers from registries
+	libcurl4-openssl-dev
 	# ISA-L inflates gzip layers (optional at build time: zlib otherwise)
 	libisal-dev
 	# tests: image checks, fs-verity reference, xattr tools, scripting,

@@ -22,6 +22,7 @@
 #include "common/sign.h"
 #include "common/util.h"
 #include "convert/chunked.h"
+#include "layoutfile.h"
 #include "test.h"
 
 /* ---- a zstd:chunked writer, enough for the tests ---- */
@@ -694,36 +695,6 @@ static void test_hostile_toc(void)
 }
 
 /* ---- zstd:chunked layers of an OCI layout (tests/scripts/chunked.sh) ---- */
-
-static uint8_t *read_file(int dirfd, const char *path, size_t *len)
-{
-	struct stat st;
-	uint8_t *buf;
-	int fd;
-
-	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		perror(path);
-		exit(1);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf || read(fd, buf, (size_t)st.st_size) != st.st_size) {
-		perror(path);
-		exit(1);
-	}
-	buf[st.st_size] = 0;
-	*len = (size_t)st.st_size;
-	close(fd);
-	return buf;
-}
-
-static uint8_t *read_blob(int dirfd, const char *digest, size_t *len)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "blobs/sha256/%s", digest + 7);
-	return read_file(dirfd, path, len);
-}
 
 static int check_layout(const char *dir)
 {

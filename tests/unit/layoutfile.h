@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * Whole files of an OCI layout, for the unit tests that check layers a
+ * real producer wrote (test-chunked, test-registry): a file that cannot
+ * be read ends the test.
+ */
+#ifndef CFS_TEST_LAYOUTFILE_H
+#define CFS_TEST_LAYOUTFILE_H
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* @path in @dirfd, whole, with a NUL after its @len bytes. */
+static uint8_t *read_file(int dirfd, const char *path, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf;
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		perror(path);
+		exit(1);
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf || read(fd, buf, (size_t)st.st_size) != st.st_size) {
+		perror(path);
+		exit(1);
+	}
+	buf[st.st_size] = 0;
+	*len = (size_t)st.st_size;
+	close(fd);
+	return buf;
+}
+
+/* The blob "sha256:<hex>" of the layout @dirfd. */
+static uint8_t *read_blob(int dirfd, const char *digest, size_t *len)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "blobs/sha256/%s", digest + 7);
+	return read_file(dirfd, path, len);
+}
+
+#endif
