@@ -4,7 +4,6 @@
  * for an image whose objects are gone, read by mount and import.
  */
 /* Garbage collection and consistency checks of the store. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fsverity.h>
@@ -23,8 +22,6 @@
 #include "common/sign.h"
 #include "common/util.h"
 #include "store/store-internal.h"
-
-CFS_DEFINE_CLEANUP(DIR *, closedir)
 
 /* ---- broken images ---------------------------------------------------- */
 

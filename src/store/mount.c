@@ -5,7 +5,6 @@
  * of the SHA-256 of the target's real path, in hex. A writable mount keeps
  * its upper and work directories in ROOT/mounts/<id>/.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -24,8 +23,6 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "store/store-internal.h"
-
-CFS_DEFINE_CLEANUP(DIR *, closedir)
 
 /* Make mounts/<id>/@sub unless it exists; *@created tells which. */
 static int make_dir(cfs_store *s, int dfd, const char *rel, const char *sub,
