@@ -2,6 +2,8 @@
 /* Blob ranges from an OCI distribution registry (registry.h). */
 
 #include <curl/curl.h>
+#include <dlfcn.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -38,12 +40,79 @@ struct cfs_registry {
 	struct cfs_registry_stats stats;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result;
+/*
+ * libcurl, loaded when a registry client is first made: linking it would
+ * load its 26 libraries (TLS, HTTP/2, LDAP, Kerberos...) into every
+ * command of the tools, about 3 ms each, for the one that fetches ranges.
+ * Without it, cfs_registry_open() says so and the caller takes whole
+ * blobs through skopeo.
+ */
+static struct {
+	CURLcode (*global_init)(long flags);
+	CURL *(*easy_init)(void);
+	void (*easy_cleanup)(CURL *c);
+	void (*easy_reset)(CURL *c);
+	CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
+	CURLcode (*easy_perform)(CURL *c);
+	CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+	const char *(*easy_strerror)(CURLcode code);
+	char *(*easy_escape)(CURL *c, const char *s, int len);
+	void (*free)(void *p);
+	struct curl_slist *(*slist_append)(struct curl_slist *l,
+					   const char *s);
+	void (*slist_free_all)(struct curl_slist *l);
+} lc;
 
-static void curl_init(void)
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static char curl_why[256]; /* why libcurl is not there, or "" */
+
+static void curl_load(void)
 {
-	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+	static const char *const sonames[] = { "libcurl.so.4",
+					       "libcurl-gnutls.so.4" };
+	static const struct {
+		const char *name;
+		size_t offset;
+	} syms[] = {
+#define SYM(field, name) { name, offsetof(__typeof__(lc), field) }
+		SYM(global_init, "curl_global_init"),
+		SYM(easy_init, "curl_easy_init"),
+		SYM(easy_cleanup, "curl_easy_cleanup"),
+		SYM(easy_reset, "curl_easy_reset"),
+		SYM(easy_setopt, "curl_easy_setopt"),
+		SYM(easy_perform, "curl_easy_perform"),
+		SYM(easy_getinfo, "curl_easy_getinfo"),
+		SYM(easy_strerror, "curl_easy_strerror"),
+		SYM(easy_escape, "curl_easy_escape"),
+		SYM(free, "curl_free"),
+		SYM(slist_append, "curl_slist_append"),
+		SYM(slist_free_all, "curl_slist_free_all"),
+#undef SYM
+	};
+	void *h = NULL;
+	CURLcode res;
+
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(sonames) && !h; i++)
+		h = dlopen(sonames[i], RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(curl_why, sizeof(curl_why),
+			 "libcurl is not installed (%s)", dlerror());
+		return;
+	}
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(syms); i++) {
+		void *f = dlsym(h, syms[i].name);
+
+		if (!f) {
+			snprintf(curl_why, sizeof(curl_why),
+				 "libcurl lacks %s", syms[i].name);
+			return;
+		}
+		memcpy((char *)&lc + syms[i].offset, &f, sizeof(f));
+	}
+	res = lc.global_init(CURL_GLOBAL_DEFAULT);
+	if (res != CURLE_OK)
+		snprintf(curl_why, sizeof(curl_why), "libcurl: %s",
+			 lc.easy_strerror(res));
 }
 
 /* ---- the reference ------------------------------------------------------ */
@@ -127,17 +196,16 @@ int cfs_registry_open(struct cfs_registry **out, const char *source,
 	int err;
 
 	*out = NULL;
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_result != CURLE_OK)
-		return cfs_error(EIO, "libcurl: %s",
-				 curl_easy_strerror(curl_init_result));
+	pthread_once(&curl_once, curl_load);
+	if (curl_why[0])
+		return cfs_error(ENOTSUP, "%s: %s", source, curl_why);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->insecure = insecure;
 	r->source = strdup(source);
 	err = r->source ? parse_ref(r, source) : -ENOMEM;
-	if (err == 0 && !(r->curl = curl_easy_init()))
+	if (err == 0 && !(r->curl = lc.easy_init()))
 		err = cfs_error(EIO, "libcurl: cannot make a handle");
 	if (err < 0) {
 		cfs_registry_free(r);
@@ -152,7 +220,7 @@ void cfs_registry_free(struct cfs_registry *r)
 	if (!r)
 		return;
 	if (r->curl)
-		curl_easy_cleanup(r->curl);
+		lc.easy_cleanup(r->curl);
 	free(r->source);
 	free(r->host);
 	free(r->auth_host);
@@ -471,7 +539,7 @@ static void decide(struct answer *a)
 {
 	uint64_t to;
 
-	curl_easy_getinfo(a->reg->curl, CURLINFO_RESPONSE_CODE, &a->status);
+	lc.easy_getinfo(a->reg->curl, CURLINFO_RESPONSE_CODE, &a->status);
 	if (a->status == 206 &&
 	    strncasecmp(a->content_type, "multipart/byteranges", 20) == 0) {
 		a->mode = ANSWER_MULTI;
@@ -555,6 +623,32 @@ static void error_of_body(struct answer *a, char *out, size_t size)
 	json_object_put(doc);
 }
 
+/* What every request of @r sets: @url, @headers, redirects within HTTP,
+ * timeouts, TLS verification unless insecure. */
+static void set_common(struct cfs_registry *r, const char *url,
+		       struct curl_slist *headers)
+{
+	CURL *c = r->curl;
+
+	lc.easy_reset(c);
+	lc.easy_setopt(c, CURLOPT_URL, url);
+	lc.easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	lc.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	lc.easy_setopt(c, CURLOPT_MAXREDIRS, 8L);
+	lc.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	lc.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	lc.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	lc.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+	/* a registry that stalls: a minute under a byte a second */
+	lc.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	lc.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+	if (r->insecure) {
+		lc.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		lc.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	r->stats.requests++;
+}
+
 /*
  * GET @url (with @range, "bytes=..." or NULL) into @a: 0 when an answer
  * came (its status in a->status, whatever it is), else -errno with the
@@ -573,39 +667,23 @@ static int perform(struct cfs_registry *r, struct answer *a, const char *url,
 	a->received = a->body_len = a->line_len = 0;
 	a->bad = NULL;
 	a->stopped = false;
-	curl_easy_reset(c);
-	headers = curl_slist_append(
+	headers = lc.slist_append(
 		headers, "User-Agent: cfs-store/" CFS_VERSION_STRING);
 	if (range) {
 		snprintf(line, sizeof(line), "Range: %s", range);
-		headers = curl_slist_append(headers, line);
+		headers = lc.slist_append(headers, line);
 	}
 	if (r->authz)
-		headers = curl_slist_append(headers, r->authz);
+		headers = lc.slist_append(headers, r->authz);
 	if (!headers)
 		return -ENOMEM;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 8L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-	/* a registry that stalls: a minute under a byte a second */
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
-	if (r->insecure) {
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	r->stats.requests++;
-	res = a->res = curl_easy_perform(c);
-	curl_slist_free_all(headers);
+	set_common(r, url, headers);
+	lc.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	lc.easy_setopt(c, CURLOPT_HEADERDATA, a);
+	lc.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	lc.easy_setopt(c, CURLOPT_WRITEDATA, a);
+	res = a->res = lc.easy_perform(c);
+	lc.slist_free_all(headers);
 	if (a->mode == ANSWER_UNDECIDED && res == CURLE_OK)
 		decide(a); /* an answer without a body */
 	if (a->bad)
@@ -620,7 +698,7 @@ static int perform(struct cfs_registry *r, struct answer *a, const char *url,
 				 r->source, what, a->received);
 	if (res != CURLE_OK)
 		return cfs_error(EIO, "%s: %s: %s", r->source, what,
-				 curl_easy_strerror(res));
+				 lc.easy_strerror(res));
 	return 0;
 }
 
@@ -697,9 +775,8 @@ static int bearer_token(struct cfs_registry *r, const char *realm,
 	    strncmp(realm, "http://", 7) != 0)
 		return cfs_error(EPROTO, "%s: token realm \"%s\" is not HTTP",
 				 r->source, realm);
-	curl_easy_reset(c);
-	esc_service = curl_easy_escape(c, service, 0);
-	esc_scope = curl_easy_escape(c, scope, 0);
+	esc_service = lc.easy_escape(c, service, 0);
+	esc_scope = lc.easy_escape(c, scope, 0);
 	if (!esc_service || !esc_scope ||
 	    asprintf(&url, "%s%sservice=%s&scope=%s", realm,
 		     strchr(realm, '?') ? "&" : "?", esc_service,
@@ -714,28 +791,17 @@ static int bearer_token(struct cfs_registry *r, const char *realm,
 			err = -ENOMEM;
 			goto out;
 		}
-		headers = curl_slist_append(headers, hdr);
+		headers = lc.slist_append(headers, hdr);
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_token);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-	if (r->insecure) {
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	r->stats.requests++;
-	res = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	set_common(r, url, headers);
+	lc.easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+	lc.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_token);
+	lc.easy_setopt(c, CURLOPT_WRITEDATA, &t);
+	res = lc.easy_perform(c);
+	lc.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (res != CURLE_OK) {
 		err = cfs_error(EIO, "%s: token from %s: %s", r->source, realm,
-				curl_easy_strerror(res));
+				lc.easy_strerror(res));
 		goto out;
 	}
 	if (status != 200) {
@@ -763,9 +829,9 @@ static int bearer_token(struct cfs_registry *r, const char *realm,
 	}
 out:
 	json_object_put(doc);
-	curl_slist_free_all(headers);
-	curl_free(esc_service);
-	curl_free(esc_scope);
+	lc.slist_free_all(headers);
+	lc.free(esc_service);
+	lc.free(esc_scope);
 	free(url);
 	free(hdr);
 	free(t.buf.buf);

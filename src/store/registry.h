@@ -42,7 +42,8 @@ struct cfs_registry;
 
 /*
  * A registry client for @source ("docker://..."): -EINVAL with a message
- * when it is not such a reference. Nothing is sent yet.
+ * when it is not such a reference, -ENOTSUP when libcurl (loaded here,
+ * the first time) is not installed. Nothing is sent yet.
  */
 int cfs_registry_open(struct cfs_registry **out, const char *source,
 		      bool insecure);
