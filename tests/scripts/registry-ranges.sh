@@ -96,10 +96,14 @@ proxy() { # MODE
 	rm -f proxy.log
 	python3 "$CFS_SRC/tests/scripts/range-proxy.py" "$REGISTRY" "$1" proxy.log >proxy.port &
 	proxy_pid=$!
-	for _ in $(seq 50); do
-		[ -s proxy.port ] && break
+	# its first line, the port, once it listens (python may start slowly
+	# on a loaded machine)
+	for _ in $(seq 300); do
+		grep -q '^[0-9][0-9]*$' proxy.port && break
+		kill -0 "$proxy_pid" 2>/dev/null || fail "range-proxy.py $1 died"
 		sleep 0.1
 	done
+	grep -q '^[0-9][0-9]*$' proxy.port || fail "range-proxy.py $1 did not start"
 	PROXY=127.0.0.1:$(head -1 proxy.port)
 }
 proxy_stop() {

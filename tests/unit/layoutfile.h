@@ -8,6 +8,7 @@
 #define CFS_TEST_LAYOUTFILE_H
 
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,34 @@ static uint8_t *read_blob(int dirfd, const char *digest, size_t *len)
 
 	snprintf(path, sizeof(path), "blobs/sha256/%s", digest + 7);
 	return read_file(dirfd, path, len);
+}
+
+/* index.json of the layout @dirfd, and the manifest of its first entry. */
+static void read_manifest(int dirfd, json_object **index,
+			  json_object **manifest)
+{
+	json_object *v;
+	size_t len;
+	char *text = (char *)read_file(dirfd, "index.json", &len);
+
+	*index = json_tokener_parse(text);
+	free(text);
+	v = json_object_array_get_idx(
+		json_object_object_get(*index, "manifests"), 0);
+	if (!v) {
+		fprintf(stderr, "index.json: no manifest\n");
+		exit(1);
+	}
+	text = (char *)read_blob(
+		dirfd,
+		json_object_get_string(json_object_object_get(v, "digest")),
+		&len);
+	*manifest = json_tokener_parse(text);
+	free(text);
+	if (!*manifest) {
+		fprintf(stderr, "manifest: not JSON\n");
+		exit(1);
+	}
 }
 
 #endif

@@ -699,7 +699,7 @@ static void test_hostile_toc(void)
 static int check_layout(const char *dir)
 {
 	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	json_object *index, *manifest, *layers, *v;
+	json_object *index, *manifest, *layers;
 	size_t len, layers_seen = 0;
 	char *text;
 
@@ -707,17 +707,7 @@ static int check_layout(const char *dir)
 		perror(dir);
 		return 1;
 	}
-	text = (char *)read_file(dirfd, "index.json", &len);
-	CHECK_OK(cfs_json_parse(text, len, &index));
-	free(text);
-	v = json_object_array_get_idx(
-		json_object_object_get(index, "manifests"), 0);
-	text = (char *)read_blob(
-		dirfd,
-		json_object_get_string(json_object_object_get(v, "digest")),
-		&len);
-	CHECK_OK(cfs_json_parse(text, len, &manifest));
-	free(text);
+	read_manifest(dirfd, &index, &manifest);
 	layers = json_object_object_get(manifest, "layers");
 	for (size_t i = 0; i < json_object_array_length(layers); i++) {
 		json_object *l = json_object_array_get_idx(layers, i);

@@ -124,27 +124,16 @@ static int against_registry(const char *source, const char *layout,
 			    bool insecure)
 {
 	int dirfd = open(layout, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
-	json_object *index, *manifest, *layers, *v;
+	json_object *index, *manifest, *layers;
 	struct cfs_registry *r = NULL;
 	struct cfs_registry_stats st;
 	size_t len, files = 0, chunked = 0, n_ranges = 0;
-	char *text;
 
 	if (dirfd < 0) {
 		perror(layout);
 		return 1;
 	}
-	text = (char *)read_file(dirfd, "index.json", &len);
-	CHECK_OK(cfs_json_parse(text, len, &index));
-	free(text);
-	v = json_object_array_get_idx(
-		json_object_object_get(index, "manifests"), 0);
-	text = (char *)read_blob(
-		dirfd,
-		json_object_get_string(json_object_object_get(v, "digest")),
-		&len);
-	CHECK_OK(cfs_json_parse(text, len, &manifest));
-	free(text);
+	read_manifest(dirfd, &index, &manifest);
 	CHECK_OK(cfs_registry_open(&r, source, insecure));
 	layers = json_object_object_get(manifest, "layers");
 	for (size_t i = 0;
