@@ -696,11 +696,51 @@ static void test_hostile_toc(void)
 
 /* ---- zstd:chunked layers of an OCI layout (tests/scripts/chunked.sh) ---- */
 
+/* Apply the entries of @toc to @a as a pull from the TOC alone would,
+ * each file's content from its frames in @blob. */
+static int apply_toc(struct cfs_applier *a, const struct cfs_toc *toc,
+		     const uint8_t *blob)
+{
+	cfs_verity *v = NULL;
+	int r = cfs_verity_new(&v);
+
+	for (size_t i = 0; r == 0 && i < toc->n; i++) {
+		const struct cfs_toc_entry *e = &toc->entries[i];
+		struct cfs_layer_entry le;
+		uint8_t digest[CFS_DIGEST_SIZE];
+		cfs_inode *file = NULL;
+		uint8_t *out;
+		size_t got;
+
+		cfs_toc_entry_to_layer(e, &le);
+		r = cfs_applier_apply(a, &le, &file);
+		if (r < 0 || !file || e->size == 0)
+			continue;
+		out = malloc(e->size);
+		got = ZSTD_decompress(out, e->size, blob + e->offset,
+				      e->end - e->offset);
+		if (ZSTD_isError(got) || got != e->size)
+			r = -EBADMSG;
+		else if (e->size <= CFS_INLINE_DEFAULT)
+			r = cfs_inode_set_content(file, out, e->size);
+		else if ((r = cfs_verity_update(v, out, e->size)) == 0 &&
+			 (r = cfs_verity_final(v, digest)) == 0 &&
+			 (r = cfs_inode_set_size(file, e->size)) == 0)
+			r = cfs_inode_set_object(file, digest);
+		free(out);
+	}
+	cfs_verity_free(v);
+	return r;
+}
+
 static int check_layout(const char *dir)
 {
 	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	json_object *index, *manifest, *layers;
 	size_t len, layers_seen = 0;
+	struct cfs_applier a;
+	uint8_t image[CFS_DIGEST_SIZE];
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	char *text;
 
 	if (dirfd < 0) {
@@ -708,6 +748,7 @@ static int check_layout(const char *dir)
 		return 1;
 	}
 	read_manifest(dirfd, &index, &manifest);
+	CHECK_OK(cfs_applier_init(&a));
 	layers = json_object_object_get(manifest, "layers");
 	for (size_t i = 0; i < json_object_array_length(layers); i++) {
 		json_object *l = json_object_array_get_idx(layers, i);
@@ -733,6 +774,8 @@ static int check_layout(const char *dir)
 			CHECK(range_holds(blob, toc.files[j]));
 			checked++;
 		}
+		cfs_applier_begin_layer(&a, (uint32_t)layers_seen, digest);
+		CHECK_OK(apply_toc(&a, &toc, blob));
 		printf("%s: %zu entries, %zu files checked%s\n", digest, toc.n,
 		       checked, c.tarsplit.present ? ", tar-split" : "");
 		cfs_toc_free(&toc);
@@ -740,6 +783,14 @@ static int check_layout(const char *dir)
 		free(blob);
 	}
 	CHECK(layers_seen > 0);
+	/* the image of the TOCs alone, for the caller to compare with the
+	 * conversion's */
+	if (layers_seen == json_object_array_length(layers) &&
+	    cfs_image_digest(a.root, NULL, image) == 0) {
+		cfs_digest_to_hex(image, hex);
+		printf("image from the TOCs: %s\n", hex);
+	}
+	cfs_applier_fini(&a);
 	json_object_put(index);
 	json_object_put(manifest);
 	close(dirfd);
