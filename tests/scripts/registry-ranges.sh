@@ -93,11 +93,12 @@ expect_ok "(c)"
 
 proxy_pid=
 proxy() { # MODE
-	rm -f proxy.log
+	# the last proxy's port must not be read for this one's: the shell
+	# truncates the file only once the background job has started
+	rm -f proxy.log proxy.port
 	python3 "$CFS_SRC/tests/scripts/range-proxy.py" "$REGISTRY" "$1" proxy.log >proxy.port &
 	proxy_pid=$!
-	# its first line, the port, once it listens (python may start slowly
-	# on a loaded machine)
+	# its first line, the port, once it listens
 	for _ in $(seq 300); do
 		grep -q '^[0-9][0-9]*$' proxy.port && break
 		kill -0 "$proxy_pid" 2>/dev/null || fail "range-proxy.py $1 died"
