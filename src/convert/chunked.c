@@ -67,7 +67,8 @@ static int parse_part(struct cfs_chunked_part *p, json_object *ann,
 	sum = annotation(ann, prefix, sum_key);
 	if (!pos && !sum)
 		return 0;
-	if (!pos || !sum)
+	/* the tar-split's checksum may be in the TOC instead (skopeo 1.18) */
+	if (!pos || (!sum && toc))
 		return cfs_error(EINVAL, "%s: annotation %s%s without %s%s",
 				 what, prefix, pos ? pos_key : sum_key, prefix,
 				 pos ? sum_key : pos_key);
@@ -88,13 +89,14 @@ static int parse_part(struct cfs_chunked_part *p, json_object *ann,
 						 v[1] > blob_size - v[0] ?
 					 "are not in the blob" :
 					 "are over the limit");
-	if (strncmp(sum, "sha256:", 7) != 0 ||
-	    cfs_digest_from_hex(p->sha256, sum + 7) < 0)
+	if (sum && (strncmp(sum, "sha256:", 7) != 0 ||
+		    cfs_digest_from_hex(p->sha256, sum + 7) < 0))
 		return cfs_error(EINVAL,
 				 "%s: annotation %s%s: \"%s\" is not a "
 				 "sha256 digest",
 				 what, prefix, sum_key, sum);
 	p->present = true;
+	p->checksum = sum != NULL;
 	p->offset = v[0];
 	p->length = v[1];
 	p->size = v[2];
@@ -140,6 +142,10 @@ int cfs_chunked_part_decode(const struct cfs_chunked_part *p, const void *data,
 	size_t got;
 
 	*out = NULL;
+	if (!p->checksum)
+		return cfs_error(EBADMSG,
+				 "%s: %s: no checksum to check it with", what,
+				 name);
 	if (length != p->length)
 		return cfs_error(EBADMSG,
 				 "%s: %s: %zu bytes, annotated %" PRIu64, what,
@@ -501,6 +507,18 @@ static int parse_entries(struct cfs_toc *toc, json_object *root,
 	size_t n;
 	int r;
 
+	if (json_object_object_get_ex(root, "tarSplitDigest", &v)) {
+		const char *d = json_object_get_string(v);
+
+		if (!json_object_is_type(v, json_type_string) ||
+		    strncmp(d, "sha256:", 7) != 0 ||
+		    cfs_digest_from_hex(toc->tarsplit_sha256, d + 7) < 0)
+			return cfs_error(EBADMSG,
+					 "%s: TOC: tarSplitDigest is not a "
+					 "sha256 digest",
+					 what);
+		toc->has_tarsplit_sha256 = true;
+	}
 	if (!json_object_is_type(root, json_type_object) ||
 	    !json_object_object_get_ex(root, "version", &v) ||
 	    !json_object_is_type(v, json_type_int) ||
@@ -553,6 +571,24 @@ static int parse_entries(struct cfs_toc *toc, json_object *root,
 			chunk_at = e->offset;
 			content_at = 0;
 		}
+	}
+	return 0;
+}
+
+int cfs_chunked_bind_tarsplit(struct cfs_chunked *c, const struct cfs_toc *toc,
+			      const char *what)
+{
+	if (!c->tarsplit.present)
+		return 0;
+	if (toc->has_tarsplit_sha256 && c->tarsplit.checksum &&
+	    memcmp(toc->tarsplit_sha256, c->tarsplit.sha256, 32) != 0)
+		return cfs_error(EBADMSG,
+				 "%s: the TOC's tarSplitDigest and the "
+				 "tarsplit-checksum annotation differ",
+				 what);
+	if (toc->has_tarsplit_sha256) {
+		memcpy(c->tarsplit.sha256, toc->tarsplit_sha256, 32);
+		c->tarsplit.checksum = true;
 	}
 	return 0;
 }
@@ -637,6 +673,79 @@ int cfs_chunked_plan(const struct cfs_toc *toc,
 	return 0;
 }
 
+/* Length of the valid UTF-8 sequence at @s (of @n bytes), or 0. */
+static size_t utf8_seq(const uint8_t *s, size_t n)
+{
+	size_t len = s[0] < 0x80		  ? 1 :
+		     s[0] >= 0xc2 && s[0] <= 0xdf ? 2 :
+		     s[0] >= 0xe0 && s[0] <= 0xef ? 3 :
+		     s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 :
+						    0;
+	uint8_t lo = 0x80, hi = 0xbf;
+
+	if (len == 0 || len > n)
+		return 0;
+	/* no overlong forms, surrogates or code points past U+10FFFF */
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	for (size_t i = 1; i < len; i++) {
+		if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xbf))
+			return 0;
+	}
+	return len;
+}
+
+/* Is @name the raw name @raw (@n bytes) as Go's JSON writes it: each
+ * byte that is not part of valid UTF-8 as U+FFFD? The TOC names a file
+ * so; the tar-split keeps the bytes ("name_raw"). */
+static bool same_as_go_json(const char *name, const uint8_t *raw, size_t n)
+{
+	static const char fffd[] = "\xef\xbf\xbd";
+	size_t i = 0, at = 0;
+
+	while (i < n) {
+		size_t k = utf8_seq(raw + i, n - i);
+
+		if (k) {
+			if (strncmp(name + at, (const char *)raw + i, k) != 0)
+				return false;
+			at += k;
+			i += k;
+		} else {
+			if (strncmp(name + at, fffd, 3) != 0)
+				return false;
+			at += 3;
+			i++;
+		}
+	}
+	return name[at] == '\0';
+}
+
+/* Does the tar-split's entry @o name @e? */
+static bool names_entry(json_object *o, const struct cfs_toc_entry *e,
+			const char *name)
+{
+	const char *raw64 = NULL;
+	uint8_t *raw;
+	size_t n;
+	bool same;
+
+	if (name)
+		return strcmp(e->name, name) == 0;
+	if (get_string(o, "name_raw", &raw64) < 0 || !raw64 ||
+	    cfs_base64_decode(raw64, &raw, &n) < 0)
+		return false;
+	same = same_as_go_json(e->name, raw, n);
+	free(raw);
+	return same;
+}
+
 /* One parsed line @o of a tar-split; *@next: the TOC's next file. */
 static int
 tarsplit_line(json_object *o, const struct cfs_toc *toc, size_t *next,
@@ -662,8 +771,7 @@ tarsplit_line(json_object *o, const struct cfs_toc *toc, size_t *next,
 		if (size == 0)
 			return 0; /* no content: the headers said it all */
 		e = *next < toc->n_files ? toc->files[*next] : NULL;
-		if (!e || !name || strcmp(e->name, name) != 0 ||
-		    e->size != size)
+		if (!e || !names_entry(o, e, name) || e->size != size)
 			return cfs_error(
 				EBADMSG,
 				"%s: tar-split line %zu: %s (%" PRIu64

@@ -10,7 +10,9 @@
  *   <prefix>manifest-position   "offset:length:uncompressed:1"
  *   <prefix>manifest-checksum   "sha256:<hex>" of the compressed TOC
  *   <prefix>tarsplit-position   "offset:length:uncompressed" (newer)
- *   <prefix>tarsplit-checksum   "sha256:<hex>" of it (newer)
+ *   <prefix>tarsplit-checksum   "sha256:<hex>" of it (some newer ones;
+ *                               skopeo 1.18 puts it in the TOC instead,
+ *                               as "tarSplitDigest")
  *
  * with <prefix> "io.github.containers.zstd-chunked." (newer) or
  * "io.containers.zstd-chunked." (skopeo 1.9, podman 4). Offsets are of
@@ -53,6 +55,10 @@ struct cfs_chunked_part {
 	uint64_t offset, length; /* of the zstd frame in the blob */
 	uint64_t size; /* decompressed */
 	uint8_t sha256[32]; /* of the length bytes at offset */
+	/* sha256 is known: from the annotation, or for the tar-split of
+	 * skopeo 1.18, which annotates none, from the TOC
+	 * (cfs_chunked_bind_tarsplit()) */
+	bool checksum;
 };
 
 struct cfs_chunked {
@@ -114,6 +120,9 @@ struct cfs_toc {
 	 * come more than once (a layer may replace its own file) */
 	const struct cfs_toc_entry **files;
 	size_t n_files;
+	/* "tarSplitDigest": SHA-256 of the compressed tar-split */
+	bool has_tarsplit_sha256;
+	uint8_t tarsplit_sha256[32];
 };
 
 /*
@@ -129,6 +138,15 @@ struct cfs_toc {
 int cfs_toc_parse(struct cfs_toc *toc, const char *json, uint64_t data_end,
 		  const char *what);
 void cfs_toc_free(struct cfs_toc *toc);
+
+/*
+ * The tar-split's checksum from the TOC that names it (the TOC checked
+ * against its own annotation first): taken when the annotations have
+ * none, compared when they have one (-EBADMSG when they differ). A
+ * tar-split with no checksum from either cannot be decoded.
+ */
+int cfs_chunked_bind_tarsplit(struct cfs_chunked *c, const struct cfs_toc *toc,
+			      const char *what);
 
 /* @e as the applier's entry (@e's strings and xattrs borrowed). */
 void cfs_toc_entry_to_layer(const struct cfs_toc_entry *e,

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later
 #
 # A Debian 13 (trixie) root with podman 5 and runc, for tests that run
-# today's podman against the store (issue 16): made once with
+# today's podman against the store (issue 16), and skopeo 1.18, whose
+# zstd:chunked layers carry a tar-split (chunked-tarsplit.sh): made once with
 # debootstrap --variant=minbase and apt-get, then kept. Prints its path.
 #
 #   podman5-root.sh DIR
@@ -28,7 +29,7 @@ dir=$(realpath "$dir")
 exec 9>"$dir/lock"
 flock 9
 # What the root holds; a root made by another recipe is made again.
-recipe="trixie minbase + podman runc uidmap, policy-rc.d 101"
+recipe="trixie minbase + podman runc uidmap skopeo, policy-rc.d 101"
 if [ "$(cat "$dir/root.ready" 2>/dev/null)" = "$recipe" ] && [ -x "$dir/root/usr/bin/podman" ]; then
 	echo "$dir/root"
 	exit 0
@@ -54,9 +55,9 @@ unshare -m --propagation private sh -c '
 	r=$1
 	mount -t proc proc "$r/proc"
 	mount --rbind /dev "$r/dev"
-	chroot "$r" apt-get install -y -q --no-install-recommends podman runc uidmap
+	chroot "$r" apt-get install -y -q --no-install-recommends podman runc uidmap skopeo
 ' sh "$dir/root.new" >"$dir/apt.log" 2>&1 ||
-	fail "apt-get install podman runc uidmap in the trixie root failed: $(tail -n 3 "$dir/apt.log")"
+	fail "apt-get install podman runc uidmap skopeo in the trixie root failed: $(tail -n 3 "$dir/apt.log")"
 [ -x "$dir/root.new/usr/bin/podman" ] || fail "no podman in the trixie root"
 mv "$dir/root.new" "$dir/root"
 echo "$recipe" >"$dir/root.ready"

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,7 +226,7 @@ static uint64_t skippable(struct cfs_buf *out, const void *data, size_t len)
 /* A compressed metadata part at the end of the blob, and its annotations
  * under @prefix. */
 static void add_part(struct fixture *fx, const char *prefix, const char *name,
-		     const char *text, bool toc)
+		     const char *text, bool toc, bool checksum)
 {
 	struct cfs_buf z = { 0 };
 	uint8_t sum[32];
@@ -240,7 +241,8 @@ static void add_part(struct fixture *fx, const char *prefix, const char *name,
 	snprintf(key, sizeof(key), "%s%s-position", prefix, name);
 	json_object_object_add(fx->ann, key, json_object_new_string(pos));
 	snprintf(key, sizeof(key), "%s%s-checksum", prefix, name);
-	add_hex(fx->ann, key, sum);
+	if (checksum)
+		add_hex(fx->ann, key, sum);
 	free(z.buf);
 }
 
@@ -257,7 +259,14 @@ static const struct fx_file files[] = {
 	{ "usr/share/c", '0', 5000, 'c', NULL },
 };
 
-static void fixture_make(struct fixture *fx, const char *prefix, bool tarsplit)
+/* Where a fixture's tar-split says its checksum. */
+enum ts_sum {
+	TS_NONE, /* no tar-split */
+	TS_ANNOTATION, /* <prefix>tarsplit-checksum */
+	TS_TOC, /* the TOC's tarSplitDigest, as skopeo 1.18 writes it */
+};
+
+static void fixture_make(struct fixture *fx, const char *prefix, enum ts_sum ts)
 {
 	static const char end[1024];
 	const char *s;
@@ -275,15 +284,24 @@ static void fixture_make(struct fixture *fx, const char *prefix, bool tarsplit)
 	CHECK_OK(cfs_buf_add(&fx->tar, end, sizeof(end)));
 	CHECK_OK(cfs_buf_add(&fx->meta, end, sizeof(end)));
 	flush_meta(fx);
+	CHECK_OK(cfs_buf_add(&fx->tarsplit, "", 1));
+	fx->tarsplit.len--;
+	if (ts == TS_TOC) {
+		struct cfs_buf z = { 0 };
+		uint8_t sum[32];
+
+		frame(&z, fx->tarsplit.buf, fx->tarsplit.len);
+		SHA256((uint8_t *)z.buf, z.len, sum);
+		add_hex(fx->toc, "tarSplitDigest", sum);
+		free(z.buf);
+	}
 	s = json_object_to_json_string_ext(
 		fx->toc,
 		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	add_part(fx, prefix, "manifest", s, true);
-	if (tarsplit) {
-		CHECK_OK(cfs_buf_add(&fx->tarsplit, "", 1));
-		fx->tarsplit.len--;
-		add_part(fx, prefix, "tarsplit", fx->tarsplit.buf, false);
-	}
+	add_part(fx, prefix, "manifest", s, true, true);
+	if (ts != TS_NONE)
+		add_part(fx, prefix, "tarsplit", fx->tarsplit.buf, false,
+			 ts == TS_ANNOTATION);
 }
 
 static void fixture_free(struct fixture *fx)
@@ -342,7 +360,7 @@ static void test_annotations(void)
 	struct cfs_chunked c;
 	json_object *ann;
 
-	fixture_make(&fx, NEW, true);
+	fixture_make(&fx, NEW, TS_ANNOTATION);
 	CHECK(cfs_chunked_from_annotations(fx.ann, fx.blob.len, &c, "l") == 1);
 	CHECK(c.toc.present && c.tarsplit.present);
 	CHECK(c.tarsplit.offset > c.toc.offset);
@@ -399,7 +417,7 @@ static void test_decode(void)
 	struct cfs_chunked c;
 	char *text;
 
-	fixture_make(&fx, OLD, false);
+	fixture_make(&fx, OLD, TS_NONE);
 	CHECK(cfs_chunked_from_annotations(fx.ann, fx.blob.len, &c, "l") == 1);
 	CHECK(!c.tarsplit.present);
 	CHECK_OK(decode(&fx, &c.toc, &text, "TOC"));
@@ -450,7 +468,7 @@ static void test_toc(void)
 	uint64_t bytes, want = 0;
 	char *text;
 
-	fixture_make(&fx, NEW, true);
+	fixture_make(&fx, NEW, TS_ANNOTATION);
 	CHECK(cfs_chunked_from_annotations(fx.ann, fx.blob.len, &c, "l") == 1);
 	CHECK_OK(decode(&fx, &c.toc, &text, "TOC"));
 	CHECK_OK(cfs_toc_parse(&toc, text, c.toc.offset, "l"));
@@ -544,7 +562,7 @@ static void test_tarsplit(void)
 	struct rebuild rb = { .files = 0 };
 	char *toc_text, *ts, *bad;
 
-	fixture_make(&fx, NEW, true);
+	fixture_make(&fx, NEW, TS_ANNOTATION);
 	CHECK(cfs_chunked_from_annotations(fx.ann, fx.blob.len, &c, "l") == 1);
 	CHECK_OK(decode(&fx, &c.toc, &toc_text, "TOC"));
 	CHECK_OK(decode(&fx, &c.tarsplit, &ts, "tar-split"));
@@ -587,9 +605,78 @@ static void test_tarsplit(void)
 		  EBADMSG);
 	CHECK(message_has("tar-split line 1"));
 	free(bad);
+	/* a name in "name_raw" (tar-split's way with names that are not
+	 * UTF-8; the TOC has them as Go's JSON writes them) */
+	bad = malloc(strlen(ts) + 64);
+	strcpy(bad, ts);
+	{
+		const char *name = "\"name\":\"usr/share/c\"";
+		const char *raw = "\"name_raw\":\"dXNyL3NoYXJlL2M=\"";
+		char *at = strstr(bad, name);
+
+		memmove(at + strlen(raw), at + strlen(name),
+			strlen(at + strlen(name)) + 1);
+		memcpy(at, raw, strlen(raw));
+		rb.out.len = 0;
+		CHECK_OK(cfs_tarsplit_rebuild(bad, &toc, rb_write, rb_file, &rb,
+					      "l"));
+		CHECK(rb.out.len == fx.tar.len &&
+		      memcmp(rb.out.buf, fx.tar.buf, fx.tar.len) == 0);
+		/* "usr/share/d" */
+		memcpy(strstr(bad, "dXNyL3NoYXJlL2M="), "dXNyL3NoYXJlL2Q=", 16);
+		CHECK_ERR(cfs_tarsplit_rebuild(bad, &toc, rb_write, rb_file,
+					       &rb, "l"),
+			  EBADMSG);
+		CHECK(message_has("is not the TOC's next file, usr/share/c"));
+	}
+	free(bad);
 	free(rb.out.buf);
 	free(toc_text);
 	free(ts);
+	cfs_toc_free(&toc);
+	fixture_free(&fx);
+}
+
+/* skopeo 1.18: the tar-split's checksum in the TOC, not annotated */
+static void test_tarsplit_digest_in_toc(void)
+{
+	struct fixture fx;
+	struct cfs_chunked c;
+	struct cfs_toc toc;
+	struct rebuild rb = { .files = 0 };
+	char *toc_text, *ts;
+
+	fixture_make(&fx, NEW, TS_TOC);
+	CHECK(cfs_chunked_from_annotations(fx.ann, fx.blob.len, &c, "l") == 1);
+	CHECK(c.tarsplit.present && !c.tarsplit.checksum);
+	/* not before the TOC vouched for it */
+	CHECK_ERR(decode(&fx, &c.tarsplit, &ts, "tar-split"), EBADMSG);
+	CHECK(message_has("layer: tar-split: no checksum to check it with"));
+	CHECK_OK(decode(&fx, &c.toc, &toc_text, "TOC"));
+	CHECK_OK(cfs_toc_parse(&toc, toc_text, c.toc.offset, "l"));
+	CHECK(toc.has_tarsplit_sha256);
+	CHECK_OK(cfs_chunked_bind_tarsplit(&c, &toc, "l"));
+	CHECK(c.tarsplit.checksum);
+	CHECK_OK(decode(&fx, &c.tarsplit, &ts, "tar-split"));
+	rb.fx = &fx;
+	rb.toc = &toc;
+	CHECK_OK(cfs_tarsplit_rebuild(ts, &toc, rb_write, rb_file, &rb, "l"));
+	CHECK(rb.out.len == fx.tar.len &&
+	      memcmp(rb.out.buf, fx.tar.buf, fx.tar.len) == 0);
+	free(ts);
+	/* a changed byte of the tar-split: the TOC's digest catches it */
+	fx.blob.buf[c.tarsplit.offset + 5] ^= 1;
+	CHECK_ERR(decode(&fx, &c.tarsplit, &ts, "tar-split"), EBADMSG);
+	CHECK(message_has("tar-split at offset"));
+	fx.blob.buf[c.tarsplit.offset + 5] ^= 1;
+	/* an annotation that says otherwise than the TOC */
+	c.tarsplit.checksum = true;
+	c.tarsplit.sha256[0] ^= 1;
+	CHECK_ERR(cfs_chunked_bind_tarsplit(&c, &toc, "l"), EBADMSG);
+	CHECK(message_has("tarSplitDigest and the tarsplit-checksum "
+			  "annotation differ"));
+	free(rb.out.buf);
+	free(toc_text);
 	cfs_toc_free(&toc);
 	fixture_free(&fx);
 }
@@ -603,7 +690,7 @@ static int parse_changed(size_t i, const char *key, const char *value,
 	json_object *e, *v = NULL;
 	int r;
 
-	fixture_make(&fx, NEW, false);
+	fixture_make(&fx, NEW, TS_NONE);
 	e = json_object_array_get_idx(fx.entries, i);
 	if (value)
 		CHECK_OK(cfs_json_parse(value, strlen(value), &v));
@@ -696,6 +783,59 @@ static void test_hostile_toc(void)
 
 /* ---- zstd:chunked layers of an OCI layout (tests/scripts/chunked.sh) ---- */
 
+/* A tar rebuilt from a tar-split, hashed as it comes. */
+struct layout_rebuild {
+	const uint8_t *blob;
+	EVP_MD_CTX *sha;
+};
+
+static int lr_write(void *opaque, const void *buf, size_t len)
+{
+	struct layout_rebuild *lr = opaque;
+
+	return EVP_DigestUpdate(lr->sha, buf, len) == 1 ? 0 : -EIO;
+}
+
+static int lr_file(void *opaque, const struct cfs_toc_entry *e)
+{
+	struct layout_rebuild *lr = opaque;
+	uint8_t *out = malloc(e->size);
+	size_t got = ZSTD_decompress(out, e->size, lr->blob + e->offset,
+				     e->end - e->offset);
+	int r = ZSTD_isError(got) || got != e->size ? -EBADMSG :
+						      lr_write(lr, out, got);
+
+	free(out);
+	return r;
+}
+
+/* The tar of a layer from its tar-split and the files' frames: does its
+ * SHA-256 give @diff_id ("sha256:<hex>")? */
+static bool rebuilt_is(struct cfs_chunked *c, const struct cfs_toc *toc,
+		       const uint8_t *blob, const char *diff_id,
+		       const char *what)
+{
+	struct layout_rebuild lr = { blob, EVP_MD_CTX_new() };
+	uint8_t sum[32];
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	char *ts = NULL;
+	bool same = false;
+
+	CHECK_OK(cfs_chunked_bind_tarsplit(c, toc, what));
+	CHECK_OK(cfs_chunked_part_decode(
+		&c->tarsplit, blob + c->tarsplit.offset, c->tarsplit.length,
+		&ts, what, "tar-split"));
+	if (ts && EVP_DigestInit_ex(lr.sha, EVP_sha256(), NULL) == 1 &&
+	    cfs_tarsplit_rebuild(ts, toc, lr_write, lr_file, &lr, what) == 0 &&
+	    EVP_DigestFinal_ex(lr.sha, sum, NULL) == 1) {
+		cfs_digest_to_hex(sum, hex);
+		same = diff_id && strcmp(diff_id + 7, hex) == 0;
+	}
+	EVP_MD_CTX_free(lr.sha);
+	free(ts);
+	return same;
+}
+
 /* Apply the entries of @toc to @a as a pull from the TOC alone would,
  * each file's content from its frames in @blob. */
 static int apply_toc(struct cfs_applier *a, const struct cfs_toc *toc,
@@ -739,6 +879,7 @@ static int check_layout(const char *dir)
 	json_object *index, *manifest, *layers;
 	size_t len, layers_seen = 0;
 	struct cfs_applier a;
+	json_object *config, *diff_ids;
 	uint8_t image[CFS_DIGEST_SIZE];
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	char *text;
@@ -748,6 +889,15 @@ static int check_layout(const char *dir)
 		return 1;
 	}
 	read_manifest(dirfd, &index, &manifest);
+	text = (char *)read_blob(
+		dirfd,
+		json_object_get_string(json_object_object_get(
+			json_object_object_get(manifest, "config"), "digest")),
+		&len);
+	config = json_tokener_parse(text);
+	free(text);
+	diff_ids = json_object_object_get(
+		json_object_object_get(config, "rootfs"), "diff_ids");
 	CHECK_OK(cfs_applier_init(&a));
 	layers = json_object_object_get(manifest, "layers");
 	for (size_t i = 0; i < json_object_array_length(layers); i++) {
@@ -776,8 +926,19 @@ static int check_layout(const char *dir)
 		}
 		cfs_applier_begin_layer(&a, (uint32_t)layers_seen, digest);
 		CHECK_OK(apply_toc(&a, &toc, blob));
-		printf("%s: %zu entries, %zu files checked%s\n", digest, toc.n,
-		       checked, c.tarsplit.present ? ", tar-split" : "");
+		printf("%s: %zu entries, %zu files checked\n", digest, toc.n,
+		       checked);
+		if (c.tarsplit.present) {
+			bool same = rebuilt_is(
+				&c, &toc, blob,
+				json_object_get_string(
+					json_object_array_get_idx(diff_ids, i)),
+				digest);
+
+			CHECK(same);
+			printf("%s: the tar rebuilt from the tar-split %s\n",
+			       digest, same ? "has the diff_id" : "differs");
+		}
 		cfs_toc_free(&toc);
 		free(text);
 		free(blob);
@@ -791,6 +952,7 @@ static int check_layout(const char *dir)
 		printf("image from the TOCs: %s\n", hex);
 	}
 	cfs_applier_fini(&a);
+	json_object_put(config);
 	json_object_put(index);
 	json_object_put(manifest);
 	close(dirfd);
@@ -805,6 +967,7 @@ int main(int argc, char **argv)
 	TEST_RUN(argc, argv, test_decode);
 	TEST_RUN(argc, argv, test_toc);
 	TEST_RUN(argc, argv, test_tarsplit);
+	TEST_RUN(argc, argv, test_tarsplit_digest_in_toc);
 	TEST_RUN(argc, argv, test_hostile_toc);
 	return test_done();
 }
