@@ -58,8 +58,7 @@ static struct {
 	const char *(*easy_strerror)(CURLcode code);
 	char *(*easy_escape)(CURL *c, const char *s, int len);
 	void (*free)(void *p);
-	struct curl_slist *(*slist_append)(struct curl_slist *l,
-					   const char *s);
+	struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
 	void (*slist_free_all)(struct curl_slist *l);
 } lc;
 
@@ -103,8 +102,8 @@ static void curl_load(void)
 		void *f = dlsym(h, syms[i].name);
 
 		if (!f) {
-			snprintf(curl_why, sizeof(curl_why),
-				 "libcurl lacks %s", syms[i].name);
+			snprintf(curl_why, sizeof(curl_why), "libcurl lacks %s",
+				 syms[i].name);
 			return;
 		}
 		memcpy((char *)&lc + syms[i].offset, &f, sizeof(f));
@@ -667,8 +666,8 @@ static int perform(struct cfs_registry *r, struct answer *a, const char *url,
 	a->received = a->body_len = a->line_len = 0;
 	a->bad = NULL;
 	a->stopped = false;
-	headers = lc.slist_append(
-		headers, "User-Agent: cfs-store/" CFS_VERSION_STRING);
+	headers = lc.slist_append(headers,
+				  "User-Agent: cfs-store/" CFS_VERSION_STRING);
 	if (range) {
 		snprintf(line, sizeof(line), "Range: %s", range);
 		headers = lc.slist_append(headers, line);
