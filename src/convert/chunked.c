@@ -411,9 +411,11 @@ static int parse_entry(struct cfs_toc_entry *e, json_object *o,
 	}
 	if (link && *link && !(e->link = strdup(link)))
 		return -ENOMEM;
-	if (get_uint(o, "mode", 07777, &v) < 0)
+	/* some tars (and so their TOCs) carry the type bits in the mode
+	 * field too: the type is the entry's type, as tar readers take it */
+	if (get_uint(o, "mode", UINT32_MAX, &v) < 0)
 		return -EINVAL;
-	e->mode = (uint32_t)v;
+	e->mode = (uint32_t)v & 07777;
 	if (get_uint(o, "uid", UINT32_MAX, &v) < 0)
 		return -EINVAL;
 	e->uid = (uint32_t)v;

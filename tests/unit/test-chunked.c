@@ -768,6 +768,10 @@ static void test_hostile_toc(void)
 	CHECK_OK(parse_changed(2, "modtime", NULL, &toc));
 	cfs_toc_free(&toc);
 
+	/* type bits in the mode, as some tars have them: dropped */
+	CHECK_OK(parse_changed(2, "mode", "33188", &toc));
+	CHECK(toc.entries[2].mode == 0644);
+	cfs_toc_free(&toc);
 	/* Go's empty list */
 	CHECK_OK(cfs_toc_parse(&toc, "{\"version\":1,\"entries\":null}", 10,
 			       "l"));
