@@ -142,7 +142,7 @@ static int parse_ref(struct cfs_registry *r, const char *source)
 {
 	const char *ref, *slash, *colon;
 	size_t len, first;
-	bool domain;
+	bool domain, hub;
 
 	if (strncmp(source, "docker://", 9) != 0)
 		return cfs_error(EINVAL, "%s: not a docker:// reference",
@@ -177,13 +177,13 @@ static int parse_ref(struct cfs_registry *r, const char *source)
 				 "%s: not a registry and repository this "
 				 "client can name",
 				 source);
-	r->auth_host = strdup(r->host);
-	if (strcmp(r->host, "docker.io") == 0 ||
-	    strcmp(r->host, "index.docker.io") == 0) {
+	/* Docker Hub: named docker.io, served by registry-1.docker.io */
+	hub = strcmp(r->host, "docker.io") == 0 ||
+	      strcmp(r->host, "index.docker.io") == 0;
+	r->auth_host = strdup(hub ? "docker.io" : r->host);
+	if (hub) {
 		free(r->host);
 		r->host = strdup("registry-1.docker.io");
-		free(r->auth_host);
-		r->auth_host = strdup("docker.io");
 	}
 	return r->host && r->auth_host ? 0 : -ENOMEM;
 }
@@ -284,26 +284,26 @@ static char *creds_in(struct cfs_registry *r, const char *path)
 
 static const char *credentials(struct cfs_registry *r)
 {
-	const char *env[3] = { getenv("REGISTRY_AUTH_FILE"),
-			       getenv("XDG_RUNTIME_DIR"), getenv("HOME") };
+	/* where podman and skopeo look, in their order */
+	static const struct {
+		const char *env, *file;
+	} files[] = {
+		{ "REGISTRY_AUTH_FILE", "" },
+		{ "XDG_RUNTIME_DIR", "/containers/auth.json" },
+		{ "HOME", "/.config/containers/auth.json" },
+		{ "HOME", "/.docker/config.json" },
+	};
 	char path[4096];
 
 	if (r->creds_looked)
 		return r->creds;
 	r->creds_looked = true;
-	if (env[0] && *env[0])
-		r->creds = creds_in(r, env[0]);
-	if (!r->creds && env[1] && *env[1]) {
-		snprintf(path, sizeof(path), "%s/containers/auth.json", env[1]);
-		r->creds = creds_in(r, path);
-	}
-	if (!r->creds && env[2] && *env[2]) {
-		snprintf(path, sizeof(path), "%s/.config/containers/auth.json",
-			 env[2]);
-		r->creds = creds_in(r, path);
-	}
-	if (!r->creds && env[2] && *env[2]) {
-		snprintf(path, sizeof(path), "%s/.docker/config.json", env[2]);
+	for (size_t i = 0; i < CFS_ARRAY_SIZE(files) && !r->creds; i++) {
+		const char *dir = getenv(files[i].env);
+
+		if (!dir || !*dir)
+			continue;
+		snprintf(path, sizeof(path), "%s%s", dir, files[i].file);
 		r->creds = creds_in(r, path);
 	}
 	return r->creds;
@@ -411,6 +411,11 @@ static bool parse_content_range(const char *s, uint64_t size, uint64_t *from,
 	return true;
 }
 
+static bool part_full(const struct cfs_registry_part *p)
+{
+	return p->filled == p->end - p->offset;
+}
+
 /* Copy what of @len bytes at blob offset @off the parts asked want,
  * each part filled from its start without a hole. */
 static void deliver(struct answer *a, uint64_t off, const uint8_t *data,
@@ -437,7 +442,7 @@ static void deliver(struct answer *a, uint64_t off, const uint8_t *data,
 			continue; /* after a hole, or sent before */
 		memcpy(p->data + p->filled, data + (have - off), e - have);
 		p->filled = e - p->offset;
-		if (p->filled == p->end - p->offset && a->unfilled)
+		if (part_full(p) && a->unfilled)
 			a->unfilled--;
 	}
 }
@@ -742,16 +747,12 @@ static bool challenge_param(const char *params, const char *key, char *out,
 	return false;
 }
 
-struct token_body {
-	struct cfs_buf buf;
-};
-
 static size_t on_token(char *buf, size_t size, size_t nitems, void *opaque)
 {
-	struct token_body *t = opaque;
+	struct cfs_buf *t = opaque;
 	size_t len = size * nitems;
 
-	if (t->buf.len + len > TOKEN_MAX || cfs_buf_add(&t->buf, buf, len) < 0)
+	if (t->len + len > TOKEN_MAX || cfs_buf_add(t, buf, len) < 0)
 		return 0;
 	return len;
 }
@@ -760,7 +761,7 @@ static size_t on_token(char *buf, size_t size, size_t nitems, void *opaque)
 static int bearer_token(struct cfs_registry *r, const char *realm,
 			const char *service, const char *scope)
 {
-	struct token_body t = { { 0 } };
+	struct cfs_buf t = { 0 };
 	struct curl_slist *headers = NULL;
 	json_object *doc = NULL, *v;
 	char *esc_service = NULL, *esc_scope = NULL, *url = NULL, *hdr = NULL;
@@ -809,7 +810,7 @@ static int bearer_token(struct cfs_registry *r, const char *realm,
 				creds ? "" : " (no credentials in auth.json)");
 		goto out;
 	}
-	if (cfs_json_parse(t.buf.buf ? t.buf.buf : "", t.buf.len, &doc) < 0 ||
+	if (cfs_json_parse(t.buf ? t.buf : "", t.len, &doc) < 0 ||
 	    !((json_object_object_get_ex(doc, "token", &v) &&
 	       json_object_is_type(v, json_type_string)) ||
 	      (json_object_object_get_ex(doc, "access_token", &v) &&
@@ -833,7 +834,7 @@ out:
 	lc.free(esc_scope);
 	free(url);
 	free(hdr);
-	free(t.buf.buf);
+	free(t.buf);
 	return err;
 }
 
@@ -942,11 +943,6 @@ static int request(struct cfs_registry *r, struct answer *a, const char *url,
 			 "%s: %s: HTTP %ld%s", r->source, what, a->status, why);
 }
 
-static bool part_full(const struct cfs_registry_part *p)
-{
-	return p->filled == p->end - p->offset;
-}
-
 /*
  * The parts not filled yet, CFS_REGISTRY_RANGES_MAX a request; fewer,
  * then one, then the whole blob when the registry refuses; the ranges
@@ -1034,7 +1030,7 @@ int cfs_registry_fetch(struct cfs_registry *r, const char *digest,
 	if (err < 0)
 		return err;
 	for (size_t k = 0; k < n; k++)
-		if (parts[k].filled != parts[k].end - parts[k].offset)
+		if (!part_full(&parts[k]))
 			return cfs_error(EPROTO,
 					 "%s: %s: the registry's answer lacks "
 					 "bytes %" PRIu64 "-%" PRIu64
