@@ -119,6 +119,14 @@ for mode in ignore-range refuse-416 refuse-400 refuse-501; do
 	run --have half "$PROXY"
 	expect_ok "(d) $mode"
 	[ "$(field whole)" -ge 1 ] || fail "(d) $mode: no whole blob taken: $(cat out)"
+	# a registry that refused one range is asked for whole blobs from
+	# then on: no TLS, the TOC's range refused, the blob for the TOC,
+	# the blob for the files
+	case $mode in
+	refuse-*)
+		[ "$(field requests)" = 4 ] ||
+			fail "(d) $mode: $(field requests) requests, want 4: $(cat out)" ;;
+	esac
 	proxy_stop
 done
 proxy refuse-multi

@@ -777,6 +777,12 @@ static void test_hostile_toc(void)
 			       "l"));
 	CHECK(toc.n == 0 && toc.n_files == 0);
 	cfs_toc_free(&toc);
+	CHECK_ERR(cfs_toc_parse(&toc,
+				"{\"version\":1,\"entries\":[],"
+				"\"tarSplitDigest\":\"md5:00\"}",
+				10, "l"),
+		  EBADMSG);
+	CHECK(message_has("l: TOC: tarSplitDigest is not a sha256 digest"));
 	CHECK_ERR(cfs_toc_parse(&toc, "{\"version\":2,\"entries\":[]}", 10,
 				"l"),
 		  EBADMSG);
