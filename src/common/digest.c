@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cfs/image.h>
 
@@ -30,4 +31,33 @@ int cfs_sha256(const void *data, size_t len, uint8_t raw[CFS_DIGEST_SIZE],
 	if (str)
 		cfs_sha256_str(md, str);
 	return 0;
+}
+
+int cfs_sha256_fd(int fd, uint64_t *size, uint8_t raw[CFS_DIGEST_SIZE])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t buf[64 * 1024];
+	uint64_t total = 0;
+	int r = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -EIO;
+
+	while (r == 0) {
+		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)total);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = -errno;
+		else if (n == 0)
+			break;
+		else if (EVP_DigestUpdate(md, buf, (size_t)n) != 1)
+			r = -EIO;
+		else
+			total += (uint64_t)n;
+	}
+	if (r == 0 && EVP_DigestFinal_ex(md, raw, NULL) != 1)
+		r = -EIO;
+	EVP_MD_CTX_free(md);
+	if (r == 0 && size)
+		*size = total;
+	return r;
 }

@@ -25,4 +25,8 @@ void cfs_sha256_str(const uint8_t d[CFS_DIGEST_SIZE],
 int cfs_sha256(const void *data, size_t len, uint8_t raw[CFS_DIGEST_SIZE],
 	       char str[CFS_SHA256_STR_SIZE]);
 
+/* The SHA-256 of what @fd holds from offset 0 to its end, and how many
+ * bytes that was (@size may be NULL): 0 or -errno (no message). */
+int cfs_sha256_fd(int fd, uint64_t *size, uint8_t raw[CFS_DIGEST_SIZE]);
+
 #endif

@@ -11,9 +11,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <cfs/image.h>
 
 #include "common/cleanup.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "common/workq.h"
@@ -70,6 +73,11 @@ struct cfs_objects {
 	bool flusher_on, flush_stop;
 	pthread_cond_t flush_cond;
 	uint64_t unflushed;
+	/* cfs_objects_keep_sha256(): the content SHA-256 of each new
+	 * object (under lock), sorted by object digest once asked for */
+	bool keep_sha256, pairs_sorted;
+	struct cfs_sha256_pair *pairs;
+	size_t n_pairs, cap_pairs;
 };
 
 /* Open (creating it if needed) the object directory @path; @flat: a
@@ -189,6 +197,7 @@ void cfs_objects_free(struct cfs_objects *objs)
 	for (int i = 0; i < 256; i++)
 		if (objs->subfd[i] >= 0)
 			close(objs->subfd[i]);
+	free(objs->pairs);
 	free(objs->path);
 	free(objs);
 }
@@ -409,10 +418,11 @@ static int commit_at(struct cfs_objects *objs, struct cfs_atomic_file *af,
 	if (objs->unflushed >= FLUSH_EVERY)
 		start_flusher(objs);
 	pthread_mutex_unlock(&objs->lock);
-	return 0;
+	return 1;
 }
 
-/* Name a finished temporary object of tmp_open(). */
+/* Name a finished temporary object of tmp_open(): 1 when it is new, 0
+ * when the object was there already. */
 static int commit(struct cfs_objects *objs, struct cfs_atomic_file *af,
 		  const uint8_t *digest, uint64_t size)
 {
@@ -479,6 +489,72 @@ int cfs_objects_add_fd(struct cfs_objects *objs, int fd, uint64_t size,
 	return r < 0 ? cfs_error_prefix(-r, "%s", what) : 0;
 }
 
+/* ---- content SHA-256 of new objects ------------------------------------ */
+
+void cfs_objects_keep_sha256(struct cfs_objects *objs)
+{
+	objs->keep_sha256 = true;
+}
+
+static int keep_pair(struct cfs_objects *objs, const uint8_t *digest,
+		     const uint8_t *sha256)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&objs->lock);
+	if (objs->n_pairs == objs->cap_pairs) {
+		size_t cap = objs->cap_pairs ? 2 * objs->cap_pairs : 1024;
+		void *n = reallocarray(objs->pairs, cap, sizeof(*objs->pairs));
+
+		if (n) {
+			objs->pairs = n;
+			objs->cap_pairs = cap;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (r == 0) {
+		struct cfs_sha256_pair *p = &objs->pairs[objs->n_pairs++];
+
+		memcpy(p->object, digest, CFS_DIGEST_SIZE);
+		memcpy(p->sha256, sha256, CFS_DIGEST_SIZE);
+		objs->pairs_sorted = false;
+	}
+	pthread_mutex_unlock(&objs->lock);
+	return r;
+}
+
+static int pair_by_object(const void *a, const void *b)
+{
+	const struct cfs_sha256_pair *x = a, *y = b;
+
+	return memcmp(x->object, y->object, CFS_DIGEST_SIZE);
+}
+
+bool cfs_objects_sha256(struct cfs_objects *objs,
+			const uint8_t digest[CFS_DIGEST_SIZE],
+			uint8_t sha256[CFS_DIGEST_SIZE])
+{
+	struct cfs_sha256_pair key, *p;
+
+	pthread_mutex_lock(&objs->lock);
+	if (!objs->pairs_sorted) {
+		/* two writers may both have made one object: either's pair
+		 * will do, they are equal */
+		qsort(objs->pairs, objs->n_pairs, sizeof(*objs->pairs),
+		      pair_by_object);
+		objs->pairs_sorted = true;
+	}
+	memcpy(key.object, digest, CFS_DIGEST_SIZE);
+	p = objs->n_pairs ? bsearch(&key, objs->pairs, objs->n_pairs,
+				    sizeof(*objs->pairs), pair_by_object) :
+			    NULL;
+	if (p)
+		memcpy(sha256, p->sha256, CFS_DIGEST_SIZE);
+	pthread_mutex_unlock(&objs->lock);
+	return p != NULL;
+}
+
 /* Make object @digest of the @len bytes at @data, here and now. */
 static int write_object(struct cfs_objects *objs, const uint8_t *data,
 			size_t len, const uint8_t *digest)
@@ -494,7 +570,15 @@ static int write_object(struct cfs_objects *objs, const uint8_t *data,
 		return cfs_error_errno(-r, "writing temporary object in %s",
 				       objs->path);
 	}
-	return commit(objs, &af, digest, len);
+	r = commit(objs, &af, digest, len);
+	if (r > 0 && objs->keep_sha256) {
+		uint8_t sha[CFS_DIGEST_SIZE];
+
+		r = cfs_sha256(data, len, sha, NULL);
+		if (r == 0)
+			r = keep_pair(objs, digest, sha);
+	}
+	return r < 0 ? r : 0;
 }
 
 /* ---- background writes --------------------------------------------- */
@@ -623,6 +707,11 @@ struct cfs_object_writer {
 	uint64_t size;
 	bool hole; /* the spilled file has a hole its size must cover */
 	struct cfs_atomic_file spill;
+	/* the content SHA-256 of a spilled object (cfs_objects_keep_sha256:
+	 * one in memory is hashed by the thread that writes it); not for
+	 * one with holes, whose zeros may be terabytes */
+	EVP_MD_CTX *sha;
+	bool sha_on;
 };
 
 int cfs_object_writer_new(struct cfs_object_writer **out,
@@ -650,6 +739,7 @@ void cfs_object_writer_free(struct cfs_object_writer *w)
 		return;
 	cfs_atomic_abort(&w->spill);
 	cfs_verity_free(w->verity);
+	EVP_MD_CTX_free(w->sha);
 	free(w->mem);
 	free(w);
 }
@@ -662,6 +752,7 @@ void cfs_object_writer_begin(struct cfs_object_writer *w)
 	w->mem_len = 0;
 	w->size = 0;
 	w->hole = false;
+	w->sha_on = false;
 }
 
 /* Room for @len more bytes in memory (the caller keeps the total within
@@ -712,6 +803,13 @@ static int spill(struct cfs_object_writer *w)
 	if (r < 0)
 		return cfs_error_errno(-r, "temporary object in %s",
 				       w->objs->path);
+	if (w->objs->keep_sha256) {
+		if (!w->sha && !(w->sha = EVP_MD_CTX_new()))
+			return -ENOMEM;
+		w->sha_on =
+			EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL) == 1 &&
+			EVP_DigestUpdate(w->sha, w->mem, w->mem_len) == 1;
+	}
 	return spill_mem(w);
 }
 
@@ -734,6 +832,8 @@ int cfs_object_writer_write(struct cfs_object_writer *w, const void *data,
 			return r;
 	}
 	if (w->spill.fd >= 0) {
+		if (w->sha_on)
+			w->sha_on = EVP_DigestUpdate(w->sha, data, len) == 1;
 		r = cfs_write_all(w->spill.fd, data, len);
 		if (r < 0)
 			return cfs_error_errno(-r,
@@ -775,6 +875,7 @@ int cfs_object_writer_write_zeros(struct cfs_object_writer *w, uint64_t len)
 			return r;
 	}
 	w->hole = true;
+	w->sha_on = false;
 	/* Nothing written: the offset moves on, and commit gives the file
 	 * its size. off_t is signed: past 2^63 bytes lseek refuses. */
 	if (len > INT64_MAX || lseek(w->spill.fd, (off_t)len, SEEK_CUR) < 0)
@@ -813,5 +914,14 @@ int cfs_object_writer_commit(struct cfs_object_writer *w,
 		cfs_atomic_abort(&w->spill);
 		return r;
 	}
-	return commit(w->objs, &w->spill, digest, w->size);
+	r = commit(w->objs, &w->spill, digest, w->size);
+	if (r > 0 && w->sha_on) {
+		uint8_t sha[CFS_DIGEST_SIZE];
+
+		r = EVP_DigestFinal_ex(w->sha, sha, NULL) == 1 ?
+			    keep_pair(w->objs, digest, sha) :
+			    -EIO;
+	}
+	w->sha_on = false;
+	return r < 0 ? r : 0;
 }

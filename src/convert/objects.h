@@ -46,7 +46,6 @@ int cfs_objects_set_base(struct cfs_objects *objs, const char *path);
 int cfs_objects_open_staged(struct cfs_objects **out, const char *path,
 			    const char *base);
 
-/* Does the object exist (here or in the base directory)? */
 /*
  * Read the base's XX/ directories in the background, several at once,
  * so that the lookups and the object creation in them find them in
@@ -57,6 +56,7 @@ int cfs_objects_open_staged(struct cfs_objects **out, const char *path,
  */
 void cfs_objects_prefetch(struct cfs_objects *objs);
 
+/* Does the object exist (here or in the base directory)? */
 bool cfs_objects_has(struct cfs_objects *objs,
 		     const uint8_t digest[CFS_DIGEST_SIZE]);
 
@@ -110,5 +110,26 @@ int cfs_objects_flush(struct cfs_objects *objs);
 
 /* Flush, and make every object written so far durable (syncfs). */
 int cfs_objects_sync(struct cfs_objects *objs);
+
+/*
+ * Partial pulls look file contents up by their SHA-256 (convert/chunked.h),
+ * which layer records keep beside the objects they name
+ * (convert/records.h). With this on, each object this directory makes
+ * from a cfs_object_writer gets the SHA-256 of its content: one held in
+ * memory hashed by the thread that writes it, off the conversion's
+ * critical path; a larger one as it is spilled, unless it has holes.
+ * An object found present gets none (who made it recorded it).
+ */
+struct cfs_sha256_pair {
+	uint8_t sha256[CFS_DIGEST_SIZE];
+	uint8_t object[CFS_DIGEST_SIZE];
+};
+
+void cfs_objects_keep_sha256(struct cfs_objects *objs);
+/* After cfs_objects_flush(): the content SHA-256 of object @digest if
+ * this directory made it and kept one. */
+bool cfs_objects_sha256(struct cfs_objects *objs,
+			const uint8_t digest[CFS_DIGEST_SIZE],
+			uint8_t sha256[CFS_DIGEST_SIZE]);
 
 #endif

@@ -46,6 +46,13 @@ struct oci_conv {
 	 * record of the layer being read */
 	struct cfs_records *records;
 	struct cfs_record_builder *record;
+	/* records of the layers read, written once every object is
+	 * (write_records()): their SHA-256 pairs are known only then */
+	struct pending_record {
+		struct cfs_record_builder *b;
+		uint8_t diff_id[32];
+		uint64_t tar_bytes, dropped;
+	} * pending;
 	/* where the blobs a layout lacks come from, or NULL */
 	const struct cfs_blob_fetch *fetch;
 	/* the next layer, started before its turn (start_ahead()); layers
@@ -452,24 +459,64 @@ static int start_record(struct oci_conv *c)
 	return cfs_record_builder_new(&c->record);
 }
 
-static int finish_record(struct oci_conv *c, size_t i,
-			 const uint8_t diff_id[32], uint64_t tar_bytes,
-			 uint64_t dropped)
+/* Keep the record of layer @i, read whole and checked, for
+ * write_records(). */
+static void finish_record(struct oci_conv *c, size_t i,
+			  const uint8_t diff_id[32], uint64_t tar_bytes,
+			  uint64_t dropped)
 {
-	int r = cfs_record_write(c->record, c->records->write_fd, diff_id,
-				 tar_bytes, dropped);
+	struct pending_record *p = &c->pending[i];
 
-	/* The same layer twice in one image: recorded once. */
-	if (r == -EEXIST)
-		return 0;
-	if (r < 0)
-		return cfs_error_errno(-r, "%s: writing its layer record in %s",
-				       c->where,
-				       c->records->write_path ?
-					       c->records->write_path :
-					       "the record directory");
-	c->records->written[i] = true;
-	return 0;
+	p->b = c->record;
+	c->record = NULL;
+	memcpy(p->diff_id, diff_id, 32);
+	p->tar_bytes = tar_bytes;
+	p->dropped = dropped;
+}
+
+static bool record_sha256(void *opaque, const uint8_t *object, uint8_t *sha256)
+{
+	return cfs_objects_sha256(opaque, object, sha256);
+}
+
+/* Write the records kept by finish_record(), after the objects they
+ * name: each with the content SHA-256 of those this conversion made. */
+static int write_records(struct oci_conv *c)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && c->pending && i < c->img->n_layers; i++) {
+		struct pending_record *p = &c->pending[i];
+
+		if (!p->b)
+			continue;
+		r = cfs_record_write(p->b, c->records->write_fd, p->diff_id,
+				     p->tar_bytes, p->dropped,
+				     c->objs ? record_sha256 : NULL, c->objs);
+		/* The same layer twice in one image: recorded once. */
+		if (r == -EEXIST) {
+			r = 0;
+			continue;
+		}
+		if (r < 0)
+			return cfs_error_errno(
+				-r,
+				"%s: layer %s: writing its layer record in %s",
+				c->img->source, c->img->layers[i].digest,
+				c->records->write_path ?
+					c->records->write_path :
+					"the record directory");
+		c->records->written[i] = true;
+	}
+	return r;
+}
+
+static void free_records(struct oci_conv *c)
+{
+	for (size_t i = 0; c->pending && i < c->img->n_layers; i++)
+		cfs_record_builder_free(c->pending[i].b);
+	free(c->pending);
+	c->pending = NULL;
 }
 
 /* Layer @i's blob: the source's, else (a layout without it, a fetch
@@ -665,8 +712,8 @@ static int convert_layer(struct oci_conv *c, size_t i, cfs_layer_info *info)
 	if (r == 0 && info->sealed_merged[0])
 		r = merged_digest(c, info);
 	if (r == 0 && c->record)
-		r = finish_record(c, i, diff_id, d.uncompressed_size,
-				  c->xattrs_dropped - dropped);
+		finish_record(c, i, diff_id, d.uncompressed_size,
+			      c->xattrs_dropped - dropped);
 out:
 	cfs_record_builder_free(c->record);
 	c->record = NULL;
@@ -731,7 +778,13 @@ int cfs_oci_load(cfs_inode **root_out, struct cfs_oci_image *img,
 		records->reused = calloc(n, sizeof(bool));
 		records->written = calloc(n, sizeof(bool));
 		records->n = c.img->n_layers;
-		if (!records->reused || !records->written) {
+		if (records->write_fd >= 0) {
+			c.pending = calloc(n, sizeof(*c.pending));
+			if (objs)
+				cfs_objects_keep_sha256(objs);
+		}
+		if (!records->reused || !records->written ||
+		    (records->write_fd >= 0 && !c.pending)) {
 			r = -ENOMEM;
 			goto out;
 		}
@@ -754,6 +807,8 @@ int cfs_oci_load(cfs_inode **root_out, struct cfs_oci_image *img,
 	/* every object the tree names is written before anyone looks */
 	if (r == 0 && objs)
 		r = cfs_objects_flush(objs);
+	if (r == 0)
+		r = write_records(&c);
 	if (r == 0) {
 		c.progress.done = 1;
 		report(&c, NULL, true);
@@ -766,6 +821,7 @@ int cfs_oci_load(cfs_inode **root_out, struct cfs_oci_image *img,
 	}
 out:
 	drop_ahead(&c);
+	free_records(&c);
 	stats->xattrs_dropped = c.xattrs_dropped;
 	cfs_object_writer_free(c.writer);
 	cfs_applier_fini(&c.applier);

@@ -41,6 +41,9 @@ struct cfs_record_builder {
 	uint8_t *buf;
 	size_t len, cap;
 	uint64_t entries;
+	/* the objects the entries name, for their SHA-256 pairs */
+	uint8_t (*objects)[CFS_DIGEST_SIZE];
+	size_t n_objects, cap_objects;
 };
 
 int cfs_record_builder_new(struct cfs_record_builder **out)
@@ -64,6 +67,7 @@ void cfs_record_builder_free(struct cfs_record_builder *b)
 {
 	if (!b)
 		return;
+	free(b->objects);
 	free(b->buf);
 	free(b);
 }
@@ -124,6 +128,60 @@ static int put_bytes(struct cfs_record_builder *b, const void *p, size_t len)
 	return r < 0 ? r : put(b, p, len);
 }
 
+static int add_object(struct cfs_record_builder *b, const uint8_t *digest)
+{
+	if (b->n_objects == b->cap_objects) {
+		size_t cap = b->cap_objects ? 2 * b->cap_objects : 1024;
+		void *n = reallocarray(b->objects, cap, sizeof(*b->objects));
+
+		if (!n)
+			return -ENOMEM;
+		b->objects = n;
+		b->cap_objects = cap;
+	}
+	memcpy(b->objects[b->n_objects++], digest, CFS_DIGEST_SIZE);
+	return 0;
+}
+
+static int pair_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 2 * CFS_DIGEST_SIZE);
+}
+
+/* The pairs (SHA-256, object) of @b's objects that @sha256_of() knows,
+ * sorted and each once, after the entries. */
+static int put_pairs(struct cfs_record_builder *b,
+		     bool (*sha256_of)(void *opaque, const uint8_t *object,
+				       uint8_t *sha256),
+		     void *opaque)
+{
+	uint8_t(*v)[2 * CFS_DIGEST_SIZE] = NULL;
+	size_t n = 0, kept = 0;
+	int r = 0;
+
+	if (sha256_of && b->n_objects) {
+		v = calloc(b->n_objects, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; v && i < b->n_objects; i++) {
+		if (!sha256_of(opaque, b->objects[i], v[n]))
+			continue;
+		memcpy(v[n] + CFS_DIGEST_SIZE, b->objects[i], CFS_DIGEST_SIZE);
+		n++;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), pair_cmp);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (kept && pair_cmp(v[i], v[i - 1]) == 0)
+			continue;
+		r = put(b, v[i], sizeof(v[i]));
+		kept++;
+	}
+	free(v);
+	return r < 0 ? r : put64(b, kept);
+}
+
 int cfs_record_add(struct cfs_record_builder *b,
 		   const struct cfs_layer_entry *e, const cfs_inode *file)
 {
@@ -173,6 +231,8 @@ int cfs_record_add(struct cfs_record_builder *b,
 		r = put(b, data, (size_t)size);
 	if (r == 0 && (flags & RECORD_OBJECT))
 		r = put(b, digest, CFS_DIGEST_SIZE);
+	if (r == 0 && (flags & RECORD_OBJECT))
+		r = add_object(b, digest);
 	if (r == 0)
 		b->entries++;
 	return r;
@@ -180,14 +240,23 @@ int cfs_record_add(struct cfs_record_builder *b,
 
 int cfs_record_write(struct cfs_record_builder *b, int dirfd,
 		     const uint8_t diff_id[32], uint64_t tar_bytes,
-		     uint64_t xattrs_dropped)
+		     uint64_t xattrs_dropped,
+		     bool (*sha256_of)(void *opaque, const uint8_t *object,
+				       uint8_t *sha256),
+		     void *opaque)
 {
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	uint8_t trailer[TRAILER_SIZE];
+	size_t entries_end = b->len;
 	uint8_t *z;
 	size_t zlen;
 	int r;
 
+	r = put_pairs(b, sha256_of, opaque);
+	if (r < 0) {
+		b->len = entries_end;
+		return r;
+	}
 	memcpy(b->buf, CFS_RECORD_MAGIC, 8);
 	memcpy(b->buf + 8, diff_id, 32);
 	le64(b->buf + 40, tar_bytes);
@@ -196,17 +265,20 @@ int cfs_record_write(struct cfs_record_builder *b, int dirfd,
 	r = cfs_sha256(b->buf, b->len, trailer, NULL);
 	if (r == 0)
 		r = put(b, trailer, sizeof(trailer));
-	if (r < 0)
+	if (r < 0) {
+		b->len = entries_end;
 		return r;
-	b->len -= sizeof(trailer); /* the builder stays reusable */
+	}
 	/* On disk as one zstd frame (with its content size): a third of
 	 * the bytes to write, and to read on every use. */
-	zlen = ZSTD_compressBound(b->len + sizeof(trailer));
+	zlen = ZSTD_compressBound(b->len);
 	z = malloc(zlen);
-	if (!z)
+	if (!z) {
+		b->len = entries_end;
 		return -ENOMEM;
-	zlen = ZSTD_compress(z, zlen, b->buf, b->len + sizeof(trailer),
-			     RECORD_ZSTD_LEVEL);
+	}
+	zlen = ZSTD_compress(z, zlen, b->buf, b->len, RECORD_ZSTD_LEVEL);
+	b->len = entries_end; /* the builder stays reusable */
 	if (ZSTD_isError(zlen)) {
 		free(z);
 		return cfs_error(EIO, "compressing a layer record: %s",
@@ -335,6 +407,32 @@ int cfs_record_open(struct cfs_record *rec, int dirfd,
 	return cfs_record_load(rec, data, got, diff_id, what);
 }
 
+/* Format 2: the SHA-256 pairs before the trailer, sorted, each once;
+ * the entries end where they begin. */
+static int load_pairs(struct cfs_record *rec, const char *what)
+{
+	const size_t pair = 2 * CFS_DIGEST_SIZE;
+	uint64_t n;
+
+	if (rec->len - HEADER_SIZE < 8)
+		goto bad;
+	n = get64(rec->data + rec->len - 8);
+	rec->len -= 8;
+	if (n > (rec->len - HEADER_SIZE) / pair)
+		goto bad;
+	rec->len -= (size_t)n * pair;
+	rec->pairs = rec->data + rec->len;
+	rec->n_pairs = (size_t)n;
+	for (size_t i = 1; i < rec->n_pairs; i++)
+		if (memcmp(rec->pairs + (i - 1) * pair, rec->pairs + i * pair,
+			   pair) >= 0)
+			goto bad;
+	return 0;
+bad:
+	cfs_record_close(rec);
+	return cfs_error(EBADMSG, "%s: damaged (its SHA-256 pairs)", what);
+}
+
 int cfs_record_load(struct cfs_record *rec, uint8_t *data, size_t len,
 		    const uint8_t diff_id[32], const char *what)
 {
@@ -351,7 +449,8 @@ int cfs_record_load(struct cfs_record *rec, uint8_t *data, size_t len,
 	}
 	if (len < HEADER_SIZE + TRAILER_SIZE ||
 	    cfs_sha256(data, len - TRAILER_SIZE, sum, NULL) < 0 ||
-	    memcmp(data, CFS_RECORD_MAGIC, 8) != 0 ||
+	    (memcmp(data, CFS_RECORD_MAGIC, 8) != 0 &&
+	     memcmp(data, CFS_RECORD_MAGIC_V1, 8) != 0) ||
 	    memcmp(sum, data + len - TRAILER_SIZE, 32) != 0 ||
 	    memcmp(data + 8, diff_id, 32) != 0) {
 		cfs_record_close(rec);
@@ -365,6 +464,8 @@ int cfs_record_load(struct cfs_record *rec, uint8_t *data, size_t len,
 	rec->xattrs_dropped = get64(data + 56);
 	rec->pos = HEADER_SIZE;
 	rec->len -= TRAILER_SIZE;
+	if (memcmp(data, CFS_RECORD_MAGIC, 8) == 0)
+		return load_pairs(rec, what);
 	return 0;
 }
 

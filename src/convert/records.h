@@ -13,7 +13,7 @@
  * hardlink into a lower layer, anything the applier accepts.
  *
  * On disk (all integers little-endian):
- *   "CFSLREC1"                     magic and format version
+ *   "CFSLREC2"                     magic and format version
  *   u8[32]  diff_id                SHA-256 of the layer's tar
  *   u64     tar bytes, u64 entries, u64 xattrs dropped (user.* of
  *           symlinks and devices, left out before the applier)
@@ -24,7 +24,14 @@
  *     u32 n_xattrs, each u32 len + name, u32 len + value,
  *     u64 size, then size bytes (RECORD_INLINE) or a u8[32] object
  *     digest (RECORD_OBJECT)
+ *   pairs: u8[32] SHA-256 of an object's content, u8[32] the object's
+ *           digest; sorted, each once; objects the entries name
+ *   u64     number of pairs
  *   u8[32]  SHA-256 of everything before it
+ * Format 1 ("CFSLREC1") is the same without the pairs and their count,
+ * and stays readable. The pairs are the store's map from content SHA-256
+ * to object for partial pulls (docs/store.md, "Content by SHA-256"): a
+ * record keeps those of the objects the import that wrote it made.
  * The file holds that as one zstd frame that states its content size
  * (a third of the bytes: paths repeat). A file without the frame's
  * magic is read as it is: earlier versions wrote records uncompressed.
@@ -40,7 +47,8 @@
 
 #include "convert/apply.h"
 
-#define CFS_RECORD_MAGIC "CFSLREC1"
+#define CFS_RECORD_MAGIC "CFSLREC2"
+#define CFS_RECORD_MAGIC_V1 "CFSLREC1"
 /* A record is read whole into memory: 10,000 entries take about 1 MiB,
  * so this allows layers of millions of entries and no more. */
 #define CFS_RECORD_MAX (1024u * 1024 * 1024)
@@ -71,10 +79,15 @@ void cfs_record_builder_free(struct cfs_record_builder *b);
 int cfs_record_add(struct cfs_record_builder *b,
 		   const struct cfs_layer_entry *e, const cfs_inode *file);
 /* Write the record of a layer whose tar had @diff_id and @tar_bytes as
- * @dirfd/<64 hex of diff_id>, replacing nothing (-EEXIST). */
+ * @dirfd/<64 hex of diff_id>, replacing nothing (-EEXIST). Each object
+ * the entries name for which @sha256_of() (if not NULL) gives the
+ * content's SHA-256 is paired with it. */
 int cfs_record_write(struct cfs_record_builder *b, int dirfd,
 		     const uint8_t diff_id[32], uint64_t tar_bytes,
-		     uint64_t xattrs_dropped);
+		     uint64_t xattrs_dropped,
+		     bool (*sha256_of)(void *opaque, const uint8_t *object,
+				       uint8_t *sha256),
+		     void *opaque);
 
 /* A record read into memory and checked (magic, trailer, diff_id). */
 struct cfs_record {
@@ -86,6 +99,9 @@ struct cfs_record {
 	struct cfs_entry_xattr *xattrs;
 	char *path, *link, **names;
 	size_t n_names;
+	/* format 2: n_pairs of u8[32] SHA-256, u8[32] object, sorted */
+	const uint8_t *pairs;
+	size_t n_pairs;
 };
 
 /* Is there a record of @diff_id in @dirfd (not whether it is usable)? */

@@ -668,6 +668,21 @@ static int check_record(struct fsck *f, const char *name, const char *rel)
 			    hex);
 		goto repair;
 	}
+	/* its map of content by SHA-256, which partial pulls trust */
+	if (f->flags & CFS_STORE_FSCK_VERIFY) {
+		r = store_record_check_pairs(s, name, rel, hex);
+		if (r == -EBADMSG)
+			r = problem(f, "corrupt-record", rel, "%s",
+				    cfs_error_message());
+		else if (r > 0)
+			r = problem(f, "record-wrong-sha256", rel,
+				    "pairs object %s with a SHA-256 its "
+				    "content does not have",
+				    hex);
+		else
+			goto out;
+		goto repair;
+	}
 	goto out;
 repair:
 	if (r == 0 && repairing(f))

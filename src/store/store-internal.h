@@ -193,6 +193,28 @@ bool store_record_usable(cfs_store *s, const char *hex);
  * without rootfs.diff_ids add nothing. */
 int store_config_diff_ids(const char *config, size_t len, char ***v, size_t *n);
 
+/* 1 (and the object's 64 hex in @bad) when an object of a SHA-256 pair
+ * of record layers/@hex has content of another SHA-256; 0 when all that
+ * are there match; -EBADMSG when the record is damaged. fsck --verify. */
+int store_record_check_pairs(cfs_store *s, const char *hex, const char *where,
+			     char bad[CFS_DIGEST_HEX_SIZE + 1]);
+
+/*
+ * The store's content by SHA-256 (docs/store.md): the union of the
+ * pairs of all its records, sorted by SHA-256, each once (u8[32]
+ * SHA-256, u8[32] object). Damaged records add nothing. Whether the
+ * object is still there is the caller's to check.
+ */
+struct store_shamap {
+	uint8_t (*v)[2 * CFS_DIGEST_SIZE];
+	size_t n;
+};
+int store_shamap_load(cfs_store *s, struct store_shamap *m);
+/* The object holding content of @sha256, or NULL. */
+const uint8_t *store_shamap_find(const struct store_shamap *m,
+				 const uint8_t sha256[CFS_DIGEST_SIZE]);
+void store_shamap_free(struct store_shamap *m);
+
 /* ---- broken images ---------------------------------------------------- */
 
 /*

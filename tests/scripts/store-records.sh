@@ -27,6 +27,10 @@
 #    gone): the import checks the records' objects, reads the layer whose
 #    record lost one, and writes the object again; fsck reports the
 #    marker, --repair removes it.
+#  - content by SHA-256: a record pairs every object its import made
+#    with the SHA-256 of its content (checked against sha256sum), no
+#    more; fsck --verify reports a wrong pair and --repair drops its
+#    record; a record of format 1 (no pairs) is still used.
 #
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS (optional:
 # without a corpus, root and the Debian mirror are needed to build one).
@@ -176,38 +180,10 @@ step "fsck: a damaged record, a record whose object is gone"
 rec=$(find "$root/layers" -type f | sort | head -n 1)
 other=$(find "$root/layers" -type f | sort | tail -n 1)
 [ "$rec" != "$other" ] || fail "debian-python has one record, not two"
-# An object the other record names, read with a reader of the format of
-# src/convert/records.h written here.
-zstd -q -dc "$other" >"$work/record.raw" || fail "$other: not a zstd frame"
-obj=$(python3 - "$work/record.raw" <<'PY'
-import hashlib, struct, sys
-d = open(sys.argv[1], "rb").read()
-assert d[:8] == b"CFSLREC1" and hashlib.sha256(d[:-32]).digest() == d[-32:]
-_, _, n, _ = struct.unpack_from("<32sQQQ", d, 8)
-pos = 64
-def take(k):
-    global pos
-    pos += k
-    return d[pos - k:pos]
-for _ in range(n):
-    flags, = struct.unpack("<I", take(4))
-    take(4 + 4 + 4 + 8 + 4 + 8)
-    take(struct.unpack("<I", take(4))[0])
-    if flags & 2:
-        take(struct.unpack("<I", take(4))[0])
-    for _ in range(struct.unpack("<I", take(4))[0]):
-        take(struct.unpack("<I", take(4))[0])
-        take(struct.unpack("<I", take(4))[0])
-    size, = struct.unpack("<Q", take(8))
-    if flags & 4:
-        take(size)
-    elif flags & 8:
-        h = take(32).hex()
-        print(h[:2] + "/" + h[2:])
-        break
-assert pos <= len(d) - 32
-PY
-)
+# An object the other record names (tests/scripts/record.py reads the
+# format of src/convert/records.h, written from its description).
+"$CFS_SRC/tests/scripts/record.py" objects "$other" >"$work/objects"
+obj=$(head -n 1 "$work/objects")
 [ -n "$obj" ] && [ -f "$root/objects/$obj" ] || fail "no object found in $other"
 printf 'x' | dd of="$rec" bs=1 seek=100 conv=notrunc status=none
 rm "$root/objects/$obj"
@@ -247,6 +223,51 @@ jcheck_file "$work/fsck.json" "not j['ok'] and [p['path'] for p in j['problems']
 	"fsck: a byte after the record's frame"
 "$cs" --root "$root" fsck --repair >/dev/null || fail "fsck --repair of the record with junk"
 "$cs" --root "$root" import "oci:$corpus/debian-python" --name py >/dev/null
+
+step "content by SHA-256: the records' pairs"
+rec_py=$CFS_SRC/tests/scripts/record.py
+sroot=$work/sha-store
+"$cs" --root "$sroot" import "oci:$corpus/debian-minbase" --name base >/dev/null
+base_rec=$(find "$sroot/layers" -type f)
+find "$sroot/objects" -type f -printf '%P\n' | sort >"$work/objs-before"
+"$cs" --root "$sroot" import "oci:$corpus/debian-python" --name py >/dev/null
+py_rec=$(find "$sroot/layers" -type f | grep -v "$base_rec")
+python3 - "$sroot" "$base_rec" "$py_rec" "$work/objs-before" "$rec_py" <<'PY' || fail "the records' pairs"
+import hashlib, subprocess, sys
+root, base, py, before, tool = sys.argv[1:]
+def out(*a):
+    return subprocess.run([tool, *a], check=True, stdout=subprocess.PIPE,
+                          text=True).stdout.split("\n")[:-1]
+def sha(o):
+    return hashlib.sha256(open(f"{root}/objects/{o[:2]}/{o[2:]}", "rb").read()).hexdigest()
+old = {l.replace("/", "") for l in open(before).read().split()}
+for rec, made_before in ((base, set()), (py, old)):
+    objs = {o.replace("/", "") for o in out("objects", rec)}
+    pairs = [l.split() for l in out("pairs", rec)]
+    got = {o for _, o in pairs}
+    # every object this import made, and only those
+    assert got == objs - made_before, (rec, len(got), len(objs - made_before))
+    for s, o in pairs:
+        assert sha(o) == s, (rec, o)
+    print(rec.rsplit("/", 1)[1][:12], len(objs), "objects,", len(pairs), "pairs")
+PY
+"$rec_py" zero-pair "$base_rec" "$work/zero" && cp "$work/zero" "$base_rec"
+"$cs" --root "$sroot" fsck --json >"$work/fsck.json" || true
+jcheck_file "$work/fsck.json" "j['ok']" "fsck without --verify reads the pairs' record"
+set +e
+"$cs" --root "$sroot" fsck --verify --json >"$work/fsck.json"
+set -e
+jcheck_file "$work/fsck.json" "not j['ok'] and [(p['kind'], p['path']) for p in j['problems']] == [('record-wrong-sha256', 'layers/$(basename "$base_rec")')]" \
+	"fsck --verify: a pair whose SHA-256 is wrong"
+"$cs" --root "$sroot" fsck --verify --repair >/dev/null || fail "fsck --repair of the wrong pair"
+[ ! -e "$base_rec" ] || fail "--repair kept the record with the wrong pair"
+"$rec_py" to-v1 "$py_rec" "$work/v1" && cp "$work/v1" "$py_rec"
+"$cs" --root "$sroot" rm py >/dev/null
+"$cs" --root "$sroot" import "oci:$corpus/debian-python" --name py --json >"$work/v1.json"
+jcheck_file "$work/v1.json" "[l['source'] for l in j['layers']] == ['blob', 'record']" \
+	"a record of format 1: used (the base layer's, dropped, read again)"
+"$cs" --root "$sroot" fsck --verify --json >"$work/fsck.json" || true
+jcheck_file "$work/fsck.json" "j['ok']" "fsck --verify with a record of format 1"
 
 step "an interrupted repair: imports check the records' objects"
 # A record is trusted to have its objects (imports, gc and repairs keep
