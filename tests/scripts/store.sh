@@ -26,7 +26,10 @@ root=$work/store
 S=("$cs" --root "$root")
 
 step "usage"
-"$cs" --help | grep -q "^Usage: cfs-store" || fail "--help"
+# (into a file: grep -q stops reading at the first line, and the help
+# is more than one write to a pipe)
+"$cs" --help >"$work/help" || fail "--help exit $?"
+grep -q "^Usage: cfs-store" "$work/help" || fail "--help"
 "$cs" --version | grep -q "^cfs-store [0-9]" || fail "--version"
 for args in "" "frobnicate" "import" "import a b" "list extra" "gc --verify" \
 	"tag onlyone" "--bogus list" "import x --name -bad" "list --threads 2" \
