@@ -34,6 +34,7 @@ struct cfs_registry {
 	char *repo; /* "library/debian" */
 	bool insecure, plain_http;
 	bool no_ranges; /* it answered ranges with the whole blob, or refused one */
+	bool ranges_only; /* cfs_registry_ranges_only() */
 	char *authz; /* "Authorization: ..." once the registry asked */
 	char *creds; /* base64 "user:password" of auth.json, or NULL */
 	bool creds_looked;
@@ -227,6 +228,11 @@ void cfs_registry_free(struct cfs_registry *r)
 	free(r->authz);
 	free(r->creds);
 	free(r);
+}
+
+void cfs_registry_ranges_only(struct cfs_registry *r)
+{
+	r->ranges_only = true;
 }
 
 void cfs_registry_stats(const struct cfs_registry *r,
@@ -574,6 +580,11 @@ static size_t on_body(char *buf, size_t size, size_t nitems, void *opaque)
 
 	if (a->mode == ANSWER_UNDECIDED)
 		decide(a);
+	/* the whole blob is not wanted: stop at once */
+	if (a->mode == ANSWER_WHOLE && a->reg->ranges_only) {
+		a->stopped = true;
+		return 0;
+	}
 	a->received += len;
 	a->reg->stats.bytes += len;
 	if (a->received > a->received_max)
@@ -957,6 +968,11 @@ static int fetch_ranges(struct cfs_registry *r, struct answer *a,
 	while (i < a->n && part_full(&a->parts[i]))
 		i++;
 	while (i < a->n) {
+		if (r->no_ranges && r->ranges_only)
+			return cfs_error(ENOTSUP,
+					 "%s: %s: the registry does not serve "
+					 "ranges",
+					 r->source, what);
 		if (r->no_ranges) {
 			/* the whole blob, once, for every part left */
 			a->first = 0;
@@ -969,6 +985,8 @@ static int fetch_ranges(struct cfs_registry *r, struct answer *a,
 		err = request(r, a, url, true, what);
 		if (err == WHOLE_TAKEN) {
 			r->no_ranges = true;
+			if (r->ranges_only)
+				continue; /* said above */
 			return 0;
 		}
 		if (err == RANGES_REFUSED) {

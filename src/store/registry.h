@@ -68,6 +68,15 @@ int cfs_registry_fetch(struct cfs_registry *r, const char *digest,
 		       uint64_t size, struct cfs_registry_part *parts,
 		       size_t n);
 
+/*
+ * Never take a whole blob: a registry that answers a range with the whole
+ * blob (the transfer is stopped at its first bytes) or refuses a single
+ * range gets -ENOTSUP from cfs_registry_fetch() (with a message), then
+ * and on every later call. For a caller that would rather fetch the
+ * blob its own way than through ranges.
+ */
+void cfs_registry_ranges_only(struct cfs_registry *r);
+
 /* What the client did so far: bodies' bytes received, requests sent,
  * and whether it had to take whole blobs. */
 struct cfs_registry_stats {
