@@ -448,6 +448,10 @@ CFS_EXPORT int cfs_store_umount(cfs_store *store, const char *target,
 /** cfs_store_pull_options.flags: talk to the source registry without TLS
  * verification, or over plain HTTP (skopeo's --src-tls-verify=false). */
 #define CFS_STORE_PULL_INSECURE 0x1u
+/** cfs_store_pull_options.flags: fetch every layer whole, also a
+ * zstd:chunked one whose files the store mostly has (by default those
+ * files are not fetched again: docs/distribution.md, "Partial pulls"). */
+#define CFS_STORE_PULL_NO_PARTIAL 0x2u
 
 typedef struct cfs_store_pull_options {
 	unsigned int version; /**< CFS_STORE_PULL_OPTIONS_VERSION */

@@ -528,7 +528,7 @@ static int open_blob(struct oci_conv *c, size_t i, struct cfs_blob *blob,
 	int r = cfs_oci_layer_blob(c->img, i, blob);
 
 	if (r != -ENOENT || !c->fetch || !may_fetch || l->size < 0 ||
-	    !l->verify_blob)
+	    (!l->verify_blob && !l->partial))
 		return r;
 	cfs_error_clear();
 	r = c->fetch->open(c->fetch->opaque, l->digest, l->size, &blob->fd);

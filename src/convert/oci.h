@@ -47,6 +47,9 @@ struct cfs_oci_layer {
 	int64_t size; /* from the descriptor (docker-archive: member size) */
 	char *diff_id; /* "sha256:<hex>" of the uncompressed tar (config) */
 	bool verify_blob; /* check digest+size of the stored bytes */
+	/* a partial pull (store/partial.h): the cfs_blob_fetch gives the
+	 * layer's tar, rebuilt, of size bytes; its diff_id is checked */
+	bool partial;
 	/* sealing annotations of the descriptor (64 hex), "" if absent */
 	char sealed_layer[CFS_DIGEST_HEX_SIZE + 1];
 	char sealed_merged[CFS_DIGEST_HEX_SIZE + 1];

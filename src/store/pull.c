@@ -34,6 +34,7 @@
 #include "common/util.h"
 #include "convert/layer.h"
 #include "convert/oci.h"
+#include "store/partial.h"
 #include "store/store-internal.h"
 
 /* skopeo's stderr kept for the error message: only its last line is
@@ -1239,6 +1240,7 @@ static bool proxy_has_artifact(struct proxy *p, const char *manifest_digest,
 struct proxy_stream {
 	struct proxy *p;
 	struct proxy_layers *pl;
+	struct cfs_partial *partial; /* layers rebuilt instead, or NULL */
 	uint32_t pipeid;
 	char digest[80];
 	int64_t size;
@@ -1260,12 +1262,16 @@ static int stream_open(void *opaque, const char *digest, int64_t size, int *fd)
 {
 	struct proxy_stream *ps = opaque;
 	struct proxy *p = ps->p;
-	int r = proxy_get_blob(p, digest, size, fd, &ps->pipeid);
+	int r;
 
-	if (r < 0)
-		r = blob_error(p, r, digest);
 	snprintf(ps->digest, sizeof(ps->digest), "%s", digest);
 	ps->size = size;
+	r = cfs_partial_open(ps->partial, digest, fd);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = proxy_get_blob(p, digest, size, fd, &ps->pipeid);
+	if (r < 0)
+		r = blob_error(p, r, digest);
 	return r;
 }
 
@@ -1276,8 +1282,15 @@ static int stream_finish(void *opaque, int fd, bool complete)
 	char why[PULL_LINE_MAX];
 	const char *m;
 	bool broke = false;
+	uint64_t fetched;
 	int r;
 
+	if (cfs_partial_finish(ps->partial, fd, complete, &r)) {
+		if (r == 0 && complete &&
+		    cfs_partial_layer(ps->partial, ps->digest, &fetched))
+			count_fetched(ps->pl, ps->digest, fetched);
+		return r;
+	}
 	/* Stopped early: if the pipe is at its end, skopeo stopped first
 	 * (a transfer that broke); else the conversion did, and skopeo's
 	 * complaint about the pipe closed under it is no news. */
@@ -1400,6 +1413,11 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 
 		r = cfs_oci_open_manifest(&img, source, pl.man, pl.man_len,
 					  pl.config, pl.config_len);
+		if (r == 0 && !(pull_opts->flags & CFS_STORE_PULL_NO_PARTIAL))
+			r = cfs_partial_prepare(&ps.partial, s, source,
+						pull_opts->flags &
+							CFS_STORE_PULL_INSECURE,
+						img);
 		if (r == 0)
 			r = store_import_as(s, source, source, img, import_opts,
 					    &fetch, result);
@@ -1442,6 +1460,7 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 	}
 	proxy_stop(&p, r < 0);
 	proxy_layers_clear(&pl);
+	cfs_partial_free(ps.partial);
 	return r;
 }
 
@@ -1468,7 +1487,8 @@ int cfs_store_pull(cfs_store *s, const char *source,
 		pull_opts = &defaults;
 	if (!CFS_OPTIONS_VERSION_OK(pull_opts->version,
 				    CFS_STORE_PULL_OPTIONS_VERSION) ||
-	    (pull_opts->flags & ~CFS_STORE_PULL_INSECURE))
+	    (pull_opts->flags &
+	     ~(CFS_STORE_PULL_INSECURE | CFS_STORE_PULL_NO_PARTIAL)))
 		return cfs_error(EINVAL, "invalid pull options");
 	if (!cfs_store_pull_source_valid(source))
 		return cfs_error(EINVAL,

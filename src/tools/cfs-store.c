@@ -36,6 +36,7 @@
 	X("run", required_argument, RUN)                                       \
 	X("force", no_argument, FORCE)                                         \
 	X("insecure", no_argument, INSECURE)                                   \
+	X("no-partial", no_argument, NO_PARTIAL)                               \
 	X("require-sealed", no_argument, REQUIRE_SEALED)                       \
 	X("trust-artifact", no_argument, TRUST_ARTIFACT)                       \
 	X("trust-cert", required_argument, TRUST_CERT)                         \
@@ -65,7 +66,8 @@ static struct {
 	const char *platform;
 	unsigned int threads;
 	bool json, dry_run, verify, repair;
-	bool writable, delete_upper, force, insecure, require_sealed;
+	bool writable, delete_upper, force, insecure, no_partial,
+		require_sealed;
 	bool trust_artifact;
 	const char *upper, *work;
 	const char *ais, *run;
@@ -117,6 +119,8 @@ static void usage(FILE *out)
 		"                     index\n"
 		"  --threads N        import, pull: worker threads\n"
 		"  --insecure         pull: no TLS verification, or plain HTTP\n"
+		"  --no-partial       pull: fetch zstd:chunked layers whole, also\n"
+		"                     when the store has most of their files\n"
 		"  --require-sealed   import, pull: refuse images without sealing\n"
 		"                     annotations (sealed ones are always checked)\n"
 		"  --trust-artifact   import, pull: store the composefs image of the\n"
@@ -359,6 +363,8 @@ static int cmd_pull(cfs_store *s, char **args, int n)
 				   args[0]);
 	if (o.insecure)
 		popts.flags |= CFS_STORE_PULL_INSECURE;
+	if (o.no_partial)
+		popts.flags |= CFS_STORE_PULL_NO_PARTIAL;
 	import_setup(&opts);
 	r = import_report(
 		"pull", cfs_store_pull(s, args[0], &popts, &opts, &res), &res);
@@ -728,9 +734,9 @@ static const struct command commands[] = {
 	  cmd_import, true },
 	{ "pull", 1, 1,
 	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON) |
-		  BIT(OPT_INSECURE) | BIT(OPT_REQUIRE_SEALED) |
-		  BIT(OPT_TRUST_ARTIFACT) | BIT(OPT_TRUST_CERT) |
-		  BIT(OPT_REQUIRE_SIGNED),
+		  BIT(OPT_INSECURE) | BIT(OPT_NO_PARTIAL) |
+		  BIT(OPT_REQUIRE_SEALED) | BIT(OPT_TRUST_ARTIFACT) |
+		  BIT(OPT_TRUST_CERT) | BIT(OPT_REQUIRE_SIGNED),
 	  cmd_pull, true },
 	{ "list", 0, 0, BIT(OPT_JSON), cmd_list, false },
 	{ "inspect", 1, 1, BIT(OPT_JSON), cmd_inspect, false },
@@ -860,6 +866,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_INSECURE:
 			o.insecure = true;
+			break;
+		case OPT_NO_PARTIAL:
+			o.no_partial = true;
 			break;
 		default: /* --help, --version, or a bad option */
 			return tool_option_end(PROG, usage, c == OPT_HELP,

@@ -18,17 +18,36 @@ GET requests to http://UPSTREAM and counts the body bytes it sends back
   basic          401 with a Basic challenge until user:secret comes
   truncate       send the headers and half the body, then close
   corrupt        flip a byte in the middle of every body
+  corrupt-206:K, truncate-206:K
+                 the same for the K-th answer of status 206 only (from
+                 1; other answers pass): in a multipart answer, the
+                 byte flipped is in the middle of the first part's data
 """
 import base64
 import http.client
 import http.server
+import re
 import socketserver
 import sys
+import threading
 
 UPSTREAM, MODE = sys.argv[1], sys.argv[2]
 LOG = sys.argv[3] if len(sys.argv) > 3 else None
 CREDS = "Basic " + base64.b64encode(b"user:secret").decode()
 TOKEN = "sesame-token"
+SEEN_206 = [0]
+LOCK = threading.Lock()
+
+
+def first_part(body, ctype):
+    """[start, end) of the first part's data of a multipart body, or of
+    the whole body."""
+    m = re.search(r"boundary=([^;]+)", ctype or "")
+    if not m:
+        return 0, len(body)
+    start = body.index(b"\r\n\r\n") + 4
+    end = body.index(b"\r\n--" + m.group(1).strip('"').encode(), start)
+    return start, end
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -80,6 +99,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             status = 416 if MODE == "refuse-multi" else int(MODE[7:])
             return self.reply(status, b"no ranges here")
         headers = {}
+        if self.headers.get("Accept"):  # which manifests skopeo takes
+            headers["Accept"] = self.headers.get("Accept")
         if rng and MODE != "ignore-range":
             headers["Range"] = rng
         conn = http.client.HTTPConnection(UPSTREAM)
@@ -87,9 +108,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         up = conn.getresponse()
         body = up.read()
         conn.close()
-        if MODE == "corrupt" and len(body) > 2:
+        kind, hit = MODE, True
+        m = re.fullmatch(r"(corrupt|truncate)-206:(\d+)", MODE)
+        if m:
+            kind, hit = m.group(1), False
+            if up.status == 206:
+                with LOCK:
+                    SEEN_206[0] += 1
+                    hit = SEEN_206[0] == int(m.group(2))
+        if kind == "corrupt" and hit and len(body) > 2:
+            start, end = first_part(body, up.getheader("Content-Type"))
             body = bytearray(body)
-            body[len(body) // 2] ^= 0xff
+            body[(start + end) // 2] ^= 0xff
             body = bytes(body)
         self.send_response(up.status)
         for k in ("Content-Type", "Content-Range", "Docker-Content-Digest"):
@@ -97,7 +127,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header(k, up.getheader(k))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if MODE == "truncate" and len(body) > 2:
+        if kind == "truncate" and hit and len(body) > 2:
             body = body[:len(body) // 2]
             self.wfile.write(body)
             self.wfile.flush()

@@ -1,0 +1,654 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-or-later */
+/*
+ * Partial pulls (docs/distribution.md, "Partial pulls"): a zstd:chunked
+ * layer whose files the store mostly has is not fetched whole. Its TOC
+ * and tar-split come by range requests; the files the store lacks come
+ * by range too; the layer's exact tar is rebuilt from the tar-split,
+ * the store's objects and the fetched frames, and the conversion reads
+ * that tar as it reads any layer, checking its diff_id. So the image is
+ * the one a whole pull makes, and the trust is the same: the diff_id
+ * the config promised (docs/security.md).
+ *
+ * A producer thread per layer fetches the missing ranges and writes the
+ * rebuilt tar into a socket the conversion reads (cfs_blob_fetch):
+ * nothing is written to disk but the new objects.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <openssl/evp.h>
+
+#include "common/cleanup.h"
+#include "common/digest.h"
+#include "common/error.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "convert/chunked.h"
+#include "convert/layer.h"
+#include "convert/oci.h"
+#include "convert/records.h"
+#include "store/partial.h"
+#include "store/registry.h"
+#include "store/store-internal.h"
+
+/* Ranges less than this apart are fetched as one: a gap costs less than
+ * another range in the request (and the registry's per-range part
+ * headers). */
+#define PARTIAL_GAP (16 * 1024)
+/* A layer is pulled partially only when what it lacks is at most this
+ * share of the blob (in 1/100) and at most PARTIAL_MEM_MAX bytes: the
+ * fetched frames are held in memory, and a layer the store has little
+ * of is better streamed whole in one request. */
+#define PARTIAL_SHARE 50
+#define PARTIAL_MEM_MAX (256u * 1024 * 1024)
+
+struct partial_layer {
+	size_t index; /* in the image */
+	char digest[CFS_SHA256_STR_SIZE];
+	char what[CFS_SHA256_STR_SIZE + 8]; /* "layer DIGEST" */
+	uint64_t blob_size;
+	struct cfs_toc toc;
+	char *tarsplit; /* JSON lines, NUL-terminated */
+	struct cfs_chunked_range *ranges;
+	size_t n_ranges;
+	uint64_t meta_bytes; /* the TOC's and tar-split's, fetched */
+	/* the producer */
+	struct cfs_registry_part *parts;
+	pthread_t thread;
+	bool started;
+	int fd; /* its end of the socket */
+	int reader; /* the conversion's end, until finished */
+	int result;
+	char why[1024];
+	uint64_t fetched; /* bytes of this layer received */
+};
+
+struct cfs_partial {
+	cfs_store *s;
+	const char *source;
+	struct cfs_registry *reg;
+	struct store_shamap map;
+	struct partial_layer *layers;
+	size_t n;
+};
+
+/* ---- what the store has ---------------------------------------------- */
+
+/* The object of content @sha256, if the store has it (its fd, -1). */
+static int object_open(struct cfs_partial *p, const uint8_t *sha256)
+{
+	const uint8_t *obj = store_shamap_find(&p->map, sha256);
+	char path[CFS_DIGEST_HEX_SIZE + 2];
+
+	if (!obj)
+		return -1;
+	cfs_digest_to_object_path(obj, path);
+	return openat(p->s->objects_fd, path,
+		      O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+static bool have(void *opaque, const uint8_t sha256[32])
+{
+	struct cfs_partial *p = opaque;
+	const uint8_t *obj = store_shamap_find(&p->map, sha256);
+	char path[CFS_DIGEST_HEX_SIZE + 2];
+
+	if (!obj)
+		return false;
+	cfs_digest_to_object_path(obj, path);
+	return faccessat(p->s->objects_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) ==
+	       0;
+}
+
+/* ---- the rebuilt tar ------------------------------------------------- */
+
+struct producer {
+	struct cfs_partial *p;
+	struct partial_layer *l;
+	EVP_MD_CTX *sha;
+	ZSTD_DCtx *z;
+	uint8_t buf[128 * 1024];
+};
+
+static int put(void *opaque, const void *buf, size_t len)
+{
+	struct producer *pr = opaque;
+	const char *b = buf;
+
+	while (len > 0) {
+		ssize_t n = send(pr->l->fd, b, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno; /* EPIPE: the conversion stopped */
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Content bytes of a file: hashed, then sent. */
+static int put_content(struct producer *pr, const void *buf, size_t len)
+{
+	if (EVP_DigestUpdate(pr->sha, buf, len) != 1)
+		return -EIO;
+	return put(pr, buf, len);
+}
+
+/* The file's content from the fetched frames at [e->offset, e->end). */
+static int file_fetched(struct producer *pr, const struct cfs_toc_entry *e,
+			const struct cfs_registry_part *part, uint64_t *got)
+{
+	ZSTD_inBuffer in = { part->data + (e->offset - part->offset),
+			     (size_t)(e->end - e->offset), 0 };
+	size_t ret = 1;
+
+	ZSTD_DCtx_reset(pr->z, ZSTD_reset_session_only);
+	/* the range holds the file's frames, one or several (chunks) */
+	for (;;) {
+		ZSTD_outBuffer out = { pr->buf, sizeof(pr->buf), 0 };
+		int r;
+
+		ret = ZSTD_decompressStream(pr->z, &out, &in);
+		if (ZSTD_isError(ret))
+			return cfs_error(EBADMSG, "layer %s: %s: %s",
+					 pr->l->digest, e->name,
+					 ZSTD_getErrorName(ret));
+		if (out.pos > e->size - *got)
+			return cfs_error(
+				EBADMSG,
+				"layer %s: %s: its frames hold more than "
+				"its %llu bytes",
+				pr->l->digest, e->name,
+				(unsigned long long)e->size);
+		*got += out.pos;
+		r = put_content(pr, pr->buf, out.pos);
+		if (r < 0)
+			return r;
+		/* all read, and nothing more held back */
+		if (in.pos == in.size && out.pos < out.size)
+			break;
+	}
+	if (ret != 0 || *got != e->size)
+		return cfs_error(
+			EBADMSG,
+			"layer %s: %s: its frames do not hold its %llu bytes",
+			pr->l->digest, e->name, (unsigned long long)e->size);
+	return 0;
+}
+
+/* The file's content from the store's object @fd. */
+static int file_stored(struct producer *pr, const struct cfs_toc_entry *e,
+		       int fd, uint64_t *got)
+{
+	for (;;) {
+		ssize_t n = pread(fd, pr->buf, sizeof(pr->buf), (off_t)*got);
+		int r;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cfs_error_errno(
+				errno, "layer %s: %s: reading its object",
+				pr->l->digest, e->name);
+		if (n == 0 || (uint64_t)n > e->size - *got)
+			break;
+		*got += (uint64_t)n;
+		r = put_content(pr, pr->buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+	return *got == e->size ?
+		       0 :
+		       cfs_error(EBADMSG,
+				 "layer %s: %s: the store's object for its "
+				 "SHA-256 is not %llu bytes",
+				 pr->l->digest, e->name,
+				 (unsigned long long)e->size);
+}
+
+/* The fetched part that holds [e->offset, e->end), or NULL. */
+static const struct cfs_registry_part *part_of(struct partial_layer *l,
+					       const struct cfs_toc_entry *e)
+{
+	size_t lo = 0, hi = l->n_ranges;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->parts[mid].end <= e->offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < l->n_ranges && l->parts[lo].offset <= e->offset &&
+	    e->end <= l->parts[lo].end)
+		return &l->parts[lo];
+	return NULL;
+}
+
+static int put_file(void *opaque, const struct cfs_toc_entry *e)
+{
+	struct producer *pr = opaque;
+	const struct cfs_registry_part *part = part_of(pr->l, e);
+	uint8_t sha[32];
+	uint64_t got = 0;
+	int fd = -1, r;
+
+	if (EVP_DigestInit_ex(pr->sha, EVP_sha256(), NULL) != 1)
+		return -EIO;
+	if (part) {
+		r = file_fetched(pr, e, part, &got);
+	} else if ((fd = object_open(pr->p, e->sha256)) >= 0) {
+		r = file_stored(pr, e, fd, &got);
+		close(fd);
+	} else {
+		/* gc removed it since the plan: pull again */
+		return cfs_error(
+			ENOENT,
+			"layer %s: %s: its content left the store during "
+			"the pull",
+			pr->l->digest, e->name);
+	}
+	if (r == 0 && EVP_DigestFinal_ex(pr->sha, sha, NULL) != 1)
+		r = -EIO;
+	if (r == 0 && memcmp(sha, e->sha256, 32) != 0)
+		r = cfs_error(
+			EBADMSG,
+			"layer %s: %s: content does not match its TOC digest "
+			"(%s)",
+			pr->l->digest, e->name,
+			part ? "fetched" : "from the store");
+	return r;
+}
+
+/* cfs_tarsplit_rebuild() callbacks that only add up the tar's size. */
+static int count(void *opaque, const void *buf, size_t len)
+{
+	(void)buf;
+	*(uint64_t *)opaque += len;
+	return 0;
+}
+
+static int count_file(void *opaque, const struct cfs_toc_entry *e)
+{
+	*(uint64_t *)opaque += e->size;
+	return 0;
+}
+
+static void *produce(void *arg)
+{
+	struct producer *pr = arg;
+	struct partial_layer *l = pr->l;
+	struct cfs_registry_stats before, after;
+	int r = 0;
+
+	cfs_registry_stats(pr->p->reg, &before);
+	if (l->n_ranges)
+		r = cfs_registry_fetch(pr->p->reg, l->digest, l->blob_size,
+				       l->parts, l->n_ranges);
+	cfs_registry_stats(pr->p->reg, &after);
+	l->fetched += after.bytes - before.bytes;
+	if (r == 0)
+		r = cfs_tarsplit_rebuild(l->tarsplit, &l->toc, put, put_file,
+					 pr, l->what);
+	if (r < 0)
+		snprintf(l->why, sizeof(l->why), "%s", cfs_error_message());
+	/* the end of the tar, for the reader */
+	close(l->fd);
+	l->fd = -1;
+	l->result = r;
+	ZSTD_freeDCtx(pr->z);
+	EVP_MD_CTX_free(pr->sha);
+	free(pr);
+	return NULL;
+}
+
+/* ---- preparing a pull ---------------------------------------------------- */
+
+/* The TOC and tar-split of layer @l (@c: where they are), fetched,
+ * checked and parsed. */
+static int read_meta(struct cfs_partial *p, struct partial_layer *l,
+		     struct cfs_chunked *c, const char *what)
+{
+	struct cfs_registry_part parts[2] = { { 0 } };
+	struct cfs_chunked_part *toc = &c->toc, *ts = &c->tarsplit;
+	bool ts_first = ts->offset < toc->offset;
+	struct cfs_registry_part *pt = &parts[ts_first],
+				 *ps = &parts[!ts_first];
+	struct cfs_registry_stats before, after;
+	_cleanup_free_ char *json = NULL;
+	int r;
+
+	pt->offset = toc->offset;
+	pt->end = toc->offset + toc->length;
+	ps->offset = ts->offset;
+	ps->end = ts->offset + ts->length;
+	if (parts[0].end > parts[1].offset)
+		return cfs_error(EBADMSG, "%s: its TOC and tar-split overlap",
+				 what);
+	pt->data = malloc((size_t)toc->length);
+	ps->data = malloc((size_t)ts->length);
+	if (!pt->data || !ps->data) {
+		r = -ENOMEM;
+		goto out;
+	}
+	cfs_registry_stats(p->reg, &before);
+	r = cfs_registry_fetch(p->reg, l->digest, l->blob_size, parts, 2);
+	cfs_registry_stats(p->reg, &after);
+	l->meta_bytes = after.bytes - before.bytes;
+	if (r == 0)
+		r = cfs_chunked_part_decode(toc, pt->data, (size_t)toc->length,
+					    &json, what, "TOC");
+	if (r == 0)
+		r = cfs_toc_parse(&l->toc, json, toc->offset, what);
+	if (r == 0)
+		r = cfs_chunked_bind_tarsplit(c, &l->toc, what);
+	if (r == 0)
+		r = cfs_chunked_part_decode(ts, ps->data, (size_t)ts->length,
+					    &l->tarsplit, what, "tar-split");
+out:
+	free(parts[0].data);
+	free(parts[1].data);
+	return r;
+}
+
+/* The blob descriptors of manifest @man, or NULL. */
+static json_object *manifest_layers(json_object *man)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(man, "layers", &v) &&
+			       json_object_is_type(v, json_type_array) ?
+		       v :
+		       NULL;
+}
+
+/*
+ * Is layer @i (descriptor @d) of @img one to pull partially, if the store
+ * has most of its files: zstd:chunked with a tar-split (@c filled), and
+ * the store has no record of it? Malformed annotations make it a layer
+ * like any other: the whole blob needs none of them.
+ */
+static bool candidate(cfs_store *s, struct cfs_oci_image *img, size_t i,
+		      json_object *d, struct cfs_chunked *c)
+{
+	struct cfs_oci_layer *ol = &img->layers[i];
+	json_object *ann = NULL;
+	uint8_t diff_id[32];
+	int r;
+
+	if (ol->size < 0 || !ol->diff_id ||
+	    cfs_parse_sha256(ol->diff_id, diff_id) < 0 ||
+	    cfs_record_exists(s->layers_fd, diff_id))
+		return false;
+	json_object_object_get_ex(d, "annotations", &ann);
+	r = cfs_chunked_from_annotations(ann, (uint64_t)ol->size, c, "layer");
+	if (r < 0)
+		cfs_error_clear();
+	return r > 0 && c->tarsplit.present;
+}
+
+/*
+ * Layer @i (descriptor @d) of @img, pulled partially if candidate() and
+ * the store has most of its files: 1 when it will be (its layer
+ * switched to the rebuilt tar), 0 when it is fetched whole, -errno when
+ * its TOC or tar-split is wrong or cannot be fetched.
+ */
+static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
+			 size_t i, json_object *d)
+{
+	struct cfs_oci_layer *ol = &img->layers[i];
+	struct partial_layer *l = &p->layers[p->n];
+	uint64_t tar_size = 0;
+	struct cfs_chunked c;
+	uint64_t missing;
+	char what[512];
+	int r;
+
+	if (!candidate(p->s, img, i, d, &c))
+		return 0;
+	snprintf(what, sizeof(what), "%s: layer %s", img->source, ol->digest);
+	memset(l, 0, sizeof(*l));
+	l->fd = l->reader = -1;
+	l->index = i;
+	l->blob_size = (uint64_t)ol->size;
+	snprintf(l->digest, sizeof(l->digest), "%s", ol->digest);
+	snprintf(l->what, sizeof(l->what), "layer %s", ol->digest);
+	p->n++; /* freed by cfs_partial_free() from here on */
+	r = read_meta(p, l, &c, what);
+	if (r == -ENOTSUP) {
+		/* a registry without ranges: the layer comes whole, once */
+		cfs_error_clear();
+		r = 0;
+		goto whole;
+	}
+	if (r == 0)
+		r = cfs_chunked_plan(&l->toc, have, p, PARTIAL_GAP, &l->ranges,
+				     &l->n_ranges, &missing);
+	if (r == 0)
+		r = cfs_tarsplit_rebuild(l->tarsplit, &l->toc, count,
+					 count_file, &tar_size, what);
+	if (r == 0 && tar_size > INT64_MAX)
+		r = cfs_error(EFBIG, "%s: a tar of %llu bytes", what,
+			      (unsigned long long)tar_size);
+	if (r == 0 && (missing > l->blob_size * PARTIAL_SHARE / 100 ||
+		       missing > PARTIAL_MEM_MAX)) {
+		/* fetched whole after all: the TOC and tar-split were
+		 * fetched for nothing */
+	whole:
+		cfs_toc_free(&l->toc);
+		free(l->tarsplit);
+		free(l->ranges);
+		p->n--;
+		return 0;
+	}
+	if (r == 0) {
+		l->parts = calloc(l->n_ranges ? l->n_ranges : 1,
+				  sizeof(*l->parts));
+		r = l->parts ? 0 : -ENOMEM;
+	}
+	for (size_t k = 0; r == 0 && k < l->n_ranges; k++) {
+		l->parts[k].offset = l->ranges[k].offset;
+		l->parts[k].end = l->ranges[k].end;
+		l->parts[k].data = malloc(
+			(size_t)(l->ranges[k].end - l->ranges[k].offset));
+		if (!l->parts[k].data)
+			r = -ENOMEM;
+	}
+	l->fetched = l->meta_bytes;
+	if (r < 0)
+		return r;
+	/* The conversion reads the rebuilt tar: no blob to check, the
+	 * diff_id as always. */
+	ol->compression = CFS_LAYER_TAR;
+	ol->verify_blob = false;
+	ol->partial = true;
+	ol->size = (int64_t)tar_size;
+	return 1;
+}
+
+int cfs_partial_prepare(struct cfs_partial **out, cfs_store *s,
+			const char *source, bool insecure,
+			struct cfs_oci_image *img)
+{
+	struct cfs_partial *p;
+	json_object *man = NULL, *descs;
+	struct cfs_chunked c;
+	bool any = false;
+	size_t n;
+	int r;
+
+	*out = NULL;
+	if (strncmp(source, "docker://", 9) != 0 || !img->manifest ||
+	    s->layers_fd < 0 || img->n_layers == 0)
+		return 0;
+	if (cfs_json_parse((const char *)img->manifest, img->manifest_len,
+			   &man) < 0) {
+		cfs_error_clear(); /* the import says what is wrong with it */
+		return 0;
+	}
+	descs = manifest_layers(man);
+	n = descs && json_object_array_length(descs) == img->n_layers ?
+		    img->n_layers :
+		    0;
+	for (size_t i = 0; i < n && !any; i++)
+		any = candidate(s, img, i, json_object_array_get_idx(descs, i),
+				&c);
+	if (!any) {
+		json_object_put(man);
+		return 0;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p)
+		p->layers = calloc(img->n_layers, sizeof(*p->layers));
+	if (!p || !p->layers) {
+		free(p);
+		json_object_put(man);
+		return -ENOMEM;
+	}
+	p->s = s;
+	p->source = source;
+	/* What the store has: with nothing, no layer is worth a TOC. */
+	r = store_shamap_load(s, &p->map);
+	if (r == 0 && p->map.n > 0) {
+		r = cfs_registry_open(&p->reg, source, insecure);
+		if (r == 0)
+			cfs_registry_ranges_only(p->reg);
+		if (r == -ENOTSUP || r == -EINVAL) {
+			/* no libcurl, or a reference only skopeo reads */
+			cfs_error_clear();
+			r = 0;
+		}
+	}
+	for (size_t i = 0; r >= 0 && p->reg && i < img->n_layers; i++)
+		r = prepare_layer(p, img, i,
+				  json_object_array_get_idx(descs, i));
+	json_object_put(man);
+	if (r < 0 || p->n == 0) {
+		cfs_partial_free(p);
+		return r < 0 ? r : 0;
+	}
+	*out = p;
+	return 0;
+}
+
+/* ---- the conversion's side ----------------------------------------------- */
+
+static struct partial_layer *find(struct cfs_partial *p, const char *digest)
+{
+	for (size_t i = 0; p && i < p->n; i++)
+		if (strcmp(p->layers[i].digest, digest) == 0)
+			return &p->layers[i];
+	return NULL;
+}
+
+int cfs_partial_open(struct cfs_partial *p, const char *digest, int *fd)
+{
+	struct partial_layer *l = find(p, digest);
+	struct producer *pr;
+	int sv[2];
+
+	if (!l)
+		return 0;
+	if (l->started)
+		return cfs_error(EALREADY, "%s: layer %s opened twice",
+				 p->source, digest);
+	pr = calloc(1, sizeof(*pr));
+	if (!pr)
+		return -ENOMEM;
+	pr->p = p;
+	pr->l = l;
+	pr->sha = EVP_MD_CTX_new();
+	pr->z = ZSTD_createDCtx();
+	if (!pr->sha || !pr->z ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		int e = pr->sha && pr->z ? errno : ENOMEM;
+
+		ZSTD_freeDCtx(pr->z);
+		EVP_MD_CTX_free(pr->sha);
+		free(pr);
+		return cfs_error_errno(e, "%s: layer %s", p->source, digest);
+	}
+	l->reader = sv[0];
+	l->fd = sv[1];
+	if (pthread_create(&l->thread, NULL, produce, pr) != 0) {
+		close(sv[0]);
+		close(sv[1]);
+		l->reader = l->fd = -1;
+		ZSTD_freeDCtx(pr->z);
+		EVP_MD_CTX_free(pr->sha);
+		free(pr);
+		return cfs_error(EAGAIN, "%s: layer %s: no thread", p->source,
+				 digest);
+	}
+	l->started = true;
+	*fd = sv[0];
+	return 1;
+}
+
+int cfs_partial_finish(struct cfs_partial *p, int fd, bool complete, int *r)
+{
+	struct partial_layer *l = NULL;
+
+	for (size_t i = 0; p && i < p->n; i++)
+		if (p->layers[i].started && p->layers[i].reader == fd)
+			l = &p->layers[i];
+	if (!l)
+		return 0;
+	/* closed first: a producer still sending gets EPIPE and stops */
+	close(fd);
+	l->reader = -1;
+	pthread_join(l->thread, NULL);
+	l->started = false;
+	*r = 0;
+	if (l->result == -EPIPE && !complete)
+		*r = 0; /* the conversion stopped first: its error says why */
+	else if (l->result < 0)
+		*r = cfs_error(-l->result, "%s",
+			       l->why[0] ? l->why : strerror(-l->result));
+	return 1;
+}
+
+bool cfs_partial_layer(struct cfs_partial *p, const char *digest,
+		       uint64_t *fetched)
+{
+	struct partial_layer *l = find(p, digest);
+
+	if (l && fetched)
+		*fetched = l->fetched;
+	return l != NULL;
+}
+
+void cfs_partial_free(struct cfs_partial *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		struct partial_layer *l = &p->layers[i];
+
+		if (l->started) {
+			close(l->reader);
+			pthread_join(l->thread, NULL);
+		}
+		for (size_t k = 0; l->parts && k < l->n_ranges; k++)
+			free(l->parts[k].data);
+		free(l->parts);
+		free(l->ranges);
+		free(l->tarsplit);
+		cfs_toc_free(&l->toc);
+	}
+	free(p->layers);
+	store_shamap_free(&p->map);
+	cfs_registry_free(p->reg);
+	free(p);
+}
