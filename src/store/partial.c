@@ -285,13 +285,60 @@ static int count_file(void *opaque, const struct cfs_toc_entry *e)
 	return 0;
 }
 
+/*
+ * The store's objects a rebuild reads, read ahead: with a cold page
+ * cache, reading debian-minbase's 5,000 objects one after the other
+ * made a partial pull of debian-minbase-rebuilt take 1.10 s instead of
+ * 0.58 s (0.79 s with this; 4 threads: 0.86 s), mostly waiting for
+ * inodes. PREFETCH_THREADS threads, each every PREFETCH_THREADS-th file
+ * in the tar's order, open each object and ask for its content
+ * (POSIX_FADV_WILLNEED), while the ranges are fetched and the tar is
+ * written. Only a hint: a failure changes nothing.
+ */
+#define PREFETCH_THREADS 8
+
+struct prefetch {
+	struct cfs_partial *p;
+	struct partial_layer *l;
+	size_t first;
+	bool *stop;
+};
+
+static void *prefetch_run(void *arg)
+{
+	struct prefetch *pf = arg;
+	const struct cfs_toc *toc = &pf->l->toc;
+
+	for (size_t i = pf->first; i < toc->n_files; i += PREFETCH_THREADS) {
+		const struct cfs_toc_entry *e = toc->files[i];
+		int fd;
+
+		if (__atomic_load_n(pf->stop, __ATOMIC_RELAXED))
+			break;
+		if (part_of(pf->l, e) ||
+		    (fd = object_open(pf->p, e->sha256)) < 0)
+			continue;
+		posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+		close(fd);
+	}
+	return NULL;
+}
+
 static void *produce(void *arg)
 {
 	struct producer *pr = arg;
 	struct partial_layer *l = pr->l;
 	struct cfs_registry_stats before, after;
+	struct prefetch pf[PREFETCH_THREADS];
+	pthread_t threads[PREFETCH_THREADS];
+	bool started[PREFETCH_THREADS], stop = false;
 	int r = 0;
 
+	for (size_t k = 0; k < PREFETCH_THREADS; k++) {
+		pf[k] = (struct prefetch){ pr->p, l, k, &stop };
+		started[k] = pthread_create(&threads[k], NULL, prefetch_run,
+					    &pf[k]) == 0;
+	}
 	cfs_registry_stats(pr->p->reg, &before);
 	if (l->n_ranges)
 		r = cfs_registry_fetch(pr->p->reg, l->digest, l->blob_size,
@@ -303,6 +350,10 @@ static void *produce(void *arg)
 					 pr, l->what);
 	if (r < 0)
 		snprintf(l->why, sizeof(l->why), "%s", cfs_error_message());
+	__atomic_store_n(&stop, true, __ATOMIC_RELAXED);
+	for (size_t k = 0; k < PREFETCH_THREADS; k++)
+		if (started[k])
+			pthread_join(threads[k], NULL);
 	/* the end of the tar, for the reader */
 	close(l->fd);
 	l->fd = -1;
