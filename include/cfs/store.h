@@ -452,6 +452,12 @@ CFS_EXPORT int cfs_store_umount(cfs_store *store, const char *target,
  * zstd:chunked one whose files the store mostly has (by default those
  * files are not fetched again: docs/distribution.md, "Partial pulls"). */
 #define CFS_STORE_PULL_NO_PARTIAL 0x2u
+/** cfs_store_pull_options.flags: also pull partially the zstd:chunked
+ * layers that have no tar-split (skopeo 1.9, podman 4), building each
+ * from its table of contents: its diff_id is then not checked, the
+ * layer not recorded, and the image may differ from a whole pull's
+ * where the TOC cannot say what the tar does (docs/security.md). */
+#define CFS_STORE_PULL_TRUST_TOC 0x4u
 
 typedef struct cfs_store_pull_options {
 	unsigned int version; /**< CFS_STORE_PULL_OPTIONS_VERSION */

@@ -50,6 +50,9 @@ struct cfs_oci_layer {
 	/* a partial pull (store/partial.h): the cfs_blob_fetch gives the
 	 * layer's tar, rebuilt, of size bytes; its diff_id is checked */
 	bool partial;
+	/* ...made from the layer's zstd:chunked TOC alone (--trust-toc): not
+	 * the tar of the diff_id, which is neither checked nor recorded */
+	bool unverified;
 	/* sealing annotations of the descriptor (64 hex), "" if absent */
 	char sealed_layer[CFS_DIGEST_HEX_SIZE + 1];
 	char sealed_merged[CFS_DIGEST_HEX_SIZE + 1];

@@ -13,6 +13,8 @@
  * rebuilt tar into a socket the conversion reads (cfs_blob_fetch):
  * nothing is written to disk but the new objects.
  */
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -56,7 +59,9 @@ struct partial_layer {
 	char what[CFS_SHA256_STR_SIZE + 8]; /* "layer DIGEST" */
 	uint64_t blob_size;
 	struct cfs_toc toc;
-	char *tarsplit; /* JSON lines, NUL-terminated */
+	char *tarsplit; /* JSON lines, NUL-terminated; NULL: toc_only */
+	/* no tar-split (--trust-toc): the tar is written from the TOC */
+	bool toc_only;
 	struct cfs_chunked_range *ranges;
 	size_t n_ranges;
 	uint64_t meta_bytes; /* the TOC's and tar-split's, fetched */
@@ -75,6 +80,7 @@ struct cfs_partial {
 	cfs_store *s;
 	const char *source;
 	struct cfs_registry *reg;
+	bool trust_toc;
 	struct store_shamap map;
 	struct partial_layer *layers;
 	size_t n;
@@ -115,6 +121,7 @@ struct producer {
 	struct partial_layer *l;
 	EVP_MD_CTX *sha;
 	ZSTD_DCtx *z;
+	struct archive *ar; /* toc_only: contents go through it */
 	uint8_t buf[128 * 1024];
 };
 
@@ -141,7 +148,12 @@ static int put_content(struct producer *pr, const void *buf, size_t len)
 {
 	if (EVP_DigestUpdate(pr->sha, buf, len) != 1)
 		return -EIO;
-	return put(pr, buf, len);
+	if (!pr->ar)
+		return put(pr, buf, len);
+	return archive_write_data(pr->ar, buf, len) == (la_ssize_t)len ?
+		       0 :
+		       cfs_error(EIO, "%s: writing its tar: %s", pr->l->what,
+				 archive_error_string(pr->ar));
 }
 
 /* The file's content from the fetched frames at [e->offset, e->end). */
@@ -271,6 +283,124 @@ static int put_file(void *opaque, const struct cfs_toc_entry *e)
 	return r;
 }
 
+/* ---- a tar from the TOC alone (--trust-toc) ---------------------------- */
+
+static la_ssize_t archive_put(struct archive *a, void *opaque, const void *buf,
+			      size_t len)
+{
+	struct producer *pr = opaque;
+	int r = put(pr, buf, len);
+
+	if (r < 0) {
+		archive_set_error(a, -r, "%s", strerror(-r));
+		return -1;
+	}
+	return (la_ssize_t)len;
+}
+
+static la_ssize_t archive_count(struct archive *a, void *opaque,
+				const void *buf, size_t len)
+{
+	(void)a;
+	(void)buf;
+	*(uint64_t *)opaque += len;
+	return (la_ssize_t)len;
+}
+
+/* @te as a tar entry header (type, names, owner, times, device, xattrs,
+ * size). */
+static void toc_archive_entry(const struct cfs_toc_entry *te,
+			      struct archive_entry *ae)
+{
+	struct cfs_layer_entry e;
+
+	cfs_toc_entry_to_layer(te, &e);
+	archive_entry_set_pathname(ae, e.path);
+	archive_entry_set_mode(ae, e.mode);
+	if (e.hardlink)
+		archive_entry_set_hardlink(ae, e.link);
+	else if (S_ISLNK(e.mode))
+		archive_entry_set_symlink(ae, e.link);
+	archive_entry_set_uid(ae, e.uid);
+	archive_entry_set_gid(ae, e.gid);
+	archive_entry_set_mtime(ae, e.mtime_sec, e.mtime_nsec);
+	if (S_ISCHR(e.mode) || S_ISBLK(e.mode)) {
+		archive_entry_set_rdevmajor(ae, te->dev_major);
+		archive_entry_set_rdevminor(ae, te->dev_minor);
+	}
+	for (size_t i = 0; i < e.n_xattrs; i++)
+		archive_entry_xattr_add_entry(ae, e.xattrs[i].name,
+					      e.xattrs[i].value,
+					      e.xattrs[i].len);
+	archive_entry_set_size(ae, te->type == CFS_TOC_REG ? te->size : 0);
+}
+
+/*
+ * The layer's tar as the TOC describes it, entry by entry, written as
+ * pax by libarchive: into the socket, each file's content checked as in
+ * put_file(); or, with @size, only counted (contents as zeros), for the
+ * size the conversion is told. Not the layer's own tar: whatever the TOC
+ * cannot say (docs/formats.md) is not in it, and its SHA-256 is no
+ * diff_id.
+ */
+static int write_toc_tar(struct producer *pr, uint64_t *size)
+{
+	const struct cfs_toc *toc = &pr->l->toc;
+	struct archive *a = archive_write_new();
+	struct archive_entry *ae = archive_entry_new();
+	int r = 0;
+
+	if (!a || !ae) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_open(a, size ? (void *)size : (void *)pr, NULL,
+			       size ? archive_count : archive_put,
+			       NULL) != ARCHIVE_OK) {
+		r = cfs_error(EIO, "%s: a tar from its TOC: %s", pr->l->what,
+			      archive_error_string(a));
+		goto out;
+	}
+	pr->ar = a;
+	for (size_t i = 0; r == 0 && i < toc->n; i++) {
+		const struct cfs_toc_entry *te = &toc->entries[i];
+
+		archive_entry_clear(ae);
+		toc_archive_entry(te, ae);
+		if (archive_write_header(a, ae) != ARCHIVE_OK) {
+			r = cfs_error(EIO,
+				      "%s: %s: a tar header from its "
+				      "TOC: %s",
+				      pr->l->what, te->name,
+				      archive_error_string(a));
+			break;
+		}
+		if (te->type != CFS_TOC_REG || te->size == 0)
+			continue;
+		if (!size) {
+			r = put_file(pr, te);
+			continue;
+		}
+		for (uint64_t left = te->size; r == 0 && left > 0;) {
+			static const uint8_t zeros[64 * 1024];
+			size_t k = (size_t)CFS_MIN(left, sizeof(zeros));
+
+			if (archive_write_data(a, zeros, k) != (la_ssize_t)k)
+				r = -EIO;
+			left -= k;
+		}
+	}
+	if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
+		r = cfs_error(EIO, "%s: a tar from its TOC: %s", pr->l->what,
+			      archive_error_string(a));
+out:
+	pr->ar = NULL;
+	archive_entry_free(ae);
+	archive_write_free(a);
+	return r;
+}
+
 /* cfs_tarsplit_rebuild() callbacks that only add up the tar's size. */
 static int count(void *opaque, const void *buf, size_t len)
 {
@@ -345,7 +475,9 @@ static void *produce(void *arg)
 				       l->parts, l->n_ranges);
 	cfs_registry_stats(pr->p->reg, &after);
 	l->fetched += after.bytes - before.bytes;
-	if (r == 0)
+	if (r == 0 && l->toc_only)
+		r = write_toc_tar(pr, NULL);
+	else if (r == 0)
 		r = cfs_tarsplit_rebuild(l->tarsplit, &l->toc, put, put_file,
 					 pr, l->what);
 	if (r < 0)
@@ -366,14 +498,15 @@ static void *produce(void *arg)
 
 /* ---- preparing a pull ---------------------------------------------------- */
 
-/* The TOC and tar-split of layer @l (@c: where they are), fetched,
- * checked and parsed. */
+/* The TOC and (when it has one) the tar-split of layer @l (@c: where
+ * they are), fetched in one request, checked and parsed. */
 static int read_meta(struct cfs_partial *p, struct partial_layer *l,
 		     struct cfs_chunked *c, const char *what)
 {
 	struct cfs_registry_part parts[2] = { { 0 } };
 	struct cfs_chunked_part *toc = &c->toc, *ts = &c->tarsplit;
-	bool ts_first = ts->offset < toc->offset;
+	size_t n = ts->present ? 2 : 1;
+	bool ts_first = ts->present && ts->offset < toc->offset;
 	struct cfs_registry_part *pt = &parts[ts_first],
 				 *ps = &parts[!ts_first];
 	struct cfs_registry_stats before, after;
@@ -382,19 +515,22 @@ static int read_meta(struct cfs_partial *p, struct partial_layer *l,
 
 	pt->offset = toc->offset;
 	pt->end = toc->offset + toc->length;
-	ps->offset = ts->offset;
-	ps->end = ts->offset + ts->length;
-	if (parts[0].end > parts[1].offset)
-		return cfs_error(EBADMSG, "%s: its TOC and tar-split overlap",
-				 what);
+	if (ts->present) {
+		ps->offset = ts->offset;
+		ps->end = ts->offset + ts->length;
+		if (parts[0].end > parts[1].offset)
+			return cfs_error(EBADMSG,
+					 "%s: its TOC and tar-split overlap",
+					 what);
+		ps->data = malloc((size_t)ts->length);
+	}
 	pt->data = malloc((size_t)toc->length);
-	ps->data = malloc((size_t)ts->length);
-	if (!pt->data || !ps->data) {
+	if (!pt->data || (ts->present && !ps->data)) {
 		r = -ENOMEM;
 		goto out;
 	}
 	cfs_registry_stats(p->reg, &before);
-	r = cfs_registry_fetch(p->reg, l->digest, l->blob_size, parts, 2);
+	r = cfs_registry_fetch(p->reg, l->digest, l->blob_size, parts, n);
 	cfs_registry_stats(p->reg, &after);
 	l->meta_bytes = after.bytes - before.bytes;
 	if (r == 0)
@@ -402,9 +538,9 @@ static int read_meta(struct cfs_partial *p, struct partial_layer *l,
 					    &json, what, "TOC");
 	if (r == 0)
 		r = cfs_toc_parse(&l->toc, json, toc->offset, what);
-	if (r == 0)
+	if (r == 0 && ts->present)
 		r = cfs_chunked_bind_tarsplit(c, &l->toc, what);
-	if (r == 0)
+	if (r == 0 && ts->present)
 		r = cfs_chunked_part_decode(ts, ps->data, (size_t)ts->length,
 					    &l->tarsplit, what, "tar-split");
 out:
@@ -430,8 +566,8 @@ static json_object *manifest_layers(json_object *man)
  * the store has no record of it? Malformed annotations make it a layer
  * like any other: the whole blob needs none of them.
  */
-static bool candidate(cfs_store *s, struct cfs_oci_image *img, size_t i,
-		      json_object *d, struct cfs_chunked *c)
+static bool candidate(cfs_store *s, bool trust_toc, struct cfs_oci_image *img,
+		      size_t i, json_object *d, struct cfs_chunked *c)
 {
 	struct cfs_oci_layer *ol = &img->layers[i];
 	json_object *ann = NULL;
@@ -446,7 +582,7 @@ static bool candidate(cfs_store *s, struct cfs_oci_image *img, size_t i,
 	r = cfs_chunked_from_annotations(ann, (uint64_t)ol->size, c, "layer");
 	if (r < 0)
 		cfs_error_clear();
-	return r > 0 && c->tarsplit.present;
+	return r > 0 && (c->tarsplit.present || trust_toc);
 }
 
 /*
@@ -466,7 +602,7 @@ static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 	char what[512];
 	int r;
 
-	if (!candidate(p->s, img, i, d, &c))
+	if (!candidate(p->s, p->trust_toc, img, i, d, &c))
 		return 0;
 	snprintf(what, sizeof(what), "%s: layer %s", img->source, ol->digest);
 	memset(l, 0, sizeof(*l));
@@ -486,9 +622,22 @@ static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 	if (r == 0)
 		r = cfs_chunked_plan(&l->toc, have, p, PARTIAL_GAP, &l->ranges,
 				     &l->n_ranges, &missing);
-	if (r == 0)
+	l->toc_only = !c.tarsplit.present;
+	if (r == 0 && l->toc_only) {
+		/* (its 128 KiB buffer is not for the stack) */
+		struct producer *counter = calloc(1, sizeof(*counter));
+
+		r = counter ? 0 : -ENOMEM;
+		if (counter) {
+			counter->p = p;
+			counter->l = l;
+			r = write_toc_tar(counter, &tar_size);
+		}
+		free(counter);
+	} else if (r == 0) {
 		r = cfs_tarsplit_rebuild(l->tarsplit, &l->toc, count,
 					 count_file, &tar_size, what);
+	}
 	if (r == 0 && tar_size > INT64_MAX)
 		r = cfs_error(EFBIG, "%s: a tar of %llu bytes", what,
 			      (unsigned long long)tar_size);
@@ -524,12 +673,13 @@ static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 	ol->compression = CFS_LAYER_TAR;
 	ol->verify_blob = false;
 	ol->partial = true;
+	ol->unverified = l->toc_only;
 	ol->size = (int64_t)tar_size;
 	return 1;
 }
 
 int cfs_partial_prepare(struct cfs_partial **out, cfs_store *s,
-			const char *source, bool insecure,
+			const char *source, bool insecure, bool trust_toc,
 			struct cfs_oci_image *img)
 {
 	struct cfs_partial *p;
@@ -553,8 +703,8 @@ int cfs_partial_prepare(struct cfs_partial **out, cfs_store *s,
 		    img->n_layers :
 		    0;
 	for (size_t i = 0; i < n && !any; i++)
-		any = candidate(s, img, i, json_object_array_get_idx(descs, i),
-				&c);
+		any = candidate(s, trust_toc, img, i,
+				json_object_array_get_idx(descs, i), &c);
 	if (!any) {
 		json_object_put(man);
 		return 0;
@@ -569,6 +719,7 @@ int cfs_partial_prepare(struct cfs_partial **out, cfs_store *s,
 	}
 	p->s = s;
 	p->source = source;
+	p->trust_toc = trust_toc;
 	/* What the store has: with nothing, no layer is worth a TOC. */
 	r = store_shamap_load(s, &p->map);
 	if (r == 0 && p->map.n > 0) {

@@ -19,7 +19,9 @@ struct cfs_partial;
 
 /*
  * Look at the layers of @img (opened from its manifest and config, pulled
- * from @source): each that is zstd:chunked with a tar-split, that the
+ * from @source): each that is zstd:chunked with a tar-split (or, with
+ * @trust_toc, without one: its tar is then written from the TOC, and
+ * the layer marked unverified: no diff_id check, no record), that the
  * store has no layer record of, and whose missing files make at most
  * half of its blob, has its TOC and tar-split fetched and checked, and
  * its cfs_oci_layer switched to the rebuilt tar (compression none, no
@@ -29,7 +31,7 @@ struct cfs_partial;
  * a TOC or tar-split is wrong or cannot be fetched.
  */
 int cfs_partial_prepare(struct cfs_partial **out, cfs_store *s,
-			const char *source, bool insecure,
+			const char *source, bool insecure, bool trust_toc,
 			struct cfs_oci_image *img);
 
 /* For a cfs_blob_fetch: when blob @digest is a layer prepare() switched,

@@ -1414,10 +1414,11 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 		r = cfs_oci_open_manifest(&img, source, pl.man, pl.man_len,
 					  pl.config, pl.config_len);
 		if (r == 0 && !(pull_opts->flags & CFS_STORE_PULL_NO_PARTIAL))
-			r = cfs_partial_prepare(&ps.partial, s, source,
-						pull_opts->flags &
-							CFS_STORE_PULL_INSECURE,
-						img);
+			r = cfs_partial_prepare(
+				&ps.partial, s, source,
+				pull_opts->flags & CFS_STORE_PULL_INSECURE,
+				pull_opts->flags & CFS_STORE_PULL_TRUST_TOC,
+				img);
 		if (r == 0)
 			r = store_import_as(s, source, source, img, import_opts,
 					    &fetch, result);
@@ -1488,7 +1489,8 @@ int cfs_store_pull(cfs_store *s, const char *source,
 	if (!CFS_OPTIONS_VERSION_OK(pull_opts->version,
 				    CFS_STORE_PULL_OPTIONS_VERSION) ||
 	    (pull_opts->flags &
-	     ~(CFS_STORE_PULL_INSECURE | CFS_STORE_PULL_NO_PARTIAL)))
+	     ~(CFS_STORE_PULL_INSECURE | CFS_STORE_PULL_NO_PARTIAL |
+	       CFS_STORE_PULL_TRUST_TOC)))
 		return cfs_error(EINVAL, "invalid pull options");
 	if (!cfs_store_pull_source_valid(source))
 		return cfs_error(EINVAL,

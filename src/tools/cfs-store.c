@@ -37,6 +37,7 @@
 	X("force", no_argument, FORCE)                                         \
 	X("insecure", no_argument, INSECURE)                                   \
 	X("no-partial", no_argument, NO_PARTIAL)                               \
+	X("trust-toc", no_argument, TRUST_TOC)                                 \
 	X("require-sealed", no_argument, REQUIRE_SEALED)                       \
 	X("trust-artifact", no_argument, TRUST_ARTIFACT)                       \
 	X("trust-cert", required_argument, TRUST_CERT)                         \
@@ -66,7 +67,7 @@ static struct {
 	const char *platform;
 	unsigned int threads;
 	bool json, dry_run, verify, repair;
-	bool writable, delete_upper, force, insecure, no_partial,
+	bool writable, delete_upper, force, insecure, no_partial, trust_toc,
 		require_sealed;
 	bool trust_artifact;
 	const char *upper, *work;
@@ -121,6 +122,9 @@ static void usage(FILE *out)
 		"  --insecure         pull: no TLS verification, or plain HTTP\n"
 		"  --no-partial       pull: fetch zstd:chunked layers whole, also\n"
 		"                     when the store has most of their files\n"
+		"  --trust-toc        pull: also pull partially zstd:chunked layers\n"
+		"                     without a tar-split, built from their TOC: no\n"
+		"                     diff_id check (docs/security.md)\n"
 		"  --require-sealed   import, pull: refuse images without sealing\n"
 		"                     annotations (sealed ones are always checked)\n"
 		"  --trust-artifact   import, pull: store the composefs image of the\n"
@@ -365,6 +369,8 @@ static int cmd_pull(cfs_store *s, char **args, int n)
 		popts.flags |= CFS_STORE_PULL_INSECURE;
 	if (o.no_partial)
 		popts.flags |= CFS_STORE_PULL_NO_PARTIAL;
+	if (o.trust_toc)
+		popts.flags |= CFS_STORE_PULL_TRUST_TOC;
 	import_setup(&opts);
 	r = import_report(
 		"pull", cfs_store_pull(s, args[0], &popts, &opts, &res), &res);
@@ -734,7 +740,7 @@ static const struct command commands[] = {
 	  cmd_import, true },
 	{ "pull", 1, 1,
 	  BIT(OPT_NAME) | BIT(OPT_PLATFORM) | BIT(OPT_THREADS) | BIT(OPT_JSON) |
-		  BIT(OPT_INSECURE) | BIT(OPT_NO_PARTIAL) |
+		  BIT(OPT_INSECURE) | BIT(OPT_NO_PARTIAL) | BIT(OPT_TRUST_TOC) |
 		  BIT(OPT_REQUIRE_SEALED) | BIT(OPT_TRUST_ARTIFACT) |
 		  BIT(OPT_TRUST_CERT) | BIT(OPT_REQUIRE_SIGNED),
 	  cmd_pull, true },
@@ -869,6 +875,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_PARTIAL:
 			o.no_partial = true;
+			break;
+		case OPT_TRUST_TOC:
+			o.trust_toc = true;
 			break;
 		default: /* --help, --version, or a bad option */
 			return tool_option_end(PROG, usage, c == OPT_HELP,
