@@ -74,26 +74,8 @@ done
 PROXY=127.0.0.1:$(head -n 1 "$work/proxy.port")
 echo "$me: podman $("${PODMAN[@]}" --version | awk '{ print $3 }'), skopeo $(in_root skopeo --version | awk '{ print $3 }'), registry $REGISTRY behind $PROXY"
 
-podconf() { # DIR partial(0/1)
-	local d=$1
-	mkdir -p "$d/graph" "$d/runroot" "$d/tmp"
-	{
-		printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' "$d/graph" "$d/runroot"
-		if [ "$2" = 1 ]; then
-			printf '[storage.options]\npull_options = {enable_partial_images = "true", use_hard_links = "false"}\n'
-		else
-			printf '[storage.options]\npull_options = {enable_partial_images = "false"}\n'
-		fi
-	} >"$d/storage.conf"
-	cat >"$d/containers.conf" <<CONF
-[containers]
-netns = "none"
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$d/tmp"
-CONF
+podconf() { # DIR partial(0/1): its storage.conf and containers.conf
+	podman_conf "$1" root "pull_options = {enable_partial_images = \"$([ "$2" = 1 ] && echo true || echo false)\", use_hard_links = \"false\"}"
 }
 pod() { # DIR podman-args...
 	local d=$1

@@ -2,7 +2,8 @@
 /*
  * Whole files of an OCI layout, for the unit tests that check layers a
  * real producer wrote (test-chunked, test-registry): a file that cannot
- * be read ends the test.
+ * be read ends the test. And the content of a zstd:chunked TOC entry
+ * from its frames.
  */
 #ifndef CFS_TEST_LAYOUTFILE_H
 #define CFS_TEST_LAYOUTFILE_H
@@ -14,6 +15,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
+
+#include "convert/chunked.h"
 
 /* @path in @dirfd, whole, with a NUL after its @len bytes. */
 static uint8_t *read_file(int dirfd, const char *path, size_t *len)
@@ -72,6 +76,24 @@ static void read_manifest(int dirfd, json_object **index,
 		fprintf(stderr, "manifest: not JSON\n");
 		exit(1);
 	}
+}
+
+/* The content of TOC entry @e (malloc'ed, e->size bytes) from its frames
+ * at @frames (the first byte of its range), or NULL when they do not
+ * decompress to exactly that many bytes. */
+static uint8_t *toc_file_content(const uint8_t *frames,
+				 const struct cfs_toc_entry *e)
+{
+	uint8_t *out = malloc(e->size + 1);
+	size_t got = out ? ZSTD_decompress(out, e->size + 1, frames,
+					   e->end - e->offset) :
+			   0;
+
+	if (out && (ZSTD_isError(got) || got != e->size)) {
+		free(out);
+		out = NULL;
+	}
+	return out;
 }
 
 #endif

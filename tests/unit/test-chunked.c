@@ -341,10 +341,8 @@ static int decode(const struct fixture *fx, const struct cfs_chunked_part *p,
 /* Decompress @e's range of @blob and compare with its digest. */
 static bool range_holds(const uint8_t *blob, const struct cfs_toc_entry *e)
 {
-	size_t len = e->end - e->offset;
-	uint8_t *out = malloc(e->size + 1), sum[32];
-	size_t got = ZSTD_decompress(out, e->size + 1, blob + e->offset, len);
-	bool ok = !ZSTD_isError(got) && got == e->size;
+	uint8_t *out = toc_file_content(blob + e->offset, e), sum[32];
+	bool ok = out != NULL;
 
 	if (ok) {
 		SHA256(out, e->size, sum);
@@ -540,18 +538,14 @@ static int rb_write(void *opaque, const void *buf, size_t len)
 static int rb_file(void *opaque, const struct cfs_toc_entry *e)
 {
 	struct rebuild *rb = opaque;
-	int r = cfs_buf_reserve(&rb->out, e->size + 1);
-	size_t got;
+	uint8_t *out = toc_file_content(
+		(const uint8_t *)rb->fx->blob.buf + e->offset, e);
+	int r = out ? cfs_buf_add(&rb->out, out, e->size) : -EBADMSG;
 
-	if (r < 0)
-		return r;
-	got = ZSTD_decompress(rb->out.buf + rb->out.len, e->size + 1,
-			      rb->fx->blob.buf + e->offset, e->end - e->offset);
-	if (ZSTD_isError(got) || got != e->size)
-		return -EBADMSG;
-	rb->out.len += got;
-	rb->files++;
-	return 0;
+	free(out);
+	if (r == 0)
+		rb->files++;
+	return r;
 }
 
 static void test_tarsplit(void)
@@ -809,11 +803,8 @@ static int lr_write(void *opaque, const void *buf, size_t len)
 static int lr_file(void *opaque, const struct cfs_toc_entry *e)
 {
 	struct layout_rebuild *lr = opaque;
-	uint8_t *out = malloc(e->size);
-	size_t got = ZSTD_decompress(out, e->size, lr->blob + e->offset,
-				     e->end - e->offset);
-	int r = ZSTD_isError(got) || got != e->size ? -EBADMSG :
-						      lr_write(lr, out, got);
+	uint8_t *out = toc_file_content(lr->blob + e->offset, e);
+	int r = out ? lr_write(lr, out, e->size) : -EBADMSG;
 
 	free(out);
 	return r;
@@ -860,16 +851,13 @@ static int apply_toc(struct cfs_applier *a, const struct cfs_toc *toc,
 		uint8_t digest[CFS_DIGEST_SIZE];
 		cfs_inode *file = NULL;
 		uint8_t *out;
-		size_t got;
 
 		cfs_toc_entry_to_layer(e, &le);
 		r = cfs_applier_apply(a, &le, &file);
 		if (r < 0 || !file || e->size == 0)
 			continue;
-		out = malloc(e->size);
-		got = ZSTD_decompress(out, e->size, blob + e->offset,
-				      e->end - e->offset);
-		if (ZSTD_isError(got) || got != e->size)
+		out = toc_file_content(blob + e->offset, e);
+		if (!out)
 			r = -EBADMSG;
 		else if (e->size <= CFS_INLINE_DEFAULT)
 			r = cfs_inode_set_content(file, out, e->size);
