@@ -172,14 +172,16 @@ static int file_fetched(struct producer *pr, const struct cfs_toc_entry *e,
 
 		ret = ZSTD_decompressStream(pr->z, &out, &in);
 		if (ZSTD_isError(ret))
-			return cfs_error(EBADMSG, "layer %s: %s: %s",
+			return cfs_error(EBADMSG,
+					 "layer %s: %s: fetched content is "
+					 "damaged (zstd: %s)",
 					 pr->l->digest, e->name,
 					 ZSTD_getErrorName(ret));
 		if (out.pos > e->size - *got)
 			return cfs_error(
 				EBADMSG,
-				"layer %s: %s: its frames hold more than "
-				"its %llu bytes",
+				"layer %s: %s: fetched content is damaged "
+				"(its frames hold more than its %llu bytes)",
 				pr->l->digest, e->name,
 				(unsigned long long)e->size);
 		*got += out.pos;
@@ -193,7 +195,8 @@ static int file_fetched(struct producer *pr, const struct cfs_toc_entry *e,
 	if (ret != 0 || *got != e->size)
 		return cfs_error(
 			EBADMSG,
-			"layer %s: %s: its frames do not hold its %llu bytes",
+			"layer %s: %s: fetched content is damaged (its "
+			"frames do not hold its %llu bytes)",
 			pr->l->digest, e->name, (unsigned long long)e->size);
 	return 0;
 }

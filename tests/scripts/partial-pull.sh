@@ -186,7 +186,7 @@ check_refused() { # MODE WHAT PATTERN
 }
 check_refused corrupt-206:1 "a TOC that does not match its checksum" "TOC"
 check_refused corrupt-206:2 "a file that does not match its TOC digest" \
-	"does not match its TOC digest|frames|Corrupted|checksum"
+	"does not match its TOC digest \(fetched\)|fetched content is damaged"
 check_refused truncate-206:2 "a range answer cut short" "short|ended|truncat|partial"
 
 step "(e) the store's copy of a file is not what the TOC says: refused"
