@@ -26,6 +26,13 @@
 /* xattrs on one tar entry: more would not fit in an inode anyway. */
 #define CFS_ENTRY_XATTRS_MAX 4096
 
+/* The record of a layer read, and what its header says. */
+struct pending_record {
+	struct cfs_record_builder *b;
+	uint8_t diff_id[32];
+	uint64_t tar_bytes, dropped;
+};
+
 struct oci_conv {
 	const cfs_convert_options *opts;
 	struct cfs_objects *objs;
@@ -46,13 +53,10 @@ struct oci_conv {
 	 * record of the layer being read */
 	struct cfs_records *records;
 	struct cfs_record_builder *record;
-	/* records of the layers read, written once every object is
-	 * (write_records()): their SHA-256 pairs are known only then */
-	struct pending_record {
-		struct cfs_record_builder *b;
-		uint8_t diff_id[32];
-		uint64_t tar_bytes, dropped;
-	} * pending;
+	/* records of the layers read, one per layer, written once every
+	 * object is (write_records()): their SHA-256 pairs are known only
+	 * then */
+	struct pending_record *pending;
 	/* where the blobs a layout lacks come from, or NULL */
 	const struct cfs_blob_fetch *fetch;
 	/* the next layer, started before its turn (start_ahead()); layers
