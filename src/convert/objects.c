@@ -538,7 +538,7 @@ bool cfs_objects_sha256(struct cfs_objects *objs,
 	struct cfs_sha256_pair key, *p;
 
 	pthread_mutex_lock(&objs->lock);
-	if (!objs->pairs_sorted) {
+	if (!objs->pairs_sorted && objs->n_pairs) {
 		/* two writers may both have made one object: either's pair
 		 * will do, they are equal */
 		qsort(objs->pairs, objs->n_pairs, sizeof(*objs->pairs),
