@@ -141,6 +141,13 @@ typedef struct cfs_store_layer_result {
 	/** cfs_store_pull(): bytes of the blob that came from the source
 	 * (0 for a layer built from its record). */
 	uint64_t bytes_fetched;
+	/** cfs_store_pull(): a partial pull of a zstd:chunked layer: only
+	 * the files the store lacked were fetched (its TOC, tar-split and
+	 * those files make bytes_fetched). */
+	bool partial;
+	/** ...built from its TOC alone (CFS_STORE_PULL_TRUST_TOC): its
+	 * diff_id was not checked, and it was not recorded. */
+	bool unverified;
 } cfs_store_layer_result;
 
 typedef struct cfs_store_import_result {

@@ -825,12 +825,14 @@ int cfs_partial_finish(struct cfs_partial *p, int fd, bool complete, int *r)
 }
 
 bool cfs_partial_layer(struct cfs_partial *p, const char *digest,
-		       uint64_t *fetched)
+		       uint64_t *fetched, bool *toc_only)
 {
 	struct partial_layer *l = find(p, digest);
 
 	if (l && fetched)
 		*fetched = l->fetched;
+	if (toc_only)
+		*toc_only = l && l->toc_only;
 	return l != NULL;
 }
 

@@ -41,10 +41,11 @@ int cfs_partial_open(struct cfs_partial *p, const char *digest, int *fd);
  * producer, set *@r to 0 or its error (with its message), return 1.
  * Else 0. @complete as for cfs_blob_fetch.finish. */
 int cfs_partial_finish(struct cfs_partial *p, int fd, bool complete, int *r);
-/* Is blob @digest pulled partially? *@fetched: its bytes received so far
- * (TOC, tar-split and files). */
+/* Is blob @digest pulled partially? *@fetched (if not NULL): its bytes
+ * received so far (TOC, tar-split and files); *@toc_only (if not NULL):
+ * built from its TOC alone (unverified). */
 bool cfs_partial_layer(struct cfs_partial *p, const char *digest,
-		       uint64_t *fetched);
+		       uint64_t *fetched, bool *toc_only);
 void cfs_partial_free(struct cfs_partial *p);
 
 #endif

@@ -1287,7 +1287,7 @@ static int stream_finish(void *opaque, int fd, bool complete)
 
 	if (cfs_partial_finish(ps->partial, fd, complete, &r)) {
 		if (r == 0 && complete &&
-		    cfs_partial_layer(ps->partial, ps->digest, &fetched))
+		    cfs_partial_layer(ps->partial, ps->digest, &fetched, NULL))
 			count_fetched(ps->pl, ps->digest, fetched);
 		return r;
 	}
@@ -1444,8 +1444,13 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 		if (r < 0)
 			r = import_error(r, source, dest);
 	}
-	for (size_t i = 0; r == 0 && result && i < result->n_layers; i++)
-		result->layers[i].bytes_fetched = i < pl.n ? pl.fetched[i] : 0;
+	for (size_t i = 0; r == 0 && result && i < result->n_layers; i++) {
+		cfs_store_layer_result *l = &result->layers[i];
+
+		l->bytes_fetched = i < pl.n ? pl.fetched[i] : 0;
+		l->partial = cfs_partial_layer(ps.partial, l->digest, NULL,
+					       &l->unverified);
+	}
 	if (r == -EPIPE) {
 		proxy_log_line(&p, line, sizeof(line));
 		r = cfs_error(EIO, "%s: skopeo proxy ended%s%s", source,

@@ -329,9 +329,16 @@ static int import_report(const char *cmd, int r,
 		json_object_object_add(lj, "recorded",
 				       json_object_new_boolean(l->recorded));
 		json_object_object_add(lj, "bytes_read", jint(l->bytes_read));
-		if (strcmp(cmd, "pull") == 0)
+		if (strcmp(cmd, "pull") == 0) {
 			json_object_object_add(lj, "bytes_fetched",
 					       jint(l->bytes_fetched));
+			json_object_object_add(
+				lj, "partial",
+				json_object_new_boolean(l->partial));
+			json_object_object_add(
+				lj, "diff_id_checked",
+				json_object_new_boolean(!l->unverified));
+		}
 		json_object_object_add(lj, "tar_bytes", jint(l->tar_bytes));
 		json_object_object_add(lj, "entries", jint(l->entries));
 		json_object_array_add(layers, lj);

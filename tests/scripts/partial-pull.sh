@@ -118,7 +118,8 @@ python3 - "$got" <<'PY' || fail "(a) --json does not report the bytes fetched: $
 import json, sys
 j = json.load(open("pull.json"))
 n = sum(l["bytes_fetched"] for l in j["layers"])
-sys.exit(0 if 500000 < n <= int(sys.argv[1]) else 1)
+ok = all(l["partial"] and l["diff_id_checked"] for l in j["layers"])
+sys.exit(0 if ok and 500000 < n <= int(sys.argv[1]) else 1)
 PY
 "$cs" --root base fsck --verify --json >fsck.json || true
 jcheck_file fsck.json "j['ok']" "(a) fsck --verify"
@@ -141,6 +142,7 @@ rm -rf base && cp -a base.orig base
 : >proxy.log
 pull base debian-minbase-rebuilt:gzip
 image_is "(b) gzip"
+jcheck_file pull.json "not any(l['partial'] for l in j['layers'])" "(b) gzip: --json says partial"
 [ "$(fetched)" -ge "$blob" ] || fail "(b) gzip: $(fetched) bytes, the layer has $blob"
 rm -rf base && cp -a base.orig base
 : >proxy.log
@@ -244,8 +246,8 @@ pull base debian-minbase-rebuilt:zc19 --trust-toc
 image_is "(f) --trust-toc"
 echo "--trust-toc: fetched $(fetched) bytes in $(wc -l <proxy.log) requests"
 [ "$(fetched)" -le 2000000 ] || fail "(f) --trust-toc fetched $(fetched) bytes"
-jcheck_file pull.json "[l['recorded'] for l in j['layers']] == [False]" \
-	"(f) a layer built from its TOC is not recorded"
+jcheck_file pull.json "[(l['recorded'], l['partial'], l['diff_id_checked']) for l in j['layers']] == [(False, True, False)]" \
+	"(f) a layer built from its TOC: partial, diff_id not checked, not recorded"
 [ "$(find base/layers -type f | wc -l)" = 1 ] || fail "(f) a record was written"
 "$cs" --root base fsck --verify --json >fsck.json || true
 jcheck_file fsck.json "j['ok']" "(f) fsck --verify"
