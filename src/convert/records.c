@@ -248,45 +248,43 @@ int cfs_record_write(struct cfs_record_builder *b, int dirfd,
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
 	uint8_t trailer[TRAILER_SIZE];
 	size_t entries_end = b->len;
-	uint8_t *z;
-	size_t zlen;
+	uint8_t *z = NULL;
+	size_t zlen = 0;
 	int r;
 
+	/* the pairs and the trailer go after the entries for the write
+	 * only: the builder stays reusable */
 	r = put_pairs(b, sha256_of, opaque);
-	if (r < 0) {
-		b->len = entries_end;
-		return r;
+	if (r == 0) {
+		memcpy(b->buf, CFS_RECORD_MAGIC, 8);
+		memcpy(b->buf + 8, diff_id, 32);
+		le64(b->buf + 40, tar_bytes);
+		le64(b->buf + 48, b->entries);
+		le64(b->buf + 56, xattrs_dropped);
+		r = cfs_sha256(b->buf, b->len, trailer, NULL);
 	}
-	memcpy(b->buf, CFS_RECORD_MAGIC, 8);
-	memcpy(b->buf + 8, diff_id, 32);
-	le64(b->buf + 40, tar_bytes);
-	le64(b->buf + 48, b->entries);
-	le64(b->buf + 56, xattrs_dropped);
-	r = cfs_sha256(b->buf, b->len, trailer, NULL);
 	if (r == 0)
 		r = put(b, trailer, sizeof(trailer));
-	if (r < 0) {
-		b->len = entries_end;
-		return r;
-	}
 	/* On disk as one zstd frame (with its content size): a third of
 	 * the bytes to write, and to read on every use. */
-	zlen = ZSTD_compressBound(b->len);
-	z = malloc(zlen);
-	if (!z) {
-		b->len = entries_end;
-		return -ENOMEM;
+	if (r == 0) {
+		zlen = ZSTD_compressBound(b->len);
+		z = malloc(zlen);
+		r = z ? 0 : -ENOMEM;
 	}
-	zlen = ZSTD_compress(z, zlen, b->buf, b->len, RECORD_ZSTD_LEVEL);
-	b->len = entries_end; /* the builder stays reusable */
-	if (ZSTD_isError(zlen)) {
-		free(z);
-		return cfs_error(EIO, "compressing a layer record: %s",
-				 ZSTD_getErrorName(zlen));
+	if (r == 0) {
+		zlen = ZSTD_compress(z, zlen, b->buf, b->len,
+				     RECORD_ZSTD_LEVEL);
+		if (ZSTD_isError(zlen))
+			r = cfs_error(EIO, "compressing a layer record: %s",
+				      ZSTD_getErrorName(zlen));
 	}
-	cfs_digest_to_hex(diff_id, hex);
-	/* made durable by the import's syncfs */
-	r = cfs_atomic_write(dirfd, hex, z, zlen, 0);
+	b->len = entries_end;
+	if (r == 0) {
+		cfs_digest_to_hex(diff_id, hex);
+		/* made durable by the import's syncfs */
+		r = cfs_atomic_write(dirfd, hex, z, zlen, 0);
+	}
 	free(z);
 	return r;
 }

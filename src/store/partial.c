@@ -54,7 +54,6 @@
 #define PARTIAL_MEM_MAX (256u * 1024 * 1024)
 
 struct partial_layer {
-	size_t index; /* in the image */
 	char digest[CFS_SHA256_STR_SIZE];
 	char what[CFS_SHA256_STR_SIZE + 8]; /* "layer DIGEST" */
 	uint64_t blob_size;
@@ -62,11 +61,9 @@ struct partial_layer {
 	char *tarsplit; /* JSON lines, NUL-terminated; NULL: toc_only */
 	/* no tar-split (--trust-toc): the tar is written from the TOC */
 	bool toc_only;
-	struct cfs_chunked_range *ranges;
-	size_t n_ranges;
-	uint64_t meta_bytes; /* the TOC's and tar-split's, fetched */
-	/* the producer */
+	/* the producer: the ranges to fetch (sorted) and their bytes */
 	struct cfs_registry_part *parts;
+	size_t n_ranges;
 	pthread_t thread;
 	bool started;
 	int fd; /* its end of the socket */
@@ -88,15 +85,25 @@ struct cfs_partial {
 
 /* ---- what the store has ---------------------------------------------- */
 
+/* The path in objects/ of the object of content @sha256, if the store's
+ * records name one. */
+static bool object_path(struct cfs_partial *p, const uint8_t *sha256,
+			char path[CFS_DIGEST_HEX_SIZE + 2])
+{
+	const uint8_t *obj = store_shamap_find(&p->map, sha256);
+
+	if (obj)
+		cfs_digest_to_object_path(obj, path);
+	return obj != NULL;
+}
+
 /* The object of content @sha256, if the store has it (its fd, -1). */
 static int object_open(struct cfs_partial *p, const uint8_t *sha256)
 {
-	const uint8_t *obj = store_shamap_find(&p->map, sha256);
 	char path[CFS_DIGEST_HEX_SIZE + 2];
 
-	if (!obj)
+	if (!object_path(p, sha256, path))
 		return -1;
-	cfs_digest_to_object_path(obj, path);
 	return openat(p->s->objects_fd, path,
 		      O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 }
@@ -104,14 +111,11 @@ static int object_open(struct cfs_partial *p, const uint8_t *sha256)
 static bool have(void *opaque, const uint8_t sha256[32])
 {
 	struct cfs_partial *p = opaque;
-	const uint8_t *obj = store_shamap_find(&p->map, sha256);
 	char path[CFS_DIGEST_HEX_SIZE + 2];
 
-	if (!obj)
-		return false;
-	cfs_digest_to_object_path(obj, path);
-	return faccessat(p->s->objects_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) ==
-	       0;
+	return object_path(p, sha256, path) &&
+	       faccessat(p->s->objects_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) ==
+		       0;
 }
 
 /* ---- the rebuilt tar ------------------------------------------------- */
@@ -535,7 +539,7 @@ static int read_meta(struct cfs_partial *p, struct partial_layer *l,
 	cfs_registry_stats(p->reg, &before);
 	r = cfs_registry_fetch(p->reg, l->digest, l->blob_size, parts, n);
 	cfs_registry_stats(p->reg, &after);
-	l->meta_bytes = after.bytes - before.bytes;
+	l->fetched = after.bytes - before.bytes;
 	if (r == 0)
 		r = cfs_chunked_part_decode(toc, pt->data, (size_t)toc->length,
 					    &json, what, "TOC");
@@ -600,6 +604,7 @@ static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 	struct cfs_oci_layer *ol = &img->layers[i];
 	struct partial_layer *l = &p->layers[p->n];
 	uint64_t tar_size = 0;
+	struct cfs_chunked_range *ranges = NULL;
 	struct cfs_chunked c;
 	uint64_t missing;
 	char what[512];
@@ -610,7 +615,6 @@ static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 	snprintf(what, sizeof(what), "%s: layer %s", img->source, ol->digest);
 	memset(l, 0, sizeof(*l));
 	l->fd = l->reader = -1;
-	l->index = i;
 	l->blob_size = (uint64_t)ol->size;
 	snprintf(l->digest, sizeof(l->digest), "%s", ol->digest);
 	snprintf(l->what, sizeof(l->what), "layer %s", ol->digest);
@@ -623,8 +627,19 @@ static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 		goto whole;
 	}
 	if (r == 0)
-		r = cfs_chunked_plan(&l->toc, have, p, PARTIAL_GAP, &l->ranges,
+		r = cfs_chunked_plan(&l->toc, have, p, PARTIAL_GAP, &ranges,
 				     &l->n_ranges, &missing);
+	if (r == 0 && (missing > l->blob_size * PARTIAL_SHARE / 100 ||
+		       missing > PARTIAL_MEM_MAX)) {
+		/* fetched whole after all: the TOC and tar-split were
+		 * fetched for nothing */
+	whole:
+		cfs_toc_free(&l->toc);
+		free(l->tarsplit);
+		free(ranges);
+		p->n--;
+		return 0;
+	}
 	l->toc_only = !c.tarsplit.present;
 	if (r == 0 && l->toc_only) {
 		/* (its 128 KiB buffer is not for the stack) */
@@ -644,31 +659,20 @@ static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 	if (r == 0 && tar_size > INT64_MAX)
 		r = cfs_error(EFBIG, "%s: a tar of %llu bytes", what,
 			      (unsigned long long)tar_size);
-	if (r == 0 && (missing > l->blob_size * PARTIAL_SHARE / 100 ||
-		       missing > PARTIAL_MEM_MAX)) {
-		/* fetched whole after all: the TOC and tar-split were
-		 * fetched for nothing */
-	whole:
-		cfs_toc_free(&l->toc);
-		free(l->tarsplit);
-		free(l->ranges);
-		p->n--;
-		return 0;
-	}
 	if (r == 0) {
 		l->parts = calloc(l->n_ranges ? l->n_ranges : 1,
 				  sizeof(*l->parts));
 		r = l->parts ? 0 : -ENOMEM;
 	}
 	for (size_t k = 0; r == 0 && k < l->n_ranges; k++) {
-		l->parts[k].offset = l->ranges[k].offset;
-		l->parts[k].end = l->ranges[k].end;
-		l->parts[k].data = malloc(
-			(size_t)(l->ranges[k].end - l->ranges[k].offset));
+		l->parts[k].offset = ranges[k].offset;
+		l->parts[k].end = ranges[k].end;
+		l->parts[k].data =
+			malloc((size_t)(ranges[k].end - ranges[k].offset));
 		if (!l->parts[k].data)
 			r = -ENOMEM;
 	}
-	l->fetched = l->meta_bytes;
+	free(ranges);
 	if (r < 0)
 		return r;
 	/* The conversion reads the rebuilt tar: no blob to check, the
@@ -815,12 +819,12 @@ int cfs_partial_finish(struct cfs_partial *p, int fd, bool complete, int *r)
 	l->reader = -1;
 	pthread_join(l->thread, NULL);
 	l->started = false;
-	*r = 0;
-	if (l->result == -EPIPE && !complete)
-		*r = 0; /* the conversion stopped first: its error says why */
-	else if (l->result < 0)
-		*r = cfs_error(-l->result, "%s",
-			       l->why[0] ? l->why : strerror(-l->result));
+	/* EPIPE before the end: the conversion stopped first, and its
+	 * error says why */
+	*r = l->result < 0 && !(l->result == -EPIPE && !complete) ?
+		     cfs_error(-l->result, "%s",
+			       l->why[0] ? l->why : strerror(-l->result)) :
+		     0;
 	return 1;
 }
 
@@ -850,7 +854,6 @@ void cfs_partial_free(struct cfs_partial *p)
 		for (size_t k = 0; l->parts && k < l->n_ranges; k++)
 			free(l->parts[k].data);
 		free(l->parts);
-		free(l->ranges);
 		free(l->tarsplit);
 		cfs_toc_free(&l->toc);
 	}
