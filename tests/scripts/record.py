@@ -10,6 +10,11 @@ from the format's description, for the tests.
   record.py zero-pair RECORD OUT the first pair's SHA-256 made zeros (a
                                  wrong pair that still sorts first),
                                  uncompressed, its checksum made again
+  record.py swap-pairs RECORD OUT
+                                 its first two pairs out of order
+                                 (uncompressed, its checksum made again)
+  record.py many-pairs RECORD OUT
+                                 its count of pairs 2^40 (the same)
 """
 import hashlib
 import struct
@@ -82,6 +87,14 @@ def main():
     elif cmd == "zero-pair":
         assert pairs, "no pairs"
         raw = d[:end] + bytes(32) + d[end + 32:-32]
+        open(sys.argv[3], "wb").write(raw + hashlib.sha256(raw).digest())
+    elif cmd == "swap-pairs":
+        assert len(pairs) >= 2, "fewer than two pairs"
+        raw = d[:end] + d[end + 64:end + 128] + d[end:end + 64] + \
+            d[end + 128:-32]
+        open(sys.argv[3], "wb").write(raw + hashlib.sha256(raw).digest())
+    elif cmd == "many-pairs":
+        raw = d[:-40] + struct.pack("<Q", 1 << 40)
         open(sys.argv[3], "wb").write(raw + hashlib.sha256(raw).digest())
     else:
         sys.exit("record.py: unknown command " + cmd)

@@ -29,8 +29,9 @@
 #    marker, --repair removes it.
 #  - content by SHA-256: a record pairs every object its import made
 #    with the SHA-256 of its content (checked against sha256sum), no
-#    more; fsck --verify reports a wrong pair and --repair drops its
-#    record; a record of format 1 (no pairs) is still used.
+#    more; a table out of order or of an impossible count is damage;
+#    fsck --verify reports a wrong pair and --repair drops its record;
+#    a record of format 1 (no pairs) is still used.
 #
 # Environment: CFS_BIN, CFS_SRC, CFS_TEST_TMP, CFS_CORPUS (optional:
 # without a corpus, root and the Debian mirror are needed to build one).
@@ -251,6 +252,18 @@ for rec, made_before in ((base, set()), (py, old)):
         assert sha(o) == s, (rec, o)
     print(rec.rsplit("/", 1)[1][:12], len(objs), "objects,", len(pairs), "pairs")
 PY
+# A table of pairs out of order, or of a count the record cannot hold,
+# is damage (fsck without --verify finds it).
+cp "$py_rec" "$work/py-rec"
+for bad in swap-pairs many-pairs; do
+	"$rec_py" "$bad" "$work/py-rec" "$py_rec"
+	set +e
+	"$cs" --root "$sroot" fsck --json >"$work/fsck.json"
+	set -e
+	jcheck_file "$work/fsck.json" "not j['ok'] and [(p['kind'], p['path']) for p in j['problems']] == [('corrupt-record', 'layers/$(basename "$py_rec")')] and 'its SHA-256 pairs' in j['problems'][0]['message']" \
+		"fsck: $bad"
+done
+cp "$work/py-rec" "$py_rec"
 "$rec_py" zero-pair "$base_rec" "$work/zero" && cp "$work/zero" "$base_rec"
 "$cs" --root "$sroot" fsck --json >"$work/fsck.json" || true
 jcheck_file "$work/fsck.json" "j['ok']" "fsck without --verify reads the pairs' record"
