@@ -20,7 +20,7 @@ extern "C" {
 
 typedef struct cfs_seal_options {
 	unsigned int version; /**< CFS_SEAL_OPTIONS_VERSION */
-	unsigned int flags; /**< none defined yet; must be 0 */
+	unsigned int flags; /**< CFS_SEAL_* flags */
 	/** Tag the sealed manifest gets in index.json (NULL: the source's
 	 * tag, which then moves from the unsealed manifest). */
 	const char *tag;
@@ -33,6 +33,15 @@ typedef struct cfs_seal_options {
 	const char *sign_key;
 	const char *sign_cert;
 } cfs_seal_options;
+
+/**
+ * Rewrite every layer as zstd:chunked (containers/storage's format, which
+ * podman and CRI-O pull partially), with the fs-verity digest of each
+ * file in its TOC (docs/formats.md): the new blobs go into the layout,
+ * and the sealed manifest names them. The layers' tars, and so the
+ * config, the diff_ids and the composefs digests, stay the same.
+ */
+#define CFS_SEAL_ZSTD_CHUNKED 0x1u
 
 /* Version 1 (without the signing key) is still accepted. */
 #define CFS_SEAL_OPTIONS_VERSION 2
@@ -88,7 +97,8 @@ CFS_EXPORT void cfs_seal_result_clear(cfs_seal_result *res);
  * the legacy CFS_ANNOTATION_* keys on its layer descriptors. Point the
  * tag at it in
  * index.json (replacing the source manifest's entry when the tag is the
- * same). Config and layer blobs are unchanged. Sealing a sealed image
+ * same). The config is unchanged, and so are the layer blobs
+ * unless @opts asks for CFS_SEAL_ZSTD_CHUNKED. Sealing a sealed image
  * again gives the same manifest. Docker schema 2 manifests cannot carry
  * annotations: -EOPNOTSUPP. @res is required.
  */

@@ -448,6 +448,17 @@ static int parse_entry(struct cfs_toc_entry *e, json_object *o,
 		*why = "no sha256 digest";
 		return -EINVAL;
 	}
+	if (member(o, CFS_TOC_FSVERITY)) {
+		const char *fv = NULL;
+
+		if (get_string(o, CFS_TOC_FSVERITY, &fv) < 0 || !fv ||
+		    strncmp(fv, "sha256:", 7) != 0 ||
+		    cfs_digest_from_hex(e->verity, fv + 7) < 0) {
+			*why = "a bad " CFS_TOC_FSVERITY;
+			return -EINVAL;
+		}
+		e->has_verity = true;
+	}
 	if (!member(o, "offset") || !member(o, "endOffset") ||
 	    get_uint(o, "offset", data_end, &e->offset) < 0 ||
 	    get_uint(o, "endOffset", data_end, &e->end) < 0 ||
@@ -637,7 +648,7 @@ static int cmp_range(const void *a, const void *b)
 }
 
 int cfs_chunked_plan(const struct cfs_toc *toc,
-		     bool (*have)(void *opaque, const uint8_t sha256[32]),
+		     bool (*have)(void *opaque, const struct cfs_toc_entry *e),
 		     void *opaque, uint64_t gap, struct cfs_chunked_range **out,
 		     size_t *n_out, uint64_t *bytes)
 {
@@ -650,7 +661,7 @@ int cfs_chunked_plan(const struct cfs_toc *toc,
 	for (size_t i = 0; i < toc->n_files; i++) {
 		const struct cfs_toc_entry *e = toc->files[i];
 
-		if (have(opaque, e->sha256))
+		if (have(opaque, e))
 			continue;
 		if (!r && !(r = calloc(toc->n_files, sizeof(*r))))
 			return -ENOMEM;

@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -111,6 +112,10 @@ struct cfs_toc_entry {
 	uint64_t size;
 	uint8_t sha256[32]; /* of the content: set when size > 0 */
 	uint64_t offset, end; /* its frames in the blob: when size > 0 */
+	/* CFS_TOC_FSVERITY, when the TOC has it (size > 0): a claim that
+	 * finds an object, which the content's SHA-256 still checks */
+	bool has_verity;
+	uint8_t verity[32];
 };
 
 struct cfs_toc {
@@ -159,13 +164,12 @@ struct cfs_chunked_range {
 
 /*
  * The ranges of the blob that hold the files @have() says the store
- * lacks (called once per file: true when the content of that SHA-256 is
- * there), sorted, with ranges less than @gap bytes apart merged (a gap
+ * lacks (called once per file: true when its content is there), sorted, with ranges less than @gap bytes apart merged (a gap
  * costs less than another range in a request). *@out is malloc'ed (NULL
  * when nothing is missing); *@bytes: what they add up to.
  */
 int cfs_chunked_plan(const struct cfs_toc *toc,
-		     bool (*have)(void *opaque, const uint8_t sha256[32]),
+		     bool (*have)(void *opaque, const struct cfs_toc_entry *e),
 		     void *opaque, uint64_t gap, struct cfs_chunked_range **out,
 		     size_t *n_out, uint64_t *bytes);
 
@@ -185,5 +189,46 @@ int cfs_tarsplit_rebuild(const char *tarsplit, const struct cfs_toc *toc,
 			 int (*file)(void *opaque,
 				     const struct cfs_toc_entry *e),
 			 void *opaque, const char *what);
+
+/*
+ * Writing: the TOC member of a regular file with content that names the
+ * fs-verity digest of its content (SHA-256, 4 KiB blocks, no salt: the
+ * name of its composefs object), "sha256:<hex>". Not containers/storage's
+ * (its issue 2209 asks for one); its reader ignores members it does not
+ * know. docs/formats.md.
+ */
+#define CFS_TOC_FSVERITY "fsverityDigest"
+
+/* What cfs_chunked_write() wrote. */
+struct cfs_chunked_written {
+	uint8_t digest[32]; /* SHA-256 of the blob */
+	uint64_t size; /* of the blob */
+	uint64_t tar_size; /* of the tar read */
+	uint64_t n_files; /* files with frames of their own */
+	/* the layer descriptor's annotations, as containers/storage
+	 * writes them: <prefix>manifest-position, manifest-checksum,
+	 * tarsplit-position, with the "io.github.containers" prefix */
+	char toc_position[80];
+	char toc_checksum[80];
+	char tarsplit_position[80];
+};
+
+/* The next bytes of a tar: their count with *@buf set (valid until the
+ * next call), 0 at its end, or -errno with a message. */
+typedef ssize_t (*cfs_chunked_read_fn)(void *opaque, const void **buf);
+
+/*
+ * Write the tar that @read() gives as a zstd:chunked blob to @fd, at
+ * zstd level @level: the tar byte for byte in zstd frames, each regular
+ * file's content in frames of its own, then the TOC (with the fs-verity
+ * digest of every file, CFS_TOC_FSVERITY), the tar-split and the footer
+ * in skippable frames. @what names the layer in messages: -EBADMSG for
+ * a tar that is not one, -EOPNOTSUPP (naming the entry and its tar
+ * offset) for what the format cannot describe: global PAX headers,
+ * types other than files, links, directories, devices and FIFOs,
+ * sparse files, names that are not UTF-8, a path twice.
+ */
+int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd, int level,
+		      const char *what, struct cfs_chunked_written *out);
 
 #endif

@@ -1153,6 +1153,15 @@ static la_ssize_t archive_read_cb(struct archive *a, void *client,
 	return n;
 }
 
+ssize_t cfs_layer_read_raw(struct cfs_layer_stream *s, const void **data)
+{
+	ssize_t n = next_buf(s, data);
+
+	if (n < 0)
+		return cfs_error(-(int)n, "%s", s->msg[0] ? s->msg : s->what);
+	return n;
+}
+
 uint64_t cfs_layer_bytes_read(struct cfs_layer_stream *s)
 {
 	return __atomic_load_n(&s->digests.compressed_size, __ATOMIC_RELAXED);

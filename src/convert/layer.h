@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "convert/oci.h"
 
@@ -72,6 +73,14 @@ int cfs_layer_next_entry(struct cfs_layer_stream *s,
  * truncated compressed data) come back here, or from libarchive reads,
  * in which case cfs_layer_error() has the producer's message. */
 int cfs_layer_finish(struct cfs_layer_stream *s, struct cfs_layer_digests *d);
+/*
+ * Instead of cfs_layer_begin() and the tar reader, for a caller that
+ * parses the tar itself: the next bytes of the decompressed stream (their
+ * count, with *@data valid until the next call), 0 at its end, or -errno
+ * with the producer's message. cfs_layer_finish() gives the digests
+ * after the end.
+ */
+ssize_t cfs_layer_read_raw(struct cfs_layer_stream *s, const void **data);
 /* Compressed bytes read so far (safe to call from the consumer). */
 uint64_t cfs_layer_bytes_read(struct cfs_layer_stream *s);
 /* The producer's error message if it failed, else NULL. */

@@ -22,9 +22,16 @@
 #include "common/json.h"
 #include "common/sign.h"
 #include "common/util.h"
+#include "convert/chunked.h"
 #include "convert/convert-internal.h"
+#include "convert/layer.h"
 #include "convert/layout.h"
 #include "convert/oci.h"
+
+/* The zstd level of the layers CFS_SEAL_ZSTD_CHUNKED writes: the one
+ * containers/image writes zstd:chunked with by default. */
+#define CHUNKED_LEVEL 10
+#define MT_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 
 void cfs_seal_result_clear(cfs_seal_result *res)
 {
@@ -71,8 +78,52 @@ static int add_spec_key(json_object *ann, const char *key, const char *hex,
 }
 
 /* The sealed manifest: @raw with the annotations of @res added. */
+/* Layer descriptor @l for the zstd:chunked blob @w instead of its own. */
+static int chunked_descriptor(json_object *l,
+			      const struct cfs_chunked_written *w)
+{
+	static const char *const prefixes[] = {
+		"io.github.containers.zstd-chunked.",
+		"io.containers.zstd-chunked."
+	};
+	static const char *const keys[] = { "manifest-position",
+					    "manifest-checksum",
+					    "tarsplit-position",
+					    "tarsplit-checksum" };
+	const char *values[] = { w->toc_position, w->toc_checksum,
+				 w->tarsplit_position };
+	char digest[CFS_DIGEST_STR_MAX], key[96];
+	json_object *ann = annotations_of(l);
+
+	if (!ann)
+		return -ENOMEM;
+	cfs_sha256_str(w->digest, digest);
+	json_object_object_add(l, "mediaType",
+			       json_object_new_string(MT_OCI_LAYER_ZSTD));
+	json_object_object_add(l, "digest", json_object_new_string(digest));
+	json_object_object_add(l, "size",
+			       json_object_new_int64((int64_t)w->size));
+	/* What an earlier seal wrote goes first, so that its keys come in
+	 * the same order: sealing again gives the same manifest. */
+	for (size_t p = 0; p < 2; p++)
+		for (size_t k = 0; k < 4; k++) {
+			snprintf(key, sizeof(key), "%s%s", prefixes[p],
+				 keys[k]);
+			json_object_object_del(ann, key);
+		}
+	json_object_object_del(ann, CFS_ANNOTATION_LAYER);
+	json_object_object_del(ann, CFS_ANNOTATION_MERGED);
+	for (size_t k = 0; k < 3; k++) {
+		snprintf(key, sizeof(key), "%s%s", prefixes[0], keys[k]);
+		json_object_object_add(ann, key,
+				       json_object_new_string(values[k]));
+	}
+	return 0;
+}
+
 static int sealed_manifest(const char *source, const struct cfs_oci_image *img,
 			   const cfs_seal_result *res,
+			   const struct cfs_chunked_written *chunked,
 			   const struct seal_sig sigs[2], char **text_out)
 {
 	_cleanup_(json_object_putp) json_object *m = NULL;
@@ -99,6 +150,8 @@ static int sealed_manifest(const char *source, const struct cfs_oci_image *img,
 	for (size_t i = 0; i < res->n_layers; i++) {
 		json_object *l = json_object_array_get_idx(layers, i);
 
+		if (chunked && chunked_descriptor(l, &chunked[i]) < 0)
+			return -ENOMEM;
 		if (!(ann = annotations_of(l)))
 			return -ENOMEM;
 		json_object_object_add(
@@ -291,9 +344,65 @@ static int spec_digests(const char *source, const struct cfs_oci_image *img,
 	return r;
 }
 
+static ssize_t read_layer(void *opaque, const void **buf)
+{
+	return cfs_layer_read_raw(opaque, buf);
+}
+
+/* Layer @i of @img written as zstd:chunked into @blobs, into @w. Its
+ * blob is read again (the conversion checked it) and checked again: the
+ * blob's digest and the tar's diff_id. */
+static int chunked_layer(const char *source, struct cfs_oci_image *img,
+			 size_t i, int blobs, struct cfs_chunked_written *w)
+{
+	const struct cfs_oci_layer *l = &img->layers[i];
+	struct cfs_atomic_file af = { .fd = -1 };
+	struct cfs_layer_stream *ls = NULL;
+	struct cfs_layer_digests d;
+	struct cfs_blob blob;
+	char what[256], hex[CFS_DIGEST_HEX_SIZE + 1];
+	uint8_t want[32], diff_id[32];
+	int r;
+
+	snprintf(what, sizeof(what), "%s: layer %s", source, l->digest);
+	r = cfs_oci_layer_blob(img, i, &blob);
+	if (r == 0)
+		r = cfs_layer_start(&ls, &blob, l->compression, what, true);
+	if (r == 0)
+		r = cfs_atomic_open(&af, blobs, 0644);
+	if (r == 0)
+		r = cfs_chunked_write(read_layer, ls, af.fd, CHUNKED_LEVEL,
+				      what, w);
+	if (r == 0)
+		r = cfs_layer_finish(ls, &d);
+	if (r == 0 && (cfs_parse_sha256(l->digest, want) < 0 ||
+		       cfs_parse_sha256(l->diff_id, diff_id) < 0 ||
+		       memcmp(d.compressed, want, 32) != 0 ||
+		       memcmp(d.uncompressed, diff_id, 32) != 0))
+		r = cfs_error(EBADMSG, "%s: changed since it was converted",
+			      what);
+	if (r == 0 && fsync(af.fd) < 0)
+		r = cfs_error_errno(errno, "%s: fsync", what);
+	if (r == 0) {
+		cfs_digest_to_hex(w->digest, hex);
+		r = cfs_atomic_commit(&af, hex, false);
+		if (r == -EEXIST) /* the same bytes: sealed before */
+			r = 0;
+		else if (r < 0)
+			r = cfs_error_errno(-r,
+					    "%s: writing its zstd:chunked "
+					    "blob",
+					    what);
+	}
+	cfs_atomic_abort(&af);
+	cfs_layer_close(ls);
+	return r;
+}
+
 static int do_seal(const char *source, const cfs_seal_options *opts,
 		   cfs_seal_result *res)
 {
+	_cleanup_free_ struct cfs_chunked_written *chunked = NULL;
 	cfs_convert_options copts = CFS_CONVERT_OPTIONS_INIT;
 	cfs_convert_stats stats = CFS_CONVERT_STATS_INIT;
 	struct cfs_oci_image *img = NULL;
@@ -364,13 +473,6 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 				  res->layers[i].composefs);
 	}
 
-	r = sealed_manifest(source, img, res, sigs, &text);
-	if (r == 0)
-		r = cfs_sha256(text, strlen(text), NULL, res->manifest_digest);
-	if (r < 0)
-		goto out;
-	res->manifest_size = strlen(text);
-
 	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	blobs = dirfd < 0 ? -1 :
 			    openat(dirfd, "blobs/sha256",
@@ -379,6 +481,29 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 		r = cfs_error_errno(errno, "%s: blobs/sha256", source);
 		goto out;
 	}
+	if (opts->flags & CFS_SEAL_ZSTD_CHUNKED) {
+		chunked = calloc(img->n_layers, sizeof(*chunked));
+		if (!chunked || img->n_layers != res->n_layers) {
+			r = chunked ? cfs_error(EINVAL, "%s: layers changed",
+						source) :
+				      -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; r == 0 && i < img->n_layers; i++)
+			r = chunked_layer(source, img, i, blobs, &chunked[i]);
+		for (size_t i = 0; r == 0 && i < res->n_layers; i++)
+			cfs_sha256_str(chunked[i].digest,
+				       res->layers[i].digest);
+		if (r < 0)
+			goto out;
+	}
+	r = sealed_manifest(source, img, res, chunked, sigs, &text);
+	if (r == 0)
+		r = cfs_sha256(text, strlen(text), NULL, res->manifest_digest);
+	if (r < 0)
+		goto out;
+	res->manifest_size = strlen(text);
+
 	r = cfs_layout_write_file(blobs, res->manifest_digest + 7, text,
 				  strlen(text), false);
 	if (r == 0 && fsync(blobs) < 0)
@@ -412,7 +537,7 @@ int cfs_seal(const char *source, const cfs_seal_options *opts,
 		return r;
 	cfs_result_zero(res, sizeof(*res));
 	if (!CFS_OPTIONS_VERSION_OK(opts->version, CFS_SEAL_OPTIONS_VERSION) ||
-	    opts->flags)
+	    (opts->flags & ~CFS_SEAL_ZSTD_CHUNKED))
 		return cfs_error(EINVAL, "invalid seal options");
 	if (opts->version >= 2 && !opts->sign_key != !opts->sign_cert)
 		return cfs_error(EINVAL, "signing needs a key and its "

@@ -160,6 +160,7 @@ int store_shamap_load(cfs_store *s, struct store_shamap *m)
 			cfs_error_clear();
 			continue;
 		}
+		m->n_records++;
 		v = rec.n_pairs ? reallocarray(m->v, m->n + rec.n_pairs,
 					       sizeof(*m->v)) :
 				  m->v;

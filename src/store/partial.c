@@ -85,35 +85,45 @@ struct cfs_partial {
 
 /* ---- what the store has ---------------------------------------------- */
 
-/* The path in objects/ of the object of content @sha256, if the store's
- * records name one. */
-static bool object_path(struct cfs_partial *p, const uint8_t *sha256,
+/* The path in objects/ of the object that should hold @e's content: the
+ * one its TOC names by fs-verity digest (CFS_TOC_FSVERITY, as oci2cfs
+ * seal --zstd-chunked writes), else the one the store's records pair
+ * with its SHA-256. Either way the content read is checked against the
+ * SHA-256 (file_stored()): the TOC's fs-verity digest only finds it. */
+static bool object_path(struct cfs_partial *p, const struct cfs_toc_entry *e,
 			char path[CFS_DIGEST_HEX_SIZE + 2])
 {
-	const uint8_t *obj = store_shamap_find(&p->map, sha256);
+	const uint8_t *obj;
 
+	if (e->has_verity) {
+		cfs_digest_to_object_path(e->verity, path);
+		if (faccessat(p->s->objects_fd, path, F_OK,
+			      AT_SYMLINK_NOFOLLOW) == 0)
+			return true;
+	}
+	obj = store_shamap_find(&p->map, e->sha256);
 	if (obj)
 		cfs_digest_to_object_path(obj, path);
 	return obj != NULL;
 }
 
-/* The object of content @sha256, if the store has it (its fd, -1). */
-static int object_open(struct cfs_partial *p, const uint8_t *sha256)
+/* The object of @e's content, if the store has it (its fd, -1). */
+static int object_open(struct cfs_partial *p, const struct cfs_toc_entry *e)
 {
 	char path[CFS_DIGEST_HEX_SIZE + 2];
 
-	if (!object_path(p, sha256, path))
+	if (!object_path(p, e, path))
 		return -1;
 	return openat(p->s->objects_fd, path,
 		      O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 }
 
-static bool have(void *opaque, const uint8_t sha256[32])
+static bool have(void *opaque, const struct cfs_toc_entry *e)
 {
 	struct cfs_partial *p = opaque;
 	char path[CFS_DIGEST_HEX_SIZE + 2];
 
-	return object_path(p, sha256, path) &&
+	return object_path(p, e, path) &&
 	       faccessat(p->s->objects_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) ==
 		       0;
 }
@@ -267,7 +277,7 @@ static int put_file(void *opaque, const struct cfs_toc_entry *e)
 		return -EIO;
 	if (part) {
 		r = file_fetched(pr, e, part, &got);
-	} else if ((fd = object_open(pr->p, e->sha256)) >= 0) {
+	} else if ((fd = object_open(pr->p, e)) >= 0) {
 		r = file_stored(pr, e, fd, &got);
 		close(fd);
 	} else {
@@ -452,8 +462,7 @@ static void *prefetch_run(void *arg)
 
 		if (__atomic_load_n(pf->stop, __ATOMIC_RELAXED))
 			break;
-		if (part_of(pf->l, e) ||
-		    (fd = object_open(pf->p, e->sha256)) < 0)
+		if (part_of(pf->l, e) || (fd = object_open(pf->p, e)) < 0)
 			continue;
 		posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 		close(fd);
@@ -727,9 +736,11 @@ int cfs_partial_prepare(struct cfs_partial **out, cfs_store *s,
 	p->s = s;
 	p->source = source;
 	p->trust_toc = trust_toc;
-	/* What the store has: with nothing, no layer is worth a TOC. */
+	/* What the store has: with nothing, no layer is worth a TOC. A
+	 * store with records but no pairs (format 1) may still have what a
+	 * TOC names by fs-verity digest. */
 	r = store_shamap_load(s, &p->map);
-	if (r == 0 && p->map.n > 0) {
+	if (r == 0 && p->map.n_records > 0) {
 		r = cfs_registry_open(&p->reg, source, insecure);
 		if (r == 0)
 			cfs_registry_ranges_only(p->reg);

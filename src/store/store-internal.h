@@ -208,6 +208,7 @@ int store_record_check_pairs(cfs_store *s, const char *hex, const char *where,
 struct store_shamap {
 	uint8_t (*v)[2 * CFS_DIGEST_SIZE];
 	size_t n;
+	size_t n_records; /* read, with pairs or not (format 1) */
 };
 int store_shamap_load(cfs_store *s, struct store_shamap *m);
 /* The object holding content of @sha256, or NULL. */

@@ -26,7 +26,8 @@
 	X("canonical", no_argument, CANONICAL)                                 \
 	X("sign-key", required_argument, SIGN_KEY)                             \
 	X("sign-cert", required_argument, SIGN_CERT)                           \
-	X("image", no_argument, IMAGE)
+	X("image", no_argument, IMAGE)                                         \
+	X("zstd-chunked", no_argument, ZSTD_CHUNKED)
 
 TOOL_OPTIONS(OCI2CFS_OPTIONS);
 
@@ -35,8 +36,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: " PROG " [OPTION]... SOURCE OUTPUT\n"
 		"       " PROG
-		" seal oci:PATH[:REF] [--tag TAG] [--sign-key KEY.pem\n"
-		"                    --sign-cert CERT.pem] [--json]\n"
+		" seal oci:PATH[:REF] [--tag TAG] [--zstd-chunked]\n"
+		"                    [--sign-key KEY.pem --sign-cert CERT.pem] [--json]\n"
 		"       " PROG
 		" artifact [--image] SOURCE OUTPUT-LAYOUT [--sign-key KEY.pem\n"
 		"                    --sign-cert CERT.pem] [--json]\n"
@@ -45,7 +46,9 @@ static void usage(FILE *out)
 		"digests of the composefs OCI sealing spec (" CFS_SPEC_MERGED
 		",\n" CFS_SPEC_CONFIG ", signed with --sign-key) and the\n"
 		"legacy per-layer ones (" CFS_ANNOTATION_LAYER "), tagged TAG\n"
-		"(default: the source's tag); print its digest.\n"
+		"(default: the source's tag); print its digest. With --zstd-chunked\n"
+		"its layers are rewritten as zstd:chunked, with fs-verity digests in\n"
+		"their TOCs (for partial pulls by podman, CRI-O and cfs-store).\n"
 		"artifact: write into the OCI layout OUTPUT-LAYOUT the sealing spec's\n"
 		"metadata artifact of SOURCE (" CFS_SPEC_ARTIFACT_TYPE ": its\n"
 		"digests, signed with --sign-key), or with --image one holding its\n"
@@ -81,6 +84,7 @@ static void usage(FILE *out)
 		"  --platform OS/ARCH[/VARIANT]  image to pick from an index\n"
 		"                     (default: the host's)\n"
 		"  --tag TAG          seal: tag of the sealed manifest\n"
+		"  --zstd-chunked     seal: layers as zstd:chunked, into the layout\n"
 		"  --image            artifact: ours, holding the composefs image\n"
 		"  --sign-key KEY.pem seal, artifact: sign the spec's digests with this key\n"
 		"  --sign-cert CERT.pem  seal, artifact: the key's certificate (fs-verity\n"
@@ -448,6 +452,7 @@ int main(int argc, char **argv)
 	cfs_convert_stats stats = CFS_CONVERT_STATS_INIT;
 	const char *dump_path = NULL, *source, *output;
 	bool print_digest = false, json = false, with_image = false;
+	bool zstd_chunked = false;
 	const char *tag = NULL, *sign_key = NULL, *sign_cert = NULL;
 	uint8_t digest[CFS_DIGEST_SIZE];
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
@@ -504,6 +509,9 @@ int main(int argc, char **argv)
 		case OPT_IMAGE:
 			with_image = true;
 			break;
+		case OPT_ZSTD_CHUNKED:
+			zstd_chunked = true;
+			break;
 		default: /* --help, --version, or a bad option */
 			return tool_option_end(PROG, usage, c == OPT_HELP,
 					       c == OPT_VERSION);
@@ -521,6 +529,7 @@ int main(int argc, char **argv)
 		if (opts.objects_dir || dump_path || print_digest ||
 		    opts.write || opts.flags || with_image)
 			return usage_error("%s", "seal takes only --tag, "
+						 "--zstd-chunked, "
 						 "--sign-key, --sign-cert, "
 						 "--json, --platform and "
 						 "--threads");
@@ -528,6 +537,7 @@ int main(int argc, char **argv)
 			return usage_error("%s", "seal: --sign-key and "
 						 "--sign-cert go together");
 		so.tag = tag;
+		so.flags = zstd_chunked ? CFS_SEAL_ZSTD_CHUNKED : 0;
 		so.sign_key = sign_key;
 		so.sign_cert = sign_cert;
 		so.platform = opts.platform;
@@ -543,7 +553,7 @@ int main(int argc, char **argv)
 					   "artifact: SOURCE OUTPUT-LAYOUT "
 					   "expected");
 		if (opts.objects_dir || dump_path || print_digest || tag ||
-		    opts.write || opts.flags)
+		    opts.write || opts.flags || zstd_chunked)
 			return usage_error("%s", "artifact takes only --image, "
 						 "--sign-key, --sign-cert, "
 						 "--json, --platform and "
@@ -568,9 +578,10 @@ int main(int argc, char **argv)
 	}
 	if (with_image)
 		return usage_error("%s", "--image applies to artifact only");
-	if (tag || sign_key || sign_cert)
-		return usage_error("%s", "--tag, --sign-key and --sign-cert "
-					 "apply to seal only");
+	if (tag || sign_key || sign_cert || zstd_chunked)
+		return usage_error("%s",
+				   "--tag, --zstd-chunked, --sign-key and "
+				   "--sign-cert apply to seal only");
 	if ((opts.flags & CFS_CONVERT_CANONICAL) && opts.write &&
 	    wopts.max_format < CFS_CANONICAL_FORMAT)
 		return usage_error("%s", "--canonical writes format version 1");

@@ -441,15 +441,15 @@ static void test_decode(void)
 	fixture_free(&fx);
 }
 
-static bool have_even(void *opaque, const uint8_t sha256[32])
+static bool have_even(void *opaque, const struct cfs_toc_entry *e)
 {
 	size_t *calls = opaque;
 
 	(*calls)++;
-	return sha256[0] % 2 == 0;
+	return e->sha256[0] % 2 == 0;
 }
 
-static bool have_none(void *opaque, const uint8_t sha256[32])
+static bool have_none(void *opaque, const struct cfs_toc_entry *e)
 {
 	return false;
 }
