@@ -14,7 +14,11 @@
 # and ratios (< 1: cfs fetched less, or was faster).
 #   usage: bench/partial.sh [CORPUS_DIR] [IMAGE] [BASE_IMAGE]
 #   environment: CFS_BIN (default build/bin), REPS (default 3),
-#          CFS_PODMAN5_CACHE (the trixie root, default build-podman5)
+#          CFS_PODMAN5_CACHE (the trixie root, default build-podman5),
+#          PRODUCER: skopeo (default: skopeo 1.18 writes the
+#          zstd:chunked layers) or oci2cfs (oci2cfs seal --zstd-chunked
+#          writes them, with fs-verity digests in the TOC; skopeo
+#          pushes them as they are)
 # podman 5 and skopeo 1.18 run in the trixie root of
 # tests/scripts/podman5-root.sh (see bench/podman5.sh).
 set -euo pipefail
@@ -24,6 +28,7 @@ image=${2:-debian-minbase-rebuilt}
 base=${3:-debian-minbase}
 bin=${CFS_BIN:-$here/build/bin}
 reps=${REPS:-3}
+producer=${PRODUCER:-skopeo}
 me=partial.sh
 die() { echo "$me: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
@@ -61,8 +66,18 @@ in_root() { nsenter -t "$holder" -m -r -w "$@"; }
 mkdir "$work/src"
 for img in "$image" "$base"; do
 	cp -a "$corpus/$img" "$work/src/$img"
-	in_root skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd:chunked \
-		"oci:$work/src/$img" "docker://$REGISTRY/$img:zc" || die "skopeo 1.18 push of $img"
+	case $producer in
+	skopeo)
+		in_root skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd:chunked \
+			"oci:$work/src/$img" "docker://$REGISTRY/$img:zc" || die "skopeo 1.18 push of $img"
+		;;
+	oci2cfs)
+		"$bin/oci2cfs" seal --zstd-chunked "oci:$work/src/$img" >/dev/null || die "seal of $img"
+		in_root skopeo copy -q --dest-tls-verify=false --preserve-digests \
+			"oci:$work/src/$img" "docker://$REGISTRY/$img:zc" || die "push of $img"
+		;;
+	*) die "PRODUCER: skopeo or oci2cfs, not $producer" ;;
+	esac
 done
 rm -rf "$work/src"
 python3 "$here/tests/scripts/range-proxy.py" "$REGISTRY" plain "$work/proxy.log" >"$work/proxy.port" &
@@ -72,7 +87,7 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 PROXY=127.0.0.1:$(head -n 1 "$work/proxy.port")
-echo "$me: podman $("${PODMAN[@]}" --version | awk '{ print $3 }'), skopeo $(in_root skopeo --version | awk '{ print $3 }'), registry $REGISTRY behind $PROXY"
+echo "$me: layers written by $producer; podman $("${PODMAN[@]}" --version | awk '{ print $3 }'), skopeo $(in_root skopeo --version | awk '{ print $3 }'), registry $REGISTRY behind $PROXY"
 
 podconf() { # DIR partial(0/1): its storage.conf and containers.conf
 	podman_conf "$1" root "pull_options = {enable_partial_images = \"$([ "$2" = 1 ] && echo true || echo false)\", use_hard_links = \"false\"}"

@@ -1026,6 +1026,11 @@ static int remember_name(struct cw *c, const char *name)
 	return c->names[c->n_names++] ? 0 : -ENOMEM;
 }
 
+static bool u32_ok(int64_t v)
+{
+	return v >= 0 && v <= (int64_t)UINT32_MAX;
+}
+
 /* @s for a message: bytes that are not printable ASCII as \\xNN. */
 static const char *shown(const char *s, char *buf, size_t size)
 {
@@ -1068,6 +1073,14 @@ static int entry(struct cw *c, const struct header *h, uint64_t at)
 		why = "a size but no content (or a negative one)";
 	else if (!utf8_ok(h->name) || !utf8_ok(h->link))
 		why = "a name that is not UTF-8, which a TOC cannot hold";
+	else if (!cfs_toc_name_ok(h->name, strlen(h->name)))
+		why = "an empty name, a \"..\" in it, or one too long";
+	else if ((h->type == '1' || h->type == '2') &&
+		 (!h->link[0] || strlen(h->link) >= CFS_LAYER_PATH_MAX))
+		why = "a link with an empty or too long target";
+	else if (!u32_ok(h->mode) || !u32_ok(h->uid) || !u32_ok(h->gid) ||
+		 !u32_ok(h->devmajor) || !u32_ok(h->devminor))
+		why = "a mode, owner or device number out of range";
 	for (size_t i = 0; !why && i < c->pend.n_xattrs; i++)
 		if (!utf8_ok(c->pend.xattrs[i].name))
 			why = "an xattr name that is not UTF-8";
@@ -1227,7 +1240,8 @@ static int finish(struct cw *c, struct cfs_chunked_written *w)
 	r = zrun(c, true, NULL, 0, ZSTD_e_end);
 	if (r < 0)
 		return r;
-	qsort(c->names, c->n_names, sizeof(*c->names), cfs_strp_cmp);
+	if (c->n_names)
+		qsort(c->names, c->n_names, sizeof(*c->names), cfs_strp_cmp);
 	for (size_t i = 1; i < c->n_names; i++)
 		if (strcmp(c->names[i - 1], c->names[i]) == 0)
 			return cfs_error(EOPNOTSUPP,

@@ -297,9 +297,7 @@ static int get_string(json_object *o, const char *key, const char **out)
 	return 0;
 }
 
-/* A name of the layer: relative (a leading "/" or "./" is how some tars
- * spell it), no ".." component, no NUL (json-c keeps them). */
-static bool name_ok(const char *name, size_t len)
+bool cfs_toc_name_ok(const char *name, size_t len)
 {
 	const char *p = name;
 
@@ -388,8 +386,8 @@ static int parse_entry(struct cfs_toc_entry *e, json_object *o,
 	    get_string(o, "digest", &digest) < 0 ||
 	    get_string(o, "modtime", &mtime) < 0)
 		return -EINVAL;
-	if (!name_ok(name,
-		     (size_t)json_object_get_string_len(member(o, "name")))) {
+	if (!cfs_toc_name_ok(name, (size_t)json_object_get_string_len(
+					   member(o, "name")))) {
 		*why = "bad name";
 		return -EINVAL;
 	}

@@ -144,6 +144,12 @@ int cfs_toc_parse(struct cfs_toc *toc, const char *json, uint64_t data_end,
 		  const char *what);
 void cfs_toc_free(struct cfs_toc *toc);
 
+/* A TOC entry's name @name of @len bytes is one cfs_toc_parse() takes:
+ * relative (a leading "/" or "./" is how some tars spell it), no ".."
+ * component, no NUL (json-c keeps them), shorter than
+ * CFS_LAYER_PATH_MAX. */
+bool cfs_toc_name_ok(const char *name, size_t len);
+
 /*
  * The tar-split's checksum from the TOC that names it (the TOC checked
  * against its own annotation first): taken when the annotations have

@@ -414,6 +414,20 @@ def main():
             tl.add("small-whiteouts-%s" % what, bytes([sel]) + t.getvalue())
 
     mount_seeds(outs["mount-options"])
+    chunked_write_seeds(tl, Out(root, "chunked-write"))
+
+
+def chunked_write_seeds(tl, cw):
+    """fuzz-chunked-write reads the tars fuzz-tar-layer does: every one of
+    its seeds, read whole (byte 0 255), and the small ones also in 7-byte
+    pieces (byte 0 6)."""
+    for n in sorted(os.listdir(tl.dir)):
+        with open(os.path.join(tl.dir, n), "rb") as f:
+            data = f.read()
+        if len(data) < 32768:
+            cw.add(n, b"\xff" + data[1:])
+        if len(data) < 8192:
+            cw.add(n + "-pieces", b"\x06" + data[1:])
 
 
 if __name__ == "__main__":

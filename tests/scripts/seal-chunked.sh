@@ -4,7 +4,9 @@
 # oci2cfs seal --zstd-chunked (issue 18, docs/formats.md "zstd:chunked
 # layers"): the layers rewritten as zstd:chunked with the fs-verity digest
 # of every file in the TOC. For the OCI fixtures that containers/storage
-# can write as zstd:chunked, and the corpus' debian-minbase:
+# can write as zstd:chunked, the corpus' debian-minbase, and the tar
+# headers whose reading Go's archive/tar defines (go-tar-cases.py: GNU
+# and PAX names, times, xattrs, '\0' types, typed modes, base-256 ids):
 #  - every layer decompresses, with plain zstd, to the tar of its diff_id;
 #  - test-chunked --layout checks the TOC and every file's range against
 #    the blob, and rebuilds the tar from the tar-split: its diff_id again;
@@ -42,14 +44,15 @@ in_root=/tmp/${scratch##*/}
 cd "$work"
 python3 "$CFS_SRC/tests/oci/make-fixtures.py" fx >/dev/null
 cp -a "$corpus/debian-minbase" fx/debian-minbase
+python3 "$CFS_SRC/tests/scripts/go-tar-cases.py" fx/go-tar-cases
 state() { # LAYOUT: what a refused seal must leave as it was
 	(cd "$1" && cat index.json && find blobs -type f | sort) | sha256sum
 }
 
-for name in times typechange xattrs xattrs-special zstd debian-minbase; do
+for name in go-tar-cases times typechange xattrs xattrs-special zstd debian-minbase; do
 	step "$name"
 	cp -a "fx/$name" "$name"
-	if [ "$name" = debian-minbase ]; then
+	if [ "$name" = debian-minbase ] || [ "$name" = go-tar-cases ]; then
 		want=$("$CFS_BIN/oci2cfs" --objects "objects-$name" --print-digest "oci:$name" img.cfs)
 	else
 		want=$(awk -v n="$name" '$1 == n { print $2 }' "$digests")
