@@ -33,7 +33,8 @@
 #          skips the related-image variants; REBUILT=- skips the rebuilt
 #          one)
 #   environment: CFS_BIN (dir with oci2cfs and cfs-store, default
-#          build/bin), REPS (default 3)
+#          build/bin), REPS (default 3), PARTIAL=0 (skips the partial
+#          pulls of bench/partial.sh that end it)
 # Needs skopeo, podman, docker-registry, python3, zcat, zstd (zstd layers
 # only). Private podman configuration and registry under a temporary
 # directory; the machine's own podman storage is untouched.
@@ -439,3 +440,16 @@ if rebuilt != "-":
               % (tool, f / MiB, w / MiB, 100.0 * w / unc, fmt(load(name + ".sync"))))
     pair("time incl. sync", "cfsr.sync", "podr.sync", "cfs", "podman")
 PY
+
+# Partial pulls of REBUILT onto BASE_IMAGE as zstd:chunked (issue 18):
+# bench/partial.sh, podman 5 (its partial pulls) against cfs-store in the
+# same run, for the layers skopeo 1.18 writes and for those oci2cfs seal
+# --zstd-chunked writes. It needs the trixie root of podman5-root.sh
+# (CFS_PODMAN5_CACHE, made on first use); PARTIAL=0 skips it.
+if [ "${PARTIAL:-1}" != 0 ] && [ "$rebuilt" != - ]; then
+	for producer in skopeo oci2cfs; do
+		PRODUCER=$producer REPS=$reps CFS_BIN=$bin \
+			"$here/bench/partial.sh" "$corpus" "$rebuilt" "$base" |
+			sed -n '/layers written by/s/,.*//p; /medians/,$p'
+	done
+fi
