@@ -349,18 +349,19 @@ static ssize_t read_layer(void *opaque, const void **buf)
 	return cfs_layer_read_raw(opaque, buf);
 }
 
-/* Layer @i of @img written as zstd:chunked into @blobs, into @w. Its
- * blob is read again (the conversion checked it) and checked again: the
- * blob's digest and the tar's diff_id. */
+/* Layer @i of @img written as zstd:chunked into @af (a new file of the
+ * layout's blobs, named by the caller), what it is into @w. Its blob is
+ * read again (the conversion checked it) and checked again: the blob's
+ * digest and the tar's diff_id. */
 static int chunked_layer(const char *source, struct cfs_oci_image *img,
-			 size_t i, int blobs, struct cfs_chunked_written *w)
+			 size_t i, struct cfs_atomic_file *af,
+			 struct cfs_chunked_written *w)
 {
 	const struct cfs_oci_layer *l = &img->layers[i];
-	struct cfs_atomic_file af = { .fd = -1 };
 	struct cfs_layer_stream *ls = NULL;
 	struct cfs_layer_digests d;
 	struct cfs_blob blob;
-	char what[256], hex[CFS_DIGEST_HEX_SIZE + 1];
+	char what[256];
 	uint8_t want[32], diff_id[32];
 	int r;
 
@@ -369,9 +370,7 @@ static int chunked_layer(const char *source, struct cfs_oci_image *img,
 	if (r == 0)
 		r = cfs_layer_start(&ls, &blob, l->compression, what, true);
 	if (r == 0)
-		r = cfs_atomic_open(&af, blobs, 0644);
-	if (r == 0)
-		r = cfs_chunked_write(read_layer, ls, af.fd, CHUNKED_LEVEL,
+		r = cfs_chunked_write(read_layer, ls, af->fd, CHUNKED_LEVEL,
 				      what, w);
 	if (r == 0)
 		r = cfs_layer_finish(ls, &d);
@@ -381,21 +380,45 @@ static int chunked_layer(const char *source, struct cfs_oci_image *img,
 		       memcmp(d.uncompressed, diff_id, 32) != 0))
 		r = cfs_error(EBADMSG, "%s: changed since it was converted",
 			      what);
-	if (r == 0 && fsync(af.fd) < 0)
+	if (r == 0 && fsync(af->fd) < 0)
 		r = cfs_error_errno(errno, "%s: fsync", what);
-	if (r == 0) {
-		cfs_digest_to_hex(w->digest, hex);
-		r = cfs_atomic_commit(&af, hex, false);
+	cfs_layer_close(ls);
+	return r;
+}
+
+/*
+ * Every layer of @img as zstd:chunked into @w, the blobs named in @blobs
+ * once all of them are written: a layer the format cannot describe
+ * leaves the layout as it was.
+ */
+static int chunked_layers(const char *source, struct cfs_oci_image *img,
+			  int blobs, struct cfs_chunked_written *w)
+{
+	struct cfs_atomic_file *af = calloc(img->n_layers, sizeof(*af));
+	char hex[CFS_DIGEST_HEX_SIZE + 1];
+	int r = af ? 0 : -ENOMEM;
+
+	for (size_t i = 0; af && i < img->n_layers; i++)
+		af[i].fd = -1;
+	for (size_t i = 0; r == 0 && i < img->n_layers; i++) {
+		r = cfs_atomic_open(&af[i], blobs, 0644);
+		if (r < 0)
+			r = cfs_error_errno(-r, "%s: a new blob", source);
+		else
+			r = chunked_layer(source, img, i, &af[i], &w[i]);
+	}
+	for (size_t i = 0; r == 0 && i < img->n_layers; i++) {
+		cfs_digest_to_hex(w[i].digest, hex);
+		r = cfs_atomic_commit(&af[i], hex, false);
 		if (r == -EEXIST) /* the same bytes: sealed before */
 			r = 0;
 		else if (r < 0)
-			r = cfs_error_errno(-r,
-					    "%s: writing its zstd:chunked "
-					    "blob",
-					    what);
+			r = cfs_error_errno(-r, "%s: writing blob sha256:%s",
+					    source, hex);
 	}
-	cfs_atomic_abort(&af);
-	cfs_layer_close(ls);
+	for (size_t i = 0; af && i < img->n_layers; i++)
+		cfs_atomic_abort(&af[i]);
+	free(af);
 	return r;
 }
 
@@ -489,8 +512,7 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 				      -ENOMEM;
 			goto out;
 		}
-		for (size_t i = 0; r == 0 && i < img->n_layers; i++)
-			r = chunked_layer(source, img, i, blobs, &chunked[i]);
+		r = chunked_layers(source, img, blobs, chunked);
 		for (size_t i = 0; r == 0 && i < res->n_layers; i++)
 			cfs_sha256_str(chunked[i].digest,
 				       res->layers[i].digest);

@@ -21,7 +21,8 @@
 # The layers the format cannot describe are refused with one line naming
 # the layer, the entry and its tar offset, and the layout stays as it
 # was: a global PAX header (bigids), a GNU sparse file (sparse), a name
-# that is not UTF-8 (specials), a path twice (entries-max).
+# that is not UTF-8 (specials), a path twice (entries-max); and the
+# second layer of an image refused once the first is written.
 # Needs root, debootstrap and the Debian mirror (for the trixie root of
 # podman5-root.sh, once), zstd. Environment: CFS_BIN, CFS_TESTS, CFS_SRC,
 # CFS_TEST_TMP, CFS_CORPUS (optional).
@@ -116,4 +117,31 @@ refuse bigids "tar offset 0: a global PAX header"
 refuse sparse "tar offset [0-9]*: sparse/.*type 'S'"
 refuse specials 'latin1-\\xe9.*not UTF-8'
 refuse entries-max "the layer has the path twice"
+
+# A layer refused after one written: neither blob stays in the layout.
+python3 - fx/times fx/bigids fx/two <<'PY'
+import hashlib, json, os, shutil, sys
+a, b, out = sys.argv[1:]
+def image(d):
+    i = json.load(open(d + "/index.json"))
+    m = json.load(open(d + "/blobs/sha256/" + i["manifests"][0]["digest"][7:]))
+    c = json.load(open(d + "/blobs/sha256/" + m["config"]["digest"][7:]))
+    return m, c
+(ma, ca), (mb, cb) = image(a), image(b)
+shutil.copytree(a, out)
+for l in mb["layers"]:
+    shutil.copy(b + "/blobs/sha256/" + l["digest"][7:], out + "/blobs/sha256/")
+ca["rootfs"]["diff_ids"] += cb["rootfs"]["diff_ids"]
+ma["layers"] += mb["layers"]
+def put(o):
+    data = json.dumps(o).encode()
+    d = hashlib.sha256(data).hexdigest()
+    open(out + "/blobs/sha256/" + d, "wb").write(data)
+    return {"digest": "sha256:" + d, "size": len(data)}
+ma["config"].update(put(ca))
+desc = put(ma)
+desc["mediaType"] = ma["mediaType"]
+json.dump({"schemaVersion": 2, "manifests": [desc]}, open(out + "/index.json", "w"))
+PY
+refuse two "tar offset 0: a global PAX header"
 echo "$me: PASS"
