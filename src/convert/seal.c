@@ -77,7 +77,6 @@ static int add_spec_key(json_object *ann, const char *key, const char *hex,
 	return 0;
 }
 
-/* The sealed manifest: @raw with the annotations of @res added. */
 /* Layer descriptor @l for the zstd:chunked blob @w instead of its own. */
 static int chunked_descriptor(json_object *l,
 			      const struct cfs_chunked_written *w)
@@ -121,6 +120,8 @@ static int chunked_descriptor(json_object *l,
 	return 0;
 }
 
+/* The sealed manifest: @raw with the annotations of @res added, and the
+ * layer descriptors of the zstd:chunked blobs @chunked (if not NULL). */
 static int sealed_manifest(const char *source, const struct cfs_oci_image *img,
 			   const cfs_seal_result *res,
 			   const struct cfs_chunked_written *chunked,
