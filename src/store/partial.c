@@ -81,6 +81,13 @@ struct cfs_partial {
 	struct store_shamap map;
 	struct partial_layer *layers;
 	size_t n;
+	/* layers fetched whole after their TOC (and tar-split) came: what
+	 * that cost, for their bytes_fetched */
+	struct spent {
+		char digest[CFS_DIGEST_STR_MAX];
+		uint64_t bytes;
+	} * spent;
+	size_t n_spent;
 };
 
 /* ---- what the store has ---------------------------------------------- */
@@ -607,6 +614,23 @@ static bool candidate(cfs_store *s, bool trust_toc, struct cfs_oci_image *img,
  * switched to the rebuilt tar), 0 when it is fetched whole, -errno when
  * its TOC or tar-split is wrong or cannot be fetched.
  */
+/* Layer @l comes whole after all: remember what its TOC cost. */
+static int spent(struct cfs_partial *p, const struct partial_layer *l)
+{
+	struct spent *v;
+
+	if (l->fetched == 0)
+		return 0;
+	v = reallocarray(p->spent, p->n_spent + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	p->spent = v;
+	v += p->n_spent++;
+	snprintf(v->digest, sizeof(v->digest), "%s", l->digest);
+	v->bytes = l->fetched;
+	return 0;
+}
+
 static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 			 size_t i, json_object *d)
 {
@@ -647,7 +671,7 @@ static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 		free(l->tarsplit);
 		free(ranges);
 		p->n--;
-		return 0;
+		return r < 0 ? r : spent(p, l);
 	}
 	l->toc_only = !c.tarsplit.present;
 	if (r == 0 && l->toc_only) {
@@ -754,7 +778,7 @@ int cfs_partial_prepare(struct cfs_partial **out, cfs_store *s,
 		r = prepare_layer(p, img, i,
 				  json_object_array_get_idx(descs, i));
 	json_object_put(man);
-	if (r < 0 || p->n == 0) {
+	if (r < 0 || (p->n == 0 && p->n_spent == 0)) {
 		cfs_partial_free(p);
 		return r < 0 ? r : 0;
 	}
@@ -851,6 +875,14 @@ bool cfs_partial_layer(struct cfs_partial *p, const char *digest,
 	return l != NULL;
 }
 
+uint64_t cfs_partial_spent(struct cfs_partial *p, const char *digest)
+{
+	for (size_t i = 0; p && i < p->n_spent; i++)
+		if (strcmp(p->spent[i].digest, digest) == 0)
+			return p->spent[i].bytes;
+	return 0;
+}
+
 void cfs_partial_free(struct cfs_partial *p)
 {
 	if (!p)
@@ -869,6 +901,7 @@ void cfs_partial_free(struct cfs_partial *p)
 		cfs_toc_free(&l->toc);
 	}
 	free(p->layers);
+	free(p->spent);
 	store_shamap_free(&p->map);
 	cfs_registry_free(p->reg);
 	free(p);

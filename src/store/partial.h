@@ -46,6 +46,9 @@ int cfs_partial_finish(struct cfs_partial *p, int fd, bool complete, int *r);
  * built from its TOC alone (unverified). */
 bool cfs_partial_layer(struct cfs_partial *p, const char *digest,
 		       uint64_t *fetched, bool *toc_only);
+/* What was fetched of blob @digest (its TOC and tar-split) before it
+ * turned out to be worth fetching whole: 0 for any other blob. */
+uint64_t cfs_partial_spent(struct cfs_partial *p, const char *digest);
 void cfs_partial_free(struct cfs_partial *p);
 
 #endif

@@ -1447,7 +1447,8 @@ static int proxy_pull(cfs_store *s, struct store_writer *w, const char *source,
 	for (size_t i = 0; r == 0 && result && i < result->n_layers; i++) {
 		cfs_store_layer_result *l = &result->layers[i];
 
-		l->bytes_fetched = i < pl.n ? pl.fetched[i] : 0;
+		l->bytes_fetched = (i < pl.n ? pl.fetched[i] : 0) +
+				   cfs_partial_spent(ps.partial, l->digest);
 		l->partial = cfs_partial_layer(ps.partial, l->digest, NULL,
 					       &l->unverified);
 	}

@@ -14,7 +14,9 @@
 #      fsck --verify clean. Pulled again: nothing but metadata fetched.
 #  (b) the same image with gzip layers, and with --no-partial: the whole
 #      layer is fetched. Into an empty store: the whole layer too, and
-#      no range request is made.
+#      no range request is made. Into a store with records but few of
+#      the files: the TOC and tar-split, then the whole layer, both
+#      counted in --json.
 #  (c) registries that answer ranges with 200, 416, 400 or 501: the pull
 #      is still correct, and the blob is fetched whole once (the answer
 #      of 200 to the TOC's ranges is cut off at its first bytes).
@@ -130,6 +132,14 @@ image_is "(a) again"
 [ "$(fetched)" -lt 20000 ] || fail "(a) again: $(fetched) bytes fetched"
 
 step "(b) gzip layers, --no-partial: the whole layer"
+zc_blob=$(python3 - "$REGISTRY" <<'PY'
+import json, sys, urllib.request
+req = urllib.request.Request(
+    "http://%s/v2/debian-minbase-rebuilt/manifests/zc" % sys.argv[1],
+    headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+print(json.load(urllib.request.urlopen(req))["layers"][0]["size"])
+PY
+)
 blob=$(python3 - "$corpus/debian-minbase-rebuilt" <<'PY'
 import json, sys
 d = sys.argv[1]
@@ -150,22 +160,32 @@ pull base debian-minbase-rebuilt:zc --no-partial
 image_is "(b) --no-partial"
 [ "$(ranges)" = 0 ] || fail "(b) --no-partial asked for ranges"
 [ "$(fetched)" -ge 40000000 ] || fail "(b) --no-partial: $(fetched) bytes only"
+# A store with records but little of the content: the TOC and tar-split
+# come, most files are missing, the layer comes whole; --json counts both.
+python3 "$CFS_SRC/tests/scripts/tiny-oci.py" tiny 1 20 >/dev/null
+"$cs" --root few import oci:tiny --name tiny >/dev/null || fail "(b) import of a tiny image"
+: >proxy.log
+pull few debian-minbase-rebuilt:zc
+image_is "(b) mostly missing"
+[ "$(ranges)" -ge 1 ] || fail "(b) mostly missing: no TOC fetched: $(cat proxy.log)"
+reported=$(python3 -c 'import json; print(sum(l["bytes_fetched"] for l in json.load(open("pull.json"))["layers"]))')
+echo "mostly missing: $(fetched) bytes fetched, --json says $reported"
+[ "$reported" -gt $((zc_blob + 100000)) ] && [ $(($(fetched) - reported)) -lt 8192 ] ||
+	fail "(b) mostly missing: $(fetched) bytes fetched, --json says $reported"
+jcheck_file pull.json "not any(l['partial'] for l in j['layers'])" "(b) mostly missing: --json says partial"
 
 step "(c) registries that refuse ranges: the whole blob, once, the right image"
-zc_blob=$(python3 - "$REGISTRY" <<'PY'
-import json, sys, urllib.request
-req = urllib.request.Request(
-    "http://%s/v2/debian-minbase-rebuilt/manifests/zc" % sys.argv[1],
-    headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
-print(json.load(urllib.request.urlopen(req))["layers"][0]["size"])
-PY
-)
 for mode in ignore-range refuse-416 refuse-400 refuse-501; do
 	proxy "$mode"
 	rm -rf base && cp -a base.orig base
 	pull base debian-minbase-rebuilt:zc
 	image_is "(c) $mode"
-	echo "$mode: $(fetched) bytes in $(wc -l <proxy.log) requests (the blob: $zc_blob)"
+	reported=$(python3 -c 'import json; print(sum(l["bytes_fetched"] for l in json.load(open("pull.json"))["layers"]))')
+	echo "$mode: $(fetched) bytes in $(wc -l <proxy.log) requests (the blob: $zc_blob; --json: $reported)"
+	# --json counts what came before the layer was fetched whole too
+	# (all but the manifest and config)
+	[ $(($(fetched) - reported)) -lt 8192 ] ||
+		fail "(c) $mode: $(fetched) bytes fetched, --json says $reported"
 	# the whole blob once, not once for the TOC and once for the files
 	[ "$(fetched)" -lt $((zc_blob + zc_blob / 10)) ] ||
 		fail "(c) $mode: $(fetched) bytes for a blob of $zc_blob"
