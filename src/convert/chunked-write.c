@@ -100,6 +100,44 @@ struct pending {
 	bool any; /* a PAX or GNU header came */
 };
 
+/*
+ * The frames of the blob are independent zstd frames: a pool of threads
+ * compresses them while the tar is parsed and hashed, and they are
+ * written in order. Where each frame starts and ends is known when it
+ * is written; the TOC, which says so, is written last. A frame is at
+ * most FRAME_MAX bytes of the tar (a bigger file is several frames), so
+ * that neither a big file nor a long run of headers waits in memory
+ * whole; the output is the same for any number of threads.
+ */
+#define FRAME_MAX (1024 * 1024)
+#define JOBS_MAX 16
+#define THREADS_MAX 8
+
+struct frame_job {
+	uint8_t *in, *out;
+	size_t in_len, out_len;
+	bool done, failed;
+};
+
+struct pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t threads[THREADS_MAX];
+	unsigned int n_threads;
+	int level;
+	bool started, stop;
+	/* frame k is jobs[k % JOBS_MAX] from its push until written */
+	struct frame_job jobs[JOBS_MAX];
+	uint64_t pushed, taken, written;
+};
+
+/* A file's TOC entry, whose content is frames first..last. */
+struct file {
+	json_object *o;
+	uint64_t first, last;
+	uint8_t sha[32], verity[32];
+};
+
 struct cw {
 	const char *what;
 	cfs_chunked_read_fn read;
@@ -109,14 +147,19 @@ struct cw {
 	bool in_eof;
 	uint64_t tar_off; /* bytes of the tar consumed */
 
-	/* the blob */
+	/* the blob: frames compressed by the pool, written in order */
 	int fd, level;
-	ZSTD_CCtx *z;
+	ZSTD_CCtx *z; /* the TOC's */
 	uint8_t *out;
 	size_t out_len;
 	uint64_t out_off; /* blob bytes made, written or buffered */
 	EVP_MD_CTX *blob_sha;
-	bool frame_open;
+	struct cfs_buf frame; /* the tar's bytes of the next frame */
+	struct pool pool;
+	uint64_t *ends; /* where frame k ends in the blob, once written */
+	size_t cap_ends;
+	struct file *files; /* TOC entries that wait for their offsets */
+	size_t n_files_toc, cap_files;
 
 	/* the tar-split: raw bytes since its last entry, and its lines
 	 * compressed as they come */
@@ -188,50 +231,196 @@ static int out_raw(struct cw *c, const void *data, size_t len)
 	return 0;
 }
 
-/* Compress @len bytes into the blob's frame (@ts: into the tar-split),
- * ending the frame with ZSTD_e_end. */
-static int zrun(struct cw *c, bool ts, const void *data, size_t len,
-		ZSTD_EndDirective end)
+/* Compress @len bytes into the tar-split, ending it with ZSTD_e_end. */
+static int ts_compress(struct cw *c, const void *data, size_t len,
+		       ZSTD_EndDirective end)
 {
 	ZSTD_inBuffer in = { data, len, 0 };
 	size_t left;
 
 	do {
 		ZSTD_outBuffer o;
-		int r;
 
-		if (ts) {
-			if (cfs_buf_reserve(&c->ts, ZSTD_CStreamOutSize()) < 0)
-				return -ENOMEM;
-			o = (ZSTD_outBuffer){ c->ts.buf, c->ts.cap, c->ts.len };
-		} else {
-			if (c->out_len == OUT_SIZE && (r = out_flush(c)) < 0)
-				return r;
-			o = (ZSTD_outBuffer){ c->out, OUT_SIZE, c->out_len };
-		}
-		left = ZSTD_compressStream2(ts ? c->tz : c->z, &o, &in, end);
+		if (cfs_buf_reserve(&c->ts, ZSTD_CStreamOutSize()) < 0)
+			return -ENOMEM;
+		o = (ZSTD_outBuffer){ c->ts.buf, c->ts.cap, c->ts.len };
+		left = ZSTD_compressStream2(c->tz, &o, &in, end);
 		if (ZSTD_isError(left))
 			return cfs_error(EIO, "%s: zstd: %s", c->what,
 					 ZSTD_getErrorName(left));
-		if (ts) {
-			c->ts.len = o.pos;
-		} else {
-			c->out_off += o.pos - c->out_len;
-			c->out_len = o.pos;
-		}
+		c->ts.len = o.pos;
 	} while (end == ZSTD_e_continue ? in.pos < in.size : left != 0);
 	return 0;
 }
 
-static int frame_end(struct cw *c)
+/* @j compressed as one frame (its size in the frame header). */
+static void compress_job(ZSTD_CCtx *z, int level, struct frame_job *j)
 {
+	size_t bound = ZSTD_compressBound(j->in_len), n;
+
+	j->out = z ? malloc(bound) : NULL;
+	n = j->out ? ZSTD_compressCCtx(z, j->out, bound, j->in, j->in_len,
+				       level) :
+		     0;
+	j->failed = !j->out || ZSTD_isError(n);
+	j->out_len = j->failed ? 0 : n;
+	free(j->in);
+	j->in = NULL;
+}
+
+static void *pool_run(void *arg)
+{
+	struct pool *p = arg;
+	ZSTD_CCtx *z = ZSTD_createCCtx();
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		struct frame_job *j;
+
+		while (!p->stop && p->taken == p->pushed)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stop)
+			break;
+		j = &p->jobs[p->taken++ % JOBS_MAX];
+		pthread_mutex_unlock(&p->lock);
+		compress_job(z, p->level, j);
+		pthread_mutex_lock(&p->lock);
+		j->done = true;
+		pthread_cond_broadcast(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+	ZSTD_freeCCtx(z);
+	return NULL;
+}
+
+/* @threads for the pool (0: one per core), at most THREADS_MAX; with 1,
+ * or where none can be started, the frames are compressed as pushed. */
+static void pool_start(struct pool *p, int level, unsigned int threads)
+{
+	long cpus = threads ? (long)threads : sysconf(_SC_NPROCESSORS_ONLN);
+
+	p->level = level;
+	p->started = true;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	while (cpus > 1 &&
+	       p->n_threads < CFS_MIN((unsigned long)cpus, THREADS_MAX) &&
+	       pthread_create(&p->threads[p->n_threads], NULL, pool_run, p) ==
+		       0)
+		p->n_threads++;
+}
+
+static void pool_stop(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned int i = 0; i < p->n_threads; i++)
+		pthread_join(p->threads[i], NULL);
+	for (uint64_t k = p->written; k < p->pushed; k++) {
+		free(p->jobs[k % JOBS_MAX].in);
+		free(p->jobs[k % JOBS_MAX].out);
+	}
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+}
+
+/* Write the oldest frame once it is compressed (@wait: wait for it);
+ * 0 when there is none to write. */
+static int write_frame(struct cw *c, bool wait)
+{
+	struct pool *p = &c->pool;
+	struct frame_job *j;
 	int r;
 
-	if (!c->frame_open)
+	pthread_mutex_lock(&p->lock);
+	while (wait && p->written < p->pushed &&
+	       !p->jobs[p->written % JOBS_MAX].done)
+		pthread_cond_wait(&p->cond, &p->lock);
+	j = &p->jobs[p->written % JOBS_MAX];
+	if (p->written == p->pushed || !j->done) {
+		pthread_mutex_unlock(&p->lock);
 		return 0;
-	r = zrun(c, false, NULL, 0, ZSTD_e_end);
-	c->frame_open = false;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (j->failed)
+		return cfs_error(EIO, "%s: zstd could not compress a frame",
+				 c->what);
+	r = out_raw(c, j->out, j->out_len);
+	if (r < 0)
+		return r;
+	free(j->out);
+	j->out = NULL;
+	if (p->written == c->cap_ends) {
+		size_t cap = c->cap_ends ? 2 * c->cap_ends : 1024;
+		uint64_t *e = reallocarray(c->ends, cap, sizeof(*e));
+
+		if (!e)
+			return -ENOMEM;
+		c->ends = e;
+		c->cap_ends = cap;
+	}
+	c->ends[p->written] = c->out_off;
+	pthread_mutex_lock(&p->lock);
+	p->written++;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return 1;
+}
+
+/* Hand @len bytes at @data (malloc'ed: the pool's now) over as the next
+ * frame, and write what is compressed. */
+static int push_frame(struct cw *c, uint8_t *data, size_t len)
+{
+	struct pool *p = &c->pool;
+	struct frame_job *j;
+	int r;
+
+	/* room in the ring: the oldest written first */
+	while (p->pushed - p->written == JOBS_MAX)
+		if ((r = write_frame(c, true)) < 0) {
+			free(data);
+			return r;
+		}
+	j = &p->jobs[p->pushed % JOBS_MAX];
+	*j = (struct frame_job){ .in = data, .in_len = len };
+	if (p->n_threads == 0) {
+		compress_job(c->z, c->level, j);
+		j->done = true;
+		p->pushed++;
+		p->taken++;
+	} else {
+		pthread_mutex_lock(&p->lock);
+		p->pushed++;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	while ((r = write_frame(c, false)) > 0)
+		;
 	return r;
+}
+
+/* The tar's bytes gathered so far as a frame. */
+static int frame_end(struct cw *c)
+{
+	uint8_t *data = (uint8_t *)c->frame.buf;
+	size_t len = c->frame.len;
+
+	if (len == 0)
+		return 0;
+	c->frame = (struct cfs_buf){ 0 };
+	return push_frame(c, data, len);
+}
+
+/* Every frame compressed and written. */
+static int frames_flush(struct cw *c)
+{
+	int r = frame_end(c);
+
+	while (r >= 0 && c->pool.written < c->pool.pushed)
+		r = write_frame(c, true);
+	return r < 0 ? r : 0;
 }
 
 /* ---- the tar-split ------------------------------------------------------ */
@@ -264,7 +453,7 @@ static int ts_line(struct cw *c, struct cfs_buf *line)
 	int r = cfs_buf_add(line, "\n", 1);
 
 	if (r == 0)
-		r = zrun(c, true, line->buf, line->len, ZSTD_e_continue);
+		r = ts_compress(c, line->buf, line->len, ZSTD_e_continue);
 	c->ts_size += line->len;
 	c->ts_pos++;
 	line->len = 0;
@@ -374,12 +563,11 @@ static int take_raw(struct cw *c, void *copy, size_t len, size_t *got)
 		n = CFS_MIN(len - done, c->in_len);
 		if (dst)
 			memcpy(dst + done, c->in, n);
-		if (cfs_buf_add(&c->seg, c->in, n) < 0)
+		if (cfs_buf_add(&c->seg, c->in, n) < 0 ||
+		    cfs_buf_add(&c->frame, c->in, n) < 0)
 			return -ENOMEM;
-		r = zrun(c, false, c->in, n, ZSTD_e_continue);
-		if (r < 0)
+		if (c->frame.len >= FRAME_MAX && (r = frame_end(c)) < 0)
 			return r;
-		c->frame_open = true;
 		c->in += n;
 		c->in_len -= n;
 		c->tar_off += n;
@@ -395,23 +583,18 @@ static int take_raw(struct cw *c, void *copy, size_t len, size_t *got)
 	return 0;
 }
 
-/* A file's content: frames of its own, hashed three ways. */
-static int take_content(struct cw *c, const struct header *h, uint8_t sha[32],
-			uint8_t verity[32], uint64_t *crc, uint64_t *start,
-			uint64_t *end)
+/* A file's content: frames of its own (the first and last in @f),
+ * hashed three ways. */
+static int take_content(struct cw *c, const struct header *h, struct file *f,
+			uint64_t *crc)
 {
 	uint64_t left = (uint64_t)h->size;
-	size_t rc;
 	int r;
 
 	r = frame_end(c);
 	if (r < 0)
 		return r;
-	*start = c->out_off;
-	rc = ZSTD_CCtx_setPledgedSrcSize(c->z, left);
-	if (ZSTD_isError(rc))
-		return cfs_error(EIO, "%s: zstd: %s", c->what,
-				 ZSTD_getErrorName(rc));
+	f->first = c->pool.pushed;
 	if (EVP_DigestInit_ex(c->file_sha, EVP_sha256(), NULL) != 1)
 		return cfs_error(EIO, "%s: sha256 failed", c->what);
 	cfs_verity_reset(c->verity);
@@ -427,25 +610,27 @@ static int take_content(struct cw *c, const struct header *h, uint8_t sha[32],
 					 "tar ends inside its content",
 					 c->what, c->tar_off, h->name);
 		n = (size_t)CFS_MIN((uint64_t)c->in_len, left);
+		n = CFS_MIN(n, FRAME_MAX - c->frame.len);
 		if (EVP_DigestUpdate(c->file_sha, c->in, n) != 1)
 			return cfs_error(EIO, "%s: sha256 failed", c->what);
 		r = cfs_verity_update(c->verity, c->in, n);
-		if (r == 0)
-			r = zrun(c, false, c->in, n, ZSTD_e_continue);
+		if (r == 0 && cfs_buf_add(&c->frame, c->in, n) < 0)
+			r = -ENOMEM;
+		if (r == 0 && c->frame.len == FRAME_MAX)
+			r = frame_end(c);
 		if (r < 0)
 			return r;
 		*crc = crc64_update(*crc, c->in, n);
-		c->frame_open = true;
 		c->in += n;
 		c->in_len -= n;
 		c->tar_off += n;
 		left -= n;
 	}
-	if (EVP_DigestFinal_ex(c->file_sha, sha, NULL) != 1 ||
-	    cfs_verity_final(c->verity, verity) < 0)
+	if (EVP_DigestFinal_ex(c->file_sha, f->sha, NULL) != 1 ||
+	    cfs_verity_final(c->verity, f->verity) < 0)
 		return cfs_error(EIO, "%s: digest failed", c->what);
 	r = frame_end(c);
-	*end = c->out_off;
+	f->last = c->pool.pushed - 1;
 	return r;
 }
 
@@ -912,13 +1097,13 @@ static int xattr_cmp(const void *a, const void *b)
 		      ((const struct xattr *)b)->name);
 }
 
-/* The TOC's entry of @h, in the order of containers/storage's fields. */
+/* The TOC's entry of @h, in the order of containers/storage's fields; a
+ * file of content @f (else NULL) gets its digests and range once its
+ * frames are written (file_members()). */
 static int toc_entry(struct cw *c, const struct header *h, const char *type,
-		     const uint8_t *sha, const uint8_t *verity, uint64_t off,
-		     uint64_t end)
+		     struct file *f)
 {
 	json_object *o = json_object_new_object();
-	char hex[CFS_DIGEST_HEX_SIZE + 8];
 	int r;
 
 	if (!o || json_object_array_add(c->entries, o) < 0) {
@@ -974,20 +1159,40 @@ static int toc_entry(struct cw *c, const struct header *h, const char *type,
 			free(b64);
 		}
 	}
-	if (sha) {
-		memcpy(hex, "sha256:", 7);
-		cfs_digest_to_hex(sha, hex + 7);
-		json_object_object_add(o, "digest",
-				       json_object_new_string(hex));
-		json_object_object_add(o, "offset",
-				       json_object_new_int64((int64_t)off));
-		json_object_object_add(o, "endOffset",
-				       json_object_new_int64((int64_t)end));
-		cfs_digest_to_hex(verity, hex + 7);
-		json_object_object_add(o, CFS_TOC_FSVERITY,
-				       json_object_new_string(hex));
+	if (f) {
+		if (c->n_files_toc == c->cap_files) {
+			size_t cap = c->cap_files ? 2 * c->cap_files : 1024;
+			struct file *v =
+				reallocarray(c->files, cap, sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			c->files = v;
+			c->cap_files = cap;
+		}
+		f->o = o;
+		c->files[c->n_files_toc++] = *f;
 	}
 	return 0;
+}
+
+/* The members of a file's TOC entry that its written frames give. */
+static void file_members(struct cw *c, const struct file *f)
+{
+	char hex[CFS_DIGEST_HEX_SIZE + 8];
+	uint64_t off = f->first ? c->ends[f->first - 1] : 0;
+
+	memcpy(hex, "sha256:", 7);
+	cfs_digest_to_hex(f->sha, hex + 7);
+	json_object_object_add(f->o, "digest", json_object_new_string(hex));
+	json_object_object_add(f->o, "offset",
+			       json_object_new_int64((int64_t)off));
+	json_object_object_add(
+		f->o, "endOffset",
+		json_object_new_int64((int64_t)c->ends[f->last]));
+	cfs_digest_to_hex(f->verity, hex + 7);
+	json_object_object_add(f->o, CFS_TOC_FSVERITY,
+			       json_object_new_string(hex));
 }
 
 /* ---- entries ------------------------------------------------------------- */
@@ -1054,8 +1259,8 @@ static int entry(struct cw *c, const struct header *h, uint64_t at)
 	static const char *const types[] = { "reg",  "hardlink", "symlink",
 					     "char", "block",	 "dir",
 					     "fifo" };
-	uint8_t sha[32], verity[32];
-	uint64_t crc = 0, off = 0, end = 0;
+	struct file f = { 0 };
+	uint64_t crc = 0;
 	bool content = h->type == '0' && h->size > 0;
 	const char *why = NULL;
 	int r;
@@ -1092,14 +1297,13 @@ static int entry(struct cw *c, const struct header *h, uint64_t at)
 	if (r == 0)
 		r = ts_segment(c);
 	if (r == 0 && content) {
-		r = take_content(c, h, sha, verity, &crc, &off, &end);
+		r = take_content(c, h, &f, &crc);
 		c->n_files++;
 	}
 	if (r == 0)
 		r = ts_file(c, h, crc);
 	if (r == 0)
-		r = toc_entry(c, h, types[h->type - '0'], content ? sha : NULL,
-			      verity, off, end);
+		r = toc_entry(c, h, types[h->type - '0'], content ? &f : NULL);
 	if (r == 0 && content && h->size % BLOCK)
 		r = take_raw(c, NULL, BLOCK - (size_t)(h->size % BLOCK), NULL);
 	return r;
@@ -1203,7 +1407,7 @@ static int run(struct cw *c)
 		if (r == 0)
 			r = ts_segment(c);
 	} while (r == 0 && got);
-	return r < 0 ? r : frame_end(c);
+	return r < 0 ? r : frames_flush(c);
 }
 
 /* A skippable frame holding @len bytes. */
@@ -1237,9 +1441,11 @@ static int finish(struct cw *c, struct cfs_chunked_written *w)
 	uint64_t toc_off, ts_off;
 	int r;
 
-	r = zrun(c, true, NULL, 0, ZSTD_e_end);
+	r = ts_compress(c, NULL, 0, ZSTD_e_end);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < c->n_files_toc; i++)
+		file_members(c, &c->files[i]);
 	if (c->n_names)
 		qsort(c->names, c->n_names, sizeof(*c->names), cfs_strp_cmp);
 	for (size_t i = 1; i < c->n_names; i++)
@@ -1319,7 +1525,8 @@ static int finish(struct cw *c, struct cfs_chunked_written *w)
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd, int level,
-		      const char *what, struct cfs_chunked_written *out)
+		      unsigned int threads, const char *what,
+		      struct cfs_chunked_written *out)
 {
 	struct cw c = { .what = what,
 			.read = read,
@@ -1340,6 +1547,8 @@ int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd, int level,
 		r = -ENOMEM;
 	if (r == 0)
 		r = cfs_verity_new(&c.verity);
+	if (r == 0)
+		pool_start(&c.pool, level, threads);
 	if (r == 0 && (ZSTD_isError(ZSTD_CCtx_setParameter(
 			       c.z, ZSTD_c_compressionLevel, level)) ||
 		       ZSTD_isError(ZSTD_CCtx_setParameter(
@@ -1351,8 +1560,13 @@ int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd, int level,
 		r = run(&c);
 	if (r == 0)
 		r = finish(&c, out);
+	if (c.pool.started)
+		pool_stop(&c.pool);
 	ZSTD_freeCCtx(c.z);
 	ZSTD_freeCCtx(c.tz);
+	free(c.frame.buf);
+	free(c.ends);
+	free(c.files);
 	free(c.out);
 	EVP_MD_CTX_free(c.blob_sha);
 	EVP_MD_CTX_free(c.file_sha);

@@ -225,8 +225,10 @@ typedef ssize_t (*cfs_chunked_read_fn)(void *opaque, const void **buf);
 
 /*
  * Write the tar that @read() gives as a zstd:chunked blob to @fd, at
- * zstd level @level: the tar byte for byte in zstd frames, each regular
- * file's content in frames of its own, then the TOC (with the fs-verity
+ * zstd level @level, compressed by @threads threads (0: one per core;
+ * the blob is the same for any number): the tar byte for byte in zstd
+ * frames (at most 1 MiB of it each), each regular file's content in
+ * frames of its own, then the TOC (with the fs-verity
  * digest of every file, CFS_TOC_FSVERITY), the tar-split and the footer
  * in skippable frames. @what names the layer in messages: -EBADMSG for
  * a tar that is not one, -EOPNOTSUPP (naming the entry and its tar
@@ -235,6 +237,7 @@ typedef ssize_t (*cfs_chunked_read_fn)(void *opaque, const void **buf);
  * sparse files, names that are not UTF-8, a path twice.
  */
 int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd, int level,
-		      const char *what, struct cfs_chunked_written *out);
+		      unsigned int threads, const char *what,
+		      struct cfs_chunked_written *out);
 
 #endif

@@ -355,7 +355,8 @@ static ssize_t read_layer(void *opaque, const void **buf)
  * read again (the conversion checked it) and checked again: the blob's
  * digest and the tar's diff_id. */
 static int chunked_layer(const char *source, struct cfs_oci_image *img,
-			 size_t i, struct cfs_atomic_file *af,
+			 size_t i, unsigned int threads,
+			 struct cfs_atomic_file *af,
 			 struct cfs_chunked_written *w)
 {
 	const struct cfs_oci_layer *l = &img->layers[i];
@@ -372,7 +373,7 @@ static int chunked_layer(const char *source, struct cfs_oci_image *img,
 		r = cfs_layer_start(&ls, &blob, l->compression, what, true);
 	if (r == 0)
 		r = cfs_chunked_write(read_layer, ls, af->fd, CHUNKED_LEVEL,
-				      what, w);
+				      threads, what, w);
 	if (r == 0)
 		r = cfs_layer_finish(ls, &d);
 	if (r == 0 && (cfs_parse_sha256(l->digest, want) < 0 ||
@@ -393,7 +394,8 @@ static int chunked_layer(const char *source, struct cfs_oci_image *img,
  * leaves the layout as it was.
  */
 static int chunked_layers(const char *source, struct cfs_oci_image *img,
-			  int blobs, struct cfs_chunked_written *w)
+			  int blobs, unsigned int threads,
+			  struct cfs_chunked_written *w)
 {
 	struct cfs_atomic_file *af = calloc(img->n_layers, sizeof(*af));
 	char hex[CFS_DIGEST_HEX_SIZE + 1];
@@ -406,7 +408,8 @@ static int chunked_layers(const char *source, struct cfs_oci_image *img,
 		if (r < 0)
 			r = cfs_error_errno(-r, "%s: a new blob", source);
 		else
-			r = chunked_layer(source, img, i, &af[i], &w[i]);
+			r = chunked_layer(source, img, i, threads, &af[i],
+					  &w[i]);
 	}
 	for (size_t i = 0; r == 0 && i < img->n_layers; i++) {
 		cfs_digest_to_hex(w[i].digest, hex);
@@ -513,7 +516,7 @@ static int do_seal(const char *source, const cfs_seal_options *opts,
 				      -ENOMEM;
 			goto out;
 		}
-		r = chunked_layers(source, img, blobs, chunked);
+		r = chunked_layers(source, img, blobs, opts->threads, chunked);
 		for (size_t i = 0; r == 0 && i < res->n_layers; i++)
 			cfs_sha256_str(chunked[i].digest,
 				       res->layers[i].digest);

@@ -4,7 +4,8 @@
  * stream, written as a zstd:chunked blob by cfs_chunked_write() (what
  * oci2cfs seal --zstd-chunked does), read in pieces of 1 to 256 bytes
  * (byte0 + 1) or, when byte0 is 255, whole. A refusal must come with a
- * message. An accepted tar must come back from the blob three ways:
+ * message. It is written with one thread and with three: the same blob.
+ * An accepted tar must come back from the blob three ways:
  *  - the blob decompressed as plain zstd is the input, byte for byte;
  *  - its annotations, TOC and tar-split pass every check of our reader
  *    (chunked.h), which a partial pull makes;
@@ -181,16 +182,14 @@ static void check_blob(const uint8_t *tar, size_t tar_len, const uint8_t *blob,
 	json_object_put(ann);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* The blob of @data's tar written with @threads threads, into a memfd
+ * (its fd, or -1 when refused). */
+static int write_blob(const uint8_t *data, size_t size, unsigned int threads,
+		      struct cfs_chunked_written *w)
 {
-	struct cfs_chunked_written w;
 	struct input in;
-	struct stat st;
-	void *blob;
 	int fd, r;
 
-	if (size < 1)
-		return 0;
 	in.p = data + 1;
 	in.left = size - 1;
 	in.piece = data[0] == 255 ? size : (size_t)data[0] + 1;
@@ -198,21 +197,58 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd < 0)
 		fuzz_fail("memfd_create: %s", strerror(errno));
 	cfs_error_clear();
-	r = cfs_chunked_write(read_piece, &in, fd, 1, "fuzz", &w);
+	r = cfs_chunked_write(read_piece, &in, fd, 1, threads, "fuzz", w);
 	fuzz_check_error(r, "cfs_chunked_write");
-	if (r == 0) {
-		if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != w.size)
-			fuzz_fail("the blob is not %llu bytes",
-				  (unsigned long long)w.size);
-		blob = w.size ? mmap(NULL, w.size, PROT_READ, MAP_PRIVATE, fd,
-				     0) :
-				NULL;
-		if (w.size && blob == MAP_FAILED)
-			fuzz_fail("mmap: %s", strerror(errno));
-		check_blob(data + 1, size - 1, blob, &w);
-		if (blob)
-			munmap(blob, w.size);
+	if (r < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void *map_blob(int fd, uint64_t size)
+{
+	struct stat st;
+	void *blob;
+
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size)
+		fuzz_fail("the blob is not %llu bytes",
+			  (unsigned long long)size);
+	if (!size)
+		return NULL;
+	blob = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (blob == MAP_FAILED)
+		fuzz_fail("mmap: %s", strerror(errno));
+	return blob;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct cfs_chunked_written w, w3;
+	void *blob, *blob3;
+	int fd, fd3;
+
+	if (size < 1)
+		return 0;
+	/* one thread, then three: the same blob */
+	fd = write_blob(data, size, 1, &w);
+	fd3 = write_blob(data, size, 3, &w3);
+	if ((fd < 0) != (fd3 < 0))
+		fuzz_fail("refused with %s threads only", fd < 0 ? "1" : "3");
+	if (fd < 0)
+		return 0;
+	if (memcmp(&w, &w3, sizeof(w)) != 0)
+		fuzz_fail("a different blob with three threads");
+	blob = map_blob(fd, w.size);
+	blob3 = map_blob(fd3, w3.size);
+	if (w.size && memcmp(blob, blob3, w.size) != 0)
+		fuzz_fail("a different blob with three threads");
+	check_blob(data + 1, size - 1, blob, &w);
+	if (blob) {
+		munmap(blob, w.size);
+		munmap(blob3, w3.size);
 	}
 	close(fd);
+	close(fd3);
 	return 0;
 }

@@ -17,7 +17,8 @@
 #    cuts files into chunks);
 #  - the fs-verity digests in the TOC name exactly the objects that a
 #    conversion of the original stores;
-#  - sealing again writes the same manifest.
+#  - sealing again writes the same manifest, and so does sealing with
+#    one thread (--threads 1).
 # The layers the format cannot describe are refused with one line naming
 # the layer, the entry and its tar offset, and the layout stays as it
 # was: a global PAX header (bigids), a GNU sparse file (sparse), a name
@@ -91,6 +92,13 @@ PY
 		fail "$name: sealing again failed: $(cat seal.err)"
 	[ "$(cat seal.out)" = "$first" ] ||
 		fail "$name: sealed again, $(cat seal.out), not $first"
+	# one thread compresses the frames the pool of threads does
+	cp -a "fx/$name" "one-$name"
+	"$CFS_BIN/oci2cfs" seal --zstd-chunked --threads 1 "oci:one-$name" >seal.out 2>seal.err ||
+		fail "$name: seal --threads 1 failed: $(cat seal.err)"
+	[ "$(cat seal.out)" = "$first" ] ||
+		fail "$name: sealed with one thread, $(cat seal.out), not $first"
+	rm -rf "one-$name"
 	# skopeo 1.18 writes the same tar as zstd:chunked: the same TOC
 	cp -a "fx/$name" "$scratch/$name"
 	chroot "$proot" skopeo copy -q --dest-compress-format zstd:chunked \
