@@ -105,11 +105,10 @@ struct pending {
  * compresses them while the tar is parsed and hashed, and they are
  * written in order. Where each frame starts and ends is known when it
  * is written; the TOC, which says so, is written last. A frame is at
- * most FRAME_MAX bytes of the tar (a bigger file is several frames), so
+ * most frame_max bytes of the tar (a bigger file is several frames), so
  * that neither a big file nor a long run of headers waits in memory
  * whole; the output is the same for any number of threads.
  */
-#define FRAME_MAX (1024 * 1024)
 #define JOBS_MAX 16
 #define THREADS_MAX 8
 
@@ -149,6 +148,7 @@ struct cw {
 
 	/* the blob: frames compressed by the pool, written in order */
 	int fd, level;
+	size_t frame_max;
 	ZSTD_CCtx *z; /* the TOC's */
 	uint8_t *out;
 	size_t out_len;
@@ -560,13 +560,16 @@ static int take_raw(struct cw *c, void *copy, size_t len, size_t *got)
 			return r;
 		if (c->in_eof)
 			break;
+		/* a frame ends at frame_max bytes exactly, wherever the
+		 * reads end: the blob depends on the tar alone */
 		n = CFS_MIN(len - done, c->in_len);
+		n = CFS_MIN(n, c->frame_max - c->frame.len);
 		if (dst)
 			memcpy(dst + done, c->in, n);
 		if (cfs_buf_add(&c->seg, c->in, n) < 0 ||
 		    cfs_buf_add(&c->frame, c->in, n) < 0)
 			return -ENOMEM;
-		if (c->frame.len >= FRAME_MAX && (r = frame_end(c)) < 0)
+		if (c->frame.len == c->frame_max && (r = frame_end(c)) < 0)
 			return r;
 		c->in += n;
 		c->in_len -= n;
@@ -610,13 +613,13 @@ static int take_content(struct cw *c, const struct header *h, struct file *f,
 					 "tar ends inside its content",
 					 c->what, c->tar_off, h->name);
 		n = (size_t)CFS_MIN((uint64_t)c->in_len, left);
-		n = CFS_MIN(n, FRAME_MAX - c->frame.len);
+		n = CFS_MIN(n, c->frame_max - c->frame.len);
 		if (EVP_DigestUpdate(c->file_sha, c->in, n) != 1)
 			return cfs_error(EIO, "%s: sha256 failed", c->what);
 		r = cfs_verity_update(c->verity, c->in, n);
 		if (r == 0 && cfs_buf_add(&c->frame, c->in, n) < 0)
 			r = -ENOMEM;
-		if (r == 0 && c->frame.len == FRAME_MAX)
+		if (r == 0 && c->frame.len == c->frame_max)
 			r = frame_end(c);
 		if (r < 0)
 			return r;
@@ -1524,15 +1527,19 @@ static int finish(struct cw *c, struct cfs_chunked_written *w)
 
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
-int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd, int level,
-		      unsigned int threads, const char *what,
+int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd,
+		      const struct cfs_chunked_params *params, const char *what,
 		      struct cfs_chunked_written *out)
 {
+	int level = params->level;
 	struct cw c = { .what = what,
 			.read = read,
 			.opaque = opaque,
 			.fd = fd,
-			.level = level };
+			.level = level,
+			.frame_max = params->frame_max ?
+					     params->frame_max :
+					     CFS_CHUNKED_FRAME_MAX };
 	int r = 0;
 
 	pthread_once(&crc_once, crc64_init);
@@ -1548,7 +1555,7 @@ int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd, int level,
 	if (r == 0)
 		r = cfs_verity_new(&c.verity);
 	if (r == 0)
-		pool_start(&c.pool, level, threads);
+		pool_start(&c.pool, params->level, params->threads);
 	if (r == 0 && (ZSTD_isError(ZSTD_CCtx_setParameter(
 			       c.z, ZSTD_c_compressionLevel, level)) ||
 		       ZSTD_isError(ZSTD_CCtx_setParameter(

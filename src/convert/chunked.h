@@ -219,16 +219,23 @@ struct cfs_chunked_written {
 	char tarsplit_position[80];
 };
 
+/* How cfs_chunked_write() writes: the blob depends on level and
+ * frame_max, never on threads. */
+#define CFS_CHUNKED_FRAME_MAX (1024 * 1024)
+struct cfs_chunked_params {
+	int level; /* zstd's */
+	unsigned int threads; /* that compress frames; 0: one per core */
+	size_t frame_max; /* of the tar in a frame; 0: CFS_CHUNKED_FRAME_MAX */
+};
+
 /* The next bytes of a tar: their count with *@buf set (valid until the
  * next call), 0 at its end, or -errno with a message. */
 typedef ssize_t (*cfs_chunked_read_fn)(void *opaque, const void **buf);
 
 /*
- * Write the tar that @read() gives as a zstd:chunked blob to @fd, at
- * zstd level @level, compressed by @threads threads (0: one per core;
- * the blob is the same for any number): the tar byte for byte in zstd
- * frames (at most 1 MiB of it each), each regular file's content in
- * frames of its own, then the TOC (with the fs-verity
+ * Write the tar that @read() gives as a zstd:chunked blob to @fd as
+ * @params say: the tar byte for byte in zstd frames (at most frame_max
+ * bytes of it each), each regular file's content in frames of its own, then the TOC (with the fs-verity
  * digest of every file, CFS_TOC_FSVERITY), the tar-split and the footer
  * in skippable frames. @what names the layer in messages: -EBADMSG for
  * a tar that is not one, -EOPNOTSUPP (naming the entry and its tar
@@ -236,8 +243,8 @@ typedef ssize_t (*cfs_chunked_read_fn)(void *opaque, const void **buf);
  * types other than files, links, directories, devices and FIFOs,
  * sparse files, names that are not UTF-8, a path twice.
  */
-int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd, int level,
-		      unsigned int threads, const char *what,
+int cfs_chunked_write(cfs_chunked_read_fn read, void *opaque, int fd,
+		      const struct cfs_chunked_params *params, const char *what,
 		      struct cfs_chunked_written *out);
 
 #endif

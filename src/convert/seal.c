@@ -360,6 +360,8 @@ static int chunked_layer(const char *source, struct cfs_oci_image *img,
 			 struct cfs_chunked_written *w)
 {
 	const struct cfs_oci_layer *l = &img->layers[i];
+	const struct cfs_chunked_params params = { .level = CHUNKED_LEVEL,
+						   .threads = threads };
 	struct cfs_layer_stream *ls = NULL;
 	struct cfs_layer_digests d;
 	struct cfs_blob blob;
@@ -372,8 +374,7 @@ static int chunked_layer(const char *source, struct cfs_oci_image *img,
 	if (r == 0)
 		r = cfs_layer_start(&ls, &blob, l->compression, what, true);
 	if (r == 0)
-		r = cfs_chunked_write(read_layer, ls, af->fd, CHUNKED_LEVEL,
-				      threads, what, w);
+		r = cfs_chunked_write(read_layer, ls, af->fd, &params, what, w);
 	if (r == 0)
 		r = cfs_layer_finish(ls, &d);
 	if (r == 0 && (cfs_parse_sha256(l->digest, want) < 0 ||

@@ -4,7 +4,9 @@
  * stream, written as a zstd:chunked blob by cfs_chunked_write() (what
  * oci2cfs seal --zstd-chunked does), read in pieces of 1 to 256 bytes
  * (byte0 + 1) or, when byte0 is 255, whole. A refusal must come with a
- * message. It is written with one thread and with three: the same blob.
+ * message. Frames hold at most 1 to 8 KiB of the tar (the input's size
+ * picks), so that inputs have several. It is written twice, read in
+ * those pieces by one thread and read whole by three: the same blob.
  * An accepted tar must come back from the blob three ways:
  *  - the blob decompressed as plain zstd is the input, byte for byte;
  *  - its annotations, TOC and tar-split pass every check of our reader
@@ -182,22 +184,28 @@ static void check_blob(const uint8_t *tar, size_t tar_len, const uint8_t *blob,
 	json_object_put(ann);
 }
 
-/* The blob of @data's tar written with @threads threads, into a memfd
- * (its fd, or -1 when refused). */
-static int write_blob(const uint8_t *data, size_t size, unsigned int threads,
-		      struct cfs_chunked_written *w)
+/* The blob of @data's tar, read @piece bytes at a time, written with
+ * @threads threads into a memfd (its fd, or -1 when refused). */
+static int write_blob(const uint8_t *data, size_t size, size_t piece,
+		      unsigned int threads, struct cfs_chunked_written *w)
 {
+	/* frames of 1 to 8 KiB: fuzz inputs are small */
+	struct cfs_chunked_params params = {
+		.level = 1,
+		.threads = threads,
+		.frame_max = 1024 * (1 + (size % 8)),
+	};
 	struct input in;
 	int fd, r;
 
 	in.p = data + 1;
 	in.left = size - 1;
-	in.piece = data[0] == 255 ? size : (size_t)data[0] + 1;
+	in.piece = piece;
 	fd = memfd_create("fuzz-chunked", MFD_CLOEXEC);
 	if (fd < 0)
 		fuzz_fail("memfd_create: %s", strerror(errno));
 	cfs_error_clear();
-	r = cfs_chunked_write(read_piece, &in, fd, 1, threads, "fuzz", w);
+	r = cfs_chunked_write(read_piece, &in, fd, &params, "fuzz", w);
 	fuzz_check_error(r, "cfs_chunked_write");
 	if (r < 0) {
 		close(fd);
@@ -230,19 +238,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	/* one thread, then three: the same blob */
-	fd = write_blob(data, size, 1, &w);
-	fd3 = write_blob(data, size, 3, &w3);
+	/* read in pieces by one thread, then whole by three: the same */
+	fd = write_blob(data, size, data[0] == 255 ? size : data[0] + 1u, 1,
+			&w);
+	fd3 = write_blob(data, size, size, 3, &w3);
 	if ((fd < 0) != (fd3 < 0))
-		fuzz_fail("refused with %s threads only", fd < 0 ? "1" : "3");
+		fuzz_fail("refused %s only", fd < 0 ? "in pieces" : "whole");
 	if (fd < 0)
 		return 0;
 	if (memcmp(&w, &w3, sizeof(w)) != 0)
-		fuzz_fail("a different blob with three threads");
+		fuzz_fail("a different blob, read whole by three threads");
 	blob = map_blob(fd, w.size);
 	blob3 = map_blob(fd3, w3.size);
 	if (w.size && memcmp(blob, blob3, w.size) != 0)
-		fuzz_fail("a different blob with three threads");
+		fuzz_fail("a different blob, read whole by three threads");
 	check_blob(data + 1, size - 1, blob, &w);
 	if (blob) {
 		munmap(blob, w.size);
