@@ -608,12 +608,6 @@ static bool candidate(cfs_store *s, bool trust_toc, struct cfs_oci_image *img,
 	return r > 0 && (c->tarsplit.present || trust_toc);
 }
 
-/*
- * Layer @i (descriptor @d) of @img, pulled partially if candidate() and
- * the store has most of its files: 1 when it will be (its layer
- * switched to the rebuilt tar), 0 when it is fetched whole, -errno when
- * its TOC or tar-split is wrong or cannot be fetched.
- */
 /* Layer @l comes whole after all: remember what its TOC cost. */
 static int spent(struct cfs_partial *p, const struct partial_layer *l)
 {
@@ -631,6 +625,12 @@ static int spent(struct cfs_partial *p, const struct partial_layer *l)
 	return 0;
 }
 
+/*
+ * Layer @i (descriptor @d) of @img, pulled partially if candidate() and
+ * the store has most of its files: 1 when it will be (its layer
+ * switched to the rebuilt tar), 0 when it is fetched whole, -errno when
+ * its TOC or tar-split is wrong or cannot be fetched.
+ */
 static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 			 size_t i, json_object *d)
 {
@@ -671,7 +671,7 @@ static int prepare_layer(struct cfs_partial *p, struct cfs_oci_image *img,
 		free(l->tarsplit);
 		free(ranges);
 		p->n--;
-		return r < 0 ? r : spent(p, l);
+		return spent(p, l);
 	}
 	l->toc_only = !c.tarsplit.present;
 	if (r == 0 && l->toc_only) {
