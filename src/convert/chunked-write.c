@@ -17,6 +17,7 @@
  * and names that are not UTF-8, which its JSON decoder would change.
  */
 
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -159,7 +160,7 @@ struct cw {
 	uint64_t *ends; /* where frame k ends in the blob, once written */
 	size_t cap_ends;
 	struct file *files; /* TOC entries that wait for their offsets */
-	size_t n_files_toc, cap_files;
+	size_t n_files, cap_files;
 
 	/* the tar-split: raw bytes since its last entry, and its lines
 	 * compressed as they come */
@@ -175,7 +176,6 @@ struct cw {
 
 	EVP_MD_CTX *file_sha;
 	cfs_verity *verity;
-	uint64_t n_files;
 	struct pending pend;
 };
 
@@ -543,6 +543,14 @@ static int in_fill(struct cw *c)
 	return 0;
 }
 
+/* @n bytes of the input are taken. */
+static void advance(struct cw *c, size_t n)
+{
+	c->in += n;
+	c->in_len -= n;
+	c->tar_off += n;
+}
+
 /* The tar's own bytes (headers, padding, the end): into the frame and
  * the tar-split's next segment, and a copy to @copy if not NULL. *@got:
  * how many there were before the end of the tar (NULL: all @len or
@@ -571,9 +579,7 @@ static int take_raw(struct cw *c, void *copy, size_t len, size_t *got)
 			return -ENOMEM;
 		if (c->frame.len == c->frame_max && (r = frame_end(c)) < 0)
 			return r;
-		c->in += n;
-		c->in_len -= n;
-		c->tar_off += n;
+		advance(c, n);
 		done += n;
 	}
 	if (got)
@@ -624,9 +630,7 @@ static int take_content(struct cw *c, const struct header *h, struct file *f,
 		if (r < 0)
 			return r;
 		*crc = crc64_update(*crc, c->in, n);
-		c->in += n;
-		c->in_len -= n;
-		c->tar_off += n;
+		advance(c, n);
 		left -= n;
 	}
 	if (EVP_DigestFinal_ex(c->file_sha, f->sha, NULL) != 1 ||
@@ -721,40 +725,6 @@ static bool is_zero(const uint8_t *h)
 	for (size_t i = 0; i < BLOCK; i++)
 		if (h[i])
 			return false;
-	return true;
-}
-
-static bool utf8_ok(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p) {
-		uint32_t cp;
-		int n;
-
-		if (*p < 0x80) {
-			p++;
-			continue;
-		}
-		if ((*p & 0xe0) == 0xc0)
-			n = 1, cp = *p & 0x1f;
-		else if ((*p & 0xf0) == 0xe0)
-			n = 2, cp = *p & 0x0f;
-		else if ((*p & 0xf8) == 0xf0)
-			n = 3, cp = *p & 0x07;
-		else
-			return false;
-		for (int i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i] & 0x3f);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		p += n + 1;
-	}
 	return true;
 }
 
@@ -1163,7 +1133,7 @@ static int toc_entry(struct cw *c, const struct header *h, const char *type,
 		}
 	}
 	if (f) {
-		if (c->n_files_toc == c->cap_files) {
+		if (c->n_files == c->cap_files) {
 			size_t cap = c->cap_files ? 2 * c->cap_files : 1024;
 			struct file *v =
 				reallocarray(c->files, cap, sizeof(*v));
@@ -1174,7 +1144,7 @@ static int toc_entry(struct cw *c, const struct header *h, const char *type,
 			c->cap_files = cap;
 		}
 		f->o = o;
-		c->files[c->n_files_toc++] = *f;
+		c->files[c->n_files++] = *f;
 	}
 	return 0;
 }
@@ -1279,7 +1249,7 @@ static int entry(struct cw *c, const struct header *h, uint64_t at)
 			(unsigned char)h->type);
 	if (h->size < 0 || (h->size > 0 && h->type != '0'))
 		why = "a size but no content (or a negative one)";
-	else if (!utf8_ok(h->name) || !utf8_ok(h->link))
+	else if (!cfs_utf8_valid(h->name) || !cfs_utf8_valid(h->link))
 		why = "a name that is not UTF-8, which a TOC cannot hold";
 	else if (!cfs_toc_name_ok(h->name, strlen(h->name)))
 		why = "an empty name, a \"..\" in it, or one too long";
@@ -1290,7 +1260,7 @@ static int entry(struct cw *c, const struct header *h, uint64_t at)
 		 !u32_ok(h->devmajor) || !u32_ok(h->devminor))
 		why = "a mode, owner or device number out of range";
 	for (size_t i = 0; !why && i < c->pend.n_xattrs; i++)
-		if (!utf8_ok(c->pend.xattrs[i].name))
+		if (!cfs_utf8_valid(c->pend.xattrs[i].name))
 			why = "an xattr name that is not UTF-8";
 	if (why)
 		return cfs_error(EOPNOTSUPP,
@@ -1301,7 +1271,6 @@ static int entry(struct cw *c, const struct header *h, uint64_t at)
 		r = ts_segment(c);
 	if (r == 0 && content) {
 		r = take_content(c, h, &f, &crc);
-		c->n_files++;
 	}
 	if (r == 0)
 		r = ts_file(c, h, crc);
@@ -1426,18 +1395,13 @@ static int skippable(struct cw *c, const void *data, size_t len)
 	return r < 0 ? r : out_raw(c, data, len);
 }
 
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* The TOC, the tar-split and the footer, after the tar's frames. */
 static int finish(struct cw *c, struct cfs_chunked_written *w)
 {
 	_cleanup_(json_object_putp) json_object *root = NULL;
 	_cleanup_free_ void *ctoc = NULL;
-	uint8_t ts_sha[32], footer[FOOTER_SIZE];
+	uint8_t ts_sha[32];
+	uint64_t footer[FOOTER_SIZE / 8];
 	char hex[CFS_DIGEST_HEX_SIZE + 8];
 	const char *toc;
 	size_t toc_len, ctoc_len;
@@ -1447,7 +1411,7 @@ static int finish(struct cw *c, struct cfs_chunked_written *w)
 	r = ts_compress(c, NULL, 0, ZSTD_e_end);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < c->n_files_toc; i++)
+	for (size_t i = 0; i < c->n_files; i++)
 		file_members(c, &c->files[i]);
 	if (c->n_names)
 		qsort(c->names, c->n_names, sizeof(*c->names), cfs_strp_cmp);
@@ -1497,14 +1461,15 @@ static int finish(struct cw *c, struct cfs_chunked_written *w)
 	ts_off = c->out_off + 8;
 	if (r == 0)
 		r = skippable(c, c->ts.buf, c->ts.len);
-	put_le64(footer, toc_off);
-	put_le64(footer + 8, ctoc_len);
-	put_le64(footer + 16, toc_len);
-	put_le64(footer + 24, 1); /* the CRFS TOC */
-	put_le64(footer + 32, ts_off);
-	put_le64(footer + 40, c->ts.len);
-	put_le64(footer + 48, c->ts_size);
-	memcpy(footer + 56, "GNUlInUx", 8);
+	/* the footer: the two positions, the CRFS TOC type (1), a magic */
+	footer[0] = htole64(toc_off);
+	footer[1] = htole64(ctoc_len);
+	footer[2] = htole64(toc_len);
+	footer[3] = htole64(1);
+	footer[4] = htole64(ts_off);
+	footer[5] = htole64(c->ts.len);
+	footer[6] = htole64(c->ts_size);
+	memcpy(&footer[7], "GNUlInUx", 8);
 	if (r == 0)
 		r = skippable(c, footer, sizeof(footer));
 	if (r == 0)

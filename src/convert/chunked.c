@@ -712,6 +712,16 @@ static size_t utf8_seq(const uint8_t *s, size_t n)
 	return len;
 }
 
+bool cfs_utf8_valid(const char *s)
+{
+	size_t n = strlen(s), k;
+
+	for (size_t i = 0; i < n; i += k)
+		if (!(k = utf8_seq((const uint8_t *)s + i, n - i)))
+			return false;
+	return true;
+}
+
 /* Is @name the raw name @raw (@n bytes) as Go's JSON writes it: each
  * byte that is not part of valid UTF-8 as U+FFFD? The TOC names a file
  * so; the tar-split keeps the bytes ("name_raw"). */

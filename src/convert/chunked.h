@@ -150,6 +150,10 @@ void cfs_toc_free(struct cfs_toc *toc);
  * CFS_LAYER_PATH_MAX. */
 bool cfs_toc_name_ok(const char *name, size_t len);
 
+/* Is @s valid UTF-8 as Go takes it (no overlong forms, surrogates or
+ * code points past U+10FFFF)? A name that is not, Go's JSON changes. */
+bool cfs_utf8_valid(const char *s);
+
 /*
  * The tar-split's checksum from the TOC that names it (the TOC checked
  * against its own annotation first): taken when the annotations have
