@@ -133,6 +133,34 @@ int cfs_chunked_from_annotations(json_object *annotations, uint64_t blob_size,
 	return 0;
 }
 
+int cfs_chunked_annotate(json_object *ann, const struct cfs_chunked_written *w)
+{
+	static const char *const keys[] = { "manifest-position",
+					    "manifest-checksum",
+					    "tarsplit-position",
+					    "tarsplit-checksum" };
+	const char *values[] = { w->toc_position, w->toc_checksum,
+				 w->tarsplit_position };
+	char key[96];
+
+	for (size_t p = 0; p < CFS_ARRAY_SIZE(prefixes); p++)
+		for (size_t k = 0; k < CFS_ARRAY_SIZE(keys); k++) {
+			snprintf(key, sizeof(key), "%s%s", prefixes[p],
+				 keys[k]);
+			json_object_object_del(ann, key);
+		}
+	for (size_t k = 0; k < CFS_ARRAY_SIZE(values); k++) {
+		json_object *v = json_object_new_string(values[k]);
+
+		snprintf(key, sizeof(key), "%s%s", prefixes[0], keys[k]);
+		if (!v || json_object_object_add(ann, key, v) < 0) {
+			json_object_put(v);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int cfs_chunked_part_decode(const struct cfs_chunked_part *p, const void *data,
 			    size_t length, char **out, const char *what,
 			    const char *name)

@@ -232,6 +232,11 @@ struct cfs_chunked_params {
 	size_t frame_max; /* of the tar in a frame; 0: CFS_CHUNKED_FRAME_MAX */
 };
 
+/* Into a layer descriptor's annotations @ann, the annotations of @w
+ * (with the io.github.containers.zstd-chunked. prefix), instead of any
+ * zstd:chunked annotations of either prefix it had. 0 or -ENOMEM. */
+int cfs_chunked_annotate(json_object *ann, const struct cfs_chunked_written *w);
+
 /* The next bytes of a tar: their count with *@buf set (valid until the
  * next call), 0 at its end, or -errno with a message. */
 typedef ssize_t (*cfs_chunked_read_fn)(void *opaque, const void **buf);

@@ -81,17 +81,7 @@ static int add_spec_key(json_object *ann, const char *key, const char *hex,
 static int chunked_descriptor(json_object *l,
 			      const struct cfs_chunked_written *w)
 {
-	static const char *const prefixes[] = {
-		"io.github.containers.zstd-chunked.",
-		"io.containers.zstd-chunked."
-	};
-	static const char *const keys[] = { "manifest-position",
-					    "manifest-checksum",
-					    "tarsplit-position",
-					    "tarsplit-checksum" };
-	const char *values[] = { w->toc_position, w->toc_checksum,
-				 w->tarsplit_position };
-	char digest[CFS_DIGEST_STR_MAX], key[96];
+	char digest[CFS_DIGEST_STR_MAX];
 	json_object *ann = annotations_of(l);
 
 	if (!ann)
@@ -104,20 +94,9 @@ static int chunked_descriptor(json_object *l,
 			       json_object_new_int64((int64_t)w->size));
 	/* What an earlier seal wrote goes first, so that its keys come in
 	 * the same order: sealing again gives the same manifest. */
-	for (size_t p = 0; p < 2; p++)
-		for (size_t k = 0; k < 4; k++) {
-			snprintf(key, sizeof(key), "%s%s", prefixes[p],
-				 keys[k]);
-			json_object_object_del(ann, key);
-		}
 	json_object_object_del(ann, CFS_ANNOTATION_LAYER);
 	json_object_object_del(ann, CFS_ANNOTATION_MERGED);
-	for (size_t k = 0; k < 3; k++) {
-		snprintf(key, sizeof(key), "%s%s", prefixes[0], keys[k]);
-		json_object_object_add(ann, key,
-				       json_object_new_string(values[k]));
-	}
-	return 0;
+	return cfs_chunked_annotate(ann, w);
 }
 
 /* The sealed manifest: @raw with the annotations of @res added, and the

@@ -98,15 +98,8 @@ static json_object *annotations(const struct cfs_chunked_written *w)
 {
 	json_object *a = json_object_new_object();
 
-	json_object_object_add(
-		a, "io.github.containers.zstd-chunked.manifest-position",
-		json_object_new_string(w->toc_position));
-	json_object_object_add(
-		a, "io.github.containers.zstd-chunked.manifest-checksum",
-		json_object_new_string(w->toc_checksum));
-	json_object_object_add(
-		a, "io.github.containers.zstd-chunked.tarsplit-position",
-		json_object_new_string(w->tarsplit_position));
+	if (!a || cfs_chunked_annotate(a, w) < 0)
+		fuzz_fail("out of memory");
 	return a;
 }
 
